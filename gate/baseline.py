@@ -1,0 +1,213 @@
+"""Run records <-> versioned JSON files (results.json, baselines/<name>.json). Never pickle.
+
+Writes are atomic: a temporary file in the same directory, fsync, then rename, so a crash leaves
+either the old file or the new one, never half of one.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from gate.errors import BaselineError
+from gate.model import (
+    BenchmarkError,
+    Direction,
+    GitInfo,
+    Metric,
+    Replication,
+    RunRecord,
+    Sample,
+)
+
+# Format history:
+#   1 (perf-gate 0.1, 2026-11): flat list of samples with per-process values, pooled calls,
+#     first calls; environment fingerprint; git info; config digest.
+FORMAT = 1
+SUPPORTED_FORMATS = (1,)
+KIND = "perf-gate run record"
+# Per-call values kept per sample; more are thinned evenly (percentiles barely move).
+MAX_CALLS = 10_000
+
+
+def _thin(values: tuple[float, ...], limit: int = MAX_CALLS) -> list[float]:
+    if len(values) <= limit:
+        return list(values)
+    step = len(values) / limit
+    return [values[int(i * step)] for i in range(limit)]
+
+
+def record_to_dict(record: RunRecord) -> dict[str, Any]:
+    """The JSON-ready form of a run record (format ``FORMAT``)."""
+    return {
+        "format": FORMAT,
+        "kind": KIND,
+        "created": record.created,
+        "tool_version": record.tool_version,
+        "git": {"commit": record.git.commit, "ref": record.git.ref, "dirty": record.git.dirty},
+        "environment": dict(record.environment),
+        "config_digest": record.config_digest,
+        "settings": dict(record.settings),
+        "info": {name: dict(values) for name, values in record.info.items()},
+        "errors": [{"benchmark": e.benchmark, "message": e.message} for e in record.errors],
+        "samples": [
+            {
+                "benchmark": s.benchmark,
+                "metric": s.metric.name,
+                "unit": s.metric.unit,
+                "direction": s.metric.direction.value,
+                "replication": s.replication.value,
+                "values": list(s.values),
+                "calls": _thin(s.calls),
+                "first_calls": list(s.first_calls),
+            }
+            for s in record.samples
+        ],
+    }
+
+
+class _Reader:
+    """Validates a parsed record; every error names the file and the key."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def fail(self, key: str, message: str) -> BaselineError:
+        return BaselineError(
+            f"{self.path}: {key}: {message}; the file is damaged: restore it "
+            "(git checkout / dvc checkout) or record a new one with --perf-gate-save",
+            slug="baseline-corrupt",
+        )
+
+    def numbers(self, value: Any, key: str, *, required: bool) -> tuple[float, ...]:
+        if not isinstance(value, list) or (required and not value):
+            raise self.fail(key, "expected a non-empty list of numbers")
+        result = []
+        for item in value:
+            if isinstance(item, bool) or not isinstance(item, (int, float)):
+                raise self.fail(key, f"expected numbers, found {item!r}")
+            if not math.isfinite(item):
+                raise self.fail(key, f"expected finite numbers, found {item!r}")
+            result.append(float(item))
+        return tuple(result)
+
+    def sample(self, raw: Any, index: int) -> Sample:
+        key = f"samples[{index}]"
+        if not isinstance(raw, dict):
+            raise self.fail(key, "expected an object")
+        for name in ("benchmark", "metric", "unit", "direction"):
+            if not isinstance(raw.get(name), str):
+                raise self.fail(f"{key}.{name}", "expected a string")
+        try:
+            direction = Direction(raw["direction"])
+            replication = Replication(raw.get("replication", "process"))
+        except ValueError as exc:
+            raise self.fail(key, str(exc)) from None
+        return Sample(
+            benchmark=raw["benchmark"],
+            metric=Metric(raw["metric"], raw["unit"], direction),
+            values=self.numbers(raw.get("values"), f"{key}.values", required=True),
+            replication=replication,
+            calls=self.numbers(raw.get("calls", []), f"{key}.calls", required=False),
+            first_calls=self.numbers(
+                raw.get("first_calls", []), f"{key}.first_calls", required=False
+            ),
+        )
+
+    def record(self, data: Any) -> RunRecord:
+        if not isinstance(data, dict):
+            raise self.fail("top level", "expected a JSON object")
+        version = data.get("format")
+        if version not in SUPPORTED_FORMATS:
+            supported = ", ".join(str(v) for v in SUPPORTED_FORMATS)
+            raise BaselineError(
+                f"{self.path}: format {version!r} is not supported (this perf-gate reads "
+                f"{supported}); upgrade perf-gate or record a new baseline with --perf-gate-save",
+                slug="baseline-format",
+            )
+        samples = data.get("samples")
+        if not isinstance(samples, list):
+            raise self.fail("samples", "expected a list")
+        git = data.get("git") or {}
+        errors = data.get("errors") or []
+        info = data.get("info") or {}
+        if not isinstance(git, dict) or not isinstance(errors, list) or not isinstance(info, dict):
+            raise self.fail("git/errors/info", "unexpected types")
+        return RunRecord(
+            samples=tuple(self.sample(raw, i) for i, raw in enumerate(samples)),
+            environment=data.get("environment") or {},
+            git=GitInfo(commit=git.get("commit"), ref=git.get("ref"), dirty=git.get("dirty")),
+            created=str(data.get("created", "")),
+            tool_version=str(data.get("tool_version", "")),
+            config_digest=str(data.get("config_digest", "")),
+            settings=data.get("settings") or {},
+            info=info,
+            errors=tuple(
+                BenchmarkError(benchmark=str(e.get("benchmark")), message=str(e.get("message")))
+                for e in errors
+                if isinstance(e, dict)
+            ),
+        )
+
+
+def read_record(path: Path) -> RunRecord:
+    """Read and validate a run record. Raises BaselineError (missing, corrupt, unsupported)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise BaselineError(f"{path}: file not found", slug="baseline-missing") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise BaselineError(f"{path}: cannot read: {exc}", slug="baseline-corrupt") from exc
+    reader = _Reader(path)
+    if not text.strip():
+        raise reader.fail("content", "the file is empty")
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise reader.fail(
+            f"line {exc.lineno}, column {exc.colno}", f"not valid JSON ({exc.msg})"
+        ) from None
+    return reader.record(data)
+
+
+def read_baseline(path: Path) -> RunRecord | None:
+    """The baseline at ``path``, or None when there is none yet. Damaged files still raise."""
+    if not path.exists():
+        return None
+    return read_record(path)
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    """Write ``data`` as JSON to ``path`` atomically (temp file, fsync, rename)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as stream:
+            json.dump(data, stream, indent=1, sort_keys=False, allow_nan=False)
+            stream.write("\n")
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    try:
+        directory = os.open(path.parent, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(directory)
+    finally:
+        os.close(directory)
+
+
+def write_record(path: Path, record: RunRecord) -> None:
+    """Write a run record atomically. Raises BaselineError when the file cannot be written."""
+    try:
+        write_json_atomic(path, record_to_dict(record))
+    except OSError as exc:
+        raise BaselineError(f"{path}: cannot write: {exc}", slug="baseline-write") from exc

@@ -1,0 +1,89 @@
+"""The ``perf-gate`` command: run, compare. Thin: parse, call app, map exit codes."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from gate import __version__, app
+from gate.config import load_config
+from gate.errors import GateError
+from gate.model import ExitCode
+from gate.report.jsonreport import result_to_dict
+from gate.report.terminal import render_table
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="perf-gate",
+        description="Measure models, compare with the baseline, fail on significant regressions.",
+    )
+    parser.add_argument("--version", action="version", version=f"perf-gate {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = commands.add_parser(
+        "run", help="measure the config's models and gate them against the baseline",
+        description="Measure every model variant in the config in fresh worker processes, "
+        "compare with the baseline and exit 1 on a regression.",
+    )
+    run.add_argument("--config", type=Path, help="perf-gate.yaml or pyproject.toml (default: ./)")
+    run.add_argument("--out", type=Path, help="where to write the run record (default .perf-gate/results.json)")
+    run.add_argument("--baseline", type=Path, help="baseline file (default from config)")
+    run.add_argument("--save", action="store_true", help="save this run as the new baseline")
+    run.add_argument("--select", action="append", metavar="NAME", help="measure only this benchmark (repeatable)")
+
+    compare = commands.add_parser(
+        "compare", help="compare two run records without measuring",
+        description="Compare a baseline run record with a current one under the config's policy.",
+    )
+    compare.add_argument("baseline", type=Path)
+    compare.add_argument("current", type=Path)
+    compare.add_argument("--config", type=Path, help="config for the policy (default: ./)")
+    compare.add_argument("--format", choices=("table", "json"), default="table")
+    return parser
+
+
+def _run(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    progress = app.stderr_progress()
+    if not config.models:
+        where = config.path or "the current directory"
+        print(f"perf-gate: error: {where}: no models to measure; add a 'models:' section "
+              "(see docs/config.md)", file=sys.stderr)
+        return ExitCode.USAGE
+    selected = set(args.select) if args.select else None
+    measured = app.measure_models(config, selected, progress)
+    record = app.make_record(config, measured.samples, measured.info, measured.errors)
+    outcome = app.gate_record(
+        config, record, baseline_path=args.baseline, results_path=args.out, save=args.save
+    )
+    print(outcome.table)
+    return int(outcome.exit_code)
+
+
+def _compare(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    result = app.compare_files(config, args.baseline, args.current)
+    if args.format == "json":
+        print(json.dumps(result_to_dict(result), indent=1))
+    else:
+        print(render_table(result))
+    return int(result.exit_code)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; returns the exit code (0 pass, 1 regression, 2 usage, 3 internal)."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "run":
+            return _run(args)
+        return _compare(args)
+    except GateError as exc:
+        print(exc.one_line(), file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("perf-gate: interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,147 @@
+"""The only module that imports onnxruntime: sessions with pinned threads, int8 quantization."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from gate.errors import MeasurementError
+from gate.measure import BenchmarkPlan, import_object
+
+_NUMPY_DTYPES = {"bfloat16": "float32"}
+
+
+def _ort() -> Any:
+    try:
+        import onnxruntime
+    except ImportError as exc:
+        raise MeasurementError(
+            "onnxruntime is not installed; install it (pip install 'perf-gate[onnx]') or drop "
+            "the onnxruntime variants from the config",
+            slug="missing-onnxruntime",
+        ) from exc
+    return onnxruntime
+
+
+def file_digest(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as stream:
+        for block in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def quantize_int8(source: Path, cache_dir: Path) -> Path:
+    """Dynamic int8 quantization of ``source`` (onnxruntime.quantization), cached by content."""
+    _ort()
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    target = cache_dir / f"{source.stem}-int8-{file_digest(source)[:16]}.onnx"
+    if target.is_file():
+        return target
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    partial = target.with_name(target.name + ".partial")
+    root_logger = logging.getLogger()
+    level = root_logger.level
+    root_logger.setLevel(logging.ERROR)  # quantize_dynamic logs advice on every call
+    try:
+        quantize_dynamic(str(source), str(partial), weight_type=QuantType.QInt8)
+    except Exception as exc:  # onnxruntime raises assorted types for models it cannot quantize
+        partial.unlink(missing_ok=True)
+        raise MeasurementError(
+            f"{source.name}: onnxruntime int8 quantization failed: {type(exc).__name__}: {exc}",
+            slug="onnx-quantize",
+        ) from exc
+    finally:
+        root_logger.setLevel(level)
+    partial.replace(target)
+    return target
+
+
+class OnnxBackend:
+    """An onnxruntime InferenceSession on the CPU provider, intra-op threads pinned."""
+
+    sync: Callable[[], None] | None = None
+
+    def __init__(self, plan: BenchmarkPlan) -> None:
+        self.plan = plan
+        self.session: Any = None
+
+    def import_runtime(self) -> None:
+        _ort()
+        import numpy  # noqa: F401  (part of the runtime's import cost)
+
+        if self.plan.input_callable:
+            import_object(self.plan.input_callable)
+
+    def load(self) -> None:
+        ort = _ort()
+        if not self.plan.onnx:
+            raise MeasurementError(f"{self.plan.name}: no ONNX file prepared", slug="variant")
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = self.plan.threads
+        options.inter_op_num_threads = 1
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        options.log_severity_level = 3
+        try:
+            self.session = ort.InferenceSession(
+                self.plan.onnx, sess_options=options, providers=["CPUExecutionProvider"]
+            )
+        except Exception as exc:  # ORT raises its own Fail/InvalidGraph types
+            raise MeasurementError(
+                f"{self.plan.name}: onnxruntime cannot load {self.plan.onnx}: {exc}",
+                slug="model-load",
+            ) from exc
+
+    def _feeds(self, batch_size: int) -> dict[str, Any]:
+        import numpy as np
+
+        names = [i.name for i in self.session.get_inputs()]
+        if self.plan.input_callable:
+            produced = import_object(self.plan.input_callable)(batch_size)
+        else:
+            rng = np.random.default_rng(0)
+            shape = (batch_size, *self.plan.input_shape[1:])
+            dtype = _NUMPY_DTYPES.get(self.plan.input_dtype, self.plan.input_dtype)
+            if dtype.startswith("float"):
+                produced = rng.standard_normal(shape).astype(dtype)
+            elif dtype == "bool":
+                produced = rng.random(shape) > 0.5
+            else:
+                produced = rng.integers(0, 10, shape).astype(dtype)
+
+        def to_numpy(value: Any) -> Any:
+            if hasattr(value, "detach"):
+                value = value.detach().cpu().numpy()
+            return np.asarray(value)
+
+        if isinstance(produced, dict):
+            missing = [n for n in names if n not in produced]
+            if missing:
+                raise MeasurementError(
+                    f"{self.plan.name}: inputs lack {missing}; the model expects {names}",
+                    slug="inputs",
+                )
+            return {n: to_numpy(produced[n]) for n in names}
+        values = list(produced) if isinstance(produced, (tuple, list)) else [produced]
+        if len(values) != len(names):
+            raise MeasurementError(
+                f"{self.plan.name}: {len(values)} inputs given, the model expects {names}",
+                slug="inputs",
+            )
+        return {n: to_numpy(v) for n, v in zip(names, values, strict=True)}
+
+    def call_for(self, batch_size: int) -> Callable[[], object]:
+        feeds = self._feeds(batch_size)
+        run = self.session.run
+
+        def call() -> object:
+            return run(None, feeds)
+
+        return call
+
+    def info(self) -> dict[str, float]:
+        return {"model_size": float(Path(str(self.plan.onnx)).stat().st_size)}

@@ -1,0 +1,239 @@
+"""Frozen value types shared by every layer: metrics, samples, run records, comparisons.
+
+Nothing here does I/O or imports a third-party package; these types are what the measuring code
+produces, what the baseline file stores and what the decision and the reports read.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from gate.units import parse_for_unit
+
+
+class Direction(str, enum.Enum):
+    """Which way is better for a metric."""
+
+    LOWER = "lower"
+    HIGHER = "higher"
+
+
+class Verdict(str, enum.Enum):
+    """The outcome of comparing one (benchmark, metric) with its baseline."""
+
+    REGRESSION = "regression"
+    IMPROVEMENT = "improvement"
+    UNCHANGED = "unchanged"
+    INCONCLUSIVE = "inconclusive"
+    NEW = "new"
+    MISSING = "missing"
+    OVER_BUDGET = "over-budget"
+    ERROR = "error"
+
+
+class Replication(str, enum.Enum):
+    """What one value of a sample stands for.
+
+    ``process``: one value per fresh worker process, so the spread includes the between-process
+    variation that dominates real noise; verdicts on these can fail the build.
+    ``in-process``: rounds inside one process (pytest-benchmark's own rounds); their spread
+    underestimates the noise, so verdicts on them are advisory only.
+    """
+
+    PROCESS = "process"
+    IN_PROCESS = "in-process"
+
+
+class ExitCode(enum.IntEnum):
+    """The process exit codes of perf-gate (DESIGN section 7)."""
+
+    OK = 0
+    REGRESSION = 1
+    USAGE = 2
+    INTERNAL = 3
+
+
+@dataclass(frozen=True)
+class Metric:
+    """One kind of number of a benchmark: ``latency``, ``throughput@32``, ``memory.peak``...
+
+    ``family`` (the part before ``@`` or ``.``) selects the policy's threshold.
+    """
+
+    name: str
+    unit: str
+    direction: Direction
+
+    @property
+    def family(self) -> str:
+        return self.name.split("@", 1)[0].split(".", 1)[0]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Sample:
+    """The raw values measured for one (benchmark, metric); statistics are derived, never stored.
+
+    ``values`` holds one value per replication unit (a fresh process for ``Replication.PROCESS``):
+    the per-round median call time for latency, items/s for throughput, bytes for memory.
+    ``calls`` holds per-call times pooled over rounds (bounded) for percentiles; ``first_calls``
+    the first, excluded call of each round.
+    """
+
+    benchmark: str
+    metric: Metric
+    values: tuple[float, ...]
+    replication: Replication = Replication.PROCESS
+    calls: tuple[float, ...] = ()
+    first_calls: tuple[float, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not self.values:
+            raise ValueError(f"{self.benchmark} {self.metric.name}: a sample needs values")
+        if any(not math.isfinite(v) for v in self.values):
+            raise ValueError(f"{self.benchmark} {self.metric.name}: values must be finite")
+
+
+@dataclass(frozen=True, kw_only=True)
+class GitInfo:
+    commit: str | None = None
+    ref: str | None = None
+    dirty: bool | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class BenchmarkError:
+    """A benchmark that could not be measured; shown in reports and fails the run (exit 3)."""
+
+    benchmark: str
+    message: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunRecord:
+    """Everything one run measured: samples plus the context needed to trust a comparison."""
+
+    samples: tuple[Sample, ...]
+    environment: Mapping[str, Any]
+    git: GitInfo = field(default_factory=GitInfo)
+    created: str = ""
+    tool_version: str = ""
+    config_digest: str = ""
+    settings: Mapping[str, Any] = field(default_factory=dict)
+    info: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    errors: tuple[BenchmarkError, ...] = ()
+
+    def sample(self, benchmark: str, metric: str) -> Sample | None:
+        for sample in self.samples:
+            if sample.benchmark == benchmark and sample.metric.name == metric:
+                return sample
+        return None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Threshold:
+    """How large a change must be to matter: relative (``5%`` -> 0.05) or absolute (in the unit)."""
+
+    value: float
+    relative: bool = True
+
+    def exceeded_by(self, relative_change: float, absolute_change: float) -> bool:
+        change = relative_change if self.relative else absolute_change
+        return abs(change) > self.value
+
+    def describe(self) -> str:
+        return f"{self.value * 100:g}%" if self.relative else f"{self.value:g}"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Budget:
+    """An absolute limit: ``pattern`` matches benchmark names (fnmatch), ``metric`` e.g. latency.p99."""
+
+    pattern: str
+    metric: str
+    limit_text: str
+
+    def limit(self, unit: str) -> float:
+        return parse_for_unit(self.limit_text, unit)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Policy:
+    alpha: float = 0.01
+    thresholds: Mapping[str, Threshold] = field(default_factory=dict)
+    budgets: tuple[Budget, ...] = ()
+    overrides: Mapping[str, Threshold] = field(default_factory=dict)
+
+    def threshold_for(self, benchmark: str, metric_family: str) -> Threshold:
+        """Per-benchmark override first (pytest marker), then the family, then ``default``."""
+        if benchmark in self.overrides:
+            return self.overrides[benchmark]
+        if metric_family in self.thresholds:
+            return self.thresholds[metric_family]
+        return self.thresholds.get("default", Threshold(value=0.05))
+
+
+@dataclass(frozen=True, kw_only=True)
+class Comparison:
+    """Baseline against current for one (benchmark, metric), with the verdict and its evidence.
+
+    ``relative_change`` is current/baseline - 1 of the estimate (NaN when undefined);
+    ``ci_low``/``ci_high`` bound it at confidence 1 - alpha; ``p_value`` is the raw test p-value
+    and ``significant`` the decision after multiple-comparison correction.
+    """
+
+    benchmark: str
+    metric: Metric
+    verdict: Verdict
+    baseline: float | None = None
+    current: float | None = None
+    relative_change: float = math.nan
+    ci_low: float = math.nan
+    ci_high: float = math.nan
+    p_value: float = math.nan
+    significant: bool = False
+    threshold: Threshold | None = None
+    advisory: bool = False
+    note: str = ""
+    n_baseline: int = 0
+    n_current: int = 0
+
+    @property
+    def fails(self) -> bool:
+        """Whether this comparison alone fails the gate."""
+        return (
+            self.verdict in (Verdict.REGRESSION, Verdict.OVER_BUDGET) and not self.advisory
+        ) or self.verdict is Verdict.ERROR
+
+
+@dataclass(frozen=True, kw_only=True)
+class GateResult:
+    """The whole decision of a run: comparisons plus what a reader needs to trust them."""
+
+    comparisons: tuple[Comparison, ...]
+    alpha: float
+    has_baseline: bool
+    environment_differences: Mapping[str, tuple[Any, Any]] = field(default_factory=dict)
+    warnings: tuple[str, ...] = ()
+    errors: tuple[BenchmarkError, ...] = ()
+    baseline_commit: str | None = None
+    current_commit: str | None = None
+
+    @property
+    def failed(self) -> bool:
+        return any(c.fails for c in self.comparisons)
+
+    def count(self, verdict: Verdict) -> int:
+        return sum(1 for c in self.comparisons if c.verdict is verdict)
+
+    @property
+    def exit_code(self) -> ExitCode:
+        """Regression or over budget -> 1; a benchmark that could not be measured -> 3."""
+        if any(c.fails and c.verdict is not Verdict.ERROR for c in self.comparisons):
+            return ExitCode.REGRESSION
+        if self.errors or any(c.verdict is Verdict.ERROR for c in self.comparisons):
+            return ExitCode.INTERNAL
+        return ExitCode.OK

@@ -1,0 +1,94 @@
+"""The comparison as a plain-text table for the terminal and pytest's summary.
+
+Reads verdicts only; the decision was made in compare.py.
+"""
+
+from __future__ import annotations
+
+import math
+
+from gate.model import Comparison, GateResult, Verdict
+from gate.units import format_value
+
+
+def format_change(comparison: Comparison) -> str:
+    """``+12.3% [+10.1%, +14.6%]``: the estimate and its interval; empty when undefined."""
+    if math.isnan(comparison.relative_change):
+        return ""
+    text = f"{comparison.relative_change * 100:+.1f}%"
+    if not math.isnan(comparison.ci_low) and comparison.ci_low != comparison.ci_high:
+        text += f" [{comparison.ci_low * 100:+.1f}%, {comparison.ci_high * 100:+.1f}%]"
+    return text
+
+
+def verdict_text(comparison: Comparison) -> str:
+    text = comparison.verdict.value
+    if comparison.advisory and comparison.verdict in (Verdict.REGRESSION, Verdict.IMPROVEMENT):
+        text += " (advisory)"
+    return text
+
+
+def headline(result: GateResult) -> str:
+    """One line: the gate's answer and the counts that led to it."""
+    counts = []
+    for verdict in Verdict:
+        number = result.count(verdict)
+        if number:
+            counts.append(f"{number} {verdict.value}")
+    summary = ", ".join(counts) or "nothing measured"
+    if result.exit_code == 1:
+        return f"perf-gate: FAILED: {summary}"
+    if result.exit_code == 3:
+        return f"perf-gate: ERROR: {summary}"
+    if not result.has_baseline:
+        return f"perf-gate: passed, no baseline yet ({summary})"
+    return f"perf-gate: passed: {summary}"
+
+
+def render_table(result: GateResult, *, show_unchanged: bool = True) -> str:
+    """The headline, the table and the notes (environment differences, warnings, how-to)."""
+    header = ("benchmark", "metric", "baseline", "current", "change [CI]", "verdict")
+    rows: list[tuple[str, ...]] = []
+    for c in result.comparisons:
+        if not show_unchanged and c.verdict is Verdict.UNCHANGED:
+            continue
+        unit = c.metric.unit
+        rows.append(
+            (
+                c.benchmark,
+                c.metric.name,
+                format_value(c.baseline, unit) if c.baseline is not None else "-",
+                format_value(c.current, unit) if c.current is not None else "-",
+                format_change(c),
+                verdict_text(c) + (f": {c.note}" if c.note and c.verdict is not Verdict.UNCHANGED else ""),
+            )
+        )
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    lines = [headline(result), ""]
+    if rows:
+        lines.append("  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)).rstrip())
+        lines.append("  ".join("-" * w for w in widths))
+        for row in rows:
+            lines.append("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())
+    notes = []
+    if not result.has_baseline:
+        notes.append(
+            "No baseline yet: every result is new. Record one with `pytest --perf-gate "
+            "--perf-gate-save` or `perf-gate run --save`."
+        )
+    if result.environment_differences:
+        differences = "; ".join(
+            f"{key}: {old!r} -> {new!r}" for key, (old, new) in result.environment_differences.items()
+        )
+        notes.append(f"Baseline measured in a different environment ({differences}).")
+    notes.extend(f"Warning: {w}" for w in result.warnings)
+    if result.has_baseline:
+        notes.append(
+            f"Change = ratio of geometric means of per-process values - 1, with its "
+            f"{(1 - result.alpha) * 100:g}% interval; a regression needs significance (Welch, "
+            f"Holm-corrected, alpha={result.alpha:g}) and a change beyond the threshold."
+        )
+    if notes:
+        lines.append("")
+        lines.extend(notes)
+    return "\n".join(lines)

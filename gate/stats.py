@@ -1,0 +1,161 @@
+"""Pure statistics on small samples: summaries, Student's t, Welch's test, Holm's correction.
+
+No numpy or scipy: the gate compares a handful of per-process values, and the core must run
+where neither is installed. Tests check these functions against scipy where it is available.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+
+def mean(values: Sequence[float]) -> float:
+    return math.fsum(values) / len(values)
+
+
+def variance(values: Sequence[float]) -> float:
+    """Unbiased sample variance (n - 1); 0.0 for a single value."""
+    if len(values) < 2:
+        return 0.0
+    centre = mean(values)
+    return math.fsum((v - centre) ** 2 for v in values) / (len(values) - 1)
+
+
+def quantile(values: Sequence[float], q: float) -> float:
+    """Linear-interpolation quantile (numpy's default), ``0 <= q <= 1``."""
+    if not values:
+        raise ValueError("quantile of no values")
+    ordered = sorted(values)
+    position = (len(ordered) - 1) * q
+    low = math.floor(position)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+
+
+def median(values: Sequence[float]) -> float:
+    return quantile(values, 0.5)
+
+
+def coefficient_of_variation(values: Sequence[float]) -> float:
+    """Sample standard deviation over the mean; NaN with fewer than two values."""
+    if len(values) < 2:
+        return math.nan
+    return math.sqrt(variance(values)) / abs(mean(values))
+
+
+def _betacf(a: float, b: float, x: float) -> float:
+    """Continued fraction for the regularized incomplete beta (modified Lentz)."""
+    tiny = 1e-300
+    qab, qap, qam = a + b, a + 1.0, a - 1.0
+    c, d = 1.0, 1.0 - qab * x / qap
+    d = 1.0 / (d if abs(d) > tiny else tiny)
+    h = d
+    for m in range(1, 400):
+        m2 = 2 * m
+        aa = m * (b - m) * x / ((qam + m2) * (a + m2))
+        d = 1.0 + aa * d
+        d = 1.0 / (d if abs(d) > tiny else tiny)
+        c = 1.0 + aa / c
+        c = c if abs(c) > tiny else tiny
+        h *= d * c
+        aa = -(a + m) * (qab + m) * x / ((a + m2) * (qap + m2))
+        d = 1.0 + aa * d
+        d = 1.0 / (d if abs(d) > tiny else tiny)
+        c = 1.0 + aa / c
+        c = c if abs(c) > tiny else tiny
+        delta = d * c
+        h *= delta
+        if abs(delta - 1.0) < 1e-15:
+            break
+    return h
+
+
+def regularized_beta(a: float, b: float, x: float) -> float:
+    """I_x(a, b), the regularized incomplete beta function."""
+    if x <= 0.0:
+        return 0.0
+    if x >= 1.0:
+        return 1.0
+    log_front = (
+        math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b) + a * math.log(x) + b * math.log1p(-x)
+    )
+    front = math.exp(log_front)
+    if x < (a + 1.0) / (a + b + 2.0):
+        return front * _betacf(a, b, x) / a
+    return 1.0 - front * _betacf(b, a, 1.0 - x) / b
+
+
+def t_sf_two_sided(t: float, df: float) -> float:
+    """P(|T| >= |t|) for Student's t with ``df`` degrees of freedom."""
+    if math.isinf(t):
+        return 0.0
+    return regularized_beta(df / 2.0, 0.5, df / (df + t * t))
+
+
+def t_ppf(p: float, df: float) -> float:
+    """The ``p`` quantile of Student's t (bisection on the CDF; p in (0, 1))."""
+    if not 0.0 < p < 1.0:
+        raise ValueError("p must be in (0, 1)")
+    if p == 0.5:
+        return 0.0
+    upper_tail = 1.0 - p if p > 0.5 else p
+    low, high = 0.0, 1.0
+    while t_sf_two_sided(high, df) / 2.0 > upper_tail:
+        high *= 2.0
+    for _ in range(200):
+        middle = (low + high) / 2.0
+        if t_sf_two_sided(middle, df) / 2.0 > upper_tail:
+            low = middle
+        else:
+            high = middle
+    value = (low + high) / 2.0
+    return value if p > 0.5 else -value
+
+
+@dataclass(frozen=True)
+class WelchResult:
+    """Welch's test of mean(b) - mean(a): estimate, its interval at 1 - alpha, the p-value."""
+
+    difference: float
+    ci_low: float
+    ci_high: float
+    p_value: float
+    df: float
+
+
+def welch(a: Sequence[float], b: Sequence[float], alpha: float) -> WelchResult:
+    """Welch's unequal-variance t-test and interval for ``mean(b) - mean(a)``.
+
+    Both samples need at least two values. When both have zero variance the difference is exact:
+    p is 0 when the means differ and 1 when they do not.
+    """
+    if len(a) < 2 or len(b) < 2:
+        raise ValueError("Welch's test needs at least two values on each side")
+    difference = mean(b) - mean(a)
+    var_a, var_b = variance(a) / len(a), variance(b) / len(b)
+    se2 = var_a + var_b
+    if se2 <= 0.0:
+        exact = 1.0 if difference == 0.0 else 0.0
+        return WelchResult(difference, difference, difference, exact, math.inf)
+    se = math.sqrt(se2)
+    df = se2**2 / (
+        (var_a**2 / (len(a) - 1) if var_a else 0.0) + (var_b**2 / (len(b) - 1) if var_b else 0.0)
+    )
+    p_value = t_sf_two_sided(difference / se, df)
+    half_width = t_ppf(1.0 - alpha / 2.0, df) * se
+    return WelchResult(difference, difference - half_width, difference + half_width, p_value, df)
+
+
+def holm(p_values: Sequence[float], alpha: float) -> list[bool]:
+    """Holm's step-down procedure: which hypotheses are rejected with family-wise error <= alpha."""
+    order = sorted(range(len(p_values)), key=lambda i: p_values[i])
+    rejected = [False] * len(p_values)
+    total = len(p_values)
+    for rank, index in enumerate(order):
+        if p_values[index] <= alpha / (total - rank):
+            rejected[index] = True
+        else:
+            break
+    return rejected

@@ -1,0 +1,130 @@
+"""Parsing and formatting of the quantities people write in config: ``5%``, ``2ms``, ``300MB``.
+
+Internally every duration is in seconds, every size in bytes, every rate in items per second.
+Parsers raise ``ValueError`` with a short reason; config.py adds the file and key.
+"""
+
+from __future__ import annotations
+
+import re
+
+_NUMBER = r"([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)"
+_QUANTITY = re.compile(rf"^\s*{_NUMBER}\s*([A-Za-zµ%/]*)\s*$")
+
+DURATION_UNITS = {
+    "ns": 1e-9,
+    "us": 1e-6,
+    "µs": 1e-6,
+    "ms": 1e-3,
+    "s": 1.0,
+    "sec": 1.0,
+    "min": 60.0,
+}
+SIZE_UNITS = {
+    "b": 1,
+    "kb": 10**3,
+    "mb": 10**6,
+    "gb": 10**9,
+    "kib": 2**10,
+    "mib": 2**20,
+    "gib": 2**30,
+}
+RATE_UNITS = {"/s": 1.0, "items/s": 1.0, "k/s": 1e3}
+
+# The unit each kind of metric is stored in, and how config values for it are written.
+UNIT_SECONDS = "s"
+UNIT_BYTES = "B"
+UNIT_RATE = "items/s"
+
+
+def split_quantity(text: str | int | float) -> tuple[float, str]:
+    if isinstance(text, bool):
+        raise ValueError(f"expected a quantity, got {text!r}")
+    if isinstance(text, (int, float)):
+        return float(text), ""
+    match = _QUANTITY.match(str(text))
+    if not match:
+        raise ValueError(f"cannot read {text!r} as a number with a unit")
+    return float(match.group(1)), match.group(2)
+
+
+def parse_percent(text: str | int | float) -> float:
+    """``"5%"`` -> 0.05. Raises ValueError for anything else (a bare number is ambiguous)."""
+    number, unit = split_quantity(text)
+    if unit != "%":
+        raise ValueError(f"expected a percentage like '5%', got {text!r}")
+    return number / 100.0
+
+
+def parse_duration(text: str | int | float) -> float:
+    """``"2ms"`` -> 0.002 seconds. A unit is required."""
+    number, unit = split_quantity(text)
+    if unit not in DURATION_UNITS:
+        raise ValueError(f"expected a duration like '2ms' or '0.5s', got {text!r}")
+    return number * DURATION_UNITS[unit]
+
+
+def parse_size(text: str | int | float) -> float:
+    """``"300MB"`` -> 3e8 bytes (KB/MB/GB are decimal, KiB/MiB/GiB binary). A unit is required."""
+    number, unit = split_quantity(text)
+    if unit.lower() not in SIZE_UNITS:
+        raise ValueError(f"expected a size like '300MB' or '1GiB', got {text!r}")
+    return number * SIZE_UNITS[unit.lower()]
+
+
+def parse_rate(text: str | int | float) -> float:
+    """``"1000/s"`` or ``1000`` -> items per second."""
+    number, unit = split_quantity(text)
+    if unit == "":
+        return number
+    if unit not in RATE_UNITS:
+        raise ValueError(f"expected a rate like '1000/s', got {text!r}")
+    return number * RATE_UNITS[unit]
+
+
+def parse_for_unit(text: str | int | float, unit: str) -> float:
+    """Parse ``text`` as a value of a metric stored in ``unit`` (seconds, bytes, items/s, other)."""
+    if unit == UNIT_SECONDS:
+        return parse_duration(text)
+    if unit == UNIT_BYTES:
+        return parse_size(text)
+    if unit == UNIT_RATE:
+        return parse_rate(text)
+    number, suffix = split_quantity(text)
+    if suffix not in ("", unit):
+        raise ValueError(f"expected a number in {unit or 'the metric unit'}, got {text!r}")
+    return number
+
+
+def format_value(value: float, unit: str) -> str:
+    """A short human reading of a value stored in ``unit``: ``1.23 ms``, ``45.6 MB``."""
+    if unit == UNIT_SECONDS:
+        for name, scale in (("s", 1.0), ("ms", 1e-3), ("us", 1e-6), ("ns", 1e-9)):
+            if abs(value) >= scale or name == "ns":
+                return f"{value / scale:.3g} {name}"
+    if unit == UNIT_BYTES:
+        for name, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+            if abs(value) >= scale:
+                return f"{value / scale:.3g} {name}"
+        return f"{value:.0f} B"
+    if unit == UNIT_RATE:
+        for name, scale in (("M/s", 1e6), ("k/s", 1e3)):
+            if abs(value) >= scale:
+                return f"{value / scale:.3g} {name}"
+        return f"{value:.3g} /s"
+    return f"{value:.4g}{' ' + unit if unit else ''}"
+
+
+BUDGET_STATISTICS = ("median", "mean", "p90", "p99")
+
+
+def budget_unit(metric: str) -> str:
+    """The unit a budget on ``metric`` is written in (used to parse its limit)."""
+    family = metric.split("@", 1)[0].split(".", 1)[0]
+    if family in ("latency", "cold_start"):
+        return UNIT_SECONDS
+    if family in ("memory", "model_size"):
+        return UNIT_BYTES
+    if family == "throughput":
+        return UNIT_RATE
+    return ""
