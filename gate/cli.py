@@ -24,18 +24,24 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     run = commands.add_parser(
-        "run", help="measure the config's models and gate them against the baseline",
+        "run",
+        help="measure the config's models and gate them against the baseline",
         description="Measure every model variant in the config in fresh worker processes, "
         "compare with the baseline and exit 1 on a regression.",
     )
     run.add_argument("--config", type=Path, help="perf-gate.yaml or pyproject.toml (default: ./)")
-    run.add_argument("--out", type=Path, help="where to write the run record (default .perf-gate/results.json)")
+    run.add_argument(
+        "--out", type=Path, help="where to write the run record (default .perf-gate/results.json)"
+    )
     run.add_argument("--baseline", type=Path, help="baseline file (default from config)")
     run.add_argument("--save", action="store_true", help="save this run as the new baseline")
-    run.add_argument("--select", action="append", metavar="NAME", help="measure only this benchmark (repeatable)")
+    run.add_argument(
+        "--select", action="append", metavar="NAME", help="measure only this benchmark (repeatable)"
+    )
 
     compare = commands.add_parser(
-        "compare", help="compare two run records without measuring",
+        "compare",
+        help="compare two run records without measuring",
         description="Compare a baseline run record with a current one under the config's policy.",
     )
     compare.add_argument("baseline", type=Path)
@@ -50,8 +56,11 @@ def _run(args: argparse.Namespace) -> int:
     progress = app.stderr_progress()
     if not config.models:
         where = config.path or "the current directory"
-        print(f"perf-gate: error: {where}: no models to measure; add a 'models:' section "
-              "(see docs/config.md)", file=sys.stderr)
+        print(
+            f"perf-gate: error: {where}: no models to measure; add a 'models:' section "
+            "(see docs/config.md)",
+            file=sys.stderr,
+        )
         return ExitCode.USAGE
     selected = set(args.select) if args.select else None
     measured = app.measure_models(config, selected, progress)

@@ -14,6 +14,7 @@ import random
 import subprocess
 import sys
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -206,22 +207,7 @@ class Runner:
             for name, message in result["errors"].items():
                 failed.setdefault(name, f"round {index + 1}: {message}")
             rounds.append(result)
-        probes: dict[str, list[dict[str, Any]]] = {}
-        for plan in plans:
-            if plan.name in failed or not {"memory", "cold_start"} & set(plan.metrics):
-                continue
-            for index in range(self.settings.probes):
-                self.progress(
-                    f"probe {index + 1}/{self.settings.probes}: {plan.name} (memory, cold start)"
-                )
-                try:
-                    result = self._worker([plan], ["probe", "--benchmark", plan.name], 300.0)
-                except MeasurementError as exc:
-                    result = {"error": str(exc)}
-                if "error" in result:
-                    failed.setdefault(plan.name, f"probe: {result['error']}")
-                    break
-                probes.setdefault(plan.name, []).append(result)
+        probes = self._probes([p for p in plans if p.name not in failed], failed)
         for plan in plans:
             if plan.name in failed:
                 measured.errors.append(
@@ -232,6 +218,42 @@ class Runner:
             measured.samples.extend(_probe_samples(plan, probes.get(plan.name, [])))
             measured.info[plan.name] = _info(plan, probes.get(plan.name, []))
         return measured
+
+
+    def _probes(
+        self, plans: list[BenchmarkPlan], failed: dict[str, str]
+    ) -> dict[str, list[dict[str, Any]]]:
+        """Fresh-process memory/cold-start probes, ``settings.probes`` per benchmark.
+
+        Probes may run two at a time on machines with spare cores: peak RSS is per process, and
+        each probe is single-threaded; timing rounds never run concurrently with anything.
+        """
+        jobs = [
+            (plan, index)
+            for plan in plans
+            if {"memory", "cold_start"} & set(plan.metrics)
+            for index in range(self.settings.probes)
+        ]
+        if not jobs:
+            return {}
+        self.progress(f"probes: {len(jobs)} fresh process(es) for memory and cold start")
+        parallel = max(1, min(2, (os.cpu_count() or 1) // max(1, self.settings.threads)))
+
+        def probe(job: tuple[BenchmarkPlan, int]) -> tuple[str, dict[str, Any]]:
+            plan = job[0]
+            try:
+                return plan.name, self._worker([plan], ["probe", "--benchmark", plan.name], 300.0)
+            except MeasurementError as exc:
+                return plan.name, {"error": str(exc)}
+
+        probes: dict[str, list[dict[str, Any]]] = {}
+        with ThreadPoolExecutor(max_workers=parallel) as pool:
+            for name, result in pool.map(probe, jobs):
+                if "error" in result:
+                    failed.setdefault(name, f"probe: {result['error']}")
+                else:
+                    probes.setdefault(name, []).append(result)
+        return probes
 
 
 def _round_samples(plan: BenchmarkPlan, rounds: Iterable[dict[str, Any]]) -> list[Sample]:

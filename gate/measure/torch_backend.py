@@ -83,7 +83,9 @@ def quantize_int8(module: Any) -> Any:
     torch = _torch()
     with warnings.catch_warnings():
         # torch.ao.quantization is deprecated upstream in favour of torchao; it still works.
+        # (and quantized tensor creation warns as deprecated too); both still work.
         warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.simplefilter("ignore", UserWarning)
         quantized = torch.ao.quantization.quantize_dynamic(
             module, {torch.nn.Linear}, dtype=torch.qint8
         )

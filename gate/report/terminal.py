@@ -60,7 +60,8 @@ def render_table(result: GateResult, *, show_unchanged: bool = True) -> str:
                 format_value(c.baseline, unit) if c.baseline is not None else "-",
                 format_value(c.current, unit) if c.current is not None else "-",
                 format_change(c),
-                verdict_text(c) + (f": {c.note}" if c.note and c.verdict is not Verdict.UNCHANGED else ""),
+                verdict_text(c)
+                + (f": {c.note}" if c.note and c.verdict is not Verdict.UNCHANGED else ""),
             )
         )
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
@@ -78,7 +79,8 @@ def render_table(result: GateResult, *, show_unchanged: bool = True) -> str:
         )
     if result.environment_differences:
         differences = "; ".join(
-            f"{key}: {old!r} -> {new!r}" for key, (old, new) in result.environment_differences.items()
+            f"{key}: {old!r} -> {new!r}"
+            for key, (old, new) in result.environment_differences.items()
         )
         notes.append(f"Baseline measured in a different environment ({differences}).")
     notes.extend(f"Warning: {w}" for w in result.warnings)

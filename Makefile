@@ -1,0 +1,33 @@
+# The two commands of the README: `make demo` and `make test`. Each creates .venv when missing.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# A CPU build of torch, installed before the project so that `torch>=...` is already met.
+# Elsewhere, add TORCH_PIP_ARGS="--index-url https://download.pytorch.org/whl/cpu".
+TORCH_VERSION ?= 2.13.0
+TORCH_PIP_ARGS ?=
+STAMP := $(VENV)/.perf-gate-installed
+
+.PHONY: demo test lint install clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet $(TORCH_PIP_ARGS) torch==$(TORCH_VERSION)
+	$(BIN)/python -m pip install --quiet -e '.[torch,onnx,dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/python examples/digits/demo.py
+
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check gate tests bench examples
+	$(BIN)/mypy gate
+
+clean:
+	rm -rf .perf-gate .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,142 @@
+"""The ``perf`` fixture's object: custom benchmarks written as ordinary pytest tests.
+
+Three modes. ``quick`` (no --perf-gate, and the parent process of a --perf-gate run): each
+measurement calls the function once, so the test runs fast and never rots. ``measure`` (inside a
+round's worker process): real timing, kept for the parent. The parent then turns the worker
+rounds into samples with one value per process.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from gate import stats
+from gate.config import MeasureSettings
+from gate.errors import ConfigError
+from gate.measure.memory import (
+    current_rss_bytes,
+    high_water_rss_bytes,
+    peak_rss_bytes,
+    reset_peak_rss,
+)
+from gate.measure.timing import time_calls
+from gate.units import UNIT_BYTES, UNIT_RATE, UNIT_SECONDS
+
+MAX_CALLS = 2000
+
+
+@dataclass
+class PerfMeasurement:
+    """What one ``perf.*`` call measured in one process (JSON-able)."""
+
+    metric: str
+    unit: str
+    higher_is_better: bool
+    value: float
+    calls: list[float] = field(default_factory=list)
+    first_call: float | None = None
+
+
+class Perf:
+    """``perf.latency``, ``perf.throughput``, ``perf.memory`` and ``perf.record`` for one test."""
+
+    def __init__(self, nodeid: str, settings: MeasureSettings, *, measuring: bool) -> None:
+        self.nodeid = nodeid
+        self.settings = settings
+        self.measuring = measuring
+        self.measurements: dict[str, PerfMeasurement] = {}
+
+    def _add(self, measurement: PerfMeasurement) -> None:
+        if measurement.metric in self.measurements:
+            raise ConfigError(
+                f"{self.nodeid}: metric {measurement.metric!r} is measured twice in one test; "
+                "pass name='...' to tell them apart",
+                slug="perf-fixture",
+            )
+        self.measurements[measurement.metric] = measurement
+
+    @staticmethod
+    def _name(kind: str, name: str | None) -> str:
+        return kind if name is None else f"{kind}.{name}"
+
+    def _time(self, fn: Callable[[], object]) -> tuple[object, list[float], float | None]:
+        if not self.measuring:
+            return fn(), [], None
+        result = fn()
+        timed = time_calls(
+            fn,
+            warmup=self.settings.warmup,
+            min_calls=self.settings.min_calls,
+            min_time=self.settings.min_time,
+        )
+        return result, list(timed.times), timed.first_call
+
+    def latency(
+        self, fn: Callable[..., Any], *args: Any, name: str | None = None, **kwargs: Any
+    ) -> Any:
+        """Time ``fn(*args, **kwargs)`` per call; returns its result. Metric ``latency[.name]``."""
+        result, times, first = self._time(lambda: fn(*args, **kwargs))
+        value = stats.median(times) if times else math.nan
+        self._add(
+            PerfMeasurement(
+                self._name("latency", name), UNIT_SECONDS, False, value, _thin(times), first
+            )
+        )
+        return result
+
+    def throughput(
+        self, fn: Callable[..., Any], *args: Any, items: int, name: str | None = None, **kwargs: Any
+    ) -> Any:
+        """Items per second of ``fn`` processing ``items`` items per call. Metric ``throughput[.name]``."""
+        if isinstance(items, bool) or not isinstance(items, int) or items < 1:
+            raise ConfigError(
+                f"{self.nodeid}: perf.throughput(items=...) must be a positive integer"
+            )
+        result, times, first = self._time(lambda: fn(*args, **kwargs))
+        value = items / stats.median(times) if times else math.nan
+        self._add(
+            PerfMeasurement(self._name("throughput", name), UNIT_RATE, True, value, [], first)
+        )
+        return result
+
+    def memory(
+        self, fn: Callable[..., Any], *args: Any, name: str | None = None, **kwargs: Any
+    ) -> Any:
+        """Peak RSS growth while ``fn`` runs, in bytes. Metric ``memory[.name]``."""
+        before = current_rss_bytes() or peak_rss_bytes()
+        reset = reset_peak_rss()
+        result = fn(*args, **kwargs)
+        after = (high_water_rss_bytes() if reset else None) or peak_rss_bytes()
+        self._add(
+            PerfMeasurement(
+                self._name("memory", name), UNIT_BYTES, False, float(max(0, after - before))
+            )
+        )
+        return result
+
+    def record(
+        self, name: str, value: float, *, unit: str = "", higher_is_better: bool = False
+    ) -> None:
+        """Any number the test computed itself (an accuracy, a size, a count)."""
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, (int, float))
+            or not math.isfinite(value)
+        ):
+            raise ConfigError(
+                f"{self.nodeid}: perf.record({name!r}) needs a finite number, got {value!r}"
+            )
+        self._add(PerfMeasurement(name, unit, higher_is_better, float(value)))
+
+    def to_json(self) -> dict[str, Any]:
+        return {m.metric: vars(m) for m in self.measurements.values()}
+
+
+def _thin(values: list[float]) -> list[float]:
+    if len(values) <= MAX_CALLS:
+        return values
+    step = len(values) / MAX_CALLS
+    return [values[int(i * step)] for i in range(MAX_CALLS)]
