@@ -84,35 +84,31 @@ def _worse(direction: Direction, change: float) -> bool:
 def _pair(base: Sample, current: Sample, policy: Policy) -> Comparison:
     threshold = policy.threshold_for(current.benchmark, current.metric.family)
     advisory = Replication.IN_PROCESS in (base.replication, current.replication)
-    common = {
-        "benchmark": current.benchmark,
-        "metric": current.metric,
-        "baseline": stats.median(base.values),
-        "current": stats.median(current.values),
-        "threshold": threshold,
-        "advisory": advisory,
-        "n_baseline": len(base.values),
-        "n_current": len(current.values),
-        "note": "in-process rounds: advisory only" if advisory else "",
-    }
-    if base.metric.unit != current.metric.unit:
-        return Comparison(
-            verdict=Verdict.ERROR,
-            **{**common, "note": f"unit changed from {base.metric.unit} to {current.metric.unit}"},
-        )
-    if len(base.values) < 2 or len(current.values) < 2:
-        return Comparison(
-            verdict=Verdict.INCONCLUSIVE,
-            **{**common, "note": "fewer than two rounds on one side; nothing can be tested"},
-        )
-    test = _relative_test(base.values, current.values, policy.alpha)
-    return Comparison(
+    comparison = Comparison(
+        benchmark=current.benchmark,
+        metric=current.metric,
         verdict=Verdict.UNCHANGED,  # decided in decide() once every p-value is known
+        baseline=stats.median(base.values),
+        current=stats.median(current.values),
+        threshold=threshold,
+        advisory=advisory,
+        n_baseline=len(base.values),
+        n_current=len(current.values),
+        note="in-process rounds: advisory only" if advisory else "",
+    )
+    if base.metric.unit != current.metric.unit:
+        note = f"unit changed from {base.metric.unit} to {current.metric.unit}"
+        return replace(comparison, verdict=Verdict.ERROR, note=note)
+    if len(base.values) < 2 or len(current.values) < 2:
+        note = "fewer than two rounds on one side; nothing can be tested"
+        return replace(comparison, verdict=Verdict.INCONCLUSIVE, note=note)
+    test = _relative_test(base.values, current.values, policy.alpha)
+    return replace(
+        comparison,
         relative_change=test.relative_change,
         ci_low=test.ci_low,
         ci_high=test.ci_high,
         p_value=test.p_value,
-        **common,
     )
 
 
@@ -161,7 +157,7 @@ def matches(benchmark: str, pattern: str) -> bool:
 def check_budgets(
     current: RunRecord, budgets: Sequence[Budget]
 ) -> tuple[list[Comparison], list[str]]:
-    """Absolute limits: returns over-budget comparisons and warnings for budgets that matched nothing."""
+    """Absolute limits: over-budget comparisons, and warnings for budgets that matched nothing."""
     over: list[Comparison] = []
     warnings: list[str] = []
     for budget in budgets:
@@ -191,7 +187,8 @@ def check_budgets(
                 )
         if not matched:
             warnings.append(
-                f"budget {budget.pattern!r} {budget.metric}: matched no measured benchmark and metric"
+                f"budget {budget.pattern!r} {budget.metric}: "
+                "matched no measured benchmark and metric"
             )
     return over, warnings
 
@@ -256,7 +253,7 @@ def decide(baseline: RunRecord | None, current: RunRecord, policy: Policy) -> Ga
                 )
     tested = [i for i, c in enumerate(comparisons) if not math.isnan(c.p_value)]
     rejected = stats.holm([comparisons[i].p_value for i in tested], policy.alpha)
-    for index, significant in zip(tested, rejected):
+    for index, significant in zip(tested, rejected, strict=True):
         comparison = comparisons[index]
         comparisons[index] = replace(
             comparison, significant=significant, verdict=_verdict(comparison, significant)

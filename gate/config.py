@@ -2,7 +2,7 @@
 
 All validation lives here. Every error is a :class:`ConfigError` whose message names the file, the
 key path and what was expected, e.g.
-``perf-gate.yaml: models.digits-mlp.variants[1]: unknown variant 'torch-int4'; expected one of ...``.
+``perf-gate.yaml: models.digits-mlp.variants[1]: unknown value 'torch-int4'; expected ...``.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from gate.model import Budget, Policy, Threshold
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover - exercised on Python 3.10 only
-    import tomli as tomllib
+    import tomli as tomllib  # type: ignore[import-not-found,unused-ignore]
 
 CONFIG_NAMES = ("perf-gate.yaml", "perf-gate.yml")
 VARIANTS = (
@@ -106,7 +106,7 @@ def benchmark_name(model: str, variant: str) -> str:
 
 
 def find_config(start: Path) -> Path | None:
-    """The config file that applies in ``start``: perf-gate.yaml, or pyproject.toml with the table."""
+    """The config in ``start``: perf-gate.yaml, or a pyproject.toml with [tool.perf-gate]."""
     for name in CONFIG_NAMES:
         candidate = start / name
         if candidate.is_file():
@@ -401,6 +401,5 @@ def _measure(ctx: _Ctx, raw: Any) -> MeasureSettings:
 def _kind(value: Any) -> str:
     if value is None:
         return "nothing"
-    return {dict: "a mapping", list: "a list", str: "a string"}.get(
-        type(value), type(value).__name__
-    )
+    names: dict[type, str] = {dict: "a mapping", list: "a list", str: "a string"}
+    return names.get(type(value), type(value).__name__)

@@ -150,7 +150,7 @@ class Threshold:
 
 @dataclass(frozen=True, kw_only=True)
 class Budget:
-    """An absolute limit: ``pattern`` matches benchmark names (fnmatch), ``metric`` e.g. latency.p99."""
+    """An absolute limit: ``pattern`` matches benchmark names, ``metric`` e.g. ``latency.p99``."""
 
     pattern: str
     metric: str

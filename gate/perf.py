@@ -90,7 +90,7 @@ class Perf:
     def throughput(
         self, fn: Callable[..., Any], *args: Any, items: int, name: str | None = None, **kwargs: Any
     ) -> Any:
-        """Items per second of ``fn`` processing ``items`` items per call. Metric ``throughput[.name]``."""
+        """Items per second of ``fn`` handling ``items`` items a call; ``throughput[.name]``."""
         if isinstance(items, bool) or not isinstance(items, int) or items < 1:
             raise ConfigError(
                 f"{self.nodeid}: perf.throughput(items=...) must be a positive integer"

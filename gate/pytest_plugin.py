@@ -166,7 +166,7 @@ class ModelItem(pytest.Item):
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
         if isinstance(excinfo.value, GateError):
             return excinfo.value.one_line()
-        return str(super().repr_failure(excinfo, style=style))  # type: ignore[arg-type]
+        return str(super().repr_failure(excinfo, style=style))
 
     def reportinfo(self) -> tuple[Path, int | None, str]:
         return self.path, None, f"perf-gate: {self.benchmark}"

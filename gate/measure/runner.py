@@ -14,8 +14,8 @@ import random
 import subprocess
 import sys
 import tempfile
-from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -218,7 +218,6 @@ class Runner:
             measured.samples.extend(_probe_samples(plan, probes.get(plan.name, [])))
             measured.info[plan.name] = _info(plan, probes.get(plan.name, []))
         return measured
-
 
     def _probes(
         self, plans: list[BenchmarkPlan], failed: dict[str, str]

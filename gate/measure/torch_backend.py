@@ -79,7 +79,7 @@ def make_inputs(plan: BenchmarkPlan, batch_size: int) -> tuple[tuple[Any, ...], 
 
 
 def quantize_int8(module: Any) -> Any:
-    """Dynamic int8 quantization of the Linear layers (weights int8, activations quantized on the fly)."""
+    """Dynamic int8 quantization of Linear layers: int8 weights, activations quantized per call."""
     torch = _torch()
     with warnings.catch_warnings():
         # torch.ao.quantization is deprecated upstream in favour of torchao; it still works.
