@@ -81,7 +81,7 @@ def _worse(direction: Direction, change: float) -> bool:
     return change > 0 if direction is Direction.LOWER else change < 0
 
 
-def _pair(base: Sample, current: Sample, policy: Policy) -> Comparison:
+def _pair(base: Sample, current: Sample, policy: Policy, interval_alpha: float) -> Comparison:
     threshold = policy.threshold_for(current.benchmark, current.metric.family)
     advisory = Replication.IN_PROCESS in (base.replication, current.replication)
     comparison = Comparison(
@@ -102,7 +102,7 @@ def _pair(base: Sample, current: Sample, policy: Policy) -> Comparison:
     if len(base.values) < 2 or len(current.values) < 2:
         note = "fewer than two rounds on one side; nothing can be tested"
         return replace(comparison, verdict=Verdict.INCONCLUSIVE, note=note)
-    test = _relative_test(base.values, current.values, policy.alpha)
+    test = _relative_test(base.values, current.values, interval_alpha)
     return replace(
         comparison,
         relative_change=test.relative_change,
@@ -222,6 +222,16 @@ def decide(baseline: RunRecord | None, current: RunRecord, policy: Policy) -> Ga
             for s in current.samples
         ]
     else:
+        # Intervals at the Bonferroni level alpha/m are simultaneous for the whole run, so an
+        # interval that excludes zero agrees with the Holm decision (Holm rejects at least as much).
+        testable = sum(
+            1
+            for s in current.samples
+            if (b := baseline.sample(s.benchmark, s.metric.name)) is not None
+            and len(b.values) >= 2
+            and len(s.values) >= 2
+        )
+        interval_alpha = policy.alpha / max(1, testable)
         for sample in current.samples:
             base = baseline.sample(sample.benchmark, sample.metric.name)
             if base is None:
@@ -236,7 +246,7 @@ def decide(baseline: RunRecord | None, current: RunRecord, policy: Policy) -> Ga
                     )
                 )
             else:
-                comparisons.append(_pair(base, sample, policy))
+                comparisons.append(_pair(base, sample, policy, interval_alpha))
         measured = {(s.benchmark, s.metric.name) for s in current.samples}
         failed = {e.benchmark for e in current.errors}
         for base in baseline.samples:

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from gate import app
-from gate.config import GateConfig, find_config, load_config, parse_threshold
+from gate.config import GateConfig, MeasureSettings, find_config, load_config, parse_threshold
 from gate.errors import GateError
 from gate.measure import custom
 from gate.measure.runner import Measured, Progress, plan_model, prepare, smoke_test
@@ -220,11 +220,8 @@ def pytest_collection_modifyitems(
 def perf(request: pytest.FixtureRequest) -> Generator[Perf, None, None]:
     """Measure latency, throughput, memory or any number inside a test; see docs/pytest.md."""
     state = _state(request.config)
-    settings = (
-        state.config.measure
-        if state
-        else load_config(None, root=Path(str(request.config.rootpath))).measure
-    )
+    # Without --perf-gate the config is not read at all: quick mode needs no settings.
+    settings = state.config.measure if state else MeasureSettings()
     measuring = state is not None and state.worker_out is not None
     handle = Perf(request.node.nodeid, settings, measuring=measuring)
     yield handle

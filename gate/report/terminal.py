@@ -86,8 +86,8 @@ def render_table(result: GateResult, *, show_unchanged: bool = True) -> str:
     notes.extend(f"Warning: {w}" for w in result.warnings)
     if result.has_baseline:
         notes.append(
-            f"Change = ratio of geometric means of per-process values - 1, with its "
-            f"{(1 - result.alpha) * 100:g}% interval; a regression needs significance (Welch, "
+            "Change = ratio of geometric means of per-process values - 1 [simultaneous "
+            f"{(1 - result.alpha) * 100:g}% interval]; a regression needs significance (Welch, "
             f"Holm-corrected, alpha={result.alpha:g}) and a change beyond the threshold."
         )
     if notes:
