@@ -20,11 +20,9 @@ Goal: the demo completes in under 90 s.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import os
 import re
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -33,13 +31,18 @@ from pathlib import Path
 
 import yaml
 
-from gate.app import measure_models
+from gate.app import gate_record, make_record, measure_models
 from gate.config import load_config
 from gate.measure.runner import prepare_all
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "digits"
 GOAL_S = 90.0
+DEMO_STEPS = {
+    "1": "`perf-gate run --save` (baseline)",
+    "2": "edit model.py",
+    "3": "`perf-gate run` (pull request)",
+}
 
 
 def copy_example(target: Path, report_dir: Path) -> Path:
@@ -76,10 +79,10 @@ class Stopwatch:
 
     def phases(self, end: float) -> list[tuple[str, float]]:
         """(label, seconds) for preparation, every round and the probes."""
-        marks: list[tuple[float, str]] = [(0.0, "preparation (export + quantize)")]
+        marks: list[tuple[float, str]] = [(0.0, "preparation (import torch, export, quantize)")]
         for at, message in self.events:
             if message.startswith("round "):
-                marks.append((at, f"  {message.split(':')[0]}"))
+                marks.append((at, message.split(":")[0]))
             elif message.startswith("probes:"):
                 marks.append((at, f"probes ({message.split(': ', 1)[1].split(' for')[0]})"))
         bounds = [at for at, _ in marks[1:]] + [end]
@@ -103,7 +106,8 @@ def run_demo(python: str, cwd: Path) -> tuple[int, float, list[tuple[str, float]
         lines.append(line.rstrip())
         step = re.match(r"=== (\d)\. (.*) ===", line.strip())
         if step:
-            marks.append((time.perf_counter() - start, f"step {step.group(1)}"))
+            label = DEMO_STEPS.get(step.group(1), step.group(2)[:40])
+            marks.append((time.perf_counter() - start, f"step {step.group(1)}: {label}"))
     code = process.wait()
     total = time.perf_counter() - start
     bounds = [at for at, _ in marks[1:]] + [total]
@@ -115,11 +119,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--imports", type=int, default=3, help="import timings (best of, 3)")
     parser.add_argument("--no-demo", action="store_true", help="skip the whole demo run")
-    parser.add_argument("--no-cli", action="store_true", help="skip the whole `gate run`")
-    parser.add_argument("--quick", action="store_true", help="--imports 1 --no-cli")
+    parser.add_argument(
+        "--cli", action="store_true", help="also time one whole `python -m gate run` on its own"
+    )
+    parser.add_argument("--quick", action="store_true", help="--imports 1 --no-demo")
     args = parser.parse_args(argv)
     if args.quick:
-        args.imports, args.no_cli = 1, True
+        args.imports, args.no_demo = 1, True
     python = sys.executable
     rows: list[tuple[str, float, str]] = []
     load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
@@ -155,12 +161,26 @@ def main(argv: list[str] | None = None) -> int:
         for label, seconds in watch.phases(measuring):
             rows.append((f"  {label}", seconds, ""))
 
+        # The rest of a run: the run record, the comparison (no baseline yet), the report files.
+        start = time.perf_counter()
+        record = make_record(config, measured.samples, measured.info, measured.errors)
+        outcome = gate_record(config, record)
+        rows.append(
+            (
+                "  record + compare + write reports",
+                time.perf_counter() - start,
+                f"exit {int(outcome.exit_code)} (no baseline: all new)",
+            )
+        )
+        parts = measuring + rows[-1][1] + min(gate_import)
+        rows.append(("sum: gate start + measure + report", parts, "a whole run, estimated"))
+
         # Preparation again: the export and quantization are cached by content.
         start = time.perf_counter()
         prepare_all(config, None, lambda message: None)
         rows.append(("prepare_all, warm cache", time.perf_counter() - start, "same report dir"))
 
-        if not args.no_cli:
+        if args.cli:
             fresh = load_config(copy_example(tmp / "cli", tmp / "cli-report"))
             start = time.perf_counter()
             completed = subprocess.run(

@@ -90,9 +90,13 @@ class _Reader:
         for item in value:
             if isinstance(item, bool) or not isinstance(item, (int, float)):
                 raise self.fail(key, f"expected numbers, found {item!r}")
-            if not math.isfinite(item):
+            try:
+                number = float(item)
+            except OverflowError:
+                raise self.fail(key, "found a number too large for a float") from None
+            if not math.isfinite(number):
                 raise self.fail(key, f"expected finite numbers, found {item!r}")
-            result.append(float(item))
+            result.append(number)
         return tuple(result)
 
     def sample(self, raw: Any, index: int) -> Sample:
@@ -122,7 +126,7 @@ class _Reader:
         if not isinstance(data, dict):
             raise self.fail("top level", "expected a JSON object")
         version = data.get("format")
-        if version not in SUPPORTED_FORMATS:
+        if isinstance(version, bool) or version not in SUPPORTED_FORMATS:
             supported = ", ".join(str(v) for v in SUPPORTED_FORMATS)
             raise BaselineError(
                 f"{self.path}: format {version!r} is not supported (this perf-gate reads "
@@ -135,16 +139,28 @@ class _Reader:
         git = data.get("git") or {}
         errors = data.get("errors") or []
         info = data.get("info") or {}
-        if not isinstance(git, dict) or not isinstance(errors, list) or not isinstance(info, dict):
-            raise self.fail("git/errors/info", "unexpected types")
+        environment = data.get("environment") or {}
+        settings = data.get("settings") or {}
+        for key, value, kind in (
+            ("git", git, dict),
+            ("errors", errors, list),
+            ("info", info, dict),
+            ("environment", environment, dict),
+            ("settings", settings, dict),
+        ):
+            if not isinstance(value, kind):
+                raise self.fail(key, f"expected a JSON {'object' if kind is dict else 'array'}")
+        for name, value in info.items():
+            if not isinstance(value, dict):
+                raise self.fail(f"info.{name}", "expected a JSON object")
         return RunRecord(
             samples=tuple(self.sample(raw, i) for i, raw in enumerate(samples)),
-            environment=data.get("environment") or {},
+            environment=environment,
             git=GitInfo(commit=git.get("commit"), ref=git.get("ref"), dirty=git.get("dirty")),
             created=str(data.get("created", "")),
             tool_version=str(data.get("tool_version", "")),
             config_digest=str(data.get("config_digest", "")),
-            settings=data.get("settings") or {},
+            settings=settings,
             info=info,
             errors=tuple(
                 BenchmarkError(benchmark=str(e.get("benchmark")), message=str(e.get("message")))

@@ -114,9 +114,14 @@ def find_config(start: Path) -> Path | None:
     pyproject = start / "pyproject.toml"
     if pyproject.is_file():
         try:
-            data = tomllib.loads(pyproject.read_text(encoding="utf-8"))
-        except (OSError, tomllib.TOMLDecodeError):
+            text = pyproject.read_text(encoding="utf-8")
+        except OSError:
             return None
+        try:
+            data = tomllib.loads(text)
+        except tomllib.TOMLDecodeError:
+            # Report the syntax error if the file meant to configure perf-gate.
+            return pyproject if "tool.perf-gate" in text else None
         if "perf-gate" in data.get("tool", {}):
             return pyproject
     return None
@@ -339,19 +344,44 @@ def _input(ctx: _Ctx, value: Any, key: str) -> InputSpec:
     return InputSpec(shape=dims, dtype=dtype)
 
 
-def parse_threshold(text: Any) -> Threshold:
-    """``"5%"`` -> relative 0.05; ``"2ms"``/``"10MB"``/``0.5`` -> absolute in the metric's unit."""
+def parse_threshold(text: Any, unit: str | None = None) -> Threshold:
+    """``"5%"`` -> relative 0.05; otherwise absolute, in ``unit`` when the metric's unit is known
+    (``"2ms"`` for latency, ``"10MB"`` for memory, ``"1000/s"`` for throughput), else a duration,
+    a size, a rate or a bare number. Raises ValueError naming what was expected."""
     if isinstance(text, str) and text.strip().endswith("%"):
         return Threshold(value=units.parse_percent(text), relative=True)
-    for parse in (units.parse_duration, units.parse_size):
+    if unit:
+        try:
+            return Threshold(value=units.parse_for_unit(text, unit), relative=False)
+        except ValueError as exc:
+            raise ValueError(f"{exc} (or a percentage like '5%')") from None
+    for parse in (units.parse_duration, units.parse_size, units.parse_rate):
         try:
             return Threshold(value=parse(text), relative=False)
         except ValueError:
             continue
-    number, suffix = units.split_quantity(text)
-    if suffix:
-        raise ValueError(f"expected a percentage like '5%' or an absolute value, got {text!r}")
-    return Threshold(value=number, relative=False)
+    raise ValueError(f"expected a percentage like '5%' or an absolute value, got {text!r}")
+
+
+_BUDGET_FAMILIES = {
+    "latency": ("latency", *(f"latency.{s}" for s in units.BUDGET_STATISTICS)),
+    "memory": ("memory.peak", "memory.load"),
+    "cold_start": ("cold_start",),
+    "model_size": ("model_size",),
+}
+
+
+def _check_budget_metric(ctx: _Ctx, key: str, metric: str) -> None:
+    """Budgets on built-in families must name a metric that exists; custom names pass."""
+    family = metric.split("@", 1)[0].split(".", 1)[0]
+    if family == "throughput":
+        suffix = metric.partition("@")[2]
+        if not suffix.isdigit() or int(suffix) < 1:
+            raise ctx.error(key, "throughput budgets name a batch size, e.g. throughput@32")
+    elif family in _BUDGET_FAMILIES and metric not in _BUDGET_FAMILIES[family]:
+        raise ctx.error(
+            key, f"unknown metric; expected one of {', '.join(_BUDGET_FAMILIES[family])}"
+        )
 
 
 def _policy(ctx: _Ctx, raw: Any) -> Policy:
@@ -364,13 +394,14 @@ def _policy(ctx: _Ctx, raw: Any) -> Policy:
     thresholds: dict[str, Threshold] = {}
     for family, text in merged.items():
         try:
-            thresholds[str(family)] = parse_threshold(text)
+            thresholds[str(family)] = parse_threshold(text, units.budget_unit(str(family)) or None)
         except ValueError as exc:
             raise ctx.error(f"policy.thresholds.{family}", str(exc)) from None
     budgets: list[Budget] = []
     for pattern, limits in ctx.mapping(raw.get("budgets") or {}, "policy.budgets", None).items():
         key = f"policy.budgets.{pattern}"
         for metric, limit in ctx.mapping(limits, key, None).items():
+            _check_budget_metric(ctx, f"{key}.{metric}", str(metric))
             budget = Budget(pattern=str(pattern), metric=str(metric), limit_text=str(limit))
             unit = units.budget_unit(budget.metric)
             try:

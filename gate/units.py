@@ -96,22 +96,24 @@ def parse_for_unit(text: str | int | float, unit: str) -> float:
     return number
 
 
+def _scaled(value: float, scales: tuple[tuple[str, float], ...], floor: str) -> str:
+    """Pick the largest scale the value reaches *after* rounding to 3 significant digits."""
+    rounded = float(f"{abs(value):.3g}")
+    for name, scale in scales:
+        if rounded >= scale:
+            return f"{value / scale:.3g} {name}"
+    return floor
+
+
 def format_value(value: float, unit: str) -> str:
     """A short human reading of a value stored in ``unit``: ``1.23 ms``, ``45.6 MB``."""
     if unit == UNIT_SECONDS:
-        for name, scale in (("s", 1.0), ("ms", 1e-3), ("us", 1e-6), ("ns", 1e-9)):
-            if abs(value) >= scale or name == "ns":
-                return f"{value / scale:.3g} {name}"
+        scales = (("s", 1.0), ("ms", 1e-3), ("us", 1e-6))
+        return _scaled(value, scales, f"{value / 1e-9:.3g} ns")
     if unit == UNIT_BYTES:
-        for name, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
-            if abs(value) >= scale:
-                return f"{value / scale:.3g} {name}"
-        return f"{value:.0f} B"
+        return _scaled(value, (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)), f"{value:.0f} B")
     if unit == UNIT_RATE:
-        for name, scale in (("M/s", 1e6), ("k/s", 1e3)):
-            if abs(value) >= scale:
-                return f"{value / scale:.3g} {name}"
-        return f"{value:.3g} /s"
+        return _scaled(value, (("M/s", 1e6), ("k/s", 1e3)), f"{value:.3g} /s")
     return f"{value:.4g}{' ' + unit if unit else ''}"
 
 

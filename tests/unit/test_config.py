@@ -268,7 +268,7 @@ def test_pyproject_without_table_is_ignored_when_searching(tmp_path: Path) -> No
 
 def test_pyproject_errors_name_pyproject(tmp_path: Path) -> None:
     path = tmp_path / "pyproject.toml"
-    path.write_text('[tool.perf-gate]\nmeasure = { rounds = 1 }\n', encoding="utf-8")
+    path.write_text("[tool.perf-gate]\nmeasure = { rounds = 1 }\n", encoding="utf-8")
     error = config_error(path)
     assert str(error).startswith("pyproject.toml: measure.rounds: ")
 
@@ -368,86 +368,124 @@ BAD_CONFIGS: list[Any] = [
     ),
     pytest.param({"models": {"-m": model()}}, "models.-m", "model names may use", id="name-dash"),
     pytest.param(
-        {"models": {"m": "pkg:build"}}, "models.m", "expected a mapping, got a string", id="model-str"
+        {"models": {"m": "pkg:build"}},
+        "models.m",
+        "expected a mapping, got a string",
+        id="model-str",
     ),
     pytest.param(
         {"models": {"m": None}}, "models.m", "expected a mapping, got nothing", id="model-null"
     ),
     pytest.param(
-        models(variant=["torch"]), "models.m.variant", "unknown key; expected one of torch",
+        models(variant=["torch"]),
+        "models.m.variant",
+        "unknown key; expected one of torch",
         id="model-key",
     ),
     pytest.param(
         models(torch=DROP), "models.m", "needs 'torch: module:function' or 'onnx:", id="no-model"
     ),
     pytest.param(
-        models(torch="pkg.models.build"), "models.m.torch", "expected 'module:function', got "
-        "'pkg.models.build'", id="torch-no-colon",
+        models(torch="pkg.models.build"),
+        "models.m.torch",
+        "expected 'module:function', got 'pkg.models.build'",
+        id="torch-no-colon",
     ),
     pytest.param(models(torch="a:b:c"), "models.m.torch", "expected 'module:", id="torch-colons"),
     pytest.param(models(torch="1pkg:f"), "models.m.torch", "expected 'module:", id="torch-digit"),
     pytest.param(models(torch=5), "models.m.torch", "expected 'module:function'", id="torch-int"),
     pytest.param(
-        models(torch=DROP, onnx="missing.onnx"), "models.m.onnx", "file 'missing.onnx' not found",
+        models(torch=DROP, onnx="missing.onnx"),
+        "models.m.onnx",
+        "file 'missing.onnx' not found",
         id="onnx-missing",
     ),
     pytest.param(models(torch=DROP, onnx=3), "models.m.onnx", "expected a path", id="onnx-int"),
     # variants and metrics
     pytest.param(
-        models(variants=["torch", "torch-int4"]), "models.m.variants[1]",
-        "unknown value 'torch-int4'; expected one of torch, torch-bf16", id="variant-unknown",
+        models(variants=["torch", "torch-int4"]),
+        "models.m.variants[1]",
+        "unknown value 'torch-int4'; expected one of torch, torch-bf16",
+        id="variant-unknown",
     ),
     pytest.param(
-        models(variants=[]), "models.m.variants", "expected a non-empty list, got a list",
+        models(variants=[]),
+        "models.m.variants",
+        "expected a non-empty list, got a list",
         id="variants-empty",
     ),
     pytest.param(
-        models(variants={"torch": 1}), "models.m.variants", "expected a non-empty list, got a "
-        "mapping", id="variants-mapping",
+        models(variants={"torch": 1}),
+        "models.m.variants",
+        "expected a non-empty list, got a mapping",
+        id="variants-mapping",
     ),
     pytest.param(
-        models(variants=["torch", "onnxruntime", "torch"]), "models.m.variants",
-        "lists a value twice", id="variant-duplicate",
+        models(variants=["torch", "onnxruntime", "torch"]),
+        "models.m.variants",
+        "lists a value twice",
+        id="variant-duplicate",
     ),
     pytest.param(
         models(torch=DROP, onnx="model.onnx", variants=["onnxruntime", "torch-int8"]),
-        "models.m.variants[1]", "variant 'torch-int8' needs a torch model", id="torch-only-variant",
+        "models.m.variants[1]",
+        "variant 'torch-int8' needs a torch model",
+        id="torch-only-variant",
     ),
     pytest.param(
         models(torch=DROP, onnx="model.onnx", variants=["torch"]),
-        "models.m.variants[0]", "variant 'torch' needs a torch model", id="torch-variant-onnx",
+        "models.m.variants[0]",
+        "variant 'torch' needs a torch model",
+        id="torch-variant-onnx",
     ),
     pytest.param(
-        models(metrics=["latency", "energy"]), "models.m.metrics[1]", "unknown value 'energy'",
+        models(metrics=["latency", "energy"]),
+        "models.m.metrics[1]",
+        "unknown value 'energy'",
         id="metric-unknown",
     ),
     pytest.param(
-        models(metrics=["memory", "memory"]), "models.m.metrics", "lists a value twice",
+        models(metrics=["memory", "memory"]),
+        "models.m.metrics",
+        "lists a value twice",
         id="metric-duplicate",
     ),
     # batch sizes and threads
     pytest.param(
-        models(batch_sizes=4), "models.m.batch_sizes", "expected a list of integers, got 4",
+        models(batch_sizes=4),
+        "models.m.batch_sizes",
+        "expected a list of integers, got 4",
         id="batch-int",
     ),
     pytest.param(
-        models(batch_sizes=[]), "models.m.batch_sizes", "expected a list of integers",
+        models(batch_sizes=[]),
+        "models.m.batch_sizes",
+        "expected a list of integers",
         id="batch-empty",
     ),
     pytest.param(
-        models(batch_sizes=[1, 0]), "models.m.batch_sizes[1]", "expected an integer >= 1, got 0",
+        models(batch_sizes=[1, 0]),
+        "models.m.batch_sizes[1]",
+        "expected an integer >= 1, got 0",
         id="batch-zero",
     ),
     pytest.param(
-        models(batch_sizes=[-4]), "models.m.batch_sizes[0]", "expected an integer >= 1, got -4",
+        models(batch_sizes=[-4]),
+        "models.m.batch_sizes[0]",
+        "expected an integer >= 1, got -4",
         id="batch-negative",
     ),
     pytest.param(
-        models(batch_sizes=["8"]), "models.m.batch_sizes[0]", "expected an integer >= 1, got '8'",
+        models(batch_sizes=["8"]),
+        "models.m.batch_sizes[0]",
+        "expected an integer >= 1, got '8'",
         id="batch-str",
     ),
     pytest.param(
-        models(batch_sizes=[1.5]), "models.m.batch_sizes[0]", "expected an integer", id="batch-float"
+        models(batch_sizes=[1.5]),
+        "models.m.batch_sizes[0]",
+        "expected an integer",
+        id="batch-float",
     ),
     pytest.param(
         models(batch_sizes=[True]), "models.m.batch_sizes[0]", "got True", id="batch-bool"
@@ -456,30 +494,42 @@ BAD_CONFIGS: list[Any] = [
     # input
     pytest.param(models(input=DROP), "models.m.input", "is required", id="input-missing"),
     pytest.param(
-        models(input="make_batch"), "models.m.input", "expected 'module:function', got "
-        "'make_batch'", id="input-callable",
+        models(input="make_batch"),
+        "models.m.input",
+        "expected 'module:function', got 'make_batch'",
+        id="input-callable",
     ),
     pytest.param(
         models(input=[1, 8]), "models.m.input", "expected a mapping, got a list", id="input-list"
     ),
     pytest.param(
-        models(input={"shape": [8], "device": "cuda"}), "models.m.input.device", "unknown key",
+        models(input={"shape": [8], "device": "cuda"}),
+        "models.m.input.device",
+        "unknown key",
         id="input-key",
     ),
     pytest.param(
-        models(input={"dtype": "float32"}), "models.m.input.shape",
-        "expected a list of positive integers, got None", id="shape-missing",
+        models(input={"dtype": "float32"}),
+        "models.m.input.shape",
+        "expected a list of positive integers, got None",
+        id="shape-missing",
     ),
     pytest.param(
-        models(input={"shape": []}), "models.m.input.shape", "expected a list of positive",
+        models(input={"shape": []}),
+        "models.m.input.shape",
+        "expected a list of positive",
         id="shape-empty",
     ),
     pytest.param(
-        models(input={"shape": 8}), "models.m.input.shape", "expected a list of positive",
+        models(input={"shape": 8}),
+        "models.m.input.shape",
+        "expected a list of positive",
         id="shape-int",
     ),
     pytest.param(
-        models(input={"shape": [1, 0]}), "models.m.input.shape[1]", "expected an integer >= 1",
+        models(input={"shape": [1, 0]}),
+        "models.m.input.shape[1]",
+        "expected an integer >= 1",
         id="shape-zero",
     ),
     pytest.param(
@@ -489,31 +539,42 @@ BAD_CONFIGS: list[Any] = [
         models(input={"shape": ["n", 8]}), "models.m.input.shape[0]", "got 'n'", id="shape-str"
     ),
     pytest.param(
-        models(input={"shape": [8], "dtype": "float8"}), "models.m.input.dtype",
-        "unknown dtype 'float8'; expected one of float32", id="dtype",
+        models(input={"shape": [8], "dtype": "float8"}),
+        "models.m.input.dtype",
+        "unknown dtype 'float8'; expected one of float32",
+        id="dtype",
     ),
     # policy
     pytest.param({"policy": [1]}, "policy", "expected a mapping, got a list", id="policy-list"),
     pytest.param({"policy": {"alfa": 0.01}}, "policy.alfa", "unknown key", id="policy-key"),
     *[
         pytest.param(
-            {"policy": {"alpha": alpha}}, "policy.alpha", "expected a number between 0 and 0.5",
+            {"policy": {"alpha": alpha}},
+            "policy.alpha",
+            "expected a number between 0 and 0.5",
             id=f"alpha-{alpha!r}",
         )
         for alpha in (0, 0.5, 1, -0.01, "0.01", True, None)
     ],
     pytest.param(
-        {"policy": {"thresholds": ["5%"]}}, "policy.thresholds", "expected a mapping",
+        {"policy": {"thresholds": ["5%"]}},
+        "policy.thresholds",
+        "expected a mapping",
         id="thresholds-list",
     ),
     *[
         pytest.param(
-            {"policy": {"thresholds": {"latency": text}}}, "policy.thresholds.latency", fragment,
+            {"policy": {"thresholds": {"latency": text}}},
+            "policy.thresholds.latency",
+            fragment,
             id=f"threshold-{text!r}",
         )
         for text, fragment in (
             ("five percent", "cannot read 'five percent'"),
-            ("5 apples", "expected a percentage like '5%' or an absolute value"),
+            (
+                "5 apples",
+                "expected a duration like '2ms' or '0.5s', got '5 apples' (or a percentage",
+            ),
             ("-5%", "cannot read"),
             ("5%%", "expected a percentage like '5%'"),
             (True, "expected a quantity"),
@@ -524,43 +585,79 @@ BAD_CONFIGS: list[Any] = [
         {"policy": {"budgets": ["m"]}}, "policy.budgets", "expected a mapping", id="budgets-list"
     ),
     pytest.param(
-        {"policy": {"budgets": {"m[torch]": "2ms"}}}, "policy.budgets.m[torch]",
-        "expected a mapping, got a string", id="budget-not-mapping",
+        {"policy": {"budgets": {"m[torch]": "2ms"}}},
+        "policy.budgets.m[torch]",
+        "expected a mapping, got a string",
+        id="budget-not-mapping",
     ),
     pytest.param(
         {"policy": {"budgets": {"m[onnxruntime]": {"latency.p99": "2"}}}},
-        "policy.budgets.m[onnxruntime].latency.p99", "expected a duration like '2ms'",
+        "policy.budgets.m[onnxruntime].latency.p99",
+        "expected a duration like '2ms'",
         id="budget-bare-latency",
     ),
     pytest.param(
         {"policy": {"budgets": {"m[onnxruntime]": {"latency.p99": 0.002}}}},
-        "policy.budgets.m[onnxruntime].latency.p99", "expected a duration",
+        "policy.budgets.m[onnxruntime].latency.p99",
+        "expected a duration",
         id="budget-float-latency",
     ),
     pytest.param(
-        {"policy": {"budgets": {"m*": {"memory.peak": 600}}}}, "policy.budgets.m*.memory.peak",
-        "expected a size like '300MB'", id="budget-bare-memory",
+        {"policy": {"budgets": {"m*": {"memory.peak": 600}}}},
+        "policy.budgets.m*.memory.peak",
+        "expected a size like '300MB'",
+        id="budget-bare-memory",
     ),
     pytest.param(
-        {"policy": {"budgets": {"m": {"latency.p99": "2MB"}}}}, "policy.budgets.m.latency.p99",
-        "expected a duration", id="budget-wrong-unit",
+        {"policy": {"budgets": {"m": {"latency.p99": "2MB"}}}},
+        "policy.budgets.m.latency.p99",
+        "expected a duration",
+        id="budget-wrong-unit",
     ),
     pytest.param(
-        {"policy": {"budgets": {"m": {"throughput": "fast"}}}}, "policy.budgets.m.throughput",
-        "cannot read 'fast'", id="budget-throughput-text",
+        {"policy": {"budgets": {"m": {"throughput@32": "fast"}}}},
+        "policy.budgets.m.throughput@32",
+        "cannot read 'fast'",
+        id="budget-throughput-text",
     ),
     pytest.param(
-        {"policy": {"budgets": {"m": {"accuracy": "5ms"}}}}, "policy.budgets.m.accuracy",
-        "expected a number in the metric unit", id="budget-unitless",
+        {"policy": {"budgets": {"m": {"throughput": "1000/s"}}}},
+        "policy.budgets.m.throughput",
+        "throughput budgets name a batch size",
+        id="budget-throughput-no-batch",
+    ),
+    pytest.param(
+        {"policy": {"budgets": {"m": {"latency.p95": "2ms"}}}},
+        "policy.budgets.m.latency.p95",
+        "unknown metric; expected one of latency, latency.median",
+        id="budget-unknown-statistic",
+    ),
+    pytest.param(
+        {"policy": {"thresholds": {"latency": "10MB"}}},
+        "policy.thresholds.latency",
+        "expected a duration",
+        id="threshold-wrong-unit",
+    ),
+    pytest.param(
+        {"policy": {"budgets": {"m": {"accuracy": "5ms"}}}},
+        "policy.budgets.m.accuracy",
+        "expected a number in the metric unit",
+        id="budget-unitless",
     ),
     # measure
     pytest.param({"measure": [5]}, "measure", "expected a mapping", id="measure-list"),
     pytest.param({"measure": {"round": 5}}, "measure.round", "unknown key", id="measure-key"),
     pytest.param(
-        {"measure": {"rounds": 1}}, "measure.rounds", "expected an integer >= 2, got 1", id="rounds-1"
+        {"measure": {"rounds": 1}},
+        "measure.rounds",
+        "expected an integer >= 2, got 1",
+        id="rounds-1",
     ),
     pytest.param(
-        {"measure": {"rounds": 0}}, "measure.rounds", "expected an integer >= 2, got 0", id="rounds-0"
+        {"measure": {"rounds": 0}},
+        "measure.rounds",
+        "expected an integer >= 2, got 0",
+        id="rounds-0",
     ),
     pytest.param({"measure": {"rounds": "5"}}, "measure.rounds", "got '5'", id="rounds-str"),
     pytest.param({"measure": {"rounds": 5.0}}, "measure.rounds", "got 5.0", id="rounds-float"),

@@ -55,7 +55,9 @@ def test_third_party_packages_have_one_importer(path: Path) -> None:
 def test_foundation_imports_only_foundation(path: str) -> None:
     for name in imported_packages(GATE.parent / path):
         if name.startswith("gate"):
-            target = "gate/" + name.split(".", 1)[1].replace(".", "/") + ".py" if "." in name else ""
+            target = (
+                "gate/" + name.split(".", 1)[1].replace(".", "/") + ".py" if "." in name else ""
+            )
             assert target in FOUNDATION, f"{path} imports {name}, which is not a foundation module"
 
 

@@ -1,4 +1,4 @@
-"""gate.stats against scipy (and numpy, which scipy brings): t distribution, Welch, Holm, summaries."""
+"""gate.stats against scipy (and numpy, which scipy brings): t, Welch, Holm, summaries."""
 
 from __future__ import annotations
 
@@ -61,9 +61,10 @@ def _random_pairs(count: int, seed: int) -> list[tuple[list[float], list[float],
     cases = []
     for _ in range(count):
         a = [rng.gauss(10.0, rng.uniform(0.1, 3.0)) for _ in range(rng.randint(2, 12))]
-        b = [rng.gauss(10.0 + rng.uniform(-3, 3), rng.uniform(0.1, 3.0)) for _ in range(
-            rng.randint(2, 12)
-        )]
+        b = [
+            rng.gauss(10.0 + rng.uniform(-3, 3), rng.uniform(0.1, 3.0))
+            for _ in range(rng.randint(2, 12))
+        ]
         alpha = rng.choice([0.01, 0.05, 0.1])
         cases.append((a, b, alpha))
     return cases

@@ -254,12 +254,6 @@ def test_format_value(value: float, unit: str, text: str) -> None:
     assert units.format_value(value, unit) == text
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: gate/units.py format_value picks the scale before rounding to 3 significant "
-    "digits, so values just below a scale boundary print in scientific notation "
-    "(0.9996 s -> '1e+03 ms')",
-)
 @pytest.mark.parametrize(
     ("value", "unit"),
     [(0.9996, "s"), (999.6e-6, "s"), (999_600.0, "B"), (999.6, "items/s"), (999_600.0, "items/s")],
