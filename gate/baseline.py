@@ -13,6 +13,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from gate import stats
 from gate.errors import BaselineError
 from gate.model import (
     BenchmarkError,
@@ -32,13 +33,6 @@ SUPPORTED_FORMATS = (1,)
 KIND = "perf-gate run record"
 # Per-call values kept per sample; more are thinned evenly (percentiles barely move).
 MAX_CALLS = 10_000
-
-
-def _thin(values: tuple[float, ...], limit: int = MAX_CALLS) -> list[float]:
-    if len(values) <= limit:
-        return list(values)
-    step = len(values) / limit
-    return [values[int(i * step)] for i in range(limit)]
 
 
 def record_to_dict(record: RunRecord) -> dict[str, Any]:
@@ -62,7 +56,7 @@ def record_to_dict(record: RunRecord) -> dict[str, Any]:
                 "direction": s.metric.direction.value,
                 "replication": s.replication.value,
                 "values": list(s.values),
-                "calls": _thin(s.calls),
+                "calls": stats.thin(s.calls, MAX_CALLS),
                 "first_calls": list(s.first_calls),
             }
             for s in record.samples

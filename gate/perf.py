@@ -82,7 +82,12 @@ class Perf:
         value = stats.median(times) if times else math.nan
         self._add(
             PerfMeasurement(
-                self._name("latency", name), UNIT_SECONDS, False, value, _thin(times), first
+                self._name("latency", name),
+                UNIT_SECONDS,
+                False,
+                value,
+                stats.thin(times, MAX_CALLS),
+                first,
             )
         )
         return result
@@ -133,10 +138,3 @@ class Perf:
 
     def to_json(self) -> dict[str, Any]:
         return {m.metric: vars(m) for m in self.measurements.values()}
-
-
-def _thin(values: list[float]) -> list[float]:
-    if len(values) <= MAX_CALLS:
-        return values
-    step = len(values) / MAX_CALLS
-    return [values[int(i * step)] for i in range(MAX_CALLS)]

@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from gate import app
+from gate import app, stats
 from gate.config import GateConfig, MeasureSettings, find_config, load_config, parse_threshold
 from gate.errors import GateError
 from gate.measure import custom
@@ -251,9 +251,7 @@ def _benchmark_samples(config: pytest.Config, failed: dict[str, str]) -> list[Sa
     samples = []
     for bench in getattr(session, "benchmarks", None) or []:
         data = [float(v) for v in getattr(bench.stats, "data", [])]
-        if len(data) > MAX_BENCHMARK_ROUNDS:
-            step = len(data) / MAX_BENCHMARK_ROUNDS
-            data = [data[int(i * step)] for i in range(MAX_BENCHMARK_ROUNDS)]
+        data = stats.thin(data, MAX_BENCHMARK_ROUNDS)
         if data and bench.fullname not in failed:
             samples.append(
                 Sample(

@@ -11,6 +11,17 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 
+def thin(values: Sequence[float], limit: int) -> list[float]:
+    """At most ``limit`` values taken evenly across ``values`` (order kept); all when fewer.
+
+    Used to bound the per-call times that are stored: percentiles barely move.
+    """
+    if len(values) <= limit:
+        return list(values)
+    step = len(values) / limit
+    return [values[int(i * step)] for i in range(limit)]
+
+
 def mean(values: Sequence[float]) -> float:
     return math.fsum(values) / len(values)
 

@@ -32,13 +32,6 @@ def describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}{where}"
 
 
-def _thin(values: list[float]) -> list[float]:
-    if len(values) <= MAX_CALLS_PER_ROUND:
-        return values
-    step = len(values) / MAX_CALLS_PER_ROUND
-    return [values[int(i * step)] for i in range(MAX_CALLS_PER_ROUND)]
-
-
 def run_round(plans: list[BenchmarkPlan], settings: dict[str, Any], seed: int) -> dict[str, Any]:
     """Measure every plan once in this process, in an order shuffled by ``seed``."""
     order = list(plans)
@@ -63,7 +56,7 @@ def run_round(plans: list[BenchmarkPlan], settings: dict[str, Any], seed: int) -
                 batches[str(batch_size)] = {
                     "first_call": timed.first_call,
                     "median": stats.median(timed.times),
-                    "calls": _thin(list(timed.times)),
+                    "calls": stats.thin(timed.times, MAX_CALLS_PER_ROUND),
                 }
             results[plan.name] = {"batches": batches}
         except Exception as exc:  # report and continue with the other benchmarks
