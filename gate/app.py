@@ -97,7 +97,15 @@ def gate_record(
     Raises BaselineError for a damaged baseline (exit 2) or a refused save.
     """
     baseline_path = baseline_path or config.baseline
-    baseline = read_baseline(baseline_path)
+    replaced_damaged = ""
+    try:
+        baseline = read_baseline(baseline_path)
+    except BaselineError as exc:
+        if not save:
+            raise
+        # The error message tells users to re-record with --save: that must work.
+        baseline = None
+        replaced_damaged = f"\nThe previous baseline could not be read and was replaced: {exc}"
     result = decide(baseline, record, config.policy)
     report_dir = config.report_dir
     results_path = results_path or report_dir / RESULTS_NAME
@@ -117,6 +125,7 @@ def gate_record(
         write_record(baseline_path, record)
         files.append(baseline_path)
         table += f"\n\nSaved the baseline to {baseline_path} ({len(record.samples)} samples)."
+        table += replaced_damaged
         exit_code = ExitCode.OK
     return Outcome(record=record, result=result, table=table, exit_code=exit_code, files=files)
 
