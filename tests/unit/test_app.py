@@ -51,7 +51,7 @@ def test_save_then_regression_exits_1(config) -> None:
 def test_damaged_baseline_is_an_error_but_save_replaces_it(config) -> None:
     config.baseline.parent.mkdir(parents=True)
     config.baseline.write_text('{"format": 1, "samples": [', encoding="utf-8")
-    with pytest.raises(BaselineError, match="main.json: line 1"):
+    with pytest.raises(BaselineError, match=r"main\.json: line 1"):
         app.gate_record(config, record(1e-3))
     outcome = app.gate_record(config, record(1e-3), save=True)
     assert outcome.exit_code == 0
