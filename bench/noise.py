@@ -128,12 +128,15 @@ def main(argv: list[str] | None = None) -> int:
         f"measuring all variants (warmup {s.warmup}, min_calls {s.min_calls}, "
         f"min_time {s.min_time:g}s); {cpus} CPUs, load average {load} at start; {elapsed:.0f} s"
     )
-    print("CV across rounds = stdev/mean of the per-round values; within-process = per-call")
-    print("times at batch 1 inside one round (median over rounds), CV and IQR/median")
+    print("latency@1, thr@32 = median over rounds of the per-round values (min..max over rounds);")
+    print("CV rounds = stdev/mean of the per-round values; CV in-proc and IQR/med = spread of")
+    print("the per-call times at batch 1 inside one round (median over rounds)")
     print()
     header = (
-        f"{'benchmark':<28} {'setting':<12} {'latency@1':>10} {'CV rounds':>10} "
-        f"{'thr@32 /s':>10} {'CV rounds':>10} {'CV in-proc':>10} {'IQR/med':>9}"
+        f"{'benchmark':<28} {'setting':<12} {'latency@1':>10} {'(min..max us)':>15} "
+        f"{'CV rounds':>10} "
+        f"{'thr@32 /s':>10} {'(min..max k/s)':>15} {'CV rounds':>10} {'CV in-proc':>10} "
+        f"{'IQR/med':>9}"
     )
     print(header)
     print("-" * len(header))
@@ -144,8 +147,10 @@ def main(argv: list[str] | None = None) -> int:
             print(
                 f"{name:<28} {f'{label} ({threads})':<12} "
                 f"{stats.median(entry.latency) * 1e6:>8.1f}us "
+                f"{f'{min(entry.latency) * 1e6:.1f}..{max(entry.latency) * 1e6:.1f}':>15} "
                 f"{percent(stats.coefficient_of_variation(entry.latency)):>10} "
                 f"{stats.median(entry.throughput):>10.0f} "
+                f"{f'{min(entry.throughput) / 1e3:.0f}..{max(entry.throughput) / 1e3:.0f}':>15} "
                 f"{percent(stats.coefficient_of_variation(entry.throughput)):>10} "
                 f"{percent(stats.median(entry.within_cv)):>10} "
                 f"{percent(stats.median(entry.within_iqr)):>9}"
@@ -155,8 +160,9 @@ def main(argv: list[str] | None = None) -> int:
         cvs = [stats.coefficient_of_variation(results[label][n].latency) for n in names]
         thr = [stats.coefficient_of_variation(results[label][n].throughput) for n in names]
         print(
-            f"{label:<9} median CV across rounds: latency {percent(stats.median(cvs))}, "
-            f"throughput@{THROUGHPUT_BATCH} {percent(stats.median(thr))}"
+            f"{label:<9} CV across rounds, median (max) over variants: latency "
+            f"{percent(stats.median(cvs))} ({percent(max(cvs))}), throughput@{THROUGHPUT_BATCH} "
+            f"{percent(stats.median(thr))} ({percent(max(thr))})"
         )
     return 0
 

@@ -9,12 +9,12 @@ from __future__ import annotations
 import datetime as dt
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from gate import __version__
 from gate.baseline import read_baseline, read_record, write_json_atomic, write_record
-from gate.compare import decide
+from gate.compare import PairedBaseline, decide
 from gate.config import GateConfig
 from gate.environment import environment_key, fingerprint, git_info
 from gate.errors import BaselineError
@@ -84,6 +84,20 @@ class Outcome:
     files: list[Path] = field(default_factory=list)
 
 
+def load_baseline(path: Path, *, save: bool) -> tuple[RunRecord | None, str]:
+    """The baseline, or None; with ``save``, a damaged one is replaced (its error is the note).
+
+    Raises BaselineError for a damaged baseline when not saving (exit 2).
+    """
+    try:
+        return read_baseline(path), ""
+    except BaselineError as exc:
+        if not save:
+            raise
+        # The error message tells users to re-record with --save: that must work.
+        return None, f"The previous baseline could not be read and was replaced: {exc}"
+
+
 def gate_record(
     config: GateConfig,
     record: RunRecord,
@@ -91,22 +105,19 @@ def gate_record(
     baseline_path: Path | None = None,
     results_path: Path | None = None,
     save: bool = False,
+    paired: PairedBaseline | None = None,
+    notes: tuple[str, ...] = (),
 ) -> Outcome:
-    """Compare ``record`` with the baseline, write results/comparison files, save if asked.
+    """Compare ``record`` with the baseline (timings with ``paired`` when given), write
+    results.json and comparison.json, save the baseline if asked.
 
     Raises BaselineError for a damaged baseline (exit 2) or a refused save.
     """
     baseline_path = baseline_path or config.baseline
-    replaced_damaged = ""
-    try:
-        baseline = read_baseline(baseline_path)
-    except BaselineError as exc:
-        if not save:
-            raise
-        # The error message tells users to re-record with --save: that must work.
-        baseline = None
-        replaced_damaged = f"\nThe previous baseline could not be read and was replaced: {exc}"
-    result = decide(baseline, record, config.policy)
+    baseline, replaced_damaged = load_baseline(baseline_path, save=save)
+    result = decide(baseline, record, config.policy, paired=paired)
+    if notes:
+        result = replace(result, notes=(*notes, *result.notes))
     report_dir = config.report_dir
     results_path = results_path or report_dir / RESULTS_NAME
     files = [results_path, report_dir / COMPARISON_NAME]
@@ -125,7 +136,8 @@ def gate_record(
         write_record(baseline_path, record)
         files.append(baseline_path)
         table += f"\n\nSaved the baseline to {baseline_path} ({len(record.samples)} samples)."
-        table += replaced_damaged
+        if replaced_damaged:
+            table += "\n" + replaced_damaged
         exit_code = ExitCode.OK
     return Outcome(record=record, result=result, table=table, exit_code=exit_code, files=files)
 

@@ -13,6 +13,7 @@ from gate.errors import GateError
 from gate.model import ExitCode
 from gate.report.jsonreport import result_to_dict
 from gate.report.terminal import render_table
+from gate.session import GateRequest, run_gate
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -35,6 +36,14 @@ def _parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--baseline", type=Path, help="baseline file (default from config)")
     run.add_argument("--save", action="store_true", help="save this run as the new baseline")
+    run.add_argument(
+        "--mode",
+        choices=("auto", "stored", "ab", "duet"),
+        help="timing mode (default: the config's policy.timing_mode, auto)",
+    )
+    run.add_argument(
+        "--ab", metavar="REF", help="base revision for ab/duet timing (default: baseline's commit)"
+    )
     run.add_argument(
         "--select", action="append", metavar="NAME", help="measure only this benchmark (repeatable)"
     )
@@ -62,12 +71,15 @@ def _run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return ExitCode.USAGE
-    selected = set(args.select) if args.select else None
-    measured = app.measure_models(config, selected, progress)
-    record = app.make_record(config, measured.samples, measured.info, measured.errors)
-    outcome = app.gate_record(
-        config, record, baseline_path=args.baseline, results_path=args.out, save=args.save
+    request = GateRequest(
+        selected=set(args.select) if args.select else None,
+        mode=args.mode,
+        base_ref=args.ab,
+        baseline_path=args.baseline,
+        results_path=args.out,
+        save=args.save,
     )
+    outcome = run_gate(config, request, progress)
     print(outcome.table)
     return int(outcome.exit_code)
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import fnmatch
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 
 from gate import stats
@@ -51,29 +51,81 @@ class _Test:
     ci_low: float
     ci_high: float
     p_value: float
+    mde: float
+    note: str = ""
+
+
+# Metric families that are timings: re-measured side by side in the paired modes.
+TIMING_FAMILIES = frozenset({"latency", "throughput"})
+# Metric families that are exact (a file or state-dict size): compared without a test.
+DETERMINISTIC_FAMILIES = frozenset({"model_size"})
+
+
+@dataclass(frozen=True, kw_only=True)
+class PairedBaseline:
+    """Timing samples of the base revision measured in the same rounds as the current run.
+
+    ``samples`` are index-aligned with the current run's values (round i of the base belongs to
+    round i of the head); ``modes`` says per benchmark how (``ab`` or ``duet``); ``looks`` is how
+    many times the sequential procedure could have stopped (its alpha is split across them).
+    """
+
+    samples: tuple[Sample, ...]
+    modes: Mapping[str, str]
+    looks: int = 1
+
+    def sample(self, benchmark: str, metric: str) -> Sample | None:
+        for sample in self.samples:
+            if sample.benchmark == benchmark and sample.metric.name == metric:
+                return sample
+        return None
 
 
 def _relative_test(base: Sequence[float], current: Sequence[float], alpha: float) -> _Test:
-    """Relative change of current over base with its interval and p-value.
+    """Unpaired: relative change of current over base with its interval and p-value (Welch).
 
     Positive values are compared on the log scale (ratio of geometric means, which is what the
     noise of timings is multiplicative in); others on the raw scale relative to |mean(base)|.
     """
     if min(base) > 0 and min(current) > 0:
         result = stats.welch([math.log(v) for v in base], [math.log(v) for v in current], alpha)
+        mde = stats.minimum_detectable_effect(result.se, result.df, alpha)
         return _Test(
             math.expm1(result.difference),
             math.expm1(result.ci_low),
             math.expm1(result.ci_high),
             result.p_value,
+            math.expm1(mde),
         )
     result = stats.welch(base, current, alpha)
     scale = abs(stats.mean(base)) or 1.0
+    mde = stats.minimum_detectable_effect(result.se, result.df, alpha)
     return _Test(
         result.difference / scale,
         result.ci_low / scale,
         result.ci_high / scale,
         result.p_value,
+        mde / scale,
+    )
+
+
+def _paired_test(base: Sequence[float], current: Sequence[float], alpha: float) -> _Test:
+    """Paired: per-round log ratios current/base, Student's t with a Wilcoxon cross-check."""
+    ratios = [math.log(c / b) for b, c in zip(base, current, strict=False)]
+    result = stats.paired(ratios, alpha / 2.0)  # the two one-sided bounds form a 1-alpha interval
+    p_value = min(1.0, 2.0 * min(result.p_worse, result.p_better))
+    note = ""
+    # The exact signed-rank test cannot go below 2 / 2^n: only compare where it could agree.
+    wilcoxon_can_reject = 2.0 / 2.0 ** len(ratios) <= alpha
+    if wilcoxon_can_reject and (p_value <= alpha) != (result.wilcoxon_p <= alpha):
+        note = f"t-test p={p_value:.2g} and Wilcoxon p={result.wilcoxon_p:.2g} disagree"
+    return _Test(
+        math.expm1(result.estimate),
+        math.expm1(result.lower),
+        math.expm1(result.upper),
+        p_value,
+        math.expm1(result.mde),
+        note,
     )
 
 
@@ -81,9 +133,18 @@ def _worse(direction: Direction, change: float) -> bool:
     return change > 0 if direction is Direction.LOWER else change < 0
 
 
-def _pair(base: Sample, current: Sample, policy: Policy, interval_alpha: float) -> Comparison:
+def _pair(
+    base: Sample,
+    current: Sample,
+    policy: Policy,
+    interval_alpha: float,
+    *,
+    mode: str = "stored",
+    advisory_note: str = "",
+) -> Comparison:
     threshold = policy.threshold_for(current.benchmark, current.metric.family)
-    advisory = Replication.IN_PROCESS in (base.replication, current.replication)
+    in_process = Replication.IN_PROCESS in (base.replication, current.replication)
+    note = "in-process rounds: advisory only" if in_process else advisory_note
     comparison = Comparison(
         benchmark=current.benchmark,
         metric=current.metric,
@@ -91,41 +152,68 @@ def _pair(base: Sample, current: Sample, policy: Policy, interval_alpha: float) 
         baseline=stats.median(base.values),
         current=stats.median(current.values),
         threshold=threshold,
-        advisory=advisory,
+        advisory=in_process or bool(advisory_note),
         n_baseline=len(base.values),
         n_current=len(current.values),
-        note="in-process rounds: advisory only" if advisory else "",
+        note=note,
+        mode=mode if current.metric.family in TIMING_FAMILIES else "",
     )
     if base.metric.unit != current.metric.unit:
         note = f"unit changed from {base.metric.unit} to {current.metric.unit}"
         return replace(comparison, verdict=Verdict.ERROR, note=note)
-    if len(base.values) < 2 or len(current.values) < 2:
+    paired = mode in ("ab", "duet")
+    if current.metric.family in DETERMINISTIC_FAMILIES:
+        # Sizes do not vary between processes: one reading each is exact.
+        b, c = stats.median(base.values), stats.median(current.values)
+        change = (c - b) / abs(b) if b else (0.0 if c == b else math.inf)
+        return replace(
+            comparison,
+            relative_change=change,
+            ci_low=change,
+            ci_high=change,
+            p_value=0.0 if c != b else 1.0,
+            mde=0.0,
+        )
+    if min(len(base.values), len(current.values)) < 2:
         note = "fewer than two rounds on one side; nothing can be tested"
         return replace(comparison, verdict=Verdict.INCONCLUSIVE, note=note)
-    test = _relative_test(base.values, current.values, interval_alpha)
+    if paired and min(base.values + current.values) <= 0:
+        note = "paired ratios need positive values"
+        return replace(comparison, verdict=Verdict.INCONCLUSIVE, note=note)
+    if paired:
+        test = _paired_test(base.values, current.values, interval_alpha)
+    else:
+        test = _relative_test(base.values, current.values, interval_alpha)
     return replace(
         comparison,
         relative_change=test.relative_change,
         ci_low=test.ci_low,
         ci_high=test.ci_high,
         p_value=test.p_value,
+        mde=test.mde,
+        note="; ".join(n for n in (comparison.note, test.note) if n),
     )
 
 
-def _verdict(comparison: Comparison, significant: bool) -> Verdict:
+def _material(comparison: Comparison, change: float, policy: Policy) -> bool:
     threshold = comparison.threshold or Threshold(value=0.0)
-    base = comparison.baseline or 0.0
-    change = comparison.relative_change
-    absolute = change * abs(base)
+    absolute = change * abs(comparison.baseline or 0.0)
     material = threshold.exceeded_by(change, absolute)
-    if significant and material:
+    if comparison.metric.family == "memory" and comparison.metric.unit == "B":
+        material = material and abs(absolute) > policy.memory_floor
+    return material
+
+
+def _verdict(comparison: Comparison, significant: bool, policy: Policy) -> Verdict:
+    change = comparison.relative_change
+    if significant and _material(comparison, change, policy):
         worse = _worse(comparison.metric.direction, change)
         return Verdict.REGRESSION if worse else Verdict.IMPROVEMENT
     if significant:
         return Verdict.UNCHANGED
     # Not significant: "unchanged" only if the interval rules out a material change.
     for bound in (comparison.ci_low, comparison.ci_high):
-        if threshold.exceeded_by(bound, bound * abs(base)):
+        if _material(comparison, bound, policy):
             return Verdict.INCONCLUSIVE
     return Verdict.UNCHANGED
 
@@ -203,50 +291,68 @@ def environment_differences(
     }
 
 
-def decide(baseline: RunRecord | None, current: RunRecord, policy: Policy) -> GateResult:
-    """Compare ``current`` with ``baseline`` under ``policy``; pure.
+def _new(sample: Sample, note: str = "") -> Comparison:
+    return Comparison(
+        benchmark=sample.benchmark,
+        metric=sample.metric,
+        verdict=Verdict.NEW,
+        current=stats.median(sample.values),
+        n_current=len(sample.values),
+        note=note,
+    )
+
+
+def _counterpart(
+    sample: Sample, baseline: RunRecord | None, paired: PairedBaseline | None
+) -> tuple[Sample | None, str]:
+    """The sample to compare with, and the mode: the paired base for timings when there is one."""
+    if paired is not None and sample.metric.family in TIMING_FAMILIES:
+        base = paired.sample(sample.benchmark, sample.metric.name)
+        if base is not None:
+            return base, paired.modes.get(sample.benchmark, "ab")
+    if baseline is None:
+        return None, "stored"
+    return baseline.sample(sample.benchmark, sample.metric.name), "stored"
+
+
+def _testable(base: Sample | None, current: Sample) -> bool:
+    return base is not None and len(base.values) >= 2 and len(current.values) >= 2
+
+
+def decide(
+    baseline: RunRecord | None,
+    current: RunRecord,
+    policy: Policy,
+    *,
+    paired: PairedBaseline | None = None,
+) -> GateResult:
+    """Compare ``current`` with ``baseline`` (and timings with ``paired``) under ``policy``; pure.
 
     Returns a GateResult with one Comparison per (benchmark, metric) measured now or in the
     baseline, plus over-budget entries; its ``exit_code`` is the gate's answer.
     """
+    looks = paired.looks if paired is not None else 1
+    counterparts = [(_counterpart(s, baseline, paired), s) for s in current.samples]
+    testable = sum(1 for (base, _), sample in counterparts if _testable(base, sample))
+    # Intervals at alpha / (m * looks) hold simultaneously for the run, so an interval that
+    # excludes zero agrees with the Holm decision (Holm rejects at least as much as Bonferroni).
+    interval_alpha = policy.alpha / max(1, testable) / looks
+    other_environment = ""
+    if baseline is not None and baseline.environment.get("key") != current.environment.get("key"):
+        other_environment = "baseline from another environment: timing verdict advisory"
     comparisons: list[Comparison] = []
-    if baseline is None:
-        comparisons = [
-            Comparison(
-                benchmark=s.benchmark,
-                metric=s.metric,
-                verdict=Verdict.NEW,
-                current=stats.median(s.values),
-                n_current=len(s.values),
-            )
-            for s in current.samples
-        ]
-    else:
-        # Intervals at the Bonferroni level alpha/m are simultaneous for the whole run, so an
-        # interval that excludes zero agrees with the Holm decision (Holm rejects at least as much).
-        testable = sum(
-            1
-            for s in current.samples
-            if (b := baseline.sample(s.benchmark, s.metric.name)) is not None
-            and len(b.values) >= 2
-            and len(s.values) >= 2
+    for (base, mode), sample in counterparts:
+        if base is None:
+            note = "not in the baseline" if baseline is not None else ""
+            comparisons.append(_new(sample, note))
+            continue
+        advisory_note = ""
+        if mode == "stored" and sample.metric.family in TIMING_FAMILIES:
+            advisory_note = other_environment
+        comparisons.append(
+            _pair(base, sample, policy, interval_alpha, mode=mode, advisory_note=advisory_note)
         )
-        interval_alpha = policy.alpha / max(1, testable)
-        for sample in current.samples:
-            base = baseline.sample(sample.benchmark, sample.metric.name)
-            if base is None:
-                comparisons.append(
-                    Comparison(
-                        benchmark=sample.benchmark,
-                        metric=sample.metric,
-                        verdict=Verdict.NEW,
-                        current=stats.median(sample.values),
-                        n_current=len(sample.values),
-                        note="not in the baseline",
-                    )
-                )
-            else:
-                comparisons.append(_pair(base, sample, policy, interval_alpha))
+    if baseline is not None:
         measured = {(s.benchmark, s.metric.name) for s in current.samples}
         failed = {e.benchmark for e in current.errors}
         for base in baseline.samples:
@@ -262,11 +368,11 @@ def decide(baseline: RunRecord | None, current: RunRecord, policy: Policy) -> Ga
                     )
                 )
     tested = [i for i, c in enumerate(comparisons) if not math.isnan(c.p_value)]
-    rejected = stats.holm([comparisons[i].p_value for i in tested], policy.alpha)
+    rejected = stats.holm([comparisons[i].p_value for i in tested], policy.alpha / looks)
     for index, significant in zip(tested, rejected, strict=True):
         comparison = comparisons[index]
         comparisons[index] = replace(
-            comparison, significant=significant, verdict=_verdict(comparison, significant)
+            comparison, significant=significant, verdict=_verdict(comparison, significant, policy)
         )
     over_budget, warnings = check_budgets(current, policy.budgets)
     comparisons.extend(over_budget)
@@ -286,10 +392,20 @@ def decide(baseline: RunRecord | None, current: RunRecord, policy: Policy) -> Ga
     return GateResult(
         comparisons=tuple(comparisons),
         alpha=policy.alpha,
-        has_baseline=baseline is not None,
+        has_baseline=baseline is not None or paired is not None,
         environment_differences=environment_differences(baseline, current) if baseline else {},
         warnings=tuple(warnings),
         errors=current.errors,
         baseline_commit=baseline.git.commit if baseline else None,
         current_commit=current.git.commit,
+        fail_on_inconclusive=policy.fail_on_inconclusive,
     )
+
+
+def inconclusive_benchmarks(result: GateResult) -> set[str]:
+    """Benchmarks with an inconclusive timing comparison: candidates for more rounds."""
+    return {
+        c.benchmark
+        for c in result.comparisons
+        if c.verdict is Verdict.INCONCLUSIVE and c.metric.family in TIMING_FAMILIES
+    }

@@ -41,7 +41,7 @@ DTYPES = ("float32", "float16", "bfloat16", "float64", "int64", "int32", "uint8"
 DEFAULT_THRESHOLDS = {
     "latency": "5%",
     "throughput": "5%",
-    "memory": "10%",
+    "memory": "2%",
     "cold_start": "25%",
     "model_size": "5%",
     "default": "5%",
@@ -240,7 +240,19 @@ class _Ctx:
 
 TOP_KEYS = ("baseline", "report_dir", "models", "policy", "measure")
 MODEL_KEYS = ("torch", "onnx", "input", "variants", "metrics", "batch_sizes", "threads")
-POLICY_KEYS = ("alpha", "thresholds", "budgets")
+POLICY_KEYS = (
+    "alpha",
+    "thresholds",
+    "budgets",
+    "timing_mode",
+    "min_rounds",
+    "max_rounds",
+    "round_step",
+    "time_budget",
+    "fail_on_inconclusive",
+    "memory_floor",
+)
+TIMING_MODES = ("auto", "stored", "ab", "duet")
 MEASURE_KEYS = ("rounds", "warmup", "min_calls", "min_time", "threads", "probes", "seed")
 
 
@@ -409,7 +421,39 @@ def _policy(ctx: _Ctx, raw: Any) -> Policy:
             except ValueError as exc:
                 raise ctx.error(f"{key}.{metric}", str(exc)) from None
             budgets.append(budget)
-    return Policy(alpha=float(alpha), thresholds=thresholds, budgets=tuple(budgets))
+    mode = raw.get("timing_mode", "auto")
+    if mode not in TIMING_MODES:
+        raise ctx.error(
+            "policy.timing_mode",
+            f"unknown mode {mode!r}; expected one of {', '.join(TIMING_MODES)}",
+        )
+    min_rounds = ctx.integer(raw.get("min_rounds", 8), "policy.min_rounds", 2)
+    max_rounds = ctx.integer(raw.get("max_rounds", 24), "policy.max_rounds", 2)
+    if max_rounds < min_rounds:
+        raise ctx.error(
+            "policy.max_rounds", f"must be >= policy.min_rounds ({min_rounds}), got {max_rounds}"
+        )
+    fail_on_inconclusive = raw.get("fail_on_inconclusive", False)
+    if not isinstance(fail_on_inconclusive, bool):
+        raise ctx.error(
+            "policy.fail_on_inconclusive", f"expected true or false, got {fail_on_inconclusive!r}"
+        )
+    return Policy(
+        alpha=float(alpha),
+        thresholds=thresholds,
+        budgets=tuple(budgets),
+        timing_mode=mode,
+        min_rounds=min_rounds,
+        max_rounds=max_rounds,
+        round_step=ctx.integer(raw.get("round_step", 4), "policy.round_step", 1),
+        time_budget=ctx.quantity(
+            raw.get("time_budget", "600s"), "policy.time_budget", units.parse_duration
+        ),
+        fail_on_inconclusive=fail_on_inconclusive,
+        memory_floor=ctx.quantity(
+            raw.get("memory_floor", "8MiB"), "policy.memory_floor", units.parse_size
+        ),
+    )
 
 
 def _measure(ctx: _Ctx, raw: Any) -> MeasureSettings:

@@ -162,10 +162,19 @@ class Budget:
 
 @dataclass(frozen=True, kw_only=True)
 class Policy:
+    """How the gate decides; see docs/STATISTICS.md for the meaning of each field."""
+
     alpha: float = 0.01
     thresholds: Mapping[str, Threshold] = field(default_factory=dict)
     budgets: tuple[Budget, ...] = ()
     overrides: Mapping[str, Threshold] = field(default_factory=dict)
+    timing_mode: str = "auto"  # auto | stored | ab | duet
+    min_rounds: int = 8
+    max_rounds: int = 24
+    round_step: int = 4
+    time_budget: float = 600.0  # seconds of paired rounds before giving up on inconclusive ones
+    fail_on_inconclusive: bool = False
+    memory_floor: float = 8 * 2**20  # bytes: memory changes below this never fail
 
     def threshold_for(self, benchmark: str, metric_family: str) -> Threshold:
         """Per-benchmark override first (pytest marker), then the family, then ``default``."""
@@ -181,7 +190,9 @@ class Comparison:
     """Baseline against current for one (benchmark, metric), with the verdict and its evidence.
 
     ``relative_change`` is current/baseline - 1 of the estimate (NaN when undefined);
-    ``ci_low``/``ci_high`` bound it at confidence 1 - alpha; ``p_value`` is the raw test p-value
+    ``ci_low``/``ci_high`` bound it (simultaneous interval, see docs/STATISTICS.md); ``mode`` is
+    how the baseline side was measured (``stored``, ``ab``, ``duet``); ``mde`` the minimum
+    detectable relative change at 80% power; ``p_value`` is the raw test p-value
     and ``significant`` the decision after multiple-comparison correction.
     """
 
@@ -198,6 +209,8 @@ class Comparison:
     threshold: Threshold | None = None
     advisory: bool = False
     note: str = ""
+    mode: str = ""
+    mde: float = math.nan
     n_baseline: int = 0
     n_current: int = 0
 
@@ -218,13 +231,24 @@ class GateResult:
     has_baseline: bool
     environment_differences: Mapping[str, tuple[Any, Any]] = field(default_factory=dict)
     warnings: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()
     errors: tuple[BenchmarkError, ...] = ()
     baseline_commit: str | None = None
     current_commit: str | None = None
+    fail_on_inconclusive: bool = False
+
+    def _fails(self, comparison: Comparison) -> bool:
+        if comparison.fails:
+            return True
+        return (
+            self.fail_on_inconclusive
+            and comparison.verdict is Verdict.INCONCLUSIVE
+            and not comparison.advisory
+        )
 
     @property
     def failed(self) -> bool:
-        return any(c.fails for c in self.comparisons)
+        return any(self._fails(c) for c in self.comparisons)
 
     def count(self, verdict: Verdict) -> int:
         return sum(1 for c in self.comparisons if c.verdict is verdict)
@@ -232,7 +256,7 @@ class GateResult:
     @property
     def exit_code(self) -> ExitCode:
         """Regression or over budget -> 1; a benchmark that could not be measured -> 3."""
-        if any(c.fails and c.verdict is not Verdict.ERROR for c in self.comparisons):
+        if any(self._fails(c) and c.verdict is not Verdict.ERROR for c in self.comparisons):
             return ExitCode.REGRESSION
         if self.errors or any(c.verdict is Verdict.ERROR for c in self.comparisons):
             return ExitCode.INTERNAL

@@ -11,7 +11,6 @@ to the terminal summary and the exit status is set (never raised from a summary 
 from __future__ import annotations
 
 import json
-import random
 from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -22,10 +21,10 @@ import pytest
 from gate import app, stats
 from gate.config import GateConfig, MeasureSettings, find_config, load_config, parse_threshold
 from gate.errors import GateError
-from gate.measure import custom
-from gate.measure.runner import Measured, Progress, plan_model, prepare, smoke_test
+from gate.measure.runner import Progress, plan_model, prepare, smoke_test
 from gate.model import BenchmarkError, Direction, ExitCode, Metric, Replication, Sample
 from gate.perf import Perf
+from gate.session import GateRequest, run_gate
 
 MARKER = "perf_gate"
 MARKER_KWARGS = ("threshold",)
@@ -82,6 +81,8 @@ class _State:
     worker_out: Path | None
     save: bool
     baseline: Path | None
+    mode: str | None = None
+    base_ref: str | None = None
     perf_nodes: list[str] = field(default_factory=list)
     passed_models: list[str] = field(default_factory=list)
     thresholds: dict[str, str] = field(default_factory=dict)
@@ -118,6 +119,8 @@ def _settings_from(config: pytest.Config) -> _State:
         worker_out=Path(worker) if worker else None,
         save=bool(config.getoption("--perf-gate-save")),
         baseline=(root / baseline).resolve() if baseline else None,
+        mode=config.getoption("--perf-gate-mode"),
+        base_ref=config.getoption("--perf-gate-ab"),
     )
 
 
@@ -277,7 +280,6 @@ def _progress(config: pytest.Config) -> Progress:
 
 def _gate(session: pytest.Session, state: _State) -> None:
     config = session.config
-    progress = _progress(config)
     gate_config = state.config
     thresholds = {n: parse_threshold(t) for n, t in state.thresholds.items()}
     if thresholds:
@@ -285,46 +287,24 @@ def _gate(session: pytest.Session, state: _State) -> None:
             gate_config.policy, overrides={**gate_config.policy.overrides, **thresholds}
         )
         gate_config = replace(gate_config, policy=policy)
-    models = list(state.passed_models)
-    measured = app.measure_models(gate_config, set(models), progress) if models else Measured()
-    failed_models = [
-        name
-        for model in gate_config.models
-        for name in model.benchmark_names()
-        if name not in state.passed_models
-        and any(i.nodeid.endswith(f"::{name}") for i in session.items)
-    ]
-    measured.errors.extend(
-        BenchmarkError(benchmark=n, message="its pytest item failed") for n in failed_models
+    collected = {i.nodeid.rsplit("::", 1)[-1] for i in session.items if isinstance(i, ModelItem)}
+    failed_models = sorted(collected - set(state.passed_models))
+    extra = [f"--perf-gate-config={gate_config.path}"] if gate_config.path is not None else []
+    request = GateRequest(
+        selected=set(state.passed_models),
+        perf_nodes=tuple(n for n in dict.fromkeys(state.perf_nodes) if n not in state.failed),
+        pytest_root=Path(str(config.rootpath)),
+        pytest_args=tuple(extra),
+        extra_samples=tuple(_benchmark_samples(config, state.failed)),
+        extra_errors=tuple(
+            BenchmarkError(benchmark=n, message="its pytest item failed") for n in failed_models
+        ),
+        mode=state.mode,
+        base_ref=state.base_ref,
+        baseline_path=state.baseline,
+        save=state.save,
     )
-    nodes = [n for n in dict.fromkeys(state.perf_nodes) if n not in state.failed]
-    if nodes:
-        extra = []
-        if gate_config.path is not None:
-            extra.append(f"--perf-gate-config={gate_config.path}")
-        custom_measured = custom.run_rounds(
-            nodes,
-            rounds=gate_config.measure.rounds,
-            root=Path(str(config.rootpath)),
-            work_dir=gate_config.report_dir / "work",
-            extra_args=extra,
-            threads=gate_config.measure.threads,
-            progress=progress,
-            rng=random.Random(gate_config.measure.seed),
-        )
-        measured.samples.extend(custom_measured.samples)
-        measured.errors.extend(custom_measured.errors)
-    measured.samples.extend(_benchmark_samples(config, state.failed))
-    if not measured.samples and not measured.errors:
-        state.error = (
-            "perf-gate: nothing was measured: no config models, no tests using the "
-            "'perf' fixture and no pytest-benchmark results were selected"
-        )
-        return
-    record = app.make_record(gate_config, measured.samples, measured.info, measured.errors)
-    state.outcome = app.gate_record(
-        gate_config, record, baseline_path=state.baseline, save=state.save
-    )
+    state.outcome = run_gate(gate_config, request, _progress(config))
 
 
 @pytest.hookimpl(wrapper=True)

@@ -134,6 +134,7 @@ class WelchResult:
     ci_high: float
     p_value: float
     df: float
+    se: float = 0.0
 
 
 def welch(a: Sequence[float], b: Sequence[float], alpha: float) -> WelchResult:
@@ -156,7 +157,9 @@ def welch(a: Sequence[float], b: Sequence[float], alpha: float) -> WelchResult:
     )
     p_value = t_sf_two_sided(difference / se, df)
     half_width = t_ppf(1.0 - alpha / 2.0, df) * se
-    return WelchResult(difference, difference - half_width, difference + half_width, p_value, df)
+    return WelchResult(
+        difference, difference - half_width, difference + half_width, p_value, df, se
+    )
 
 
 def holm(p_values: Sequence[float], alpha: float) -> list[bool]:
@@ -170,3 +173,117 @@ def holm(p_values: Sequence[float], alpha: float) -> list[bool]:
         else:
             break
     return rejected
+
+
+@dataclass(frozen=True)
+class PairedResult:
+    """Paired analysis of per-round differences d (e.g. log(head/base) per round).
+
+    ``estimate`` is mean(d); ``lower``/``upper`` are one-sided (1 - alpha) bounds from Student's
+    t (together a 1 - 2 alpha interval); ``p_worse``/``p_better`` the one-sided p-values for
+    mean > 0 and mean < 0; ``wilcoxon_p`` the two-sided exact signed-rank p-value, a check that
+    does not assume normality; ``mde`` the smallest true mean this many rounds would detect with
+    80% power at this alpha (same scale as d).
+    """
+
+    estimate: float
+    lower: float
+    upper: float
+    p_worse: float
+    p_better: float
+    wilcoxon_p: float
+    mde: float
+    n: int
+
+
+def t_sf(t: float, df: float) -> float:
+    """P(T >= t) for Student's t (one-sided upper tail)."""
+    two_sided = t_sf_two_sided(t, df)
+    return two_sided / 2.0 if t >= 0 else 1.0 - two_sided / 2.0
+
+
+def wilcoxon_signed_rank_p(differences: Sequence[float]) -> float:
+    """Two-sided exact p-value of Wilcoxon's signed-rank test (zeros dropped, ties mid-ranked).
+
+    Exact by dynamic programming over rank sums (ranks doubled so mid-ranks stay integers);
+    fine for the few dozen rounds perf-gate uses. 1.0 when nothing is left to rank.
+    """
+    values = [d for d in differences if d != 0.0]
+    n = len(values)
+    if n == 0:
+        return 1.0
+    order = sorted(range(n), key=lambda i: abs(values[i]))
+    doubled_ranks = [0] * n
+    position = 0
+    while position < n:
+        end = position
+        while end + 1 < n and abs(values[order[end + 1]]) == abs(values[order[position]]):
+            end += 1
+        midrank_doubled = position + end + 2  # (position+1 + end+1) = twice the mean rank
+        for k in range(position, end + 1):
+            doubled_ranks[order[k]] = midrank_doubled
+        position = end + 1
+    total = sum(doubled_ranks)
+    positive = sum(r for r, v in zip(doubled_ranks, values, strict=True) if v > 0)
+    # counts[s] = number of sign assignments whose positive doubled-rank sum is s
+    counts = [0] * (total + 1)
+    counts[0] = 1
+    for rank in doubled_ranks:
+        for s in range(total, rank - 1, -1):
+            counts[s] += counts[s - rank]
+    assignments = 1 << n
+    extreme = min(positive, total - positive)
+    tail = sum(counts[: extreme + 1])
+    return min(1.0, 2.0 * tail / assignments)
+
+
+def minimum_detectable_effect(se: float, df: float, alpha: float, power: float = 0.8) -> float:
+    """The smallest true effect a one-sided level-alpha t-test detects with ``power``."""
+    if se == 0.0 or math.isinf(df):
+        return 0.0
+    return (t_ppf(1.0 - alpha, df) + t_ppf(power, df)) * se
+
+
+def paired(differences: Sequence[float], alpha: float) -> PairedResult:
+    """Paired analysis of per-round differences; needs at least two values."""
+    n = len(differences)
+    if n < 2:
+        raise ValueError("a paired analysis needs at least two rounds")
+    estimate = mean(differences)
+    se = math.sqrt(variance(differences) / n)
+    df = n - 1
+    if se == 0.0:
+        sign = (estimate > 0) - (estimate < 0)
+        return PairedResult(
+            estimate,
+            estimate,
+            estimate,
+            0.0 if sign > 0 else 1.0,
+            0.0 if sign < 0 else 1.0,
+            wilcoxon_signed_rank_p(differences),
+            0.0,
+            n,
+        )
+    t_crit = t_ppf(1.0 - alpha, df)
+    statistic = estimate / se
+    return PairedResult(
+        estimate=estimate,
+        lower=estimate - t_crit * se,
+        upper=estimate + t_crit * se,
+        p_worse=t_sf(statistic, df),
+        p_better=t_sf(-statistic, df),
+        wilcoxon_p=wilcoxon_signed_rank_p(differences),
+        mde=minimum_detectable_effect(se, df, alpha),
+        n=n,
+    )
+
+
+def min_calls_for_percentile(q: float, confidence: float) -> int:
+    """Calls needed before the sample maximum bounds the q-quantile at ``confidence``.
+
+    The distribution-free order-statistic bound: with n calls, P(all below the q-quantile) = q^n,
+    so the largest call exceeds it with probability 1 - q^n. For q = 0.99 at 99.9% confidence
+    this gives 688; MLPerf LoadGen's early-stopping tables use the same binomial reasoning (662
+    for 99% confidence on a 99th percentile at its tolerance).
+    """
+    return math.ceil(math.log(1.0 - confidence) / math.log(q))

@@ -2,7 +2,8 @@
 
 The parent pytest run has already run every test once (quick mode). Here each round starts
 ``python -m pytest --perf-gate-worker OUT <node ids in random order>``; the ``perf`` fixture in
-that process measures for real and the plugin writes what it measured to OUT.
+that process measures for real and the plugin writes what it measured to OUT. In ``ab`` mode a
+round runs one worker in the base revision's worktree and one in the head, in random order.
 """
 
 from __future__ import annotations
@@ -20,6 +21,49 @@ from gate.measure.runner import Measured, Progress, worker_environment
 from gate.model import BenchmarkError, Direction, Metric, Sample
 
 
+def run_pytest_worker(
+    root: Path, nodeids: list[str], extra_args: list[str], threads: int, work_dir: Path
+) -> dict[str, Any]:
+    """One ``pytest --perf-gate-worker`` process in ``root``; returns its JSON results.
+
+    Raises MeasurementError when the process wrote nothing (a crash, a collection error)."""
+    work_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=work_dir) as scratch:
+        out = Path(scratch) / "perf.json"
+        command = [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "-p",
+            "no:randomly",
+            "-o",
+            "addopts=",
+            f"--perf-gate-worker={out}",
+            *extra_args,
+            *nodeids,
+        ]
+        completed = subprocess.run(
+            command,
+            cwd=root,
+            env=worker_environment(root, threads),
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=1800,
+        )
+        if not out.is_file():
+            tail = " | ".join(completed.stdout.strip().splitlines()[-3:])
+            raise MeasurementError(
+                f"a pytest worker in {root} wrote no results (exit {completed.returncode}): {tail}",
+                slug="worker",
+            )
+        result: dict[str, Any] = json.loads(out.read_text(encoding="utf-8"))
+        return result
+
+
 def run_rounds(
     nodeids: list[str],
     *,
@@ -30,66 +74,43 @@ def run_rounds(
     threads: int,
     progress: Progress,
     rng: random.Random,
-) -> Measured:
-    """Run ``rounds`` worker pytest processes over ``nodeids``; one sample value per round."""
-    per_round: list[dict[str, Any]] = []
+    base_root: Path | None = None,
+) -> tuple[Measured, Measured | None]:
+    """Run ``rounds`` worker rounds over ``nodeids``: (head, base) measurements, one value per
+    round; base is None unless ``base_root`` is given (``ab`` mode)."""
+    arms = {"head": root} if base_root is None else {"head": root, "base": base_root}
+    per_round: dict[str, list[dict[str, Any]]] = {arm: [] for arm in arms}
     failed: dict[str, str] = {}
-    work_dir.mkdir(parents=True, exist_ok=True)
     for index in range(rounds):
         live = [n for n in nodeids if n not in failed]
         if not live:
             break
-        rng.shuffle(live)
+        order = list(arms)
+        rng.shuffle(order)
         progress(
-            f"round {index + 1}/{rounds}: {len(live)} custom benchmark(s) in a fresh pytest process"
+            f"round {index + 1}/{rounds}: {len(live)} custom benchmark(s) ({' / '.join(order)})"
         )
-        with tempfile.TemporaryDirectory(dir=work_dir) as scratch:
-            out = Path(scratch) / "perf.json"
-            command = [
-                sys.executable,
-                "-m",
-                "pytest",
-                "-q",
-                "-p",
-                "no:cacheprovider",
-                "-p",
-                "no:randomly",
-                "-o",
-                "addopts=",
-                f"--perf-gate-worker={out}",
-                *extra_args,
-                *live,
-            ]
-            completed = subprocess.run(
-                command,
-                cwd=root,
-                env=worker_environment(root, threads),
-                capture_output=True,
-                text=True,
-                check=False,
-                timeout=1800,
-            )
-            if not out.is_file():
-                tail = " | ".join(completed.stdout.strip().splitlines()[-3:])
-                raise MeasurementError(
-                    f"the pytest worker for round {index + 1} wrote no results (exit "
-                    f"{completed.returncode}): {tail}",
-                    slug="worker",
-                )
-            document = json.loads(out.read_text(encoding="utf-8"))
-        for nodeid, message in document.get("errors", {}).items():
-            failed.setdefault(nodeid, f"round {index + 1}: {message}")
-        for nodeid in live:
-            if nodeid not in document["results"] and nodeid not in failed:
-                failed[nodeid] = f"round {index + 1}: the test did not run in the worker"
-        per_round.append(document["results"])
-    measured = Measured()
+        documents = {}
+        for arm in order:
+            selection = list(live)
+            rng.shuffle(selection)
+            documents[arm] = run_pytest_worker(arms[arm], selection, extra_args, threads, work_dir)
+        for arm, document in documents.items():
+            for nodeid, message in document.get("errors", {}).items():
+                failed.setdefault(nodeid, f"{arm} round {index + 1}: {message}")
+            for nodeid in live:
+                if nodeid not in document["results"] and nodeid not in failed:
+                    failed[nodeid] = f"{arm} round {index + 1}: the test did not run in the worker"
+        for arm, document in documents.items():
+            per_round[arm].append(document["results"])
+    measured = {arm: Measured() for arm in arms}
     for nodeid in nodeids:
         if nodeid in failed:
-            measured.errors.append(BenchmarkError(benchmark=nodeid, message=failed[nodeid]))
+            measured["head"].errors.append(BenchmarkError(benchmark=nodeid, message=failed[nodeid]))
             continue
-        measured.samples.extend(_samples(nodeid, [r[nodeid] for r in per_round]))
-    return measured
+        for arm in arms:
+            measured[arm].samples.extend(_samples(nodeid, [r[nodeid] for r in per_round[arm]]))
+    return measured["head"], measured.get("base")
 
 
 def _samples(nodeid: str, rounds: list[dict[str, Any]]) -> list[Sample]:

@@ -129,11 +129,21 @@ class Runner:
         )
         self.random = random.Random(seed)
 
-    def _worker(
-        self, plans: list[BenchmarkPlan], args: list[str], timeout: float
+    def worker(
+        self,
+        plans: list[BenchmarkPlan],
+        args: list[str],
+        timeout: float,
+        *,
+        root: Path | None = None,
+        extra: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
+        """Run one worker process (``args[0]`` is its mode) and return its JSON result.
+
+        Raises MeasurementError when it crashes, times out or writes nothing."""
+        root = root or self.root
         document = {
-            "root": str(self.root),
+            "root": str(root),
             "settings": {
                 "warmup": self.settings.warmup,
                 "min_calls": self.settings.min_calls,
@@ -141,6 +151,7 @@ class Runner:
                 "max_time": self.max_time,
             },
             "plans": [p.to_dict() for p in plans],
+            **(extra or {}),
         }
         self.work_dir.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(dir=self.work_dir) as scratch:
@@ -159,8 +170,8 @@ class Runner:
             try:
                 completed = subprocess.run(
                     command,
-                    cwd=self.root,
-                    env=worker_environment(self.root, self.settings.threads),
+                    cwd=root,
+                    env=worker_environment(root, self.settings.threads),
                     capture_output=True,
                     text=True,
                     timeout=timeout,
@@ -179,26 +190,28 @@ class Runner:
             result: dict[str, Any] = json.loads(out_file.read_text(encoding="utf-8"))
             return result
 
-    def _round_timeout(self, plans: list[BenchmarkPlan]) -> float:
+    def round_timeout(self, plans: list[BenchmarkPlan]) -> float:
         batches = sum(len(p.batch_sizes) for p in plans)
         return 120.0 + batches * (self.max_time + 30.0)
 
-    def measure(self, plans: list[BenchmarkPlan]) -> Measured:
-        """Run the rounds and the probes; benchmarks that fail anywhere become errors."""
+    def measure(self, plans: list[BenchmarkPlan], *, timing: bool = True) -> Measured:
+        """Run the rounds (unless ``timing`` is False) and the probes.
+
+        Benchmarks that fail anywhere become errors and have no samples."""
         measured = Measured()
         failed: dict[str, str] = {}
         rounds: list[dict[str, Any]] = []
-        total = self.settings.rounds
+        total = self.settings.rounds if timing else 0
         for index in range(total):
             live = [p for p in plans if p.name not in failed]
             if not live:
                 break
             self.progress(f"round {index + 1}/{total}: {len(live)} benchmark(s) in a fresh process")
             try:
-                result = self._worker(
+                result = self.worker(
                     live,
                     ["round", "--seed", str(self.random.randrange(2**31))],
-                    self._round_timeout(live),
+                    self.round_timeout(live),
                 )
             except MeasurementError as exc:
                 for plan in live:
@@ -214,7 +227,9 @@ class Runner:
                     BenchmarkError(benchmark=plan.name, message=failed[plan.name])
                 )
                 continue
-            measured.samples.extend(_round_samples(plan, rounds))
+            if rounds:
+                entries = [r["results"][plan.name] for r in rounds]
+                measured.samples.extend(round_samples(plan, entries))
             measured.samples.extend(_probe_samples(plan, probes.get(plan.name, [])))
             measured.info[plan.name] = _info(plan, probes.get(plan.name, []))
         return measured
@@ -241,7 +256,7 @@ class Runner:
         def probe(job: tuple[BenchmarkPlan, int]) -> tuple[str, dict[str, Any]]:
             plan = job[0]
             try:
-                return plan.name, self._worker([plan], ["probe", "--benchmark", plan.name], 300.0)
+                return plan.name, self.worker([plan], ["probe", "--benchmark", plan.name], 300.0)
             except MeasurementError as exc:
                 return plan.name, {"error": str(exc)}
 
@@ -255,10 +270,11 @@ class Runner:
         return probes
 
 
-def _round_samples(plan: BenchmarkPlan, rounds: Iterable[dict[str, Any]]) -> list[Sample]:
+def round_samples(plan: BenchmarkPlan, entries: Iterable[dict[str, Any]]) -> list[Sample]:
+    """Latency and throughput samples from a benchmark's per-round worker entries."""
     per_batch: dict[int, list[dict[str, Any]]] = {b: [] for b in plan.batch_sizes}
-    for result in rounds:
-        batches = result["results"][plan.name]["batches"]
+    for entry in entries:
+        batches = entry["batches"]
         for batch_size in plan.batch_sizes:
             per_batch[batch_size].append(batches[str(batch_size)])
     samples: list[Sample] = []

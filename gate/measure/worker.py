@@ -53,15 +53,92 @@ def run_round(plans: list[BenchmarkPlan], settings: dict[str, Any], seed: int) -
                     max_time=settings["max_time"],
                     sync=backend.sync,
                 )
-                batches[str(batch_size)] = {
-                    "first_call": timed.first_call,
-                    "median": stats.median(timed.times),
-                    "calls": stats.thin(timed.times, MAX_CALLS_PER_ROUND),
-                }
+                batches[str(batch_size)] = _timed_batch(timed.first_call, list(timed.times))
             results[plan.name] = {"batches": batches}
         except Exception as exc:  # report and continue with the other benchmarks
             errors[plan.name] = describe(exc)
     return {"order": [p.name for p in order], "results": results, "errors": errors}
+
+
+def _timed_batch(timed_first: float, times: list[float]) -> dict[str, Any]:
+    return {
+        "first_call": timed_first,
+        "median": stats.median(times),
+        "calls": stats.thin(times, MAX_CALLS_PER_ROUND),
+    }
+
+
+def run_duet(
+    pairs: list[tuple[BenchmarkPlan, BenchmarkPlan]], settings: dict[str, Any], seed: int
+) -> dict[str, Any]:
+    """Base and head of each benchmark loaded in this one process, calls alternated in blocks.
+
+    Both arms share the process, so the between-process noise cancels in their ratio; the block
+    order within each pair is random so that neither arm always runs first.
+    """
+    rng = random.Random(seed)
+    order = list(pairs)
+    rng.shuffle(order)
+    blocks = 10
+    base_results: dict[str, Any] = {}
+    head_results: dict[str, Any] = {}
+    errors: dict[str, str] = {}
+    for base, head in order:
+        try:
+            arms = []
+            for plan in (base, head):
+                backend = get_backend(plan)
+                backend.import_runtime()
+                backend.load()
+                arms.append(backend)
+            batches: list[dict[str, Any]] = [{}, {}]
+            for batch_size in head.batch_sizes:
+                calls = [arm.call_for(batch_size) for arm in arms]
+                firsts = [
+                    time_calls(
+                        call, warmup=settings["warmup"], min_calls=1, min_time=0.0
+                    ).first_call
+                    for call in calls
+                ]
+                times: list[list[float]] = [[], []]
+                for _ in range(blocks):
+                    sides = [0, 1]
+                    rng.shuffle(sides)
+                    for side in sides:
+                        timed = time_calls(
+                            calls[side],
+                            warmup=0,
+                            min_calls=max(1, settings["min_calls"] // blocks),
+                            min_time=settings["min_time"] / blocks,
+                            max_time=settings["max_time"] / blocks,
+                            sync=arms[side].sync,
+                        )
+                        times[side].extend(timed.times[1:])  # its first call is the block's warm-up
+                for side in (0, 1):
+                    batches[side][str(batch_size)] = _timed_batch(firsts[side], times[side])
+            base_results[head.name] = {"batches": batches[0]}
+            head_results[head.name] = {"batches": batches[1]}
+        except Exception as exc:  # report and continue with the other pairs
+            errors[head.name] = describe(exc)
+    names = [h.name for _, h in order]
+    return {
+        "base": {"order": names, "results": base_results, "errors": errors},
+        "head": {"order": names, "results": head_results, "errors": errors},
+    }
+
+
+def run_prepare(plans: list[BenchmarkPlan], cache_dir: Path) -> dict[str, Any]:
+    """Export/quantize in this process (a base revision's code must not meet the head's)."""
+    from gate.measure.runner import prepare
+
+    prepared: list[dict[str, Any]] = []
+    errors: dict[str, str] = {}
+    for plan in plans:
+        try:
+            prepared.append(prepare(plan, cache_dir).to_dict())
+        except Exception as exc:
+            errors[plan.name] = describe(exc)
+    return {"plans": prepared, "errors": errors}
 
 
 def run_probe(plan: BenchmarkPlan) -> dict[str, Any]:
@@ -99,11 +176,12 @@ def run_probe(plan: BenchmarkPlan) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m gate.measure.worker")
-    parser.add_argument("mode", choices=("round", "probe"))
+    parser.add_argument("mode", choices=("round", "probe", "duet", "prepare"))
     parser.add_argument("plan", type=Path)
     parser.add_argument("out", type=Path)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--benchmark", default=None)
+    parser.add_argument("--cache-dir", type=Path, default=None)
     args = parser.parse_args(argv)
     document = json.loads(args.plan.read_text(encoding="utf-8"))
     root = document["root"]
@@ -112,6 +190,11 @@ def main(argv: list[str] | None = None) -> int:
     plans = [BenchmarkPlan.from_dict(p) for p in document["plans"]]
     if args.mode == "round":
         result = run_round(plans, document["settings"], args.seed)
+    elif args.mode == "duet":
+        bases = [BenchmarkPlan.from_dict(p) for p in document["base_plans"]]
+        result = run_duet(list(zip(bases, plans, strict=True)), document["settings"], args.seed)
+    elif args.mode == "prepare":
+        result = run_prepare(plans, args.cache_dir or Path(root) / ".perf-gate" / "cache")
     else:
         chosen = [p for p in plans if p.name == args.benchmark]
         if not chosen:

@@ -32,6 +32,8 @@ def comparison_to_dict(c: Comparison) -> dict[str, Any]:
         "p_value": _number(c.p_value),
         "significant": c.significant,
         "threshold": c.threshold.describe() if c.threshold else None,
+        "mode": c.mode or None,
+        "mde": _number(c.mde),
         "n_baseline": c.n_baseline,
         "n_current": c.n_current,
         "note": c.note,
@@ -54,6 +56,7 @@ def result_to_dict(result: GateResult) -> dict[str, Any]:
             for k, (old, new) in result.environment_differences.items()
         },
         "warnings": list(result.warnings),
+        "notes": list(result.notes),
         "errors": [{"benchmark": e.benchmark, "message": e.message} for e in result.errors],
         "comparisons": [comparison_to_dict(c) for c in result.comparisons],
     }

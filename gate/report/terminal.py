@@ -47,7 +47,7 @@ def headline(result: GateResult) -> str:
 
 def render_table(result: GateResult, *, show_unchanged: bool = True) -> str:
     """The headline, the table and the notes (environment differences, warnings, how-to)."""
-    header = ("benchmark", "metric", "baseline", "current", "change [CI]", "verdict")
+    header = ("benchmark", "metric", "baseline", "current", "change [CI]", "mode", "mde", "verdict")
     rows: list[tuple[str, ...]] = []
     for c in result.comparisons:
         if not show_unchanged and c.verdict is Verdict.UNCHANGED:
@@ -60,6 +60,8 @@ def render_table(result: GateResult, *, show_unchanged: bool = True) -> str:
                 format_value(c.baseline, unit) if c.baseline is not None else "-",
                 format_value(c.current, unit) if c.current is not None else "-",
                 format_change(c),
+                c.mode,
+                f"{c.mde * 100:.1f}%" if c.mode and not math.isnan(c.mde) else "",
                 verdict_text(c)
                 + (f": {c.note}" if c.note and c.verdict is not Verdict.UNCHANGED else ""),
             )
@@ -83,12 +85,15 @@ def render_table(result: GateResult, *, show_unchanged: bool = True) -> str:
             for key, (old, new) in result.environment_differences.items()
         )
         notes.append(f"Baseline measured in a different environment ({differences}).")
+    notes.extend(f"Note: {n}" for n in result.notes)
     notes.extend(f"Warning: {w}" for w in result.warnings)
     if result.has_baseline:
         notes.append(
-            "Change = ratio of geometric means of per-process values - 1 [simultaneous "
-            f"{(1 - result.alpha) * 100:g}% interval]; a regression needs significance (Welch, "
-            f"Holm-corrected, alpha={result.alpha:g}) and a change beyond the threshold."
+            "Change = current/baseline - 1 from per-process values (stored: Welch on logs; ab, "
+            "duet: paired per-round ratios) [simultaneous "
+            f"{(1 - result.alpha) * 100:g}% interval]; mde = smallest change this run could "
+            "detect (80% power). A regression needs significance (Holm-corrected, "
+            f"alpha={result.alpha:g}) and a change beyond the threshold."
         )
     if notes:
         lines.append("")

@@ -46,7 +46,9 @@ SLOW_TORCH_MODULE = textwrap.dedent(
         def __init__(self):
             super().__init__()
             torch.manual_seed(0)
-            self.inner = nn.Sequential(nn.Linear(16, 384), nn.ReLU(), nn.Linear(384, 16))
+            self.inner = nn.Sequential(
+                nn.Linear(16, 256), nn.ReLU(), nn.Linear(256, 256), nn.ReLU(), nn.Linear(256, 16)
+            )
             self.head = nn.Linear(16, 4)
 
         def forward(self, x):

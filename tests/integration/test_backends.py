@@ -25,7 +25,7 @@ pytest.importorskip("onnxruntime")
 
 MODULE = "pg_backend_models"
 
-MODELS = f'''
+MODELS = """
 import torch
 from torch import nn
 
@@ -57,7 +57,7 @@ def build_without_linear():
 
 
 def not_a_module():
-    return {{"weights": [1.0, 2.0]}}
+    return {"weights": [1.0, 2.0]}
 
 
 def inputs(batch_size):
@@ -66,7 +66,7 @@ def inputs(batch_size):
 
 def two_inputs(batch_size):
     return (torch.ones(batch_size, 16), torch.ones(batch_size, 16))
-'''
+"""
 
 # The same module twice, as a user edits it: only forward() changes (20 passes instead of 1);
 # the layers, their repr and the weights stay the same.
@@ -176,8 +176,13 @@ def test_torch_backend_reports_parameters_of_the_model(project):
 
 
 def test_torch_int8_really_contains_quantized_linear_modules(project):
-    backend = loaded(make_plan(project, "torch-int8"))
+    from gate.measure.torch_backend import quantize_int8
+
     quantized_linear = torch.ao.nn.quantized.dynamic.Linear
+    direct = quantize_int8(__import__(MODULE).build().eval())
+    assert [type(m) for m in direct.modules()].count(quantized_linear) == 2
+
+    backend = loaded(make_plan(project, "torch-int8"))
     kinds = [type(m) for m in backend.module.modules()]
     assert kinds.count(quantized_linear) == 2
     assert torch.nn.Linear not in kinds

@@ -200,8 +200,11 @@ def test_defaults_when_no_config_file(tmp_path: Path, monkeypatch: pytest.Monkey
     assert config.policy.budgets == ()
     assert set(config.policy.thresholds) == set(DEFAULT_THRESHOLDS)
     assert config.policy.thresholds["latency"] == Threshold(value=0.05)
-    assert config.policy.thresholds["memory"] == Threshold(value=0.10)
+    assert config.policy.thresholds["memory"] == Threshold(value=0.02)
     assert config.policy.thresholds["cold_start"] == Threshold(value=0.25)
+    assert config.policy.timing_mode == "auto"
+    assert (config.policy.min_rounds, config.policy.max_rounds) == (8, 24)
+    assert config.policy.memory_floor == 8 * 2**20
     assert config.measure == MeasureSettings()
     assert config.measure.rounds == 5
     assert config.measure.min_time == 0.5

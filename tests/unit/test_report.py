@@ -147,6 +147,8 @@ def test_render_table_fail() -> None:
         "current",
         "change",
         "[CI]",
+        "mode",
+        "mde",
         "verdict",
     ]
     assert set(rule.replace(" ", "")) == {"-"}
@@ -310,6 +312,8 @@ def test_comparison_to_dict_replaces_nan_with_null() -> None:
         "p_value": None,
         "significant": False,
         "threshold": None,
+        "mode": None,
+        "mde": None,
         "n_baseline": 3,
         "n_current": 0,
         "note": "",

@@ -1,0 +1,118 @@
+"""Paired timing: the base revision and the head measured side by side, round by round.
+
+``ab``: each round runs a base worker (in the base revision's worktree) and a head worker, in
+random order, each a fresh process; the per-round ratio head/base cancels whatever slowed the
+whole round down (a noisy neighbour, a thermal step). ``duet``: one fresh process loads both
+artifacts of an onnxruntime variant and alternates calls between them, so even the
+between-process noise cancels. Running all of the base first and then all of the head would
+turn drift into a "difference"; interleaving is the point.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from gate.errors import MeasurementError
+from gate.measure import BenchmarkPlan
+from gate.measure.runner import Runner
+
+
+@dataclass
+class PairedRounds:
+    """Per-benchmark, per-round worker entries for both arms, plus failures and the modes used."""
+
+    base: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    head: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    errors: dict[str, str] = field(default_factory=dict)
+    modes: dict[str, str] = field(default_factory=dict)
+
+    def rounds_of(self, name: str) -> int:
+        return min(len(self.base.get(name, [])), len(self.head.get(name, [])))
+
+
+def prepare_base(
+    runner: Runner, plans: list[BenchmarkPlan], base_root: Path, cache_dir: Path
+) -> tuple[list[BenchmarkPlan], dict[str, str]]:
+    """Prepare the base revision's plans in a subprocess rooted in its worktree.
+
+    A subprocess, because the head's modules are already imported here and would shadow the
+    base's (same module names, different code).
+    """
+    result = runner.worker(plans, ["prepare", "--cache-dir", str(cache_dir)], 900.0, root=base_root)
+    return [BenchmarkPlan.from_dict(p) for p in result["plans"]], dict(result["errors"])
+
+
+class PairedRunner:
+    """Runs ``ab`` rounds (two processes) and ``duet`` rounds (one process) for plan pairs."""
+
+    def __init__(self, runner: Runner, base_root: Path) -> None:
+        self.runner = runner
+        self.base_root = base_root
+        self.random = runner.random
+
+    def _collect(self, into: PairedRounds, arm: str, result: dict[str, Any], index: int) -> None:
+        for name, message in result["errors"].items():
+            into.errors.setdefault(name, f"{arm} round {index}: {message}")
+        target = into.base if arm == "base" else into.head
+        for name, entry in result["results"].items():
+            target.setdefault(name, []).append(entry)
+
+    def run(
+        self,
+        ab_pairs: list[tuple[BenchmarkPlan, BenchmarkPlan]],
+        duet_pairs: list[tuple[BenchmarkPlan, BenchmarkPlan]],
+        rounds: int,
+        into: PairedRounds,
+    ) -> None:
+        """Add ``rounds`` rounds for the given pairs (benchmarks that failed are skipped)."""
+        for _, head in ab_pairs:
+            into.modes[head.name] = "ab"
+        for _, head in duet_pairs:
+            into.modes[head.name] = "duet"
+        for _ in range(rounds):
+            ab = [(b, h) for b, h in ab_pairs if h.name not in into.errors]
+            duet = [(b, h) for b, h in duet_pairs if h.name not in into.errors]
+            if not ab and not duet:
+                return
+            index = 1 + max((into.rounds_of(h.name) for _, h in ab + duet), default=0)
+            jobs: list[str] = (["base", "head"] if ab else []) + (["duet"] if duet else [])
+            self.random.shuffle(jobs)
+            names = ", ".join(sorted({h.name for _, h in ab + duet}))
+            self.runner.progress(f"paired round {index}: {' / '.join(jobs)} ({names})")
+            outcome: dict[str, dict[str, Any]] = {}
+            try:
+                for job in jobs:
+                    seed = str(self.random.randrange(2**31))
+                    if job == "duet":
+                        outcome["duet"] = self.runner.worker(
+                            [h for _, h in duet],
+                            ["duet", "--seed", seed],
+                            self.runner.round_timeout([h for _, h in duet]) * 2,
+                            extra={"base_plans": [b.to_dict() for b, _ in duet]},
+                        )
+                    else:
+                        side = [b if job == "base" else h for b, h in ab]
+                        outcome[job] = self.runner.worker(
+                            side,
+                            ["round", "--seed", seed],
+                            self.runner.round_timeout(side),
+                            root=self.base_root if job == "base" else None,
+                        )
+            except MeasurementError as exc:
+                for _, head in ab + duet:
+                    into.errors.setdefault(head.name, f"paired round {index}: {exc}")
+                return
+            # Keep the pairing: a round counts for a benchmark only if both arms measured it.
+            if ab:
+                failed = set(outcome["base"]["errors"]) | set(outcome["head"]["errors"])
+                for arm in ("base", "head"):
+                    result = dict(outcome[arm])
+                    result["results"] = {
+                        k: v for k, v in result["results"].items() if k not in failed
+                    }
+                    self._collect(into, arm, result, index)
+            if duet:
+                self._collect(into, "base", outcome["duet"]["base"], index)
+                self._collect(into, "head", outcome["duet"]["head"], index)

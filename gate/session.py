@@ -1,0 +1,309 @@
+"""One gate run from start to finish, in the timing mode that applies (orchestration layer).
+
+``stored``: timing rounds compared with the baseline's stored rounds. ``ab``: the base revision
+checked out in a worktree and measured in interleaved rounds with the head, paired per round.
+``duet``: onnxruntime variants of base and head in one process, calls alternated. ``auto`` picks
+``ab`` (with ``duet`` for onnxruntime variants) when a base revision is available, else
+``stored``. Paired rounds are sequential: ``min_rounds``, then ``round_step`` more for the
+benchmarks still inconclusive, up to ``max_rounds`` or ``time_budget``.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from gate import app
+from gate.compare import TIMING_FAMILIES, PairedBaseline, decide, inconclusive_benchmarks
+from gate.config import GateConfig, benchmark_name
+from gate.environment import git_info
+from gate.errors import ConfigError
+from gate.gitrepo import BaseRevisionUnavailable, Git
+from gate.measure import ONNX_VARIANTS, BenchmarkPlan, custom
+from gate.measure.paired import PairedRounds, PairedRunner, prepare_base
+from gate.measure.runner import (
+    Measured,
+    Progress,
+    Runner,
+    plan_model,
+    prepare_all,
+    round_samples,
+)
+from gate.model import BenchmarkError, RunRecord, Sample
+
+
+@dataclass(frozen=True, kw_only=True)
+class GateRequest:
+    """What to run: from the CLI or the pytest plugin."""
+
+    selected: set[str] | None = None
+    perf_nodes: tuple[str, ...] = ()
+    pytest_root: Path | None = None
+    pytest_args: tuple[str, ...] = ()
+    extra_samples: tuple[Sample, ...] = ()
+    extra_errors: tuple[BenchmarkError, ...] = ()
+    mode: str | None = None
+    base_ref: str | None = None
+    baseline_path: Path | None = None
+    results_path: Path | None = None
+    save: bool = False
+
+
+@dataclass
+class _Base:
+    commit: str
+    root: Path  # the config directory inside the worktree
+    pytest_root: Path | None
+    notes: list[str] = field(default_factory=list)
+
+
+def _looks(config: GateConfig) -> int:
+    policy = config.policy
+    return 1 + math.ceil(max(0, policy.max_rounds - policy.min_rounds) / policy.round_step)
+
+
+def resolve_mode(
+    config: GateConfig, request: GateRequest, baseline: RunRecord | None
+) -> tuple[str, str | None, list[str]]:
+    """(mode, base commit or None, notes): ``stored`` whenever no base revision can be used."""
+    mode = request.mode or config.policy.timing_mode
+    if mode == "stored":
+        return "stored", None, []
+    ref = request.base_ref or (baseline.git.commit if baseline else None)
+    if ref is None:
+        note = "no base revision (no baseline commit, no --ab REF): timings compared as stored"
+        return "stored", None, [note] if mode != "auto" else []
+    git = Git(config.root)
+    try:
+        commit = git.resolve(ref)
+    except BaseRevisionUnavailable as exc:
+        return "stored", None, [f"{exc.message}; timings compared as stored instead"]
+    head = git_info(config.root)
+    if head.commit == commit and not head.dirty:
+        return (
+            "stored",
+            None,
+            ["the base revision is the current commit: timings compared as stored"],
+        )
+    return mode, commit, []
+
+
+def rebase_plan(plan: BenchmarkPlan, head_root: Path, base_root: Path) -> BenchmarkPlan:
+    """The same benchmark as seen from the base revision's worktree."""
+    onnx = plan.onnx
+    if onnx and Path(onnx).is_relative_to(head_root):
+        onnx = str(base_root / Path(onnx).relative_to(head_root))
+    return replace(plan, root=str(base_root), onnx=onnx)
+
+
+def _paired_timing(
+    config: GateConfig,
+    runner: Runner,
+    base: _Base,
+    head_plans: list[BenchmarkPlan],
+    mode: str,
+    progress: Progress,
+) -> tuple[PairedRounds, list[Sample], list[Sample]]:
+    """Sequential paired rounds; returns (rounds, head timing samples, base timing samples)."""
+    policy = config.policy
+    cache = config.report_dir / "cache" / "base"
+    wanted = {p.name for p in head_plans}
+    originals = [  # unprepared: the base's own code is exported, the base's own files used
+        rebase_plan(plan_model(model, variant, config), config.root, base.root)
+        for model in config.models
+        for variant in model.variants
+        if benchmark_name(model.name, variant) in wanted
+    ]
+    progress(f"preparing the base revision {base.commit[:12]} in a worktree")
+    base_plans, base_errors = prepare_base(runner, originals, base.root, cache)
+    by_name = {p.name: p for p in base_plans}
+    rounds = PairedRounds()
+    for name, message in base_errors.items():
+        rounds.errors[name] = f"base revision {base.commit[:12]}: {message}"
+    ab_pairs: list[tuple[BenchmarkPlan, BenchmarkPlan]] = []
+    duet_pairs: list[tuple[BenchmarkPlan, BenchmarkPlan]] = []
+    for head in head_plans:
+        if head.name not in by_name:
+            continue
+        pair = (by_name[head.name], head)
+        use_duet = head.variant in ONNX_VARIANTS and mode in ("auto", "duet")
+        (duet_pairs if use_duet else ab_pairs).append(pair)
+    paired = PairedRunner(runner, base.root)
+    started = time.monotonic()
+    paired.run(ab_pairs, duet_pairs, policy.min_rounds, rounds)
+    while True:
+        done = min((rounds.rounds_of(h.name) for _, h in ab_pairs + duet_pairs), default=0)
+        head_samples, base_samples = _timing_samples(head_plans, by_name, rounds)
+        if done >= policy.max_rounds or time.monotonic() - started > policy.time_budget:
+            break
+        trial = decide(
+            None,
+            RunRecord(samples=tuple(head_samples), environment={}),
+            policy,
+            paired=PairedBaseline(
+                samples=tuple(base_samples), modes=rounds.modes, looks=_looks(config)
+            ),
+        )
+        pending = inconclusive_benchmarks(trial)
+        if not pending:
+            break
+        step = min(policy.round_step, policy.max_rounds - done)
+        progress(f"{len(pending)} benchmark(s) inconclusive after {done} rounds: {step} more")
+        paired.run(
+            [p for p in ab_pairs if p[1].name in pending],
+            [p for p in duet_pairs if p[1].name in pending],
+            step,
+            rounds,
+        )
+    head_samples, base_samples = _timing_samples(head_plans, by_name, rounds)
+    return rounds, head_samples, base_samples
+
+
+def _timing_samples(
+    head_plans: list[BenchmarkPlan], base_by_name: dict[str, BenchmarkPlan], rounds: PairedRounds
+) -> tuple[list[Sample], list[Sample]]:
+    heads: list[Sample] = []
+    bases: list[Sample] = []
+    for plan in head_plans:
+        n = rounds.rounds_of(plan.name)
+        if plan.name in rounds.errors or n == 0 or plan.name not in base_by_name:
+            continue
+        heads.extend(round_samples(plan, rounds.head[plan.name][:n]))
+        bases.extend(round_samples(base_by_name[plan.name], rounds.base[plan.name][:n]))
+    return heads, bases
+
+
+def _measure_stored(
+    config: GateConfig,
+    request: GateRequest,
+    runner: Runner,
+    plans: list[BenchmarkPlan],
+    measured: Measured,
+    rng: random.Random,
+    progress: Progress,
+) -> None:
+    """Timing rounds, probes and custom rounds of the head alone (``stored`` mode)."""
+    if plans:
+        head = runner.measure(plans)
+        measured.samples += head.samples
+        measured.errors += head.errors
+        measured.info.update(head.info)
+    if request.perf_nodes and request.pytest_root:
+        head_custom, _ = custom.run_rounds(
+            list(request.perf_nodes),
+            rounds=config.measure.rounds,
+            root=request.pytest_root,
+            work_dir=config.report_dir / "work",
+            extra_args=list(request.pytest_args),
+            threads=config.measure.threads,
+            progress=progress,
+            rng=rng,
+        )
+        measured.samples += head_custom.samples
+        measured.errors += head_custom.errors
+
+
+def run_gate(config: GateConfig, request: GateRequest, progress: Progress) -> app.Outcome:
+    """Measure, compare and write the reports; returns the Outcome (exit code, table, files).
+
+    Raises GateError subclasses for what the user must fix (bad baseline, refused save)."""
+    baseline_path = request.baseline_path or config.baseline
+    baseline, _ = app.load_baseline(baseline_path, save=request.save)
+    mode, commit, notes = resolve_mode(config, request, baseline)
+    plans, prepare_errors = prepare_all(config, request.selected, progress)
+    runner = Runner(config.measure, config.root, config.report_dir / "work", progress)
+    rng = random.Random(config.measure.seed)
+    measured = Measured(errors=list(prepare_errors) + list(request.extra_errors))
+    paired: PairedBaseline | None = None
+    if commit is None:
+        _measure_stored(config, request, runner, plans, measured, rng, progress)
+    else:
+        git = Git(config.root)
+        top = git.toplevel()
+        with git.worktree(commit) as tree:
+            base = _Base(
+                commit=commit,
+                root=tree / config.root.relative_to(top),
+                pytest_root=tree / request.pytest_root.relative_to(top)
+                if request.pytest_root
+                else None,
+            )
+            if not base.root.is_dir():
+                notes.append(
+                    f"{config.root.relative_to(top)} does not exist in the base revision "
+                    f"{commit[:12]}: timings compared as stored"
+                )
+                _measure_stored(config, request, runner, plans, measured, rng, progress)
+                return _finish(config, request, measured, None, notes, baseline_path)
+            notes.append(
+                f"timings paired against base revision {commit[:12]} ({mode}), measured from a "
+                "worktree with this interpreter and packages"
+            )
+            base_samples: list[Sample] = []
+            if plans:
+                rounds, head_timing, base_timing = _paired_timing(
+                    config, runner, base, plans, mode, progress
+                )
+                probes = runner.measure(plans, timing=False)
+                measured.samples += head_timing + probes.samples
+                measured.info.update(probes.info)
+                measured.errors += probes.errors
+                measured.errors += [
+                    BenchmarkError(benchmark=name, message=message)
+                    for name, message in rounds.errors.items()
+                ]
+                base_samples += base_timing
+                modes = dict(rounds.modes)
+            else:
+                modes = {}
+            if request.perf_nodes and request.pytest_root and base.pytest_root:
+                head_custom, base_custom = custom.run_rounds(
+                    list(request.perf_nodes),
+                    rounds=config.policy.min_rounds,
+                    root=request.pytest_root,
+                    work_dir=config.report_dir / "work",
+                    extra_args=list(request.pytest_args),
+                    threads=config.measure.threads,
+                    progress=progress,
+                    rng=rng,
+                    base_root=base.pytest_root,
+                )
+                measured.samples += head_custom.samples
+                measured.errors += head_custom.errors
+                if base_custom is not None:
+                    base_samples += [
+                        s for s in base_custom.samples if s.metric.family in TIMING_FAMILIES
+                    ]
+                    modes.update({n: "ab" for n in request.perf_nodes})
+            paired = PairedBaseline(samples=tuple(base_samples), modes=modes, looks=_looks(config))
+    return _finish(config, request, measured, paired, notes, baseline_path)
+
+
+def _finish(
+    config: GateConfig,
+    request: GateRequest,
+    measured: Measured,
+    paired: PairedBaseline | None,
+    notes: list[str],
+    baseline_path: Path,
+) -> app.Outcome:
+    measured.samples += request.extra_samples
+    if not measured.samples and not measured.errors:
+        raise ConfigError(
+            "nothing was measured: no config models, no tests using the 'perf' fixture and no "
+            "pytest-benchmark results were selected",
+            slug="nothing-measured",
+        )
+    record = app.make_record(config, measured.samples, measured.info, measured.errors)
+    return app.gate_record(
+        config,
+        record,
+        baseline_path=baseline_path,
+        results_path=request.results_path,
+        save=request.save,
+        paired=paired,
+        notes=tuple(notes),
+    )
