@@ -137,7 +137,7 @@ def run_demo(python: str, cwd: Path) -> tuple[int, list[Row], str]:
         text=True,
     )
     assert process.stdout is not None
-    marks: list[tuple[float, str]] = [(start.wall, "setup (copy)")]
+    marks: list[tuple[float, str]] = [(start.wall, "setup")]
     lines = []
     for line in process.stdout:
         lines.append(line.rstrip())

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import traceback
 from pathlib import Path
 
 from gate import __version__, app
@@ -108,3 +109,11 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("perf-gate: interrupted", file=sys.stderr)
         return 130
+    except Exception:  # a bug in perf-gate, not the user's mistake: keep the traceback
+        traceback.print_exc()
+        print(
+            "perf-gate: internal error (a bug in perf-gate; please report it with the output "
+            "above)",
+            file=sys.stderr,
+        )
+        return int(ExitCode.INTERNAL)

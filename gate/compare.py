@@ -81,6 +81,14 @@ class PairedBaseline:
         return None
 
 
+def _expm1(x: float) -> float:
+    """exp(x) - 1, infinite instead of overflowing (a huge interval from very few rounds)."""
+    try:
+        return math.expm1(x)
+    except OverflowError:
+        return math.inf
+
+
 def _relative_test(base: Sequence[float], current: Sequence[float], alpha: float) -> _Test:
     """Unpaired: relative change of current over base with its interval and p-value (Welch).
 
@@ -91,11 +99,11 @@ def _relative_test(base: Sequence[float], current: Sequence[float], alpha: float
         result = stats.welch([math.log(v) for v in base], [math.log(v) for v in current], alpha)
         mde = stats.minimum_detectable_effect(result.se, result.df, alpha)
         return _Test(
-            math.expm1(result.difference),
-            math.expm1(result.ci_low),
-            math.expm1(result.ci_high),
+            _expm1(result.difference),
+            _expm1(result.ci_low),
+            _expm1(result.ci_high),
             result.p_value,
-            math.expm1(mde),
+            _expm1(mde),
         )
     result = stats.welch(base, current, alpha)
     scale = abs(stats.mean(base)) or 1.0
@@ -120,11 +128,11 @@ def _paired_test(base: Sequence[float], current: Sequence[float], alpha: float) 
     if wilcoxon_can_reject and (p_value <= alpha) != (result.wilcoxon_p <= alpha):
         note = f"t-test p={p_value:.2g} and Wilcoxon p={result.wilcoxon_p:.2g} disagree"
     return _Test(
-        math.expm1(result.estimate),
-        math.expm1(result.lower),
-        math.expm1(result.upper),
+        _expm1(result.estimate),
+        _expm1(result.lower),
+        _expm1(result.upper),
         p_value,
-        math.expm1(result.mde),
+        _expm1(result.mde),
         note,
     )
 

@@ -11,6 +11,7 @@ to the terminal summary and the exit status is set (never raised from a summary 
 from __future__ import annotations
 
 import json
+import traceback
 from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -320,6 +321,9 @@ def pytest_runtestloop(session: pytest.Session) -> Generator[None, object, objec
     except GateError as exc:
         state.error = exc.one_line()
         state.error_code = exc.exit_code
+    except Exception:  # a bug in perf-gate: report it, never raise from the session hooks
+        state.error = "perf-gate: internal error (please report it):\n" + traceback.format_exc()
+        state.error_code = ExitCode.INTERNAL
     return result
 
 

@@ -21,6 +21,11 @@ def banner(text: str) -> None:
     print(f"\n=== {text} ===", flush=True)
 
 
+def git(project: Path, *args: str) -> None:
+    identity = ["-c", "user.name=perf-gate demo", "-c", "user.email=demo@example.invalid"]
+    subprocess.run(["git", *identity, *args], cwd=project, check=True, capture_output=True)
+
+
 def perf_gate(project: Path, *args: str) -> int:
     command = [sys.executable, "-m", "gate", "run", *args]
     print("$ perf-gate run " + " ".join(args), flush=True)
@@ -35,7 +40,11 @@ def main() -> int:
     project.mkdir(parents=True)
     for name in KEEP:
         shutil.copy2(HERE / name, project / name)
-    print(f"demo project: {project}")
+    (project / ".gitignore").write_text(".perf-gate/\n__pycache__/\n", encoding="utf-8")
+    git(project, "init", "-q", "-b", "main")
+    git(project, "add", "-A")
+    git(project, "commit", "-q", "-m", "digits MLP")
+    print(f"demo project: {project} (a git repository with one commit on main)")
 
     banner("1. main branch: measure the digits MLP in 4 variants and save the baseline")
     code = perf_gate(project, "--save")
@@ -50,9 +59,11 @@ def main() -> int:
                              'def build() -> DigitsMLP:\n    return load("wide")')
     assert changed != source, "model.py no longer has the expected build() function"
     model.write_text(changed, encoding="utf-8")
-    print('model.py: build() now returns load("wide")')
+    git(project, "checkout", "-q", "-b", "wider-model")
+    git(project, "commit", "-q", "-am", "Use the wider network")
+    print('model.py: build() now returns load("wide"), committed on branch wider-model')
 
-    banner("3. the gate runs on the pull request")
+    banner("3. the gate runs on the pull request: base and head measured side by side")
     code = perf_gate(project)
     elapsed = time.perf_counter() - started
     report = project / ".perf-gate"

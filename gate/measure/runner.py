@@ -291,6 +291,8 @@ def round_samples(plan: BenchmarkPlan, entries: Iterable[dict[str, Any]]) -> lis
         )
     if "throughput" in plan.metrics:
         for batch_size, results in per_batch.items():
+            if "latency" in plan.metrics and batch_size == plan.batch_sizes[0]:
+                continue  # the same timings as latency: one comparison, not two
             samples.append(
                 Sample(
                     benchmark=plan.name,

@@ -12,7 +12,7 @@ FORMAT = 1
 
 
 def _number(value: float | None) -> float | None:
-    return None if value is None or math.isnan(value) else value
+    return None if value is None or not math.isfinite(value) else value
 
 
 def comparison_to_dict(c: Comparison) -> dict[str, Any]:

@@ -11,13 +11,22 @@ from gate.model import Comparison, GateResult, Verdict
 from gate.units import format_value
 
 
+def percent(value: float) -> str:
+    """``+12.3%``; beyond +-1000% (intervals from very few rounds) just ``>+1000%``."""
+    if value > 10.0:
+        return ">+1000%"
+    if value < -10.0:
+        return "<-1000%"
+    return f"{value * 100:+.1f}%"
+
+
 def format_change(comparison: Comparison) -> str:
     """``+12.3% [+10.1%, +14.6%]``: the estimate and its interval; empty when undefined."""
     if math.isnan(comparison.relative_change):
         return ""
-    text = f"{comparison.relative_change * 100:+.1f}%"
+    text = percent(comparison.relative_change)
     if not math.isnan(comparison.ci_low) and comparison.ci_low != comparison.ci_high:
-        text += f" [{comparison.ci_low * 100:+.1f}%, {comparison.ci_high * 100:+.1f}%]"
+        text += f" [{percent(comparison.ci_low)}, {percent(comparison.ci_high)}]"
     return text
 
 
@@ -61,7 +70,7 @@ def render_table(result: GateResult, *, show_unchanged: bool = True) -> str:
                 format_value(c.current, unit) if c.current is not None else "-",
                 format_change(c),
                 c.mode,
-                f"{c.mde * 100:.1f}%" if c.mode and not math.isnan(c.mde) else "",
+                percent(c.mde).lstrip("+") if c.mode and not math.isnan(c.mde) else "",
                 verdict_text(c)
                 + (f": {c.note}" if c.note and c.verdict is not Verdict.UNCHANGED else ""),
             )
