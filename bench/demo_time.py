@@ -2,36 +2,42 @@
 
 Parts, each timed on its own in a temporary directory (the repository is not written to):
 
-* process start: ``python -c pass``, and ``python -c "import torch, onnxruntime"`` (best of N);
-* a gate run's pieces through ``gate.app.measure_models`` on a copy of the example whose config
-  has ``report_dir`` in the temporary directory and an empty cache: preparation (ONNX export +
-  int8 quantization, ``prepare_all``), each measurement round (a fresh worker process), the
-  memory/cold-start probes; the phases are told apart by the progress messages;
-* ``prepare_all`` again with the cache warm (what a second run on unchanged code pays);
-* a whole ``python -m gate run`` on that copy (baseline missing: every benchmark is new);
-* the whole ``examples/digits/demo.py`` (two gate runs), run with the temporary directory as its
-  working directory, so it writes under ``TMP/.perf-gate/demo``.
+* process start: ``python -c pass``, ``python -c "import torch, onnxruntime"`` (paid by every
+  fresh worker process) and ``python -c "import gate.cli"`` (fastest of N);
+* preparation: ``prepare_all`` (ONNX export + int8 quantization) on a copy of the example whose
+  config has ``report_dir`` in the temporary directory: with an empty cache first (this process
+  then also imports torch, onnx and onnxruntime.quantization), with another empty cache, warm;
+* the whole ``examples/digits/demo.py``, run with the temporary directory as its working
+  directory (it writes under ``TMP/.perf-gate/demo``), split into its numbered steps by its
+  output, and each step into phases by gate's progress messages (preparing, rounds, probes, ...):
+  the demo's stderr is a pseudo-terminal, so ``perf-gate run`` prints its progress there;
+* with ``--in-process`` (and ``--quick``): one gate run's measuring through
+  ``gate.app.measure_models`` in this process, phase by phase, with CPU seconds beside the wall
+  seconds, then ``make_record`` + ``gate_record``;
+* with ``--cli``: one whole ``python -m gate run`` on the copy on its own.
 
-Each row gives wall seconds and CPU seconds (this process plus its finished child processes):
-on a shared or loaded machine the wall time moves by several seconds between identical runs
-while the CPU time stays put, so a wall time far above the CPU time (of a single-threaded part)
-means waiting for a core, not more work.
+CPU seconds are this process's plus those of its finished child processes: on a shared machine
+the wall time of identical runs moves by several seconds while the CPU time stays put, so a wall
+time well above the CPU time of a single-threaded part means waiting for a core, not more work.
 
 Goal: the demo completes in under 90 s.
 
-    .venv/bin/python bench/demo_time.py [--quick] [--imports N] [--no-demo]
+    .venv/bin/python bench/demo_time.py [--quick] [--imports N] [--no-demo] [--in-process] [--cli]
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
+import pty
 import re
 import resource
 import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,6 +56,9 @@ DEMO_STEPS = {
     "2": "edit model.py",
     "3": "`perf-gate run` (pull request)",
 }
+PROGRESS_PREFIX = "perf-gate: "
+
+Row = tuple[str, float, float | None, str]
 
 
 def copy_example(target: Path, report_dir: Path) -> Path:
@@ -87,9 +96,6 @@ class Mark:
         return self.wall - earlier.wall, self.cpu - earlier.cpu
 
 
-Row = tuple[str, float, float | None, str]
-
-
 def time_command(command: list[str], cwd: Path, repeats: int) -> tuple[float, float]:
     """(wall, cpu) of the fastest of ``repeats`` runs of ``command``."""
     runs = []
@@ -98,6 +104,37 @@ def time_command(command: list[str], cwd: Path, repeats: int) -> tuple[float, fl
         subprocess.run(command, cwd=cwd, check=True, capture_output=True)
         runs.append(Mark.now().since(start))
     return min(runs)
+
+
+def phase_kind(message: str) -> str:
+    """Progress messages of one phase share a kind: 'round 3/5: ...' -> 'rounds'."""
+    if message.startswith("preparing the base revision"):
+        return "base revision worktree"
+    if message.startswith("preparing "):
+        return "preparation (export, quantize)"
+    if "inconclusive" in message:
+        return "extra rounds (inconclusive)"
+    head = message.split(":", 1)[0]
+    head = re.sub(r"\s*\d.*$", "", head).strip() or head
+    return f"{head}s" if head in {"round", "paired round"} else head
+
+
+def phases(
+    start: float, end: float, events: list[tuple[float, str]], lead: str
+) -> list[tuple[str, float]]:
+    """(label, wall seconds) with consecutive progress messages of one kind merged."""
+    spans: list[tuple[str, float, int]] = [(lead, start, 0)]
+    for at, message in events:
+        kind = phase_kind(message)
+        if spans[-1][0] == kind:
+            spans[-1] = (kind, spans[-1][1], spans[-1][2] + 1)
+        else:
+            spans.append((kind, at, 1))
+    bounds = [at for _, at, _ in spans[1:]] + [end]
+    return [
+        (f"{kind} (x{count})" if count > 1 else kind, bound - at)
+        for (kind, at, count), bound in zip(spans, bounds, strict=True)
+    ]
 
 
 class Stopwatch:
@@ -112,9 +149,7 @@ class Stopwatch:
 
     def phases(self, end: Mark) -> list[tuple[str, float, float]]:
         """(label, wall, cpu) for the preparation, every round and the probes."""
-        marks: list[tuple[Mark, str]] = [
-            (self.start, "preparation (import torch, export, quantize)")
-        ]
+        marks: list[tuple[Mark, str]] = [(self.start, "preparation (export, quantize)")]
         for mark, message in self.events:
             if message.startswith("round "):
                 marks.append((mark, message.split(":")[0]))
@@ -126,16 +161,41 @@ class Stopwatch:
         ]
 
 
+def read_progress(fd: int, events: list[tuple[float, str]]) -> None:
+    """Collect gate's progress lines from the pseudo-terminal, timestamped on arrival."""
+    pending = b""
+    while True:
+        try:
+            chunk = os.read(fd, 4096)
+        except OSError:  # EIO once every writer has closed the terminal
+            break
+        if not chunk:
+            break
+        now = time.perf_counter()
+        pending += chunk
+        *lines, pending = pending.split(b"\n")
+        for raw in lines:
+            line = raw.decode("utf-8", "replace").strip()
+            if line.startswith(PROGRESS_PREFIX):
+                events.append((now, line[len(PROGRESS_PREFIX) :]))
+
+
 def run_demo(python: str, cwd: Path) -> tuple[int, list[Row], str]:
-    """Run the demo; its numbered steps are marked from its own output lines (wall time only)."""
+    """Run the demo; steps from its output, phases from gate's progress on a pseudo-terminal."""
+    master, slave = pty.openpty()
     start = Mark.now()
     process = subprocess.Popen(
         [python, str(EXAMPLE / "demo.py")],
         cwd=cwd,
+        stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
+        stderr=slave,
         text=True,
     )
+    os.close(slave)
+    events: list[tuple[float, str]] = []
+    reader = threading.Thread(target=read_progress, args=(master, events), daemon=True)
+    reader.start()
     assert process.stdout is not None
     marks: list[tuple[float, str]] = [(start.wall, "setup")]
     lines = []
@@ -147,24 +207,39 @@ def run_demo(python: str, cwd: Path) -> tuple[int, list[Row], str]:
             marks.append((time.perf_counter(), f"step {step.group(1)}: {label}"))
     code = process.wait()
     wall, cpu = Mark.now().since(start)
-    bounds = [at for at, _ in marks[1:]] + [start.wall + wall]
+    reader.join(timeout=5)
+    os.close(master)
+    end = start.wall + wall
+    bounds = [at for at, _ in marks[1:]] + [end]
     rows: list[Row] = [("whole examples/digits/demo.py", wall, cpu, f"exit {code}")]
     for (at, label), bound in zip(marks, bounds, strict=True):
         rows.append((f"  {label}", bound - at, None, ""))
+        inside = [(t, m) for t, m in events if at <= t < bound]
+        if inside:
+            lead = "start, imports, config"
+            for name, seconds in phases(at, bound, inside, lead):
+                rows.append((f"    {name}", seconds, None, ""))
     return code, rows, "\n".join(lines[-3:])
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--imports", type=int, default=3, help="import timings (best of, 3)")
+    parser.add_argument("--imports", type=int, default=3, help="import timings (fastest of, 3)")
     parser.add_argument("--no-demo", action="store_true", help="skip the whole demo run")
+    parser.add_argument(
+        "--in-process",
+        action="store_true",
+        help="also one gate run's measuring in this process, with CPU seconds per phase",
+    )
     parser.add_argument(
         "--cli", action="store_true", help="also time one whole `python -m gate run` on its own"
     )
-    parser.add_argument("--quick", action="store_true", help="--imports 1 --no-demo")
+    parser.add_argument(
+        "--quick", action="store_true", help="--imports 1 --no-demo --in-process (~45 s)"
+    )
     args = parser.parse_args(argv)
     if args.quick:
-        args.imports, args.no_demo = 1, True
+        args.imports, args.no_demo, args.in_process = 1, True, True
     python = sys.executable
     rows: list[Row] = []
     load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
@@ -180,42 +255,48 @@ def main(argv: list[str] | None = None) -> int:
         rows.append(("python + import torch, onnxruntime", *imports, note))
         rows.append(("python + import gate.cli", *gate_import, note))
 
-        # One gate run's measuring, phase by phase (empty cache, fresh report dir).
+        # Preparation: export + quantization into an empty cache (first in this process, so
+        # with the imports of torch, onnx and onnxruntime.quantization; then into another empty
+        # cache without them), then again with the cache warm.
         config = load_config(copy_example(tmp / "project", tmp / "report"))
-        watch = Stopwatch()
-        measured = measure_models(config, None, watch)
-        measured_at = Mark.now()
-        if measured.errors:
-            for error in measured.errors:
-                print(f"error: {error.benchmark}: {error.message}", file=sys.stderr)
-            return 1
-        s = config.measure
-        detail = f"{len(measured.info)} benchmarks, {s.rounds} rounds, {s.probes} probes each"
-        rows.append(("measure_models (in-process)", *measured_at.since(watch.start), detail))
-        for label, wall, cpu in watch.phases(measured_at):
-            rows.append((f"  {label}", wall, cpu, ""))
-
-        # The rest of a run: the run record, the comparison (no baseline yet), the report files.
-        start = Mark.now()
-        record = make_record(config, measured.samples, measured.info, measured.errors)
-        outcome = gate_record(config, record)
-        done = Mark.now()
-        note = f"exit {int(outcome.exit_code)} (no baseline: all new)"
-        rows.append(("  record + compare + write reports", *done.since(start), note))
-        wall, cpu = done.since(watch.start)
-        rows.append(
-            (
-                "sum: gate start + the above",
-                wall + gate_import[0],
-                cpu + gate_import[1],
-                "a whole gate run, estimated",
-            )
-        )
-
-        # Preparation again: the export and quantization are cached by content.
         start = Mark.now()
         prepare_all(config, None, lambda message: None)
-        rows.append(("prepare_all, warm cache", *Mark.now().since(start), "same report dir"))
+        first = Mark.now()
+        again = dataclasses.replace(config, report_dir=tmp / "report-again")
+        prepare_all(again, None, lambda message: None)
+        cold = Mark.now()
+        prepare_all(config, None, lambda message: None)
+        warm = Mark.now()
+        rows.append(("prepare_all, empty cache, 1st", *first.since(start), "with the imports"))
+        rows.append(("prepare_all, empty cache, 2nd", *cold.since(first), "export + quantize"))
+        rows.append(("prepare_all, warm cache", *warm.since(cold), "cache hits"))
+
+        measured = None
+        if args.in_process:
+            # One gate run's measuring, phase by phase (a fresh report dir: empty cache).
+            config = dataclasses.replace(config, report_dir=tmp / "report-in-process")
+            watch = Stopwatch()
+            measured = measure_models(config, None, watch)
+            measured_at = Mark.now()
+            if measured.errors:
+                for error in measured.errors:
+                    print(f"error: {error.benchmark}: {error.message}", file=sys.stderr)
+                return 1
+            s = config.measure
+            detail = f"{len(measured.info)} benchmarks, {s.rounds} rounds, {s.probes} probes each"
+            rows.append(("measure_models (in-process)", *measured_at.since(watch.start), detail))
+            for label, wall, cpu in watch.phases(measured_at):
+                rows.append((f"  {label}", wall, cpu, ""))
+            # The rest of a run: the record, the comparison (no baseline), the report files.
+            start = Mark.now()
+            record = make_record(config, measured.samples, measured.info, measured.errors)
+            outcome = gate_record(config, record)
+            done = Mark.now()
+            note = f"exit {int(outcome.exit_code)} (no baseline: all new)"
+            rows.append(("  record + compare + write reports", *done.since(start), note))
+            wall, cpu = done.since(watch.start)
+            estimate = (wall + gate_import[0], cpu + gate_import[1])
+            rows.append(("sum: gate start + the above", *estimate, "a whole gate run, estimated"))
 
         if args.cli:
             fresh = load_config(copy_example(tmp / "cli", tmp / "cli-report"))
@@ -248,16 +329,17 @@ def main(argv: list[str] | None = None) -> int:
         cpu_text = "" if cpu is None else f"{cpu:.2f}"
         print(f"{label:<{width}}  {wall:>7.2f}  {cpu_text:>7}  {note}".rstrip())
     print()
+    model = config.models[0]
     print(
         f"each fresh worker process pays ~{imports[0] - bare[0]:.1f} s importing torch + "
         f"onnxruntime (python itself starts in {bare[0]:.2f} s); a round also times "
-        f"{len(measured.info)} benchmarks x {len(config.models[0].batch_sizes)} batch sizes x "
-        f">= {s.min_time:g} s"
+        f"{len(model.variants)} variants x {len(model.batch_sizes)} batch sizes x "
+        f">= {config.measure.min_time:g} s"
     )
     for label, wall, cpu, _ in rows:
         if label.strip().startswith("probes") and cpu is not None and wall > 0:
             print(
-                f"probes run up to 2 at a time on spare cores: cpu/wall = {cpu / wall:.2f} "
+                f"in-process probes run up to 2 at a time: cpu/wall = {cpu / wall:.2f} "
                 "(2.0 = both cores ours; ~1.0 = the other core was busy elsewhere)"
             )
     if demo_total is not None:

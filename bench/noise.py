@@ -156,6 +156,21 @@ def main(argv: list[str] | None = None) -> int:
                 f"{percent(stats.median(entry.within_iqr)):>9}"
             )
     print()
+    print("per round, latency@1 over the variant's median (median over variants): a round where")
+    print("every variant is slow means the whole machine was slow then (other load), not noise")
+    print("of one runtime")
+    for label in settings:
+        per_round = [
+            stats.median(
+                [
+                    results[label][n].latency[i] / stats.median(results[label][n].latency)
+                    for n in names
+                ]
+            )
+            for i in range(args.rounds)
+        ]
+        print(f"{label:<9} " + " ".join(f"{r:.2f}" for r in per_round))
+    print()
     for label in settings:
         cvs = [stats.coefficient_of_variation(results[label][n].latency) for n in names]
         thr = [stats.coefficient_of_variation(results[label][n].throughput) for n in names]

@@ -171,7 +171,9 @@ class Runner:
                 completed = subprocess.run(
                     command,
                     cwd=root,
-                    env=worker_environment(root, self.settings.threads),
+                    env=worker_environment(
+                        root, max([self.settings.threads, *(p.threads for p in plans)])
+                    ),
                     capture_output=True,
                     text=True,
                     timeout=timeout,

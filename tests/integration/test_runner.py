@@ -65,6 +65,12 @@ models:
     variants: [torch, onnxruntime]
     metrics: [latency, throughput, memory, cold_start]
     batch_sizes: [1, 4]
+  rate:
+    torch: pg_runner_models:build
+    input: {shape: [1, 16]}
+    variants: [onnxruntime]
+    metrics: [throughput]
+    batch_sizes: [1, 4]
   broken:
     torch: pg_runner_models:build_broken
     input: {shape: [1, 16]}
@@ -74,9 +80,9 @@ measure: {rounds: 2, warmup: 2, min_calls: 20, min_time: 0.02s, probes: 1, seed:
 """
 
 GOOD = ("tiny[torch]", "tiny[onnxruntime]")
+# throughput at the first batch size is the latency measurement again: it is not sampled twice
 ALL_METRICS = {
     "latency",
-    "throughput@1",
     "throughput@4",
     "memory.peak",
     "memory.load",
@@ -123,7 +129,12 @@ def sample(measured_result, benchmark: str, metric: str):
 
 def test_plans_come_from_the_config_with_onnx_prepared(prepared):
     _, plans = prepared
-    assert [p.name for p in plans] == ["tiny[torch]", "tiny[onnxruntime]", "broken[torch]"]
+    assert [p.name for p in plans] == [
+        "tiny[torch]",
+        "tiny[onnxruntime]",
+        "rate[onnxruntime]",
+        "broken[torch]",
+    ]
     onnx = next(p for p in plans if p.variant == "onnxruntime").onnx
     assert onnx is not None
     assert Path(onnx).is_file()
@@ -137,7 +148,7 @@ def test_every_metric_is_sampled_for_the_working_variants(measured):
 
 
 @pytest.mark.parametrize("name", GOOD)
-@pytest.mark.parametrize("metric", ["latency", "throughput@1", "throughput@4"])
+@pytest.mark.parametrize("metric", ["latency", "throughput@4"])
 def test_round_metrics_have_one_value_per_round(measured, name, metric):
     result, _ = measured
     found = sample(result, name, metric)
@@ -164,12 +175,15 @@ def test_latency_keeps_calls_and_first_calls_of_every_round(measured, name):
     assert all(c > 0 for c in latency.calls)
 
 
-@pytest.mark.parametrize("name", GOOD)
-def test_throughput_at_the_first_batch_size_is_the_inverse_latency(measured, name):
+def test_throughput_only_model_samples_every_batch_size(measured):
     result, _ = measured
-    latency = sample(result, name, "latency")
-    throughput = sample(result, name, "throughput@1")
-    assert throughput.values == pytest.approx([1 / v for v in latency.values])
+    names = {s.metric.name for s in result.samples if s.benchmark == "rate[onnxruntime]"}
+    assert names == {"throughput@1", "throughput@4"}  # no probes: no memory or cold start
+    for metric in names:
+        found = sample(result, "rate[onnxruntime]", metric)
+        assert len(found.values) == 2
+        assert found.metric.unit == "items/s"
+        assert found.metric.direction.value == "higher"
 
 
 @pytest.mark.parametrize("name", GOOD)
@@ -197,7 +211,7 @@ def test_model_size_is_the_real_artifact_size(measured, prepared):
 
 def test_info_describes_each_measured_variant(measured):
     result, _ = measured
-    assert set(result.info) == set(GOOD)
+    assert set(result.info) == {*GOOD, "rate[onnxruntime]"}
     torch_info = result.info["tiny[torch]"]
     assert torch_info["model"] == "tiny"
     assert torch_info["variant"] == "torch"
@@ -225,7 +239,8 @@ def test_progress_reports_rounds_and_probes(measured):
     assert any(m.startswith("round 1/2") for m in messages)
     assert any(m.startswith("round 2/2") for m in messages)
     # the broken model failed in round 1 and is not measured again
-    assert any(m.startswith("round 2/2: 2 benchmark(s)") for m in messages)
+    assert any(m.startswith("round 1/2: 4 benchmark(s)") for m in messages)
+    assert any(m.startswith("round 2/2: 3 benchmark(s)") for m in messages)
     assert any(m.startswith("probes: 2 fresh") for m in messages)
 
 
