@@ -217,9 +217,7 @@ def _verdict(comparison: Comparison, significant: bool, policy: Policy) -> Verdi
     if significant and _material(comparison, change, policy):
         worse = _worse(comparison.metric.direction, change)
         return Verdict.REGRESSION if worse else Verdict.IMPROVEMENT
-    if significant:
-        return Verdict.UNCHANGED
-    # Not significant: "unchanged" only if the interval rules out a material change.
+    # Otherwise "unchanged" only if the interval rules out a material change either way.
     for bound in (comparison.ci_low, comparison.ci_high):
         if _material(comparison, bound, policy):
             return Verdict.INCONCLUSIVE
