@@ -8,7 +8,7 @@ import sys
 import traceback
 from pathlib import Path
 
-from gate import __version__, app
+from gate import __version__, app, calibrate
 from gate.config import load_config
 from gate.errors import GateError
 from gate.model import ExitCode
@@ -58,7 +58,28 @@ def _parser() -> argparse.ArgumentParser:
     compare.add_argument("current", type=Path)
     compare.add_argument("--config", type=Path, help="config for the policy (default: ./)")
     compare.add_argument("--format", choices=("table", "json"), default="table")
+    calibrate = commands.add_parser(
+        "calibrate",
+        help="A/A rounds: how small a change this runner can resolve",
+        description="Pair every model variant with itself for N rounds, print the per-round "
+        "spread and the rounds needed per threshold, and record it beside the baseline.",
+    )
+    calibrate.add_argument("--config", type=Path, help="perf-gate.yaml or pyproject.toml")
+    calibrate.add_argument("--rounds", type=int, default=8, help="A/A rounds (default 8)")
+    calibrate.add_argument("--baseline", type=Path, help="baseline file (default from config)")
     return parser
+
+
+def _calibrate(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    if args.rounds < 3:
+        print("perf-gate: error: calibrate --rounds: use at least 3 rounds", file=sys.stderr)
+        return ExitCode.USAGE
+    spreads = calibrate.measure_spread(config, args.rounds, app.stderr_progress())
+    print(calibrate.render(spreads, config.policy.alpha, config.policy.max_rounds))
+    path = calibrate.save(config, spreads, args.baseline or config.baseline)
+    print(f"Recorded in {path}")
+    return ExitCode.OK
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -102,6 +123,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "run":
             return _run(args)
+        if args.command == "calibrate":
+            return _calibrate(args)
         return _compare(args)
     except GateError as exc:
         print(exc.one_line(), file=sys.stderr)

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from gate import app
+from gate.calibrate import unresolvable
 from gate.compare import TIMING_FAMILIES, PairedBaseline, decide, inconclusive_benchmarks
 from gate.config import GateConfig, benchmark_name
 from gate.environment import git_info
@@ -298,6 +299,7 @@ def _finish(
             slug="nothing-measured",
         )
     record = app.make_record(config, measured.samples, measured.info, measured.errors)
+    notes = notes + unresolvable(config, baseline_path, str(record.environment.get("key")))
     return app.gate_record(
         config,
         record,
