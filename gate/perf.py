@@ -65,14 +65,14 @@ class Perf:
     def _time(self, fn: Callable[[], object]) -> tuple[object, list[float], float | None]:
         if not self.measuring:
             return fn(), [], None
-        result = fn()
         timed = time_calls(
             fn,
             warmup=self.settings.warmup,
             min_calls=self.settings.min_calls,
             min_time=self.settings.min_time,
         )
-        return result, list(timed.times), timed.first_call
+        # The result comes from one more, untimed call, so the first timed call is the real first.
+        return fn(), list(timed.times), timed.first_call
 
     def latency(
         self, fn: Callable[..., Any], *args: Any, name: str | None = None, **kwargs: Any

@@ -66,6 +66,18 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="directory for results.json and comparison.json (default .perf-gate)",
     )
     group.addoption(
+        "--perf-gate-mode",
+        choices=("auto", "stored", "ab", "duet"),
+        default=None,
+        help="timing mode (default: the config's policy.timing_mode, auto)",
+    )
+    group.addoption(
+        "--perf-gate-ab",
+        metavar="REF",
+        default=None,
+        help="base revision for ab/duet timing (default: the baseline's commit)",
+    )
+    group.addoption(
         "--perf-gate-worker",
         metavar="FILE",
         default=None,
@@ -298,7 +310,15 @@ def _gate(session: pytest.Session, state: _State) -> None:
         pytest_args=tuple(extra),
         extra_samples=tuple(_benchmark_samples(config, state.failed)),
         extra_errors=tuple(
-            BenchmarkError(benchmark=n, message="its pytest item failed") for n in failed_models
+            BenchmarkError(
+                benchmark=n, message=f"its pytest item failed: {state.failed.get(n, '')}"
+            )
+            for n in failed_models
+        )
+        + tuple(
+            BenchmarkError(benchmark=n, message=f"the test failed: {state.failed[n]}")
+            for n in dict.fromkeys(state.perf_nodes)
+            if n in state.failed
         ),
         mode=state.mode,
         base_ref=state.base_ref,

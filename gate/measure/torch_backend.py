@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import sys
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -153,12 +154,31 @@ class TorchBackend:
         return {"model_size": float(self.size), "params": float(self.params)}
 
 
+def _source_files(plan: BenchmarkPlan, module: Any) -> set[str]:
+    """Python files of the factory's module and of every class in the model, outside torch."""
+    names = {type(m).__module__ for m in module.modules()}
+    if plan.torch:
+        names.add(plan.torch.partition(":")[0])
+    files = set()
+    for name in names:
+        if name.split(".")[0] == "torch":
+            continue
+        path = getattr(sys.modules.get(name), "__file__", None)
+        if path and path.endswith(".py") and Path(path).is_file():
+            files.add(path)
+    return files
+
+
 def content_key(plan: BenchmarkPlan, module: Any) -> str:
     """A hash of everything an ONNX export depends on: code repr, weights, inputs, torch version."""
     torch = _torch()
     digest = hashlib.sha256()
     digest.update(torch.__version__.encode())
     digest.update(repr(module).encode())
+    # repr() does not show forward(): hash the source files that define the model's classes.
+    for source in sorted(_source_files(plan, module)):
+        digest.update(source.encode())
+        digest.update(Path(source).read_bytes())
     for name, tensor in module.state_dict().items():
         digest.update(name.encode())
         if isinstance(tensor, torch.Tensor):

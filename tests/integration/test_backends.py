@@ -235,11 +235,6 @@ def test_onnxruntime_export_is_cached_by_content(project, cache):
     assert other.is_file()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: torch_backend.content_key hashes repr(module) and weights only, so an edited "
-    "forward() reuses the stale cached ONNX export",
-)
 def test_onnxruntime_export_cache_sees_a_changed_forward(project, cache):
     def exported(module: str) -> BenchmarkPlan:
         plan = make_plan(project, "onnxruntime", torch=f"{module}:build", model="stale")

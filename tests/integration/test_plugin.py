@@ -527,12 +527,6 @@ def test_broken(perf):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: pytest_plugin._gate drops perf tests that failed in the parent run instead of "
-    "recording a BenchmarkError (as it does for failed model items), so --perf-gate-save "
-    "overwrites the baseline without them",
-)
 def test_failed_perf_test_is_an_error_and_blocks_saving(project):
     config(project, "measure: {rounds: 2, warmup: 1, min_calls: 5, min_time: 0.01s}\n")
     project.makepyfile(test_two=ONE_PERF_TEST_FAILS)
@@ -597,10 +591,6 @@ def test_perf_in_a_worker_times_many_calls():
     assert handle.to_json()["latency"]["unit"] == "s"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: Perf._time calls fn once before time_calls, so first_call is the second call",
-)
 def test_perf_in_a_worker_reports_the_real_first_call():
     settings = MeasureSettings(rounds=2, warmup=1, min_calls=5, min_time=0.0)
     handle = Perf("t.py::test_x", settings, measuring=True)

@@ -1,0 +1,1121 @@
+"""Error rates of the gate's verdicts per timing mode, on real worker processes of this machine.
+
+Setting: an MLP (512 -> W -> W -> 512, ReLU; W calibrated so that one torch forward at batch 1
+with 1 thread takes about 3 ms) and its onnxruntime export, with injected slowdowns of 0, +2.5%,
++5%, +7.5% and +10%: the slowed variants add a ``Linear(512, m)`` on the input whose width m is
+fitted per runtime in this process so that it costs that fraction of the base forward. The
+models are written to a temporary project (``model.py`` with ``build_e0``, ``build_e25``, ...,
+``build_ort_e25``, ... and ``make_input``); the onnxruntime variants are exported and cached by
+``gate.measure.runner.prepare``; the effective slowdowns are then measured over a long
+interleaved run through the gate's own backends and printed.
+
+Recording (every value is the per-round median of a real worker process, ``Runner.worker``):
+
+* stored: a base session of R rounds (e0 only) first; the ab and duet recordings next; then a
+  head session of R rounds (all levels): baseline and head minutes apart, as with a stored
+  baseline;
+* ab: R rounds, each one base worker (e0) and one head worker (all five levels, random order),
+  the two in random order;
+* duet: R duet workers, each pairing e0 (base) with every level (head), for both runtimes.
+
+Besides, a few "cost rounds" time what one gate round of one model costs per mode (ab: a base
+worker with e0 plus a head worker with e75; duet: one duet worker with the pair; stored: the
+head worker alone; the stored baseline's rounds were paid earlier).
+
+Trials: recorded rounds are resampled with replacement (paired modes resample whole rounds, so
+the pairing is kept) and the gate's decision rule is applied unchanged: ``gate.compare.decide``
+with the default policy (threshold 5%, alpha 0.01); in ab and duet sequentially as
+``gate.session`` does it (min_rounds 8, then round_step 4 more while the timing comparison is
+inconclusive, up to max_rounds 24; ``PairedBaseline(looks=5)``), in stored mode with 5 rounds on
+each side. Per cell: the share flagged as regression, the share inconclusive, the mean rounds
+used and the gate wall time they cost. The rules of two peers are applied to the same rounds:
+pytest-benchmark's ``--benchmark-compare-fail=median:5%`` (one head process against one base
+process: flag when the median grew by more than 5%) and github-action-benchmark's default 200%
+alert (flag when the head's value is more than twice the base's); and the gate on 20 A/A
+benchmarks at once (Holm across them) gives the false-alarm rate of a whole run.
+
+Only for speed, ``gate.stats.t_ppf`` (a pure function of (p, df), bisection of 200 steps) is
+wrapped in an ``lru_cache`` in the processes that run the trials; every result is unchanged.
+
+Resampling recorded rounds treats them as independent draws from one distribution: for stored
+mode this understates the drift between sessions on different days or machines (here the two
+sessions are only minutes apart), so its rates are a best case.
+
+    .venv/bin/python bench/verdict_quality.py [--rounds R] [--trials N] [--quick] [--seed S]
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import io
+import math
+import multiprocessing
+import os
+import random
+import statistics
+import sys
+import tempfile
+import time
+import warnings
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from gate import stats
+from gate.compare import PairedBaseline, decide, inconclusive_benchmarks
+from gate.config import MeasureSettings, load_config
+from gate.measure import BenchmarkPlan, get_backend
+from gate.measure.runner import LATENCY, Runner, prepare
+from gate.model import GateResult, Policy, RunRecord, Sample, Verdict
+
+LEVELS = (("e0", 0.0), ("e25", 0.025), ("e50", 0.05), ("e75", 0.075), ("e100", 0.10))
+EFFECT = dict(LEVELS)
+RUNTIMES = ("torch", "onnxruntime")
+MODES = ("stored", "ab", "duet")
+FEATURES = 512
+TARGET_FORWARD_S = 3e-3
+STORED_ROUNDS = 5  # measure.rounds default: rounds per side in stored mode
+FLEET = 20  # benchmarks in the "whole run" false-alarm trials
+COST_LEVEL = "e75"  # the level whose gate round is timed for the wall-time estimates
+PEER_MEDIAN = 0.05  # pytest-benchmark --benchmark-compare-fail=median:5%
+PEER_ALERT = 2.0  # github-action-benchmark alert-threshold default 200%
+
+# Goals (the figure the issue is judged by), all in ab mode; duet must reach them in 1/3 the time.
+GOAL_FALSE_ALARM = 0.005
+GOAL_FLEET_FALSE_ALARM = 0.01
+GOAL_POWER = {"e75": 0.95, "e100": 0.99}
+GOAL_SMALL = ("e25", 0.05)
+GOAL_WALL_S = 60.0
+GOAL_DUET_TIME_FACTOR = 1.0 / 3.0
+
+MODEL_SOURCE = '''"""A 512 -> W -> W -> 512 MLP with calibrated extra work (verdict_quality.py).
+
+``build_eNN`` adds a Linear(512, m) on the input whose cost is NN/10 % of the base forward in
+torch; ``build_ort_eNN`` the same for the onnxruntime export (m fitted per runtime).
+"""
+
+import numpy as np
+
+FEATURES = 512
+WIDTH = @WIDTH@
+EXTRA = @EXTRA@
+
+
+def make_input(batch_size):
+    """The input of every variant (numpy only: onnxruntime workers never import torch)."""
+    return np.random.default_rng(0).standard_normal((batch_size, FEATURES), dtype=np.float32)
+
+
+def build(extra=0, width=WIDTH):
+    import torch
+
+    class SlowedMLP(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            torch.manual_seed(0)
+            self.body = torch.nn.Sequential(
+                torch.nn.Linear(FEATURES, width),
+                torch.nn.ReLU(),
+                torch.nn.Linear(width, width),
+                torch.nn.ReLU(),
+                torch.nn.Linear(width, FEATURES),
+            )
+            torch.manual_seed(1)
+            self.extra = torch.nn.Linear(FEATURES, extra, bias=False) if extra else None
+
+        def forward(self, x):
+            y = self.body(x)
+            if self.extra is None:
+                return y
+            return y, self.extra(x)
+
+    return SlowedMLP().eval()
+
+
+def build_e0():
+    return build(0)
+'''
+
+
+def progress(started: float, message: str) -> None:
+    print(f"[{time.perf_counter() - started:5.0f} s] {message}", file=sys.stderr, flush=True)
+
+
+def percent(value: float, digits: int = 1) -> str:
+    return "n/a" if math.isnan(value) else f"{100.0 * value:.{digits}f}%"
+
+
+def signed(value: float, digits: int = 2) -> str:
+    return "n/a" if math.isnan(value) else f"{100.0 * value:+.{digits}f}%"
+
+
+def wilson_upper(k: int, n: int, z: float = 1.96) -> float:
+    """Upper end of the 95% Wilson interval of a proportion k/n."""
+    if n == 0:
+        return math.nan
+    p = k / n
+    denominator = 1 + z * z / n
+    centre = p + z * z / (2 * n)
+    margin = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    return (centre + margin) / denominator
+
+
+# --- the temporary project -----------------------------------------------------------------
+
+
+def model_source(width: int, extra: dict[str, dict[str, int]]) -> str:
+    text = MODEL_SOURCE.replace("@WIDTH@", str(width)).replace("@EXTRA@", repr(extra))
+    for name, fraction in LEVELS:
+        if fraction == 0.0:
+            continue
+        text += f'\n\ndef build_{name}():\n    return build(EXTRA["torch"]["{name}"])\n'
+        text += f'\n\ndef build_ort_{name}():\n    return build(EXTRA["onnxruntime"]["{name}"])\n'
+    return text
+
+
+def builder_namespace() -> dict[str, Any]:
+    """``build`` and ``make_input`` of MODEL_SOURCE, for the in-process calibration."""
+    namespace: dict[str, Any] = {}
+    exec(model_source(0, {"torch": {}, "onnxruntime": {}}), namespace)
+    return namespace
+
+
+def factory(runtime: str, level: str) -> str:
+    if level == "e0":
+        return "model:build_e0"
+    return f"model:build_{level}" if runtime == "torch" else f"model:build_ort_{level}"
+
+
+def plan_for(root: Path, runtime: str, level: str) -> BenchmarkPlan:
+    return BenchmarkPlan(
+        name=f"mlp[{runtime}]@{level}",
+        model="mlp",
+        variant=runtime,
+        root=str(root),
+        torch=factory(runtime, level),
+        input_callable="model:make_input",
+        batch_sizes=(1,),
+        metrics=("latency",),
+        threads=1,
+    )
+
+
+# --- in-process calibration ----------------------------------------------------------------
+
+
+def interleaved(
+    calls: dict[str, Callable[[], object]], blocks: int, per_block: int, rng: random.Random
+) -> dict[str, list[float]]:
+    """Per arm, the median call time of each block; arms take turns in random order per block."""
+    for call in calls.values():
+        for _ in range(10):
+            call()
+    medians: dict[str, list[float]] = {name: [] for name in calls}
+    clock = time.perf_counter_ns
+    for _ in range(blocks):
+        order = list(calls)
+        rng.shuffle(order)
+        for name in order:
+            call = calls[name]
+            times = []
+            for _ in range(per_block):
+                begin = clock()
+                call()
+                times.append(clock() - begin)
+            medians[name].append(statistics.median(times) / 1e9)
+    return medians
+
+
+def block_ratios(medians: dict[str, list[float]], arm: str, base: str = "e0") -> list[float]:
+    return [a / b for a, b in zip(medians[arm], medians[base], strict=True)]
+
+
+def torch_call(module: Any, array: Any) -> Callable[[], object]:
+    import torch
+
+    x = torch.from_numpy(array)
+
+    def call() -> object:
+        with torch.inference_mode():
+            return module(x)
+
+    return call
+
+
+def ort_call(module: Any, array: Any) -> Callable[[], object]:
+    """An onnxruntime session (1 thread) on an in-memory export of ``module``."""
+    import onnxruntime
+    import torch
+
+    buffer = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            module, (torch.from_numpy(array),), buffer, input_names=["input"], dynamo=False
+        )
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = 1
+    options.inter_op_num_threads = 1
+    options.log_severity_level = 3
+    session = onnxruntime.InferenceSession(
+        buffer.getvalue(), sess_options=options, providers=["CPUExecutionProvider"]
+    )
+    feeds = {"input": array}
+    run = session.run
+
+    def call() -> object:
+        return run(None, feeds)
+
+    return call
+
+
+def calibrate_width(namespace: dict[str, Any]) -> tuple[int, list[tuple[int, float]]]:
+    """The hidden width whose torch forward (batch 1, 1 thread) is closest to ~3 ms."""
+    array = namespace["make_input"](1)
+    tried: list[tuple[int, float]] = []
+    for width in range(1536, 4097, 256):
+        call = torch_call(namespace["build"](0, width), array)
+        for _ in range(15):
+            call()
+        times = []
+        for _ in range(60):
+            begin = time.perf_counter()
+            call()
+            times.append(time.perf_counter() - begin)
+        tried.append((width, statistics.median(times)))
+        if tried[-1][1] > 1.5 * TARGET_FORWARD_S:
+            break
+    best = min(tried, key=lambda item: abs(math.log(item[1] / TARGET_FORWARD_S)))
+    return best[0], tried
+
+
+def fit_extra(
+    make_call: Callable[[int], Callable[[], object]],
+    width: int,
+    blocks: int,
+    rng: random.Random,
+) -> tuple[dict[str, int], float, list[tuple[int, float]]]:
+    """Extra widths m per level: a line cost = c + k*m fitted to three probe widths."""
+    params = 2 * FEATURES * width + width * width
+    high = max(8, round(0.12 * params / FEATURES))
+    widths = sorted({max(1, high // 4), max(1, high // 2), high})
+    calls = {"e0": make_call(0)} | {str(m): make_call(m) for m in widths}
+    medians = interleaved(calls, blocks, 25, rng)
+    base = statistics.median(medians["e0"])
+    points = [(m, (statistics.median(block_ratios(medians, str(m))) - 1.0) * base) for m in widths]
+    try:
+        slope, intercept = statistics.linear_regression(
+            [float(m) for m, _ in points], [cost for _, cost in points]
+        )
+    except statistics.StatisticsError:
+        slope, intercept = 0.0, 0.0
+    if slope <= 0.0:  # noise swamped the probes: fall back to proportional
+        slope, intercept = max(points[-1][1], 1e-9) / points[-1][0], 0.0
+    extra = {
+        name: max(1, round((fraction * base - intercept) / slope))
+        for name, fraction in LEVELS
+        if fraction > 0.0
+    }
+    return extra, base, [(m, cost / base) for m, cost in points]
+
+
+@dataclass
+class Calibration:
+    width: int
+    widths_tried: list[tuple[int, float]]
+    extra: dict[str, dict[str, int]]
+    base_s: dict[str, float]
+    fit_points: dict[str, list[tuple[int, float]]]
+    effective: dict[tuple[str, str], list[float]] = field(default_factory=dict)
+    verify_base_s: dict[str, float] = field(default_factory=dict)
+    verify_blocks: int = 0
+
+
+def calibrate(blocks: int, rng: random.Random, started: float) -> Calibration:
+    import torch
+
+    torch.set_num_threads(1)
+    namespace = builder_namespace()
+    progress(started, "calibrating the width (torch forward ~3 ms)")
+    width, tried = calibrate_width(namespace)
+    array = namespace["make_input"](1)
+    extra: dict[str, dict[str, int]] = {}
+    base_s: dict[str, float] = {}
+    points: dict[str, list[tuple[int, float]]] = {}
+    for runtime in RUNTIMES:
+        progress(started, f"fitting the extra work of {runtime} (width {width})")
+        wrap = torch_call if runtime == "torch" else ort_call
+
+        def make_call(m: int, wrap: Callable[..., Callable[[], object]] = wrap) -> Any:
+            return wrap(namespace["build"](m, width), array)
+
+        extra[runtime], base_s[runtime], points[runtime] = fit_extra(make_call, width, blocks, rng)
+    return Calibration(width, tried, extra, base_s, points)
+
+
+def verify(
+    calibration: Calibration,
+    plans: dict[tuple[str, str], BenchmarkPlan],
+    blocks: int,
+    rng: random.Random,
+    started: float,
+) -> None:
+    """Effective slowdowns through the gate's backends (the calls that workers time)."""
+    calibration.verify_blocks = blocks
+    for runtime in RUNTIMES:
+        progress(started, f"verifying the effective slowdowns of {runtime} ({blocks} blocks)")
+        calls: dict[str, Callable[[], object]] = {}
+        for level, _ in LEVELS:
+            backend = get_backend(plans[(runtime, level)])
+            backend.import_runtime()
+            backend.load()
+            calls[level] = backend.call_for(1)
+        medians = interleaved(calls, blocks, 20, rng)
+        calibration.verify_base_s[runtime] = statistics.median(medians["e0"])
+        for level, _ in LEVELS[1:]:
+            calibration.effective[(runtime, level)] = block_ratios(medians, level)
+
+
+# --- recording -----------------------------------------------------------------------------
+
+
+@dataclass
+class Recording:
+    """Per-round medians (seconds) of every worker, and worker wall times."""
+
+    stored_base: dict[str, list[float]] = field(default_factory=dict)  # runtime -> rounds
+    stored_head: dict[tuple[str, str], list[float]] = field(default_factory=dict)
+    ab_base: dict[str, list[float]] = field(default_factory=dict)
+    ab_head: dict[tuple[str, str], list[float]] = field(default_factory=dict)
+    duet_base: dict[tuple[str, str], list[float]] = field(default_factory=dict)
+    duet_head: dict[tuple[str, str], list[float]] = field(default_factory=dict)
+    worker_s: dict[str, list[float]] = field(default_factory=dict)  # job kind -> seconds
+    round_s: dict[tuple[str, str], list[float]] = field(default_factory=dict)  # (mode, runtime)
+
+
+def medians_of(result: dict[str, Any]) -> dict[str, float]:
+    if result["errors"]:
+        raise SystemExit(f"worker errors: {result['errors']}")
+    return {name: r["batches"]["1"]["median"] for name, r in result["results"].items()}
+
+
+def round_worker(
+    runner: Runner, plans: list[BenchmarkPlan], rng: random.Random
+) -> tuple[dict[str, float], float]:
+    begin = time.perf_counter()
+    result = runner.worker(
+        plans, ["round", "--seed", str(rng.randrange(2**31))], runner.round_timeout(plans)
+    )
+    return medians_of(result), time.perf_counter() - begin
+
+
+def duet_worker(
+    runner: Runner, pairs: list[tuple[BenchmarkPlan, BenchmarkPlan]], rng: random.Random
+) -> tuple[dict[str, float], dict[str, float], float]:
+    begin = time.perf_counter()
+    heads = [h for _, h in pairs]
+    result = runner.worker(
+        heads,
+        ["duet", "--seed", str(rng.randrange(2**31))],
+        runner.round_timeout(heads) * 2,
+        extra={"base_plans": [b.to_dict() for b, _ in pairs]},
+    )
+    elapsed = time.perf_counter() - begin
+    return medians_of(result["base"]), medians_of(result["head"]), elapsed
+
+
+def cost_rounds(
+    runner: Runner,
+    plans: dict[tuple[str, str], BenchmarkPlan],
+    rng: random.Random,
+    into: Recording,
+) -> None:
+    """Time one gate round of one model per mode (level COST_LEVEL), per runtime."""
+    for runtime in RUNTIMES:
+        base, head = plans[(runtime, "e0")], plans[(runtime, COST_LEVEL)]
+        jobs = ["base", "head", "duet"]
+        rng.shuffle(jobs)
+        seconds: dict[str, float] = {}
+        for job in jobs:
+            if job == "duet":
+                seconds[job] = duet_worker(runner, [(base, head)], rng)[2]
+            else:
+                seconds[job] = round_worker(runner, [base if job == "base" else head], rng)[1]
+        into.round_s.setdefault(("ab", runtime), []).append(seconds["base"] + seconds["head"])
+        into.round_s.setdefault(("stored", runtime), []).append(seconds["head"])
+        into.round_s.setdefault(("duet", runtime), []).append(seconds["duet"])
+
+
+def record(
+    runner: Runner,
+    plans: dict[tuple[str, str], BenchmarkPlan],
+    rounds: int,
+    cost_sets: int,
+    rng: random.Random,
+    started: float,
+) -> Recording:
+    out = Recording()
+    base_plans = [plans[(rt, "e0")] for rt in RUNTIMES]
+    head_plans = [plans[(rt, level)] for rt in RUNTIMES for level, _ in LEVELS]
+    pairs = [(plans[(rt, "e0")], plans[(rt, level)]) for rt in RUNTIMES for level, _ in LEVELS]
+
+    def keep(kind: str, seconds: float) -> None:
+        out.worker_s.setdefault(kind, []).append(seconds)
+
+    for index in range(rounds):
+        progress(started, f"stored: base session round {index + 1}/{rounds}")
+        values, seconds = round_worker(runner, base_plans, rng)
+        keep("stored base (e0 x2)", seconds)
+        for runtime in RUNTIMES:
+            out.stored_base.setdefault(runtime, []).append(values[plans[(runtime, "e0")].name])
+
+    cost_at = {round(i * rounds / max(1, cost_sets)) for i in range(cost_sets)}
+    for index in range(rounds):
+        jobs = ["ab-base", "ab-head", "duet"]
+        rng.shuffle(jobs)
+        progress(started, f"ab + duet: round {index + 1}/{rounds} ({' / '.join(jobs)})")
+        for job in jobs:
+            if job == "duet":
+                base_values, head_values, seconds = duet_worker(runner, pairs, rng)
+                keep("duet (10 pairs)", seconds)
+                for runtime in RUNTIMES:
+                    for level, _ in LEVELS:
+                        name = plans[(runtime, level)].name
+                        out.duet_base.setdefault((runtime, level), []).append(base_values[name])
+                        out.duet_head.setdefault((runtime, level), []).append(head_values[name])
+            elif job == "ab-base":
+                values, seconds = round_worker(runner, base_plans, rng)
+                keep("ab base (e0 x2)", seconds)
+                for runtime in RUNTIMES:
+                    out.ab_base.setdefault(runtime, []).append(values[plans[(runtime, "e0")].name])
+            else:
+                values, seconds = round_worker(runner, head_plans, rng)
+                keep("ab head (10 plans)", seconds)
+                for runtime in RUNTIMES:
+                    for level, _ in LEVELS:
+                        name = plans[(runtime, level)].name
+                        out.ab_head.setdefault((runtime, level), []).append(values[name])
+        if index in cost_at:
+            progress(started, "cost rounds: one gate round of one model per mode")
+            cost_rounds(runner, plans, rng, out)
+
+    for index in range(rounds):
+        progress(started, f"stored: head session round {index + 1}/{rounds}")
+        values, seconds = round_worker(runner, head_plans, rng)
+        keep("stored head (10 plans)", seconds)
+        for runtime in RUNTIMES:
+            for level, _ in LEVELS:
+                name = plans[(runtime, level)].name
+                out.stored_head.setdefault((runtime, level), []).append(values[name])
+    return out
+
+
+# --- trials (run in worker processes of a pool) ---------------------------------------------
+
+
+def install_caches() -> None:
+    """t_ppf is pure in (p, df) and the trials ask for few distinct pairs: memoize it."""
+    if not hasattr(stats.t_ppf, "cache_info"):
+        stats.t_ppf = functools.lru_cache(maxsize=None)(stats.t_ppf)
+
+
+@dataclass(frozen=True)
+class Task:
+    mode: str
+    runtime: str
+    level: str
+    base: tuple[float, ...]
+    head: tuple[float, ...]
+    trials: int
+    seed: str
+    policy: Policy
+    fleet: int = 1
+
+
+@dataclass
+class Outcome:
+    task: Task
+    verdicts: dict[str, int] = field(default_factory=dict)  # single benchmark: verdict counts
+    rounds: int = 0  # summed over trials (and benchmarks)
+    at_max: int = 0  # benchmarks that ended at max_rounds
+    disagree: int = 0  # final comparisons noting a t-test / Wilcoxon disagreement
+    flagged_changes: list[float] = field(default_factory=list)
+    runs_flagged: int = 0  # fleet: trials with any regression
+    benchmarks_flagged: int = 0  # fleet: false regressions summed over benchmarks
+
+
+def looks_of(policy: Policy) -> int:
+    """As gate.session._looks: the number of times the sequential procedure may stop."""
+    return 1 + math.ceil(max(0, policy.max_rounds - policy.min_rounds) / policy.round_step)
+
+
+def sample(name: str, values: Sequence[float]) -> Sample:
+    return Sample(benchmark=name, metric=LATENCY, values=tuple(values))
+
+
+def gate_trial(task: Task, rng: random.Random) -> tuple[GateResult, dict[str, int]]:
+    """One gate run on resampled rounds: its result and the rounds used per benchmark."""
+    policy = task.policy
+    names = [f"bench{k:02d}" for k in range(task.fleet)]
+    if task.mode == "stored":
+        picks = {
+            n: (
+                [rng.randrange(len(task.base)) for _ in range(STORED_ROUNDS)],
+                [rng.randrange(len(task.head)) for _ in range(STORED_ROUNDS)],
+            )
+            for n in names
+        }
+        baseline = RunRecord(
+            samples=tuple(sample(n, [task.base[i] for i in picks[n][0]]) for n in names),
+            environment={},
+        )
+        current = RunRecord(
+            samples=tuple(sample(n, [task.head[i] for i in picks[n][1]]) for n in names),
+            environment={},
+        )
+        return decide(baseline, current, policy), dict.fromkeys(names, STORED_ROUNDS)
+    count = len(task.base)
+    looks = looks_of(policy)
+    chosen = {n: [rng.randrange(count) for _ in range(policy.min_rounds)] for n in names}
+    while True:
+        current = RunRecord(
+            samples=tuple(sample(n, [task.head[i] for i in chosen[n]]) for n in names),
+            environment={},
+        )
+        paired = PairedBaseline(
+            samples=tuple(sample(n, [task.base[i] for i in chosen[n]]) for n in names),
+            modes=dict.fromkeys(names, task.mode),
+            looks=looks,
+        )
+        result = decide(None, current, policy, paired=paired)
+        pending = [n for n in inconclusive_benchmarks(result) if len(chosen[n]) < policy.max_rounds]
+        if not pending:
+            return result, {n: len(chosen[n]) for n in names}
+        for n in pending:
+            step = min(policy.round_step, policy.max_rounds - len(chosen[n]))
+            chosen[n] += [rng.randrange(count) for _ in range(step)]
+
+
+def run_task(task: Task) -> Outcome:
+    install_caches()
+    rng = random.Random(task.seed)
+    outcome = Outcome(task)
+    for _ in range(task.trials):
+        result, used = gate_trial(task, rng)
+        outcome.rounds += sum(used.values())
+        outcome.at_max += sum(1 for n in used.values() if n >= task.policy.max_rounds)
+        regressions = 0
+        for comparison in result.comparisons:
+            if "disagree" in comparison.note:
+                outcome.disagree += 1
+            if comparison.verdict is Verdict.REGRESSION:
+                regressions += 1
+                outcome.flagged_changes.append(comparison.relative_change)
+            if task.fleet == 1:
+                key = comparison.verdict.value
+                outcome.verdicts[key] = outcome.verdicts.get(key, 0) + 1
+        outcome.benchmarks_flagged += regressions
+        outcome.runs_flagged += regressions > 0
+    return outcome
+
+
+def tasks_for(
+    recording: Recording, policy: Policy, trials: int, fleet_trials: int, seed: int
+) -> list[Task]:
+    tasks: list[Task] = []
+    for mode in MODES:
+        for runtime in RUNTIMES:
+            for level, _ in LEVELS:
+                base, head = pool(recording, mode, runtime, level)
+                mode_policy = replace(policy, timing_mode=mode)
+                tasks.append(
+                    Task(
+                        mode,
+                        runtime,
+                        level,
+                        base,
+                        head,
+                        trials,
+                        f"{seed}-{mode}-{runtime}-{level}",
+                        mode_policy,
+                    )
+                )
+                if level == "e0":
+                    tasks.append(
+                        Task(
+                            mode,
+                            runtime,
+                            level,
+                            base,
+                            head,
+                            fleet_trials,
+                            f"{seed}-{mode}-{runtime}-fleet",
+                            mode_policy,
+                            FLEET,
+                        )
+                    )
+    # The slowest first, so that the pool's two processes finish together.
+    return sorted(tasks, key=lambda t: (t.fleet == 1, t.mode == "stored"))
+
+
+def pool(
+    recording: Recording, mode: str, runtime: str, level: str
+) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """(base values, head values) of one cell; index-aligned rounds for ab and duet."""
+    if mode == "stored":
+        return tuple(recording.stored_base[runtime]), tuple(recording.stored_head[(runtime, level)])
+    if mode == "ab":
+        return tuple(recording.ab_base[runtime]), tuple(recording.ab_head[(runtime, level)])
+    return tuple(recording.duet_base[(runtime, level)]), tuple(
+        recording.duet_head[(runtime, level)]
+    )
+
+
+# --- reporting -----------------------------------------------------------------------------
+
+
+def log_ratios(base: Sequence[float], head: Sequence[float]) -> list[float]:
+    return [math.log(h / b) for b, h in zip(base, head, strict=True)]
+
+
+def mad_outliers(values: Sequence[float], limit: float = 3.5) -> int:
+    """Values farther than ``limit`` robust SDs (1.4826 MAD) from the median."""
+    centre = statistics.median(values)
+    mad = statistics.median(abs(v - centre) for v in values) * 1.4826
+    if mad == 0.0:
+        return 0
+    return sum(1 for v in values if abs(v - centre) > limit * mad)
+
+
+def recorded_change(recording: Recording, mode: str, runtime: str, level: str) -> float:
+    """The change in the recorded rounds as the gate estimates it (ratio of geometric means)."""
+    base, head = pool(recording, mode, runtime, level)
+    if mode == "stored":
+        return (
+            math.exp(
+                statistics.fmean(math.log(v) for v in head)
+                - statistics.fmean(math.log(v) for v in base)
+            )
+            - 1.0
+        )
+    return math.exp(statistics.fmean(log_ratios(base, head))) - 1.0
+
+
+def print_calibration(calibration: Calibration, recording: Recording | None) -> None:
+    tried = ", ".join(f"{w}: {s * 1e3:.2f} ms" for w, s in calibration.widths_tried)
+    print(f"calibration: width {calibration.width} (torch forward, batch 1, 1 thread: {tried})")
+    for runtime in RUNTIMES:
+        fit = ", ".join(f"m={m}: {signed(c, 1)}" for m, c in calibration.fit_points[runtime])
+        print(
+            f"  {runtime}: base forward {calibration.base_s[runtime] * 1e3:.3f} ms in the fit, "
+            f"{calibration.verify_base_s[runtime] * 1e3:.3f} ms in the check; fit points {fit}"
+        )
+    print(
+        f"effective slowdowns: in-process, through the gate's backends, {calibration.verify_blocks}"
+        " interleaved blocks of 20 calls per level: median (q25..q75) of the per-block ratios;"
+    )
+    print("and the change in the recorded worker rounds (ratio of geometric means, all rounds)")
+    header = (
+        f"{'runtime':<12} {'level':<6} {'nominal':>8} {'extra m':>8} {'in-process':>11} "
+        f"{'(q25..q75)':>17} {'ab rounds':>10} {'duet rnds':>10} {'stored':>8}"
+    )
+    print(header)
+    print("-" * len(header))
+    for runtime in RUNTIMES:
+        for level, fraction in LEVELS:
+            if fraction == 0.0:
+                inproc, spread, m = "", "", "0"
+            else:
+                ratios = calibration.effective[(runtime, level)]
+                q25, q75 = stats.quantile(ratios, 0.25) - 1, stats.quantile(ratios, 0.75) - 1
+                inproc = signed(statistics.median(ratios) - 1)
+                spread = f"{100 * q25:+.1f}..{100 * q75:+.1f}%"
+                m = str(calibration.extra[runtime][level])
+            rec = [
+                signed(recorded_change(recording, mode, runtime, level)) if recording else ""
+                for mode in ("ab", "duet", "stored")
+            ]
+            print(
+                f"{runtime:<12} {level:<6} {signed(fraction, 1):>8} {m:>8} {inproc:>11} "
+                f"{spread:>17} {rec[0]:>10} {rec[1]:>10} {rec[2]:>8}"
+            )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rounds", type=int, default=None, help="recorded rounds per mode (12)")
+    parser.add_argument("--trials", type=int, default=None, help="trials per cell (2000)")
+    parser.add_argument("--quick", action="store_true", help="4 rounds, 400 trials, short checks")
+    parser.add_argument("--seed", type=int, default=None, help="seed (default: random)")
+    parser.add_argument(
+        "--jobs",
+        type=int,
+        default=min(2, os.cpu_count() or 1),
+        help="processes for the trials (default: up to 2)",
+    )
+    args = parser.parse_args(argv)
+    rounds = args.rounds or (4 if args.quick else 12)
+    trials = args.trials or (400 if args.quick else 2000)
+    fleet_trials = max(50, trials // 4)
+    if rounds < 2:
+        parser.error("--rounds must be at least 2")
+    seed = args.seed if args.seed is not None else random.SystemRandom().randrange(2**31)
+    rng = random.Random(seed)
+    blocks_fit, blocks_check, cost_sets = (8, 20, 1) if args.quick else (16, 48, 2)
+    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+    started = time.perf_counter()
+
+    with tempfile.TemporaryDirectory(prefix="perf-gate-verdicts-") as tmp_name:
+        tmp = Path(tmp_name)
+        project = tmp / "project"
+        project.mkdir()
+        calibration = calibrate(blocks_fit, rng, started)
+        (project / "model.py").write_text(
+            model_source(calibration.width, calibration.extra), encoding="utf-8"
+        )
+        progress(started, "exporting the onnxruntime variants (gate.measure.runner.prepare)")
+        plans = {
+            (runtime, level): prepare(plan_for(project, runtime, level), tmp / "cache")
+            for runtime in RUNTIMES
+            for level, _ in LEVELS
+        }
+        verify(calibration, plans, blocks_check, rng, started)
+        settings = MeasureSettings(threads=1)
+        runner = Runner(settings, project, tmp / "work")
+        record_started = time.perf_counter()
+        recording = record(runner, plans, rounds, cost_sets, rng, started)
+        record_s = time.perf_counter() - record_started
+        policy = load_config(root=tmp).policy  # the defaults: no config file there
+
+    progress(started, f"trials: {trials} per cell, {fleet_trials} for the {FLEET}-benchmark runs")
+    trials_started = time.perf_counter()
+    tasks = tasks_for(recording, policy, trials, fleet_trials, seed)
+    if args.jobs > 1:
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(args.jobs, mp_context=context, initializer=install_caches) as ex:
+            outcomes = list(ex.map(run_task, tasks))
+    else:
+        outcomes = [run_task(task) for task in tasks]
+    trials_s = time.perf_counter() - trials_started
+    report(
+        calibration,
+        recording,
+        outcomes,
+        policy,
+        rounds=rounds,
+        trials=trials,
+        fleet_trials=fleet_trials,
+        seed=seed,
+        load=load,
+        record_s=record_s,
+        trials_s=trials_s,
+        total_s=time.perf_counter() - started,
+        settings=settings,
+        quick=args.quick,
+    )
+    return 0
+
+
+def report(
+    calibration: Calibration,
+    recording: Recording,
+    outcomes: list[Outcome],
+    policy: Policy,
+    *,
+    rounds: int,
+    trials: int,
+    fleet_trials: int,
+    seed: int,
+    load: str,
+    record_s: float,
+    trials_s: float,
+    total_s: float,
+    settings: MeasureSettings,
+    quick: bool,
+) -> None:
+    single = {(o.task.mode, o.task.runtime, o.task.level): o for o in outcomes if o.task.fleet == 1}
+    fleet = {(o.task.mode, o.task.runtime): o for o in outcomes if o.task.fleet > 1}
+    round_s = {key: statistics.median(values) for key, values in recording.round_s.items()}
+    cost_count = len(recording.round_s[("ab", RUNTIMES[0])])
+    threshold = policy.threshold_for("x", "latency").value
+
+    print(
+        f"verdict quality: {os.cpu_count()} CPUs, load average {load} at start; seed {seed}; "
+        f"{rounds} recorded rounds per mode{' (--quick: rates are rough)' if quick else ''}; "
+        f"recording {record_s:.0f} s, trials {trials_s:.0f} s, total {total_s:.0f} s"
+    )
+    print(
+        f"policy: threshold {threshold:.0%}, alpha {policy.alpha:g}; paired modes sequential "
+        f"{policy.min_rounds} + {policy.round_step} .. {policy.max_rounds} rounds "
+        f"(looks {looks_of(policy)}); stored {STORED_ROUNDS} + {STORED_ROUNDS} rounds; worker "
+        f"settings warmup {settings.warmup}, min_calls {settings.min_calls}, "
+        f"min_time {settings.min_time:g}s, threads 1"
+    )
+    print()
+    print_calibration(calibration, recording)
+    print()
+    print("recording: seconds per worker process, median (min..max)")
+    for kind, values in recording.worker_s.items():
+        print(
+            f"  {kind:<24} {statistics.median(values):6.1f} s "
+            f"({min(values):.1f}..{max(values):.1f}) x{len(values)}"
+        )
+    print(
+        f"one gate round of one model ({COST_LEVEL}), median of {cost_count} cost rounds: "
+        + "; ".join(
+            f"{runtime} " + ", ".join(f"{mode} {round_s[(mode, runtime)]:.1f} s" for mode in MODES)
+            for runtime in RUNTIMES
+        )
+    )
+    print()
+    print(
+        f"gate verdicts on resampled rounds: {trials} trials per row; est. wall = mean rounds x "
+        "seconds per gate round of that mode (stored: head rounds only)"
+    )
+    header = (
+        f"{'mode':<7} {'model':<12} {'effect':>7} {'flagged':>8} {'inconcl.':>9} {'improv.':>8} "
+        f"{'mean rounds':>12} {'est. wall s':>12} {'recorded':>9}"
+    )
+    print(header)
+    print("-" * len(header))
+    for mode in MODES:
+        for runtime in RUNTIMES:
+            for level, fraction in LEVELS:
+                o = single[(mode, runtime, level)]
+                n = o.task.trials
+                mean_rounds = o.rounds / n
+                print(
+                    f"{mode:<7} {runtime:<12} {signed(fraction, 1):>7} "
+                    f"{percent(o.verdicts.get('regression', 0) / n):>8} "
+                    f"{percent(o.verdicts.get('inconclusive', 0) / n):>9} "
+                    f"{percent(o.verdicts.get('improvement', 0) / n):>8} "
+                    f"{mean_rounds:>12.1f} {mean_rounds * round_s[(mode, runtime)]:>12.0f} "
+                    f"{signed(recorded_change(recording, mode, runtime, level)):>9}"
+                )
+    print("(recorded: the change in all recorded rounds of the cell, the resampling's truth)")
+    print()
+    print_peers(recording, round_s)
+    print()
+    print(
+        f"{FLEET} benchmarks at effect 0 in one run (Holm across {FLEET}; each benchmark "
+        f"sequential on its own), {fleet_trials} runs per row: runs with any false regression"
+    )
+    for mode in MODES:
+        parts = []
+        for runtime in RUNTIMES:
+            o = fleet[(mode, runtime)]
+            n = o.task.trials
+            parts.append(
+                f"{runtime} {percent(o.runs_flagged / n)} ({o.runs_flagged}/{n}, 95% upper "
+                f"{percent(wilson_upper(o.runs_flagged, n))}; mean rounds "
+                f"{o.rounds / (n * FLEET):.1f})"
+            )
+        print(f"  {mode:<7} " + "; ".join(parts))
+    print()
+    print_diagnostics(recording, single)
+    print()
+    print_goals(single, fleet, round_s)
+    print()
+    print("caveats:")
+    print(
+        "  - trials resample the recorded rounds as independent draws: stored mode's base and head"
+        " sessions\n    were minutes apart on one machine, so its rates understate the drift "
+        "between sessions on\n    other days or runners (a best case); ab and duet measure both"
+        " sides in the same round."
+    )
+    print(
+        f"  - {rounds} recorded rounds per cell: resampling up to {policy.max_rounds} from them "
+        "repeats rounds, and an\n    outlier round in the recording is in about "
+        f"{percent(1 - (1 - 1 / rounds) ** policy.min_rounds, 0)} of the "
+        f"{policy.min_rounds}-round draws."
+    )
+    print(
+        "  - the ab head worker measured all 5 levels of both runtimes (10 plans) in one process;"
+        " a gate\n    round measures the project's own benchmarks. The wall-time column uses the"
+        " cost rounds\n    above (one model per round), not the recording's workers."
+    )
+
+
+def print_peers(recording: Recording, round_s: dict[tuple[str, str], float]) -> None:
+    """Peers' rules on one base process and one head process (exact over all pairs)."""
+    print(
+        "peers on the same rounds (one base process against one head process; share flagged, "
+        "exact over all pairs):"
+    )
+    print(
+        f"  pytest-benchmark --benchmark-compare-fail=median:{PEER_MEDIAN:.0%}: head median > "
+        f"base median x {1 + PEER_MEDIAN:g}"
+    )
+    print(f"  github-action-benchmark (alert-threshold 200%): head > base x {PEER_ALERT:g}")
+    header = (
+        f"{'rule':<18} {'data':<7} {'model':<12} "
+        + " ".join(f"{signed(f, 1):>7}" for _, f in LEVELS)
+        + f" {'rounds':>7} {'est. wall s':>12}"
+    )
+    print(header)
+    print("-" * len(header))
+    rules = (("pytest-benchmark", 1.0 + PEER_MEDIAN), ("gh-action-bench", PEER_ALERT))
+    for label, limit in rules:
+        for data in ("stored", "ab"):
+            for runtime in RUNTIMES:
+                shares = []
+                for level, _ in LEVELS:
+                    base, head = pool(recording, data, runtime, level)
+                    if data == "stored":
+                        pairs = [(b, h) for b in base for h in head]
+                    else:
+                        pairs = list(zip(base, head, strict=True))
+                    shares.append(sum(1 for b, h in pairs if h > b * limit) / len(pairs))
+                print(
+                    f"{label:<18} {data:<7} {runtime:<12} "
+                    + " ".join(f"{percent(s):>7}" for s in shares)
+                    + f" {1:>7} {round_s[('stored', runtime)]:>12.0f}"
+                )
+    print(
+        "(data stored: any base-session round against any head-session round, as when comparing"
+        " with a\n saved run; ab: the base and head process of the same round. est. wall: one "
+        "head process)"
+    )
+
+
+def print_diagnostics(recording: Recording, single: dict[tuple[str, str, str], Outcome]) -> None:
+    print(
+        "what the verdicts rest on: spread of the per-round log ratios head/base (paired modes) or"
+        " of\nthe per-round values (stored: base session | head session), rounds beyond 3.5 robust"
+        " SDs,\nshare of trials ending at max rounds, t-test/Wilcoxon disagreement notes, and the "
+        "mean\nchange that the flagged trials estimated"
+    )
+    header = (
+        f"{'mode':<7} {'model':<12} {'effect':>7} {'SD/CV':>15} {'outliers':>9} "
+        f"{'at max':>7} {'t/W disagr.':>12} {'flagged est.':>13} {'min..max ratio':>16}"
+    )
+    print(header)
+    print("-" * len(header))
+    for mode in MODES:
+        for runtime in RUNTIMES:
+            for level, fraction in LEVELS:
+                o = single[(mode, runtime, level)]
+                base, head = pool(recording, mode, runtime, level)
+                if mode == "stored":
+                    cv_b = stats.coefficient_of_variation(base)
+                    cv_h = stats.coefficient_of_variation(head)
+                    spread = f"{percent(cv_b, 2)}|{percent(cv_h, 2)}"
+                    outliers = f"{mad_outliers(base)}|{mad_outliers(head)}"
+                    ratios = [h / b for b in base for h in head]
+                else:
+                    logs = log_ratios(base, head)
+                    spread = percent(statistics.stdev(logs), 2)
+                    outliers = str(mad_outliers(logs))
+                    ratios = [h / b for b, h in zip(base, head, strict=True)]
+                n = o.task.trials
+                flagged = (
+                    signed(statistics.fmean(o.flagged_changes), 1) if o.flagged_changes else "-"
+                )
+                print(
+                    f"{mode:<7} {runtime:<12} {signed(fraction, 1):>7} {spread:>15} "
+                    f"{outliers:>9} {percent(o.at_max / n):>7} {percent(o.disagree / n):>12} "
+                    f"{flagged:>13} {f'{min(ratios):.3f}..{max(ratios):.3f}':>16}"
+                )
+
+
+def print_goals(
+    single: dict[tuple[str, str, str], Outcome],
+    fleet: dict[tuple[str, str], Outcome],
+    round_s: dict[tuple[str, str], float],
+) -> None:
+    def share(mode: str, runtime: str, level: str, verdict: str = "regression") -> float:
+        o = single[(mode, runtime, level)]
+        return o.verdicts.get(verdict, 0) / o.task.trials
+
+    def wall(mode: str, runtime: str, level: str) -> float:
+        o = single[(mode, runtime, level)]
+        return o.rounds / o.task.trials * round_s[(mode, runtime)]
+
+    def mean_rounds(mode: str, runtime: str, level: str) -> float:
+        o = single[(mode, runtime, level)]
+        return o.rounds / o.task.trials
+
+    def error_goals(mode: str) -> list[tuple[str, bool, str]]:
+        goals = []
+        for runtime in RUNTIMES:
+            value = share(mode, runtime, "e0")
+            o = single[(mode, runtime, "e0")]
+            k = o.verdicts.get("regression", 0)
+            goals.append(
+                (
+                    f"{mode} {runtime}: false alarms at effect 0 <= {percent(GOAL_FALSE_ALARM)}",
+                    value <= GOAL_FALSE_ALARM,
+                    f"{percent(value, 2)} ({k}/{o.task.trials}, 95% upper "
+                    f"{percent(wilson_upper(k, o.task.trials), 2)})",
+                )
+            )
+            f = fleet[(mode, runtime)]
+            value = f.runs_flagged / f.task.trials
+            goals.append(
+                (
+                    f"{mode} {runtime}: {FLEET}-benchmark runs with a false alarm <= "
+                    f"{percent(GOAL_FLEET_FALSE_ALARM)}",
+                    value <= GOAL_FLEET_FALSE_ALARM,
+                    f"{percent(value, 2)} ({f.runs_flagged}/{f.task.trials})",
+                )
+            )
+            for level, goal in GOAL_POWER.items():
+                value = share(mode, runtime, level)
+                goals.append(
+                    (
+                        f"{mode} {runtime}: {signed(EFFECT[level], 1)} flagged >= "
+                        f"{percent(goal, 0)}",
+                        value >= goal,
+                        f"{percent(value)} (short by {percent(max(0.0, goal - value))})"
+                        if value < goal
+                        else percent(value),
+                    )
+                )
+            level, goal = GOAL_SMALL
+            value = share(mode, runtime, level)
+            goals.append(
+                (
+                    f"{mode} {runtime}: {signed(EFFECT[level], 1)} flagged <= {percent(goal, 0)}",
+                    value <= goal,
+                    percent(value),
+                )
+            )
+        return goals
+
+    goals = error_goals("ab")
+    for runtime in RUNTIMES:
+        value = wall("ab", runtime, COST_LEVEL)
+        goals.append(
+            (
+                f"ab {runtime}: gate wall time at {signed(EFFECT[COST_LEVEL], 1)} <= "
+                f"{GOAL_WALL_S:.0f} s",
+                value <= GOAL_WALL_S,
+                f"{value:.0f} s ({mean_rounds('ab', runtime, COST_LEVEL):.1f}"
+                f" rounds x {round_s[('ab', runtime)]:.1f} s)",
+            )
+        )
+    duet_errors = error_goals("duet")
+    duet_time = []
+    for runtime in RUNTIMES:
+        value, limit = wall("duet", runtime, COST_LEVEL), wall("ab", runtime, COST_LEVEL)
+        duet_time.append(
+            (
+                f"duet {runtime}: wall at {signed(EFFECT[COST_LEVEL], 1)} <= 1/3 of ab's",
+                value <= limit * GOAL_DUET_TIME_FACTOR,
+                f"{value:.0f} s vs ab {limit:.0f} s (ratio {value / limit:.2f})",
+            )
+        )
+    print("goals (ab mode; duet must meet the same error goals in a third of ab's time or less):")
+    for text, met, detail in goals:
+        print(f"  {'MET    ' if met else 'NOT MET'}  {text:<62} {detail}")
+    duet_ok = all(met for _, met, _ in duet_errors + duet_time)
+    print(f"  {'MET    ' if duet_ok else 'NOT MET'}  duet reaches the same in 1/3 of the time:")
+    for text, met, detail in duet_errors + duet_time:
+        print(f"      {'ok  ' if met else 'FAIL'} {text:<58} {detail}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
