@@ -54,7 +54,8 @@ class PairedRunner:
 
     def _collect(self, into: PairedRounds, arm: str, result: dict[str, Any], index: int) -> None:
         for name, message in result["errors"].items():
-            into.errors.setdefault(name, f"{arm} round {index}: {message}")
+            label = "base revision" if arm == "base" else "head"
+            into.errors.setdefault(name, f"{label}, round {index}: {message}")
         target = into.base if arm == "base" else into.head
         for name, entry in result["results"].items():
             target.setdefault(name, []).append(entry)

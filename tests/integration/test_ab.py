@@ -1,0 +1,162 @@
+"""The paired timing modes on real git histories: ``ab`` (worktree), ``duet`` (ONNX files),
+fallbacks, a base revision that cannot import, and worktree clean-up."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.integration._support import (
+    SLOW_TORCH_MODULE,
+    TINY_TORCH_MODULE,
+    comparisons_by_key,
+    read_json,
+    run_cli,
+    write_files,
+    write_matmul_onnx,
+)
+
+pytestmark = pytest.mark.slow
+
+SETTINGS = """
+policy: {min_rounds: 3, max_rounds: 3, thresholds: {latency: 20%}}
+measure: {rounds: 3, warmup: 2, min_calls: 20, min_time: 0.02s, probes: 1}
+"""
+TORCH_CONFIG = """
+models:
+  tiny:
+    torch: tinymodel:build
+    input: tinymodel:inputs
+    variants: [torch]
+    metrics: [latency]
+""" + SETTINGS
+ONNX_CONFIG = """
+models:
+  chain:
+    onnx: chain.onnx
+    input: {shape: [1, 16], dtype: float32}
+    variants: [onnxruntime]
+    metrics: [latency]
+""" + SETTINGS
+
+
+def git(repo: Path, *args: str) -> str:
+    identity = ["-c", "user.name=test", "-c", "user.email=test@example.invalid"]
+    completed = subprocess.run(
+        ["git", *identity, *args], cwd=repo, capture_output=True, text=True, check=True
+    )
+    return completed.stdout.strip()
+
+
+def repo_with(tmp_path: Path, files: dict[str, str]) -> Path:
+    write_files(tmp_path, {".gitignore": ".perf-gate/\n__pycache__/\n", **files})
+    git(tmp_path, "init", "-q", "-b", "main")
+    git(tmp_path, "add", "-A")
+    git(tmp_path, "commit", "-q", "-m", "base")
+    return tmp_path
+
+
+def commit_all(repo: Path, message: str) -> None:
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "--allow-empty", "-m", message)
+
+
+def worktrees(repo: Path) -> list[str]:
+    return [line for line in git(repo, "worktree", "list").splitlines() if line]
+
+
+def latency(repo: Path, benchmark: str) -> dict:
+    comparison = read_json(repo / ".perf-gate" / "comparison.json")
+    return comparisons_by_key(comparison)[(benchmark, "latency")]
+
+
+def test_ab_catches_a_ten_times_slower_commit_and_cleans_up(tmp_path: Path) -> None:
+    repo = repo_with(tmp_path, {"perf-gate.yaml": TORCH_CONFIG, "tinymodel.py": TINY_TORCH_MODULE})
+    saved = run_cli(repo, "run", "--save")
+    assert saved.ret == 0, saved.output
+    write_files(repo, {"tinymodel.py": SLOW_TORCH_MODULE})
+    commit_all(repo, "slower")
+    ran = run_cli(repo, "run")
+    assert ran.ret == 1, ran.output
+    entry = latency(repo, "tiny[torch]")
+    assert entry["verdict"] == "regression"
+    assert entry["mode"] == "ab"
+    assert entry["n_current"] == entry["n_baseline"] == 3
+    assert entry["relative_change"] > 1.0
+    assert entry["mde"] is not None
+    assert "paired against base revision" in ran.output
+    assert len(worktrees(repo)) == 1  # the temporary worktree is gone
+
+
+def test_ab_same_code_is_not_a_regression(tmp_path: Path) -> None:
+    repo = repo_with(tmp_path, {"perf-gate.yaml": TORCH_CONFIG, "tinymodel.py": TINY_TORCH_MODULE})
+    assert run_cli(repo, "run", "--save").ret == 0
+    write_files(repo, {"README.md": "docs only\n"})
+    commit_all(repo, "docs")
+    ran = run_cli(repo, "run")
+    assert ran.ret == 0, ran.output
+    entry = latency(repo, "tiny[torch]")
+    assert entry["mode"] == "ab"
+    assert entry["verdict"] in ("unchanged", "inconclusive")
+
+
+def test_duet_pairs_two_onnx_files_in_one_process(tmp_path: Path) -> None:
+    repo = tmp_path
+    write_matmul_onnx(repo / "chain.onnx", width=32, layers=1)
+    repo_with(repo, {"perf-gate.yaml": ONNX_CONFIG})
+    assert run_cli(repo, "run", "--save").ret == 0
+    write_matmul_onnx(repo / "chain.onnx", width=512, layers=6)  # far more work per call
+    commit_all(repo, "bigger model")
+    ran = run_cli(repo, "run")
+    assert ran.ret == 1, ran.output
+    entry = latency(repo, "chain[onnxruntime]")
+    assert entry["mode"] == "duet"
+    assert entry["verdict"] == "regression"
+
+
+def test_explicit_base_ref_without_a_baseline(tmp_path: Path) -> None:
+    repo = repo_with(tmp_path, {"perf-gate.yaml": TORCH_CONFIG, "tinymodel.py": TINY_TORCH_MODULE})
+    write_files(repo, {"tinymodel.py": SLOW_TORCH_MODULE})
+    commit_all(repo, "slower")
+    ran = run_cli(repo, "run", "--ab", "HEAD~1")
+    assert ran.ret == 1, ran.output
+    assert latency(repo, "tiny[torch]")["verdict"] == "regression"
+
+
+def test_missing_base_revision_falls_back_to_stored_and_names_the_fix(tmp_path: Path) -> None:
+    repo = repo_with(tmp_path, {"perf-gate.yaml": TORCH_CONFIG, "tinymodel.py": TINY_TORCH_MODULE})
+    assert run_cli(repo, "run", "--save").ret == 0
+    commit_all(repo, "next")
+    ran = run_cli(repo, "run", "--ab", "0123456789abcdef0123456789abcdef01234567")
+    assert ran.ret in (0, 1), ran.output
+    assert "is not in this clone" in ran.output
+    assert "timings compared as stored" in ran.output
+    assert latency(repo, "tiny[torch]")["mode"] == "stored"
+
+
+def test_base_revision_that_cannot_import_is_an_error_not_a_pass(tmp_path: Path) -> None:
+    broken = "raise ImportError('this revision is broken')\n"
+    repo = repo_with(tmp_path, {"perf-gate.yaml": TORCH_CONFIG, "tinymodel.py": broken})
+    write_files(repo, {"tinymodel.py": TINY_TORCH_MODULE})
+    commit_all(repo, "fixed")
+    ran = run_cli(repo, "run", "--ab", "HEAD~1")
+    assert ran.ret == 3, ran.output
+    comparison = read_json(repo / ".perf-gate" / "comparison.json")
+    errors = [c for c in comparison["comparisons"] if c["verdict"] == "error"]
+    assert errors
+    assert any("base revision" in c["note"] for c in errors)
+    assert len(worktrees(repo)) == 1
+
+
+def test_worktree_is_removed_when_a_worker_crashes(tmp_path: Path) -> None:
+    crashing = TINY_TORCH_MODULE + "\nimport os\n\ndef crash(batch_size):\n    os._exit(9)\n"
+    config = TORCH_CONFIG.replace("tinymodel:inputs", "tinymodel:crash")
+    repo = repo_with(tmp_path, {"perf-gate.yaml": config, "tinymodel.py": crashing})
+    write_files(repo, {"README.md": "x\n"})
+    commit_all(repo, "next")
+    ran = run_cli(repo, "run", "--ab", "HEAD~1")
+    assert ran.ret == 3, ran.output
+    assert "Traceback" not in ran.output
+    assert len(worktrees(repo)) == 1
