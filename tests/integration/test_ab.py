@@ -24,22 +24,28 @@ SETTINGS = """
 policy: {min_rounds: 3, max_rounds: 3, thresholds: {latency: 20%}}
 measure: {rounds: 3, warmup: 2, min_calls: 20, min_time: 0.02s, probes: 1}
 """
-TORCH_CONFIG = """
+TORCH_CONFIG = (
+    """
 models:
   tiny:
     torch: tinymodel:build
     input: tinymodel:inputs
     variants: [torch]
     metrics: [latency]
-""" + SETTINGS
-ONNX_CONFIG = """
+"""
+    + SETTINGS
+)
+ONNX_CONFIG = (
+    """
 models:
   chain:
     onnx: chain.onnx
     input: {shape: [1, 16], dtype: float32}
     variants: [onnxruntime]
     metrics: [latency]
-""" + SETTINGS
+"""
+    + SETTINGS
+)
 
 
 def git(repo: Path, *args: str) -> str:
