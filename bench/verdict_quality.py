@@ -206,14 +206,36 @@ def plan_for(root: Path, runtime: str, level: str) -> BenchmarkPlan:
 # --- in-process calibration ----------------------------------------------------------------
 
 
+@dataclass
+class Timed:
+    """Per arm: every call time and each block's median (seconds), arms interleaved.
+
+    On a shared machine a call that loses its core for a moment is slow; the lower quartile of
+    all calls of an arm is what the code costs when it keeps its core, and the arms took turns
+    block by block, so they met the same machine.
+    """
+
+    calls: dict[str, list[float]]
+    blocks: dict[str, list[float]]
+
+    def quartile(self, arm: str) -> float:
+        return stats.quantile(self.calls[arm], 0.25)
+
+    def change(self, arm: str, base: str = "e0") -> float:
+        return self.quartile(arm) / self.quartile(base) - 1.0
+
+    def block_ratios(self, arm: str, base: str = "e0") -> list[float]:
+        return [a / b for a, b in zip(self.blocks[arm], self.blocks[base], strict=True)]
+
+
 def interleaved(
     calls: dict[str, Callable[[], object]], blocks: int, per_block: int, rng: random.Random
-) -> dict[str, list[float]]:
-    """Per arm, the median call time of each block; arms take turns in random order per block."""
+) -> Timed:
+    """Time every arm in ``blocks`` blocks of ``per_block`` calls, arms in random order per block."""
     for call in calls.values():
         for _ in range(10):
             call()
-    medians: dict[str, list[float]] = {name: [] for name in calls}
+    timed = Timed({name: [] for name in calls}, {name: [] for name in calls})
     clock = time.perf_counter_ns
     for _ in range(blocks):
         order = list(calls)
@@ -224,13 +246,10 @@ def interleaved(
             for _ in range(per_block):
                 begin = clock()
                 call()
-                times.append(clock() - begin)
-            medians[name].append(statistics.median(times) / 1e9)
-    return medians
-
-
-def block_ratios(medians: dict[str, list[float]], arm: str, base: str = "e0") -> list[float]:
-    return [a / b for a, b in zip(medians[arm], medians[base], strict=True)]
+                times.append((clock() - begin) / 1e9)
+            timed.calls[name].extend(times)
+            timed.blocks[name].append(statistics.median(times))
+    return timed
 
 
 def torch_call(module: Any, array: Any) -> Callable[[], object]:
@@ -273,7 +292,9 @@ def ort_call(module: Any, array: Any) -> Callable[[], object]:
 
 
 def calibrate_width(namespace: dict[str, Any]) -> tuple[int, list[tuple[int, float]]]:
-    """The hidden width whose torch forward (batch 1, 1 thread) is closest to ~3 ms."""
+    """The hidden width whose torch forward (batch 1, 1 thread) is closest to ~3 ms.
+
+    The lower quartile of 80 calls per width: robust to calls that lost their core."""
     array = namespace["make_input"](1)
     tried: list[tuple[int, float]] = []
     for width in range(1536, 4097, 256):
@@ -281,11 +302,11 @@ def calibrate_width(namespace: dict[str, Any]) -> tuple[int, list[tuple[int, flo
         for _ in range(15):
             call()
         times = []
-        for _ in range(60):
+        for _ in range(80):
             begin = time.perf_counter()
             call()
             times.append(time.perf_counter() - begin)
-        tried.append((width, statistics.median(times)))
+        tried.append((width, stats.quantile(times, 0.25)))
         if tried[-1][1] > 1.5 * TARGET_FORWARD_S:
             break
     best = min(tried, key=lambda item: abs(math.log(item[1] / TARGET_FORWARD_S)))
@@ -303,9 +324,9 @@ def fit_extra(
     high = max(8, round(0.12 * params / FEATURES))
     widths = sorted({max(1, high // 4), max(1, high // 2), high})
     calls = {"e0": make_call(0)} | {str(m): make_call(m) for m in widths}
-    medians = interleaved(calls, blocks, 25, rng)
-    base = statistics.median(medians["e0"])
-    points = [(m, (statistics.median(block_ratios(medians, str(m))) - 1.0) * base) for m in widths]
+    timed = interleaved(calls, blocks, 25, rng)
+    base = timed.quartile("e0")
+    points = [(m, timed.quartile(str(m)) - base) for m in widths]
     try:
         slope, intercept = statistics.linear_regression(
             [float(m) for m, _ in points], [cost for _, cost in points]
@@ -329,7 +350,8 @@ class Calibration:
     extra: dict[str, dict[str, int]]
     base_s: dict[str, float]
     fit_points: dict[str, list[tuple[int, float]]]
-    effective: dict[tuple[str, str], list[float]] = field(default_factory=dict)
+    effective: dict[tuple[str, str], float] = field(default_factory=dict)
+    block_ratios: dict[tuple[str, str], list[float]] = field(default_factory=dict)
     verify_base_s: dict[str, float] = field(default_factory=dict)
     verify_blocks: int = 0
 
@@ -373,10 +395,11 @@ def verify(
             backend.import_runtime()
             backend.load()
             calls[level] = backend.call_for(1)
-        medians = interleaved(calls, blocks, 20, rng)
-        calibration.verify_base_s[runtime] = statistics.median(medians["e0"])
+        timed = interleaved(calls, blocks, 20, rng)
+        calibration.verify_base_s[runtime] = timed.quartile("e0")
         for level, _ in LEVELS[1:]:
-            calibration.effective[(runtime, level)] = block_ratios(medians, level)
+            calibration.effective[(runtime, level)] = timed.change(level)
+            calibration.block_ratios[(runtime, level)] = timed.block_ratios(level)
 
 
 # --- recording -----------------------------------------------------------------------------
