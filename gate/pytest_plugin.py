@@ -131,7 +131,7 @@ def _settings_from(config: pytest.Config) -> _State:
         enabled=bool(config.getoption("--perf-gate")) and not worker,
         worker_out=Path(worker) if worker else None,
         save=bool(config.getoption("--perf-gate-save")),
-        baseline=(root / baseline).resolve() if baseline else None,
+        baseline=(invocation / baseline).resolve() if baseline else None,
         mode=config.getoption("--perf-gate-mode"),
         base_ref=config.getoption("--perf-gate-ab"),
     )

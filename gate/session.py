@@ -212,6 +212,12 @@ def run_gate(config: GateConfig, request: GateRequest, progress: Progress) -> ap
 
     Raises GateError subclasses for what the user must fix (bad baseline, refused save)."""
     baseline_path = request.baseline_path or config.baseline
+    if request.baseline_path and not request.save and not baseline_path.exists():
+        raise ConfigError(
+            f"{baseline_path}: the baseline given on the command line does not exist; check the "
+            "path, or record one with --save / --perf-gate-save",
+            slug="baseline-missing",
+        )
     baseline, _ = app.load_baseline(baseline_path, save=request.save)
     mode, commit, notes = resolve_mode(config, request, baseline)
     plans, prepare_errors = prepare_all(config, request.selected, progress)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration._support import (
+from ._support import (
     SLOW_TORCH_MODULE,
     TINY_TORCH_MODULE,
     comparisons_by_key,
