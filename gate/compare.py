@@ -23,6 +23,7 @@ from gate.model import (
     Replication,
     RunRecord,
     Sample,
+    TailLatency,
     Threshold,
     Verdict,
 )
@@ -405,7 +406,30 @@ def decide(
         baseline_commit=baseline.git.commit if baseline else None,
         current_commit=current.git.commit,
         fail_on_inconclusive=policy.fail_on_inconclusive,
+        tails=tail_latencies(baseline, current),
     )
+
+
+def tail_latencies(baseline: RunRecord | None, current: RunRecord) -> tuple[TailLatency, ...]:
+    """p90/p99 for every latency sample with per-call times (report only; see STATISTICS.md)."""
+    rows = []
+    for sample in current.samples:
+        if sample.metric.family != "latency" or not sample.calls:
+            continue
+        base = baseline.sample(sample.benchmark, sample.metric.name) if baseline else None
+        base_calls = base.calls if base is not None else ()
+        rows.append(
+            TailLatency(
+                benchmark=sample.benchmark,
+                metric=sample.metric.name,
+                baseline_p90=stats.quantile(base_calls, 0.9) if base_calls else None,
+                baseline_p99=stats.quantile(base_calls, 0.99) if base_calls else None,
+                current_p90=stats.quantile(sample.calls, 0.9),
+                current_p99=stats.quantile(sample.calls, 0.99),
+                calls=len(sample.calls),
+            )
+        )
+    return tuple(rows)
 
 
 def inconclusive_benchmarks(result: GateResult) -> set[str]:

@@ -223,6 +223,22 @@ class Comparison:
 
 
 @dataclass(frozen=True, kw_only=True)
+class TailLatency:
+    """p90/p99 of the pooled per-call times of one latency sample, baseline and current.
+
+    Reported, not gated: ``calls`` says how many calls back the current percentiles.
+    """
+
+    benchmark: str
+    metric: str
+    baseline_p90: float | None
+    baseline_p99: float | None
+    current_p90: float
+    current_p99: float
+    calls: int
+
+
+@dataclass(frozen=True, kw_only=True)
 class GateResult:
     """The whole decision of a run: comparisons plus what a reader needs to trust them."""
 
@@ -232,6 +248,7 @@ class GateResult:
     environment_differences: Mapping[str, tuple[Any, Any]] = field(default_factory=dict)
     warnings: tuple[str, ...] = ()
     notes: tuple[str, ...] = ()
+    tails: tuple[TailLatency, ...] = ()
     errors: tuple[BenchmarkError, ...] = ()
     baseline_commit: str | None = None
     current_commit: str | None = None

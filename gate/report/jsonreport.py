@@ -59,4 +59,15 @@ def result_to_dict(result: GateResult) -> dict[str, Any]:
         "notes": list(result.notes),
         "errors": [{"benchmark": e.benchmark, "message": e.message} for e in result.errors],
         "comparisons": [comparison_to_dict(c) for c in result.comparisons],
+        "tail_latency": [
+            {
+                "benchmark": t.benchmark,
+                "metric": t.metric,
+                "gated": False,
+                "baseline": {"p90": t.baseline_p90, "p99": t.baseline_p99},
+                "current": {"p90": t.current_p90, "p99": t.current_p99},
+                "calls": t.calls,
+            }
+            for t in result.tails
+        ],
     }

@@ -82,6 +82,17 @@ def render_table(result: GateResult, *, show_unchanged: bool = True) -> str:
         lines.append("  ".join("-" * w for w in widths))
         for row in rows:
             lines.append("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())
+    if result.tails:
+        lines.append("")
+        lines.append("Tail latency (report only, not gated):")
+        for t in result.tails:
+            before = (
+                f"{format_value(t.baseline_p90, 's')} / {format_value(t.baseline_p99, 's')} -> "
+                if t.baseline_p90 is not None and t.baseline_p99 is not None
+                else ""
+            )
+            now = f"{format_value(t.current_p90, 's')} / {format_value(t.current_p99, 's')}"
+            lines.append(f"  {t.benchmark} p90 / p99: {before}{now} ({t.calls} calls)")
     notes = []
     if not result.has_baseline:
         notes.append(

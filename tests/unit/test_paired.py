@@ -176,3 +176,29 @@ def test_stored_timings_from_another_environment_are_advisory() -> None:
     assert comparison.advisory
     assert "another environment" in comparison.note
     assert result.exit_code == 0
+
+
+def test_tail_latency_is_reported_but_not_gated() -> None:
+    from gate.report.jsonreport import result_to_dict
+    from gate.report.terminal import render_table
+
+    calls = tuple(1e-3 + i * 1e-6 for i in range(1000))
+    slow_tail = calls[:-20] + tuple(0.05 for _ in range(20))  # p99 far worse, median the same
+    values = (1e-3, 1.001e-3, 0.999e-3, 1.0005e-3)
+    base = RunRecord(
+        samples=(Sample(benchmark="m", metric=LATENCY, values=values, calls=calls),),
+        environment={},
+    )
+    current = RunRecord(
+        samples=(Sample(benchmark="m", metric=LATENCY, values=values, calls=slow_tail),),
+        environment={},
+    )
+    result = decide(base, current, POLICY)
+    (tail,) = result.tails
+    assert tail.baseline_p99 == pytest.approx(stats.quantile(calls, 0.99))
+    assert tail.current_p99 == pytest.approx(0.05)
+    assert tail.calls == 1000
+    assert result.exit_code == 0
+    (row,) = result_to_dict(result)["tail_latency"]
+    assert row["gated"] is False
+    assert "Tail latency (report only, not gated)" in render_table(result)
