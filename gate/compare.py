@@ -90,14 +90,26 @@ def _expm1(x: float) -> float:
         return math.inf
 
 
+def _without_outliers(logs: list[float]) -> tuple[list[float], int]:
+    dropped = set(stats.gross_outliers(logs))
+    return [v for i, v in enumerate(logs) if i not in dropped], len(dropped)
+
+
+def _outlier_note(count: int) -> str:
+    return f"{count} outlier round(s) excluded" if count else ""
+
+
 def _relative_test(base: Sequence[float], current: Sequence[float], alpha: float) -> _Test:
     """Unpaired: relative change of current over base with its interval and p-value (Welch).
 
     Positive values are compared on the log scale (ratio of geometric means, which is what the
-    noise of timings is multiplicative in); others on the raw scale relative to |mean(base)|.
+    noise of timings is multiplicative in), after excluding gross outlier rounds on each side;
+    others on the raw scale relative to |mean(base)|.
     """
     if min(base) > 0 and min(current) > 0:
-        result = stats.welch([math.log(v) for v in base], [math.log(v) for v in current], alpha)
+        base_logs, dropped_base = _without_outliers([math.log(v) for v in base])
+        current_logs, dropped_current = _without_outliers([math.log(v) for v in current])
+        result = stats.welch(base_logs, current_logs, alpha)
         mde = stats.minimum_detectable_effect(result.se, result.df, alpha)
         return _Test(
             _expm1(result.difference),
@@ -105,6 +117,7 @@ def _relative_test(base: Sequence[float], current: Sequence[float], alpha: float
             _expm1(result.ci_high),
             result.p_value,
             _expm1(mde),
+            _outlier_note(dropped_base + dropped_current),
         )
     result = stats.welch(base, current, alpha)
     scale = abs(stats.mean(base)) or 1.0
@@ -120,7 +133,9 @@ def _relative_test(base: Sequence[float], current: Sequence[float], alpha: float
 
 def _paired_test(base: Sequence[float], current: Sequence[float], alpha: float) -> _Test:
     """Paired: per-round log ratios current/base, Student's t with a Wilcoxon cross-check."""
-    ratios = [math.log(c / b) for b, c in zip(base, current, strict=False)]
+    ratios, dropped = _without_outliers(
+        [math.log(c / b) for b, c in zip(base, current, strict=False)]
+    )
     result = stats.paired(ratios, alpha / 2.0)  # the two one-sided bounds form a 1-alpha interval
     p_value = min(1.0, 2.0 * min(result.p_worse, result.p_better))
     note = ""
@@ -128,6 +143,7 @@ def _paired_test(base: Sequence[float], current: Sequence[float], alpha: float) 
     wilcoxon_can_reject = 2.0 / 2.0 ** len(ratios) <= alpha
     if wilcoxon_can_reject and (p_value <= alpha) != (result.wilcoxon_p <= alpha):
         note = f"t-test p={p_value:.2g} and Wilcoxon p={result.wilcoxon_p:.2g} disagree"
+    note = "; ".join(n for n in (_outlier_note(dropped), note) if n)
     return _Test(
         _expm1(result.estimate),
         _expm1(result.lower),

@@ -287,3 +287,26 @@ def min_calls_for_percentile(q: float, confidence: float) -> int:
     for 99% confidence on a 99th percentile at its tolerance).
     """
     return math.ceil(math.log(1.0 - confidence) / math.log(q))
+
+
+def gross_outliers(
+    values: Sequence[float], *, z: float = 5.0, floor: float = 0.10, share: float = 0.2
+) -> list[int]:
+    """Indices of gross outliers among log-scale values (a whole round that ran 2x slow).
+
+    A value is an outlier when it lies more than ``z`` robust standard deviations (1.4826 x the
+    median absolute deviation) *and* more than ``floor`` (10%, on the log scale) from the median.
+    At most ``share`` of the values (rounded down) are flagged, the farthest first; fewer than five
+    values are never judged. On this hardware single processes sometimes ran 2x slower than their
+    siblings (bench/noise.py); one such round would otherwise swamp a t-test.
+    """
+    n = len(values)
+    limit = int(n * share)
+    if n < 5 or limit == 0:
+        return []
+    centre = median(values)
+    deviations = [abs(v - centre) for v in values]
+    spread = 1.4826 * median(deviations)
+    candidates = [i for i in range(n) if deviations[i] > floor and deviations[i] > z * spread]
+    candidates.sort(key=lambda i: deviations[i], reverse=True)
+    return sorted(candidates[:limit])

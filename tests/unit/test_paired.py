@@ -202,3 +202,26 @@ def test_tail_latency_is_reported_but_not_gated() -> None:
     (row,) = result_to_dict(result)["tail_latency"]
     assert row["gated"] is False
     assert "Tail latency (report only, not gated)" in render_table(result)
+
+
+def test_gross_outliers_flags_a_round_that_ran_twice_as_slow() -> None:
+    logs = [math.log(v) for v in (1.00, 1.01, 0.99, 1.02, 2.05, 1.00, 0.98, 1.01)]
+    assert stats.gross_outliers(logs) == [4]
+    # small samples, modest deviations and more than 20% odd values are never dropped
+    assert stats.gross_outliers(logs[:4]) == []
+    assert stats.gross_outliers([math.log(v) for v in (1.0, 1.01, 0.99, 1.08, 1.0)]) == []
+    bimodal = [math.log(v) for v in (1.0, 2.0, 1.0, 2.0, 1.0, 2.0, 1.0, 2.0, 1.0, 2.0)]
+    assert stats.gross_outliers(bimodal) == []
+
+
+def test_one_outlier_round_does_not_hide_a_doubling() -> None:
+    base = (29.1e-6, 29.3e-6, 29.0e-6, 58.5e-6, 29.2e-6)  # one base round ran 2x slow
+    head = (58.9e-6, 59.3e-6, 59.0e-6, 59.4e-6, 58.8e-6)
+    result = decide(
+        RunRecord(samples=(Sample(benchmark="m", metric=LATENCY, values=base),), environment={}),
+        RunRecord(samples=(Sample(benchmark="m", metric=LATENCY, values=head),), environment={}),
+        POLICY,
+    )
+    (comparison,) = result.comparisons
+    assert comparison.verdict is Verdict.REGRESSION
+    assert "1 outlier round(s) excluded" in comparison.note
