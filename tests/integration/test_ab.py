@@ -166,3 +166,36 @@ def test_worktree_is_removed_when_a_worker_crashes(tmp_path: Path) -> None:
     assert ran.ret == 3, ran.output
     assert "Traceback" not in ran.output
     assert len(worktrees(repo)) == 1
+
+
+def test_calibrate_records_the_spread_and_runs_warn_about_unresolvable_thresholds(
+    tmp_path: Path,
+) -> None:
+    repo = repo_with(tmp_path, {"perf-gate.yaml": ONNX_CONFIG})
+    write_matmul_onnx(repo / "chain.onnx", width=32, layers=1)
+    ran = run_cli(repo, "calibrate", "--rounds", "3")
+    assert ran.ret == 0, ran.output
+    assert "chain[onnxruntime]" in ran.stdout
+    assert "n@5%" in ran.stdout
+    stored = read_json(repo / "baselines" / "main.calibration.json")
+    (entries,) = stored["environments"].values()
+    entry = entries["chain[onnxruntime] latency"]
+    assert entry["mode"] == "duet"
+    assert entry["rounds"] == 3
+    assert entry["sd"] >= 0.0
+    # a threshold far below the measured spread cannot be resolved in max_rounds rounds
+    config = (repo / "perf-gate.yaml").read_text(encoding="utf-8")
+    (repo / "perf-gate.yaml").write_text(
+        config.replace("thresholds: {latency: 20%}", "thresholds: {latency: 0.001%}"),
+        encoding="utf-8",
+    )
+    gated = run_cli(repo, "run", "--mode", "stored")
+    assert gated.ret == 0, gated.output
+    assert "paired rounds on this runner" in gated.output
+
+
+def test_calibrate_needs_rounds(tmp_path: Path) -> None:
+    repo = repo_with(tmp_path, {"perf-gate.yaml": TORCH_CONFIG, "tinymodel.py": TINY_TORCH_MODULE})
+    ran = run_cli(repo, "calibrate", "--rounds", "1")
+    assert ran.ret == 2
+    assert "at least 3 rounds" in ran.stderr
