@@ -7,14 +7,13 @@ of the per-process values, Holm-corrected across every comparison in the run) an
 
 from __future__ import annotations
 
-import fnmatch
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 
 from gate import stats
+from gate.limits import check_budgets, tail_latencies
 from gate.model import (
-    Budget,
     Comparison,
     Direction,
     GateResult,
@@ -23,11 +22,9 @@ from gate.model import (
     Replication,
     RunRecord,
     Sample,
-    TailLatency,
     Threshold,
     Verdict,
 )
-from gate.units import BUDGET_STATISTICS, budget_unit
 
 # Fingerprint fields whose difference makes timing comparisons questionable.
 ENVIRONMENT_KEY_FIELDS = ("os", "machine", "cpu_model", "cpu_count", "gpu", "python", "threads")
@@ -241,69 +238,6 @@ def _verdict(comparison: Comparison, significant: bool, policy: Policy) -> Verdi
     return Verdict.UNCHANGED
 
 
-def _budget_statistic(sample: Sample, metric: str) -> float | None:
-    """The number a budget on ``metric`` limits: ``latency.p99`` -> p99 of the per-call times."""
-    parts = metric.split(".")
-    name = parts[0]
-    statistic = parts[1] if len(parts) > 1 and parts[1] in BUDGET_STATISTICS else None
-    if statistic is None:
-        if sample.metric.name != metric:
-            return None
-        return stats.median(sample.values)
-    if sample.metric.name != name:
-        return None
-    values = sample.calls or sample.values
-    if statistic == "mean":
-        return stats.mean(values)
-    if statistic == "median":
-        return stats.median(values)
-    return stats.quantile(values, int(statistic[1:]) / 100.0)
-
-
-def matches(benchmark: str, pattern: str) -> bool:
-    """Exact name, or a glob with ``*`` and ``?`` (brackets are literal: names contain them)."""
-    return benchmark == pattern or fnmatch.fnmatchcase(benchmark, pattern.replace("[", "[[]"))
-
-
-def check_budgets(
-    current: RunRecord, budgets: Sequence[Budget]
-) -> tuple[list[Comparison], list[str]]:
-    """Absolute limits: over-budget comparisons, and warnings for budgets that matched nothing."""
-    over: list[Comparison] = []
-    warnings: list[str] = []
-    for budget in budgets:
-        matched = False
-        for sample in current.samples:
-            if not matches(sample.benchmark, budget.pattern):
-                continue
-            value = _budget_statistic(sample, budget.metric)
-            if value is None:
-                continue
-            matched = True
-            limit = budget.limit(budget_unit(budget.metric) or sample.metric.unit)
-            exceeded = (
-                value < limit if sample.metric.direction is Direction.HIGHER else value > limit
-            )
-            if exceeded:
-                over.append(
-                    Comparison(
-                        benchmark=sample.benchmark,
-                        metric=Metric(budget.metric, sample.metric.unit, sample.metric.direction),
-                        verdict=Verdict.OVER_BUDGET,
-                        current=value,
-                        baseline=None,
-                        note=f"budget {budget.limit_text}",
-                        n_current=len(sample.values),
-                    )
-                )
-        if not matched:
-            warnings.append(
-                f"budget {budget.pattern!r} {budget.metric}: "
-                "matched no measured benchmark and metric"
-            )
-    return over, warnings
-
-
 def environment_differences(
     baseline: RunRecord, current: RunRecord
 ) -> dict[str, tuple[object, object]]:
@@ -424,28 +358,6 @@ def decide(
         fail_on_inconclusive=policy.fail_on_inconclusive,
         tails=tail_latencies(baseline, current),
     )
-
-
-def tail_latencies(baseline: RunRecord | None, current: RunRecord) -> tuple[TailLatency, ...]:
-    """p90/p99 for every latency sample with per-call times (report only; see STATISTICS.md)."""
-    rows = []
-    for sample in current.samples:
-        if sample.metric.family != "latency" or not sample.calls:
-            continue
-        base = baseline.sample(sample.benchmark, sample.metric.name) if baseline else None
-        base_calls = base.calls if base is not None else ()
-        rows.append(
-            TailLatency(
-                benchmark=sample.benchmark,
-                metric=sample.metric.name,
-                baseline_p90=stats.quantile(base_calls, 0.9) if base_calls else None,
-                baseline_p99=stats.quantile(base_calls, 0.99) if base_calls else None,
-                current_p90=stats.quantile(sample.calls, 0.9),
-                current_p99=stats.quantile(sample.calls, 0.99),
-                calls=len(sample.calls),
-            )
-        )
-    return tuple(rows)
 
 
 def inconclusive_benchmarks(result: GateResult) -> set[str]:

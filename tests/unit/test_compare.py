@@ -9,7 +9,8 @@ from collections.abc import Sequence
 import pytest
 
 from gate import stats
-from gate.compare import REPORT_ORDER, check_budgets, decide, matches
+from gate.compare import REPORT_ORDER, decide
+from gate.limits import check_budgets, matches
 from gate.model import (
     BenchmarkError,
     Budget,
