@@ -49,10 +49,12 @@ from __future__ import annotations
 import argparse
 import functools
 import io
+import itertools
 import math
 import multiprocessing
 import os
 import random
+import resource
 import statistics
 import sys
 import tempfile
@@ -67,7 +69,7 @@ from typing import Any
 from gate import stats
 from gate.compare import PairedBaseline, decide, inconclusive_benchmarks
 from gate.config import MeasureSettings, load_config
-from gate.measure import BenchmarkPlan, get_backend
+from gate.measure import BenchmarkPlan
 from gate.measure.runner import LATENCY, Runner, prepare
 from gate.model import GateResult, Policy, RunRecord, Sample, Verdict
 
@@ -82,6 +84,7 @@ FLEET = 20  # benchmarks in the "whole run" false-alarm trials
 COST_LEVEL = "e75"  # the level whose gate round is timed for the wall-time estimates
 PEER_MEDIAN = 0.05  # pytest-benchmark --benchmark-compare-fail=median:5%
 PEER_ALERT = 2.0  # github-action-benchmark alert-threshold default 200%
+IMPOSED = "*"  # suffix of the cross-check cells (A/A noise, nominal effect imposed)
 
 # Goals (the figure the issue is judged by), all in ab mode; duet must reach them in 1/3 the time.
 GOAL_FALSE_ALARM = 0.005
@@ -93,8 +96,10 @@ GOAL_DUET_TIME_FACTOR = 1.0 / 3.0
 
 MODEL_SOURCE = '''"""A 512 -> W -> W -> 512 MLP with calibrated extra work (verdict_quality.py).
 
-``build_eNN`` adds a Linear(512, m) on the input whose cost is NN/10 % of the base forward in
-torch; ``build_ort_eNN`` the same for the onnxruntime export (m fitted per runtime).
+``build_eNN`` adds ``extra_work(x, n)`` (two small matmuls on the input, n x n: compute on data
+that fits in the core's cache, so its cost does not depend on where the weights landed in
+memory) with n fitted so that it costs NN/10 % of the torch forward; ``build_ort_eNN`` the same
+for the onnxruntime export. The extra result is a second output, so nothing can prune it.
 """
 
 import numpy as np
@@ -109,7 +114,13 @@ def make_input(batch_size):
     return np.random.default_rng(0).standard_normal((batch_size, FEATURES), dtype=np.float32)
 
 
-def build(extra=0, width=WIDTH):
+def extra_work(x, n):
+    a = x[:, :n]
+    square = a.transpose(0, 1) @ a
+    return square @ square
+
+
+def build(n=0, width=WIDTH):
     import torch
 
     class SlowedMLP(torch.nn.Module):
@@ -123,14 +134,17 @@ def build(extra=0, width=WIDTH):
                 torch.nn.ReLU(),
                 torch.nn.Linear(width, FEATURES),
             )
-            torch.manual_seed(1)
-            self.extra = torch.nn.Linear(FEATURES, extra, bias=False) if extra else None
+            self.n = n
+
+        def extra_repr(self):
+            # in the repr: gate caches exports by repr and weights, levels must differ there
+            return f"extra_work n={self.n}"
 
         def forward(self, x):
             y = self.body(x)
-            if self.extra is None:
+            if not self.n:
                 return y
-            return y, self.extra(x)
+            return y, extra_work(x, self.n)
 
     return SlowedMLP().eval()
 
@@ -221,17 +235,18 @@ class Timed:
     def quartile(self, arm: str) -> float:
         return stats.quantile(self.calls[arm], 0.25)
 
-    def change(self, arm: str, base: str = "e0") -> float:
-        return self.quartile(arm) / self.quartile(base) - 1.0
-
-    def block_ratios(self, arm: str, base: str = "e0") -> list[float]:
-        return [a / b for a, b in zip(self.blocks[arm], self.blocks[base], strict=True)]
-
 
 def interleaved(
-    calls: dict[str, Callable[[], object]], blocks: int, per_block: int, rng: random.Random
+    calls: dict[str, Callable[[], object]],
+    blocks: int,
+    per_block: int,
+    rng: random.Random,
+    before: dict[str, Callable[[], object]] | None = None,
 ) -> Timed:
-    """Time every arm in ``blocks`` blocks of ``per_block`` calls, arms in random order per block."""
+    """Time each arm in ``blocks`` blocks of ``per_block`` calls, in random order per block.
+
+    An arm named in ``before`` has that call run (untimed) before each of its timed calls."""
+    before = before or {}
     for call in calls.values():
         for _ in range(10):
             call()
@@ -241,9 +256,11 @@ def interleaved(
         order = list(calls)
         rng.shuffle(order)
         for name in order:
-            call = calls[name]
+            call, first = calls[name], before.get(name)
             times = []
             for _ in range(per_block):
+                if first is not None:
+                    first()
                 begin = clock()
                 call()
                 times.append((clock() - begin) / 1e9)
@@ -252,14 +269,14 @@ def interleaved(
     return timed
 
 
-def torch_call(module: Any, array: Any) -> Callable[[], object]:
+def torch_call(function: Callable[[Any], object], array: Any) -> Callable[[], object]:
     import torch
 
     x = torch.from_numpy(array)
 
     def call() -> object:
         with torch.inference_mode():
-            return module(x)
+            return function(x)
 
     return call
 
@@ -313,34 +330,102 @@ def calibrate_width(namespace: dict[str, Any]) -> tuple[int, list[tuple[int, flo
     return best[0], tried
 
 
-def fit_extra(
-    make_call: Callable[[int], Callable[[], object]],
-    width: int,
-    blocks: int,
-    rng: random.Random,
-) -> tuple[dict[str, int], float, list[tuple[int, float]]]:
-    """Extra widths m per level: a line cost = c + k*m fitted to three probe widths."""
-    params = 2 * FEATURES * width + width * width
-    high = max(8, round(0.12 * params / FEATURES))
-    widths = sorted({max(1, high // 4), max(1, high // 2), high})
-    calls = {"e0": make_call(0)} | {str(m): make_call(m) for m in widths}
-    timed = interleaved(calls, blocks, 25, rng)
-    base = timed.quartile("e0")
-    points = [(m, timed.quartile(str(m)) - base) for m in widths]
-    try:
-        slope, intercept = statistics.linear_regression(
-            [float(m) for m, _ in points], [cost for _, cost in points]
-        )
-    except statistics.StatisticsError:
-        slope, intercept = 0.0, 0.0
-    if slope <= 0.0:  # noise swamped the probes: fall back to proportional
-        slope, intercept = max(points[-1][1], 1e-9) / points[-1][0], 0.0
-    extra = {
-        name: max(1, round((fraction * base - intercept) / slope))
-        for name, fraction in LEVELS
-        if fraction > 0.0
-    }
-    return extra, base, [(m, cost / base) for m, cost in points]
+class Arms:
+    """The calls of one runtime's calibration: whole base models, the extra work alone, a no-op.
+
+    The extra work is timed on its own, each call right after a base forward (which leaves the
+    caches as the model leaves them for it: in the model it costs about half as much again as
+    in a tight loop), minus a call that only slices the input, also after a base forward (the
+    runtime's fixed cost per call). The base forward is the median over ``BASE_COPIES`` fresh
+    copies, because a copy's speed depends a few percent on where its weights landed in memory.
+    """
+
+    def __init__(self, runtime: str, namespace: dict[str, Any], width: int) -> None:
+        import torch
+
+        self.runtime = runtime
+        self.namespace = namespace
+        self.width = width
+        self.array = namespace["make_input"](1)
+        self.torch = torch
+
+    def base(self) -> Callable[[], object]:
+        module = self.namespace["build"](0, self.width)
+        if self.runtime == "torch":
+            return torch_call(module, self.array)
+        return ort_call(module, self.array)
+
+    def _function(self, function: Callable[[Any], object]) -> Callable[[], object]:
+        if self.runtime == "torch":
+            return torch_call(function, self.array)
+
+        class Wrapped(self.torch.nn.Module):
+            def forward(self, x: Any) -> object:
+                return function(x)
+
+        return ort_call(Wrapped(), self.array)
+
+    def extra(self, n: int) -> Callable[[], object]:
+        work = self.namespace["extra_work"]
+        return self._function(lambda x: work(x, n))
+
+    def noop(self) -> Callable[[], object]:
+        return self._function(lambda x: x[:, :1])
+
+
+BASE_COPIES = 3
+
+
+@dataclass
+class Fitted:
+    runtime: str
+    base_s: float
+    base_copies_s: list[float]
+    cost_s: dict[int, float]  # extra work n -> seconds
+
+
+def measure_extra(
+    arms: Arms, sizes: Sequence[int], blocks: int, rng: random.Random, per_block: int = 15
+) -> tuple[Fitted, Timed]:
+    calls = {f"base{k}": arms.base() for k in range(BASE_COPIES)}
+    calls |= {"noop": arms.noop()} | {f"n{n}": arms.extra(n) for n in sizes}
+    forward = calls["base0"]
+    before = {name: forward for name in calls if not name.startswith("base")}
+    timed = interleaved(calls, blocks, per_block, rng, before)
+    copies = [timed.quartile(f"base{k}") for k in range(BASE_COPIES)]
+    noop = timed.quartile("noop")
+    costs = {n: max(0.0, timed.quartile(f"n{n}") - noop) for n in sizes}
+    return Fitted(arms.runtime, statistics.median(copies), copies, costs), timed
+
+
+def solve_sizes(fitted: Fitted) -> dict[str, int]:
+    """Per level, the n whose extra cost is that fraction of the base forward.
+
+    Between measured sizes the cost is interpolated as a power law (log-log linear); the
+    cost of n x n matmuls grows about as n^3.
+    """
+    points: list[tuple[int, float]] = []
+    for n, cost in sorted(fitted.cost_s.items()):
+        # a running maximum: a noisy point must not make the curve go down
+        cost = max([cost, *(c for _, c in points)])
+        if cost > 0.0:
+            points.append((n, cost))
+    sizes: dict[str, int] = {}
+    for name, fraction in LEVELS:
+        if fraction == 0.0:
+            continue
+        target = fraction * fitted.base_s
+        best = points[-1][0]
+        for (n0, c0), (n1, c1) in itertools.pairwise(points):
+            if c0 <= target <= c1 and c1 > c0:
+                share = (math.log(target) - math.log(c0)) / (math.log(c1) - math.log(c0))
+                best = round(math.exp(math.log(n0) + share * (math.log(n1) - math.log(n0))))
+                break
+        else:
+            if target < points[0][1]:
+                best = points[0][0]
+        sizes[name] = max(1, min(FEATURES, best))
+    return sizes
 
 
 @dataclass
@@ -348,66 +433,54 @@ class Calibration:
     width: int
     widths_tried: list[tuple[int, float]]
     extra: dict[str, dict[str, int]]
-    base_s: dict[str, float]
-    fit_points: dict[str, list[tuple[int, float]]]
-    effective: dict[tuple[str, str], float] = field(default_factory=dict)
-    block_ratios: dict[tuple[str, str], list[float]] = field(default_factory=dict)
-    verify_base_s: dict[str, float] = field(default_factory=dict)
-    verify_blocks: int = 0
+    fit: dict[str, Fitted]
+    check: dict[str, Fitted] = field(default_factory=dict)
+    check_timed: dict[str, Timed] = field(default_factory=dict)
+    check_blocks: int = 0
+
+    def effective(self, runtime: str, level: str) -> float:
+        check = self.check[runtime]
+        return check.cost_s[self.extra[runtime][level]] / check.base_s
 
 
-def calibrate(blocks: int, rng: random.Random, started: float) -> Calibration:
+def calibrate(blocks: int, check_blocks: int, rng: random.Random, started: float) -> Calibration:
     import torch
 
     torch.set_num_threads(1)
     namespace = builder_namespace()
     progress(started, "calibrating the width (torch forward ~3 ms)")
     width, tried = calibrate_width(namespace)
-    array = namespace["make_input"](1)
+    grid = [32, 64, 96, 128, 160, 192, 224, 256, 320, 384, 512]
     extra: dict[str, dict[str, int]] = {}
-    base_s: dict[str, float] = {}
-    points: dict[str, list[tuple[int, float]]] = {}
+    fits: dict[str, Fitted] = {}
     for runtime in RUNTIMES:
         progress(started, f"fitting the extra work of {runtime} (width {width})")
-        wrap = torch_call if runtime == "torch" else ort_call
-
-        def make_call(m: int, wrap: Callable[..., Callable[[], object]] = wrap) -> Any:
-            return wrap(namespace["build"](m, width), array)
-
-        extra[runtime], base_s[runtime], points[runtime] = fit_extra(make_call, width, blocks, rng)
-    return Calibration(width, tried, extra, base_s, points)
-
-
-def verify(
-    calibration: Calibration,
-    plans: dict[tuple[str, str], BenchmarkPlan],
-    blocks: int,
-    rng: random.Random,
-    started: float,
-) -> None:
-    """Effective slowdowns through the gate's backends (the calls that workers time)."""
-    calibration.verify_blocks = blocks
+        arms = Arms(runtime, namespace, width)
+        fits[runtime] = measure_extra(arms, grid, blocks, rng)[0]
+        extra[runtime] = solve_sizes(fits[runtime])
+    calibration = Calibration(width, tried, extra, fits, check_blocks=check_blocks)
     for runtime in RUNTIMES:
-        progress(started, f"verifying the effective slowdowns of {runtime} ({blocks} blocks)")
-        calls: dict[str, Callable[[], object]] = {}
-        for level, _ in LEVELS:
-            backend = get_backend(plans[(runtime, level)])
-            backend.import_runtime()
-            backend.load()
-            calls[level] = backend.call_for(1)
-        timed = interleaved(calls, blocks, 20, rng)
-        calibration.verify_base_s[runtime] = timed.quartile("e0")
-        for level, _ in LEVELS[1:]:
-            calibration.effective[(runtime, level)] = timed.change(level)
-            calibration.block_ratios[(runtime, level)] = timed.block_ratios(level)
+        progress(started, f"checking the slowdowns of {runtime} ({check_blocks} blocks)")
+        arms = Arms(runtime, namespace, width)
+        sizes = sorted(set(extra[runtime].values()))
+        fitted, timed = measure_extra(arms, sizes, check_blocks, rng, per_block=20)
+        calibration.check[runtime] = fitted
+        calibration.check_timed[runtime] = timed
+    return calibration
 
 
 # --- recording -----------------------------------------------------------------------------
 
+KINDS = ("stored base", "ab base", "ab head", "duet", "stored head")
+CONTENDED = 0.9  # a worker that had its core less than this share of its wall time waited
+
 
 @dataclass
 class Recording:
-    """Per-round medians (seconds) of every worker, and worker wall times."""
+    """Per-round medians (seconds) of every worker, with each worker's wall time and CPU share.
+
+    The lists of one kind are aligned: index i is round i of that kind.
+    """
 
     stored_base: dict[str, list[float]] = field(default_factory=dict)  # runtime -> rounds
     stored_head: dict[tuple[str, str], list[float]] = field(default_factory=dict)
@@ -415,8 +488,30 @@ class Recording:
     ab_head: dict[tuple[str, str], list[float]] = field(default_factory=dict)
     duet_base: dict[tuple[str, str], list[float]] = field(default_factory=dict)
     duet_head: dict[tuple[str, str], list[float]] = field(default_factory=dict)
-    worker_s: dict[str, list[float]] = field(default_factory=dict)  # job kind -> seconds
+    worker_s: dict[str, list[float]] = field(default_factory=dict)  # kind -> seconds
+    cpu_share: dict[str, list[float]] = field(default_factory=dict)  # kind -> CPU s / wall s
+    load: list[float] = field(default_factory=list)  # 1-minute load average at each worker
     round_s: dict[tuple[str, str], list[float]] = field(default_factory=dict)  # (mode, runtime)
+
+    def contended(self, mode: str) -> list[bool]:
+        """Per recorded round of ``mode``: did one of its workers wait for a core?"""
+        kinds = {"stored": ("stored base", "stored head"), "ab": ("ab base", "ab head")}
+        if mode == "duet":
+            return [share < CONTENDED for share in self.cpu_share["duet"]]
+        first, second = (self.cpu_share[kind] for kind in kinds[mode])
+        if mode == "stored":  # not paired: count the rounds of both sessions
+            return [share < CONTENDED for share in first + second]
+        return [min(a, b) < CONTENDED for a, b in zip(first, second, strict=True)]
+
+
+@dataclass
+class Ran:
+    """One worker process: its per-plan medians (duet: of both arms), wall and CPU seconds."""
+
+    values: dict[str, float]
+    seconds: float
+    cpu_share: float
+    base: dict[str, float] = field(default_factory=dict)
 
 
 def medians_of(result: dict[str, Any]) -> dict[str, float]:
@@ -425,29 +520,38 @@ def medians_of(result: dict[str, Any]) -> dict[str, float]:
     return {name: r["batches"]["1"]["median"] for name, r in result["results"].items()}
 
 
-def round_worker(
-    runner: Runner, plans: list[BenchmarkPlan], rng: random.Random
-) -> tuple[dict[str, float], float]:
-    begin = time.perf_counter()
-    result = runner.worker(
-        plans, ["round", "--seed", str(rng.randrange(2**31))], runner.round_timeout(plans)
-    )
-    return medians_of(result), time.perf_counter() - begin
+def children_cpu_s() -> float:
+    """User + system CPU seconds of this process's children that have been waited for."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
-def duet_worker(
-    runner: Runner, pairs: list[tuple[BenchmarkPlan, BenchmarkPlan]], rng: random.Random
-) -> tuple[dict[str, float], dict[str, float], float]:
-    begin = time.perf_counter()
-    heads = [h for _, h in pairs]
-    result = runner.worker(
-        heads,
-        ["duet", "--seed", str(rng.randrange(2**31))],
-        runner.round_timeout(heads) * 2,
-        extra={"base_plans": [b.to_dict() for b, _ in pairs]},
-    )
-    elapsed = time.perf_counter() - begin
-    return medians_of(result["base"]), medians_of(result["head"]), elapsed
+def run_worker(
+    runner: Runner,
+    plans: list[BenchmarkPlan],
+    rng: random.Random,
+    base_plans: list[BenchmarkPlan] | None = None,
+    recording: Recording | None = None,
+) -> Ran:
+    """One ``round`` worker for ``plans``, or a ``duet`` worker pairing ``base_plans`` with them."""
+    if recording is not None:
+        recording.load.append(os.getloadavg()[0])
+    seed = str(rng.randrange(2**31))
+    begin, cpu = time.perf_counter(), children_cpu_s()
+    if base_plans is None:
+        result = runner.worker(plans, ["round", "--seed", seed], runner.round_timeout(plans))
+    else:
+        result = runner.worker(
+            plans,
+            ["duet", "--seed", seed],
+            runner.round_timeout(plans) * 2,
+            extra={"base_plans": [b.to_dict() for b in base_plans]},
+        )
+    seconds = time.perf_counter() - begin
+    share = (children_cpu_s() - cpu) / seconds
+    if base_plans is None:
+        return Ran(medians_of(result), seconds, share)
+    return Ran(medians_of(result["head"]), seconds, share, medians_of(result["base"]))
 
 
 def cost_rounds(
@@ -464,9 +568,9 @@ def cost_rounds(
         seconds: dict[str, float] = {}
         for job in jobs:
             if job == "duet":
-                seconds[job] = duet_worker(runner, [(base, head)], rng)[2]
+                seconds[job] = run_worker(runner, [head], rng, [base]).seconds
             else:
-                seconds[job] = round_worker(runner, [base if job == "base" else head], rng)[1]
+                seconds[job] = run_worker(runner, [base if job == "base" else head], rng).seconds
         into.round_s.setdefault(("ab", runtime), []).append(seconds["base"] + seconds["head"])
         into.round_s.setdefault(("stored", runtime), []).append(seconds["head"])
         into.round_s.setdefault(("duet", runtime), []).append(seconds["duet"])
@@ -481,58 +585,52 @@ def record(
     started: float,
 ) -> Recording:
     out = Recording()
-    base_plans = [plans[(rt, "e0")] for rt in RUNTIMES]
-    head_plans = [plans[(rt, level)] for rt in RUNTIMES for level, _ in LEVELS]
-    pairs = [(plans[(rt, "e0")], plans[(rt, level)]) for rt in RUNTIMES for level, _ in LEVELS]
+    cells = [(runtime, level) for runtime in RUNTIMES for level, _ in LEVELS]
+    base_plans = [plans[(runtime, "e0")] for runtime in RUNTIMES]
+    head_plans = [plans[cell] for cell in cells]
+    duet_bases = [plans[(runtime, "e0")] for runtime, _ in cells]
 
-    def keep(kind: str, seconds: float) -> None:
-        out.worker_s.setdefault(kind, []).append(seconds)
+    def run(
+        kind: str, chosen: list[BenchmarkPlan], bases: list[BenchmarkPlan] | None = None
+    ) -> Ran:
+        ran = run_worker(runner, chosen, rng, bases, out)
+        out.worker_s.setdefault(kind, []).append(ran.seconds)
+        out.cpu_share.setdefault(kind, []).append(ran.cpu_share)
+        return ran
+
+    def base_values(into: dict[str, list[float]], ran: Ran) -> None:
+        for runtime in RUNTIMES:
+            into.setdefault(runtime, []).append(ran.values[plans[(runtime, "e0")].name])
+
+    def head_values(into: dict[tuple[str, str], list[float]], values: dict[str, float]) -> None:
+        for cell in cells:
+            into.setdefault(cell, []).append(values[plans[cell].name])
 
     for index in range(rounds):
         progress(started, f"stored: base session round {index + 1}/{rounds}")
-        values, seconds = round_worker(runner, base_plans, rng)
-        keep("stored base (e0 x2)", seconds)
-        for runtime in RUNTIMES:
-            out.stored_base.setdefault(runtime, []).append(values[plans[(runtime, "e0")].name])
+        base_values(out.stored_base, run("stored base", base_plans))
 
     cost_at = {round(i * rounds / max(1, cost_sets)) for i in range(cost_sets)}
     for index in range(rounds):
-        jobs = ["ab-base", "ab-head", "duet"]
+        jobs = ["ab base", "ab head", "duet"]
         rng.shuffle(jobs)
         progress(started, f"ab + duet: round {index + 1}/{rounds} ({' / '.join(jobs)})")
         for job in jobs:
             if job == "duet":
-                base_values, head_values, seconds = duet_worker(runner, pairs, rng)
-                keep("duet (10 pairs)", seconds)
-                for runtime in RUNTIMES:
-                    for level, _ in LEVELS:
-                        name = plans[(runtime, level)].name
-                        out.duet_base.setdefault((runtime, level), []).append(base_values[name])
-                        out.duet_head.setdefault((runtime, level), []).append(head_values[name])
-            elif job == "ab-base":
-                values, seconds = round_worker(runner, base_plans, rng)
-                keep("ab base (e0 x2)", seconds)
-                for runtime in RUNTIMES:
-                    out.ab_base.setdefault(runtime, []).append(values[plans[(runtime, "e0")].name])
+                ran = run(job, head_plans, duet_bases)
+                head_values(out.duet_base, ran.base)
+                head_values(out.duet_head, ran.values)
+            elif job == "ab base":
+                base_values(out.ab_base, run(job, base_plans))
             else:
-                values, seconds = round_worker(runner, head_plans, rng)
-                keep("ab head (10 plans)", seconds)
-                for runtime in RUNTIMES:
-                    for level, _ in LEVELS:
-                        name = plans[(runtime, level)].name
-                        out.ab_head.setdefault((runtime, level), []).append(values[name])
+                head_values(out.ab_head, run(job, head_plans).values)
         if index in cost_at:
             progress(started, "cost rounds: one gate round of one model per mode")
             cost_rounds(runner, plans, rng, out)
 
     for index in range(rounds):
         progress(started, f"stored: head session round {index + 1}/{rounds}")
-        values, seconds = round_worker(runner, head_plans, rng)
-        keep("stored head (10 plans)", seconds)
-        for runtime in RUNTIMES:
-            for level, _ in LEVELS:
-                name = plans[(runtime, level)].name
-                out.stored_head.setdefault((runtime, level), []).append(values[name])
+        head_values(out.stored_head, run("stored head", head_plans).values)
     return out
 
 
@@ -680,8 +778,56 @@ def tasks_for(
                             FLEET,
                         )
                     )
+            # Cross-check: the A/A rounds centred (true change exactly 0), nominal effect imposed.
+            for level, fraction in LEVELS:
+                base, head = imposed_pool(recording, mode, runtime, fraction)
+                mode_policy = replace(policy, timing_mode=mode)
+                name = f"{level}{IMPOSED}"
+                tasks.append(
+                    Task(
+                        mode,
+                        runtime,
+                        name,
+                        base,
+                        head,
+                        max(50, trials // 2),
+                        f"{seed}-{mode}-{runtime}-{name}",
+                        mode_policy,
+                    )
+                )
+                if fraction == 0.0:
+                    tasks.append(
+                        Task(
+                            mode,
+                            runtime,
+                            name,
+                            base,
+                            head,
+                            max(50, fleet_trials // 2),
+                            f"{seed}-{mode}-{runtime}-{name}-fleet",
+                            mode_policy,
+                            FLEET,
+                        )
+                    )
     # The slowest first, so that the pool's two processes finish together.
     return sorted(tasks, key=lambda t: (t.fleet == 1, t.mode == "stored"))
+
+
+def imposed_pool(
+    recording: Recording, mode: str, runtime: str, fraction: float
+) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """The e0 (A/A) rounds with their recorded change removed and ``fraction`` multiplied in.
+
+    What remains is this machine's noise with an exactly known effect: the error rates of the
+    decision rule itself, free of the sampling error of the recorded slowed cells."""
+    base, head = pool(recording, mode, runtime, "e0")
+    if mode == "stored":
+        shift = statistics.fmean(math.log(v) for v in base) - statistics.fmean(
+            math.log(v) for v in head
+        )
+        return base, tuple(h * math.exp(shift) * (1.0 + fraction) for h in head)
+    shift = -statistics.fmean(log_ratios(base, head))
+    return base, tuple(h * math.exp(shift) * (1.0 + fraction) for h in head)
 
 
 def pool(
@@ -727,51 +873,72 @@ def recorded_change(recording: Recording, mode: str, runtime: str, level: str) -
     return math.exp(statistics.fmean(log_ratios(base, head))) - 1.0
 
 
-def print_calibration(calibration: Calibration, recording: Recording | None) -> None:
+def print_calibration(calibration: Calibration, recording: Recording) -> None:
     tried = ", ".join(f"{w}: {s * 1e3:.2f} ms" for w, s in calibration.widths_tried)
-    print(f"calibration: width {calibration.width} (torch forward, batch 1, 1 thread: {tried})")
+    print(
+        f"calibration: width {calibration.width} (torch forward, batch 1, 1 thread, lower "
+        f"quartile of 80 calls:\n  {tried})"
+    )
     for runtime in RUNTIMES:
-        fit = ", ".join(f"m={m}: {signed(c, 1)}" for m, c in calibration.fit_points[runtime])
+        fit = calibration.fit[runtime]
+        copies = ", ".join(f"{c * 1e3:.3f}" for c in fit.base_copies_s)
+        curve = ", ".join(f"{n}: {signed(c / fit.base_s, 1)}" for n, c in fit.cost_s.items())
         print(
-            f"  {runtime}: base forward {calibration.base_s[runtime] * 1e3:.3f} ms in the fit, "
-            f"{calibration.verify_base_s[runtime] * 1e3:.3f} ms in the check; fit points {fit}"
+            f"  {runtime}: base forward {fit.base_s * 1e3:.3f} ms (fresh copies {copies} ms);"
+            f" extra work n: cost\n    {curve}"
         )
     print(
-        f"effective slowdowns: in-process, through the gate's backends, {calibration.verify_blocks}"
-        " interleaved blocks of 20 calls per level: median (q25..q75) of the per-block ratios;"
+        f"effective slowdowns, checked over {calibration.check_blocks} interleaved blocks of 20 "
+        "calls per arm: the extra work\nalone (minus a call that only slices the input) over the"
+        f" median of {BASE_COPIES} fresh base copies (lower quartiles\nof all calls; per block: "
+        "median (q25..q75) of the block medians); then the change in the recorded\nworker rounds"
+        " (ratio of geometric means over all rounds: what the resampling treats as the truth)"
     )
-    print("and the change in the recorded worker rounds (ratio of geometric means, all rounds)")
     header = (
-        f"{'runtime':<12} {'level':<6} {'nominal':>8} {'extra m':>8} {'in-process':>11} "
-        f"{'(q25..q75)':>17} {'ab rounds':>10} {'duet rnds':>10} {'stored':>8}"
+        f"{'runtime':<12} {'level':<6} {'nominal':>8} {'n':>4} {'checked':>8} "
+        f"{'per block (q25..q75)':>23} {'ab rounds':>10} {'duet rnds':>10} {'stored':>8}"
     )
     print(header)
     print("-" * len(header))
     for runtime in RUNTIMES:
+        check = calibration.check[runtime]
+        timed = calibration.check_timed[runtime]
+        base_blocks = [
+            statistics.median(values)
+            for values in zip(*(timed.blocks[f"base{k}"] for k in range(BASE_COPIES)), strict=True)
+        ]
+        copies = ", ".join(f"{c * 1e3:.3f}" for c in check.base_copies_s)
         for level, fraction in LEVELS:
             if fraction == 0.0:
-                inproc, spread, m = "", "", "0"
+                n, checked, spread = "0", "", f"base {copies} ms"
             else:
-                ratios = calibration.effective[(runtime, level)]
-                q25, q75 = stats.quantile(ratios, 0.25) - 1, stats.quantile(ratios, 0.75) - 1
-                inproc = signed(statistics.median(ratios) - 1)
-                spread = f"{100 * q25:+.1f}..{100 * q75:+.1f}%"
-                m = str(calibration.extra[runtime][level])
+                size = calibration.extra[runtime][level]
+                shares = [
+                    (e - o) / b
+                    for e, o, b in zip(
+                        timed.blocks[f"n{size}"], timed.blocks["noop"], base_blocks, strict=True
+                    )
+                ]
+                n, checked = str(size), signed(calibration.effective(runtime, level))
+                q25, q75 = stats.quantile(shares, 0.25), stats.quantile(shares, 0.75)
+                spread = (
+                    f"{signed(statistics.median(shares), 1)} ({100 * q25:+.1f}..{100 * q75:+.1f}%)"
+                )
             rec = [
-                signed(recorded_change(recording, mode, runtime, level)) if recording else ""
+                signed(recorded_change(recording, mode, runtime, level))
                 for mode in ("ab", "duet", "stored")
             ]
             print(
-                f"{runtime:<12} {level:<6} {signed(fraction, 1):>8} {m:>8} {inproc:>11} "
-                f"{spread:>17} {rec[0]:>10} {rec[1]:>10} {rec[2]:>8}"
+                f"{runtime:<12} {level:<6} {signed(fraction, 1):>8} {n:>4} {checked:>8} "
+                f"{spread:>23} {rec[0]:>10} {rec[1]:>10} {rec[2]:>8}"
             )
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rounds", type=int, default=None, help="recorded rounds per mode (12)")
+    parser.add_argument("--rounds", type=int, default=None, help="recorded rounds per mode (10)")
     parser.add_argument("--trials", type=int, default=None, help="trials per cell (2000)")
-    parser.add_argument("--quick", action="store_true", help="4 rounds, 400 trials, short checks")
+    parser.add_argument("--quick", action="store_true", help="3 rounds, 400 trials, short checks")
     parser.add_argument("--seed", type=int, default=None, help="seed (default: random)")
     parser.add_argument(
         "--jobs",
@@ -780,14 +947,14 @@ def main(argv: list[str] | None = None) -> int:
         help="processes for the trials (default: up to 2)",
     )
     args = parser.parse_args(argv)
-    rounds = args.rounds or (4 if args.quick else 12)
+    rounds = args.rounds or (3 if args.quick else 10)
     trials = args.trials or (400 if args.quick else 2000)
     fleet_trials = max(50, trials // 4)
     if rounds < 2:
         parser.error("--rounds must be at least 2")
     seed = args.seed if args.seed is not None else random.SystemRandom().randrange(2**31)
     rng = random.Random(seed)
-    blocks_fit, blocks_check, cost_sets = (8, 20, 1) if args.quick else (16, 48, 2)
+    blocks_fit, blocks_check, cost_sets = (10, 16, 1) if args.quick else (20, 40, 2)
     load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
     started = time.perf_counter()
 
@@ -795,7 +962,7 @@ def main(argv: list[str] | None = None) -> int:
         tmp = Path(tmp_name)
         project = tmp / "project"
         project.mkdir()
-        calibration = calibrate(blocks_fit, rng, started)
+        calibration = calibrate(blocks_fit, blocks_check, rng, started)
         (project / "model.py").write_text(
             model_source(calibration.width, calibration.extra), encoding="utf-8"
         )
@@ -805,7 +972,6 @@ def main(argv: list[str] | None = None) -> int:
             for runtime in RUNTIMES
             for level, _ in LEVELS
         }
-        verify(calibration, plans, blocks_check, rng, started)
         settings = MeasureSettings(threads=1)
         runner = Runner(settings, project, tmp / "work")
         record_started = time.perf_counter()
@@ -860,7 +1026,11 @@ def report(
     quick: bool,
 ) -> None:
     single = {(o.task.mode, o.task.runtime, o.task.level): o for o in outcomes if o.task.fleet == 1}
-    fleet = {(o.task.mode, o.task.runtime): o for o in outcomes if o.task.fleet > 1}
+    fleet = {
+        (o.task.mode, o.task.runtime + (IMPOSED if o.task.level.endswith(IMPOSED) else "")): o
+        for o in outcomes
+        if o.task.fleet > 1
+    }
     round_s = {key: statistics.median(values) for key, values in recording.round_s.items()}
     cost_count = len(recording.round_s[("ab", RUNTIMES[0])])
     threshold = policy.threshold_for("x", "latency").value
@@ -880,11 +1050,22 @@ def report(
     print()
     print_calibration(calibration, recording)
     print()
-    print("recording: seconds per worker process, median (min..max)")
-    for kind, values in recording.worker_s.items():
+    print(
+        "recording: worker processes, wall seconds and CPU share (CPU s / wall s; below "
+        f"{CONTENDED:.0%} the worker\nwaited for a core), median (min..max); 1-minute load "
+        f"average {min(recording.load):.2f}..{max(recording.load):.2f} (median "
+        f"{statistics.median(recording.load):.2f}) at worker starts"
+    )
+    for kind in KINDS:
+        values, shares = recording.worker_s[kind], recording.cpu_share[kind]
+        waited = sum(1 for share in shares if share < CONTENDED)
+        plans_of = "e0 of both runtimes" if kind.endswith("base") else "5 levels x 2 runtimes"
         print(
-            f"  {kind:<24} {statistics.median(values):6.1f} s "
-            f"({min(values):.1f}..{max(values):.1f}) x{len(values)}"
+            f"  {kind:<12} {statistics.median(values):5.1f} s "
+            f"({min(values):.1f}..{max(values):.1f})  "
+            f"CPU {percent(statistics.median(shares), 0)} "
+            f"({percent(min(shares), 0)}..{percent(max(shares), 0)}), "
+            f"{waited}/{len(shares)} waited  [{plans_of}]"
         )
     print(
         f"one gate round of one model ({COST_LEVEL}), median of {cost_count} cost rounds: "
@@ -920,6 +1101,8 @@ def report(
                 )
     print("(recorded: the change in all recorded rounds of the cell, the resampling's truth)")
     print()
+    print_imposed(single, fleet)
+    print()
     print_peers(recording, round_s)
     print()
     print(
@@ -938,7 +1121,7 @@ def report(
             )
         print(f"  {mode:<7} " + "; ".join(parts))
     print()
-    print_diagnostics(recording, single)
+    print_diagnostics(recording, single, policy)
     print()
     print_goals(single, fleet, round_s)
     print()
@@ -960,6 +1143,42 @@ def report(
         " a gate\n    round measures the project's own benchmarks. The wall-time column uses the"
         " cost rounds\n    above (one model per round), not the recording's workers."
     )
+
+
+def print_imposed(
+    single: dict[tuple[str, str, str], Outcome], fleet: dict[tuple[str, str], Outcome]
+) -> None:
+    trials = single[(MODES[0], RUNTIMES[0], f"e0{IMPOSED}")].task.trials
+    fleet_trials = fleet[(MODES[0], f"{RUNTIMES[0]}{IMPOSED}")].task.trials
+    print(
+        "cross-check: the recorded A/A rounds (e0 against e0) centred so that their change is "
+        "exactly 0, with\nthe nominal slowdown multiplied into the head side: the decision rule's"
+        " error rates on this\nmachine's noise, free of the sampling error of the recorded "
+        f"cells; {trials} trials per cell: flagged\n(inconclusive) [mean rounds]; last column: "
+        f"{FLEET}-benchmark A/A runs with a false alarm ({fleet_trials} runs)"
+    )
+    header = (
+        f"{'mode':<7} {'model':<12} "
+        + " ".join(f"{signed(f, 1):>20}" for _, f in LEVELS)
+        + f" {f'{FLEET} A/A':>8}"
+    )
+    print(header)
+    print("-" * len(header))
+    for mode in MODES:
+        for runtime in RUNTIMES:
+            cells = []
+            for level, _ in LEVELS:
+                o = single[(mode, runtime, f"{level}{IMPOSED}")]
+                n = o.task.trials
+                flagged = o.verdicts.get("regression", 0) / n
+                unsure = o.verdicts.get("inconclusive", 0) / n
+                cells.append(f"{percent(flagged)} ({percent(unsure, 0)}) [{o.rounds / n:.1f}]")
+            f = fleet[(mode, f"{runtime}{IMPOSED}")]
+            print(
+                f"{mode:<7} {runtime:<12} "
+                + " ".join(f"{c:>20}" for c in cells)
+                + f" {percent(f.runs_flagged / f.task.trials):>8}"
+            )
 
 
 def print_peers(recording: Recording, round_s: dict[tuple[str, str], float]) -> None:
@@ -1004,16 +1223,40 @@ def print_peers(recording: Recording, round_s: dict[tuple[str, str], float]) -> 
     )
 
 
-def print_diagnostics(recording: Recording, single: dict[tuple[str, str, str], Outcome]) -> None:
+def detectable(mode: str, base: Sequence[float], head: Sequence[float], policy: Policy) -> float:
+    """The change the gate's test detects with 80% power at its largest sample, on this spread.
+
+    Paired: max_rounds rounds of log ratios at the per-look one-sided level alpha/looks/2 (as
+    ``_paired_test``); stored: Welch on 5 + 5 rounds at alpha. The verdict "regression" also
+    needs the estimate itself beyond the threshold."""
+    if mode == "stored":
+        var_b = statistics.variance([math.log(v) for v in base]) / STORED_ROUNDS
+        var_h = statistics.variance([math.log(v) for v in head]) / STORED_ROUNDS
+        se = math.sqrt(var_b + var_h)
+        df = (var_b + var_h) ** 2 / ((var_b**2 + var_h**2) / (STORED_ROUNDS - 1))
+        return math.expm1(stats.minimum_detectable_effect(se, df, policy.alpha))
+    n = policy.max_rounds
+    se = statistics.stdev(log_ratios(base, head)) / math.sqrt(n)
+    alpha = policy.alpha / looks_of(policy) / 2.0
+    return math.expm1(stats.minimum_detectable_effect(se, n - 1, alpha))
+
+
+def print_diagnostics(
+    recording: Recording, single: dict[tuple[str, str, str], Outcome], policy: Policy
+) -> None:
     print(
         "what the verdicts rest on: spread of the per-round log ratios head/base (paired modes) or"
         " of\nthe per-round values (stored: base session | head session), rounds beyond 3.5 robust"
-        " SDs,\nshare of trials ending at max rounds, t-test/Wilcoxon disagreement notes, and the "
-        "mean\nchange that the flagged trials estimated"
+        f" SDs,\nrecorded rounds with a worker below {CONTENDED:.0%} CPU share (waited), share of "
+        "trials ending at max\nrounds, t-test/Wilcoxon disagreement notes among the final "
+        "verdicts, the mean change that the\nflagged trials estimated, and the change the test "
+        f"detects with 80% power on this spread\n(MDE: ab/duet at {policy.max_rounds} rounds, "
+        f"stored at {STORED_ROUNDS} + {STORED_ROUNDS})"
     )
     header = (
         f"{'mode':<7} {'model':<12} {'effect':>7} {'SD/CV':>15} {'outliers':>9} "
-        f"{'at max':>7} {'t/W disagr.':>12} {'flagged est.':>13} {'min..max ratio':>16}"
+        f"{'waited':>7} {'at max':>7} {'t/W disagr.':>12} {'flagged est.':>13} "
+        f"{'min..max ratio':>16} {'MDE':>7}"
     )
     print(header)
     print("-" * len(header))
@@ -1034,13 +1277,16 @@ def print_diagnostics(recording: Recording, single: dict[tuple[str, str, str], O
                     outliers = str(mad_outliers(logs))
                     ratios = [h / b for b, h in zip(base, head, strict=True)]
                 n = o.task.trials
+                waited = recording.contended(mode)
                 flagged = (
                     signed(statistics.fmean(o.flagged_changes), 1) if o.flagged_changes else "-"
                 )
                 print(
                     f"{mode:<7} {runtime:<12} {signed(fraction, 1):>7} {spread:>15} "
-                    f"{outliers:>9} {percent(o.at_max / n):>7} {percent(o.disagree / n):>12} "
-                    f"{flagged:>13} {f'{min(ratios):.3f}..{max(ratios):.3f}':>16}"
+                    f"{outliers:>9} {f'{sum(waited)}/{len(waited)}':>7} "
+                    f"{percent(o.at_max / n):>7} {percent(o.disagree / n):>12} "
+                    f"{flagged:>13} {f'{min(ratios):.3f}..{max(ratios):.3f}':>16} "
+                    f"{percent(detectable(mode, base, head, policy)):>7}"
                 )
 
 
@@ -1061,6 +1307,9 @@ def print_goals(
         o = single[(mode, runtime, level)]
         return o.rounds / o.task.trials
 
+    def over(value: float, limit: float) -> str:
+        return f", over by {percent(value - limit, 2)}" if value > limit else ""
+
     def error_goals(mode: str) -> list[tuple[str, bool, str]]:
         goals = []
         for runtime in RUNTIMES:
@@ -1072,7 +1321,8 @@ def print_goals(
                     f"{mode} {runtime}: false alarms at effect 0 <= {percent(GOAL_FALSE_ALARM)}",
                     value <= GOAL_FALSE_ALARM,
                     f"{percent(value, 2)} ({k}/{o.task.trials}, 95% upper "
-                    f"{percent(wilson_upper(k, o.task.trials), 2)})",
+                    f"{percent(wilson_upper(k, o.task.trials), 2)})"
+                    + over(value, GOAL_FALSE_ALARM),
                 )
             )
             f = fleet[(mode, runtime)]
@@ -1082,7 +1332,8 @@ def print_goals(
                     f"{mode} {runtime}: {FLEET}-benchmark runs with a false alarm <= "
                     f"{percent(GOAL_FLEET_FALSE_ALARM)}",
                     value <= GOAL_FLEET_FALSE_ALARM,
-                    f"{percent(value, 2)} ({f.runs_flagged}/{f.task.trials})",
+                    f"{percent(value, 2)} ({f.runs_flagged}/{f.task.trials})"
+                    + over(value, GOAL_FLEET_FALSE_ALARM),
                 )
             )
             for level, goal in GOAL_POWER.items():
@@ -1103,7 +1354,7 @@ def print_goals(
                 (
                     f"{mode} {runtime}: {signed(EFFECT[level], 1)} flagged <= {percent(goal, 0)}",
                     value <= goal,
-                    percent(value),
+                    percent(value) + over(value, goal),
                 )
             )
         return goals
