@@ -193,18 +193,36 @@ def _measure_stored(
         measured.errors += head.errors
         measured.info.update(head.info)
     if request.perf_nodes and request.pytest_root:
-        head_custom, _ = custom.run_rounds(
-            list(request.perf_nodes),
-            rounds=config.measure.rounds,
-            root=request.pytest_root,
-            work_dir=config.report_dir / "work",
-            extra_args=list(request.pytest_args),
-            threads=config.measure.threads,
-            progress=progress,
-            rng=rng,
-        )
-        measured.samples += head_custom.samples
-        measured.errors += head_custom.errors
+        _custom_rounds(config, request, measured, rng, progress, config.measure.rounds, None)
+
+
+def _custom_rounds(
+    config: GateConfig,
+    request: GateRequest,
+    measured: Measured,
+    rng: random.Random,
+    progress: Progress,
+    rounds: int,
+    base_root: Path | None,
+) -> list[Sample]:
+    """Rounds of the ``perf`` tests into ``measured``; returns the base's timing samples (ab)."""
+    assert request.pytest_root is not None
+    head, base = custom.run_rounds(
+        list(request.perf_nodes),
+        rounds=rounds,
+        root=request.pytest_root,
+        work_dir=config.report_dir / "work",
+        extra_args=list(request.pytest_args),
+        threads=config.measure.threads,
+        progress=progress,
+        rng=rng,
+        base_root=base_root,
+    )
+    measured.samples += head.samples
+    measured.errors += head.errors
+    if base is None:
+        return []
+    return [s for s in base.samples if s.metric.family in TIMING_FAMILIES]
 
 
 def run_gate(config: GateConfig, request: GateRequest, progress: Progress) -> app.Outcome:
@@ -267,24 +285,16 @@ def run_gate(config: GateConfig, request: GateRequest, progress: Progress) -> ap
             else:
                 modes = {}
             if request.perf_nodes and request.pytest_root and base.pytest_root:
-                head_custom, base_custom = custom.run_rounds(
-                    list(request.perf_nodes),
-                    rounds=config.policy.min_rounds,
-                    root=request.pytest_root,
-                    work_dir=config.report_dir / "work",
-                    extra_args=list(request.pytest_args),
-                    threads=config.measure.threads,
-                    progress=progress,
-                    rng=rng,
-                    base_root=base.pytest_root,
+                base_samples += _custom_rounds(
+                    config,
+                    request,
+                    measured,
+                    rng,
+                    progress,
+                    config.policy.min_rounds,
+                    base.pytest_root,
                 )
-                measured.samples += head_custom.samples
-                measured.errors += head_custom.errors
-                if base_custom is not None:
-                    base_samples += [
-                        s for s in base_custom.samples if s.metric.family in TIMING_FAMILIES
-                    ]
-                    modes.update({n: "ab" for n in request.perf_nodes})
+                modes.update({n: "ab" for n in request.perf_nodes})
             paired = PairedBaseline(samples=tuple(base_samples), modes=modes, looks=_looks(config))
     return _finish(config, request, measured, paired, notes, baseline_path)
 

@@ -14,6 +14,7 @@ from ._support import (
     comparisons_by_key,
     read_json,
     run_cli,
+    run_pytest,
     write_files,
     write_matmul_onnx,
 )
@@ -199,3 +200,37 @@ def test_calibrate_needs_rounds(tmp_path: Path) -> None:
     ran = run_cli(repo, "calibrate", "--rounds", "1")
     assert ran.ret == 2
     assert "at least 3 rounds" in ran.stderr
+
+
+PERF_TEST = """
+import work
+
+
+def test_work(perf):
+    assert perf.latency(work.compute) > 0
+"""
+FAST = "def compute():\n    return sum(range(200))\n"
+SLOW = "def compute():\n    return sum(range(200)) + sum(range(20_000))\n"
+
+
+def test_perf_tests_are_paired_against_the_base_revision(tmp_path: Path) -> None:
+    config = "policy: {min_rounds: 3, max_rounds: 3, thresholds: {latency: 20%}}\n"
+    config += "measure: {warmup: 2, min_calls: 50, min_time: 0.02s}\n"
+    repo = repo_with(
+        tmp_path,
+        {
+            "pytest.ini": "[pytest]\n",
+            "perf-gate.yaml": config,
+            "work.py": FAST,
+            "test_work.py": PERF_TEST,
+        },
+    )
+    write_files(repo, {"work.py": SLOW})
+    commit_all(repo, "slower")
+    ran = run_pytest(repo, "--perf-gate", "--perf-gate-ab", "HEAD~1")
+    assert ran.ret == 1, ran.output
+    entry = latency(repo, "test_work.py::test_work")
+    assert entry["mode"] == "ab"
+    assert entry["verdict"] == "regression"
+    assert entry["n_baseline"] == entry["n_current"] == 3
+    assert len(worktrees(repo)) == 1
