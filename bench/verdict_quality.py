@@ -809,8 +809,82 @@ def tasks_for(
                             FLEET,
                         )
                     )
+    tasks += method_tasks(recording, policy, trials, fleet_trials, seed)
     # The slowest first, so that the pool's two processes finish together.
     return sorted(tasks, key=lambda t: (t.fleet == 1, t.mode == "stored"))
+
+
+SYNTHETIC = "normal"  # runtime name of the method check's tasks
+SYNTHETIC_POOLS = 20
+FRESH_POOL = 20_000
+
+
+def method_noise(recording: Recording) -> float:
+    """The SD of the per-round log ratios of the ab A/A rounds (median over runtimes)."""
+    return statistics.median(
+        statistics.stdev(log_ratios(*pool(recording, "ab", runtime, "e0"))) for runtime in RUNTIMES
+    )
+
+
+def method_tasks(
+    recording: Recording, policy: Policy, trials: int, fleet_trials: int, seed: int
+) -> list[Task]:
+    """The ab rule on normal A/A noise of the recorded SD: resampled from pools of R values
+    (as the trials resample R recorded rounds) against draws from a pool so large that rounds
+    do not repeat. The difference is what resampling few rounds adds to the false alarms."""
+    rng = random.Random(f"{seed}-method")
+    sd = method_noise(recording)
+    rounds = len(recording.ab_base[RUNTIMES[0]])
+    ab = replace(policy, timing_mode="ab")
+    tasks = []
+
+    def normal_pool(size: int) -> tuple[tuple[float, ...], tuple[float, ...]]:
+        logs = [rng.gauss(0.0, sd) for _ in range(size)]
+        centre = statistics.fmean(logs)
+        return (1.0,) * size, tuple(math.exp(v - centre) for v in logs)
+
+    for k in range(SYNTHETIC_POOLS):
+        base, head = normal_pool(rounds)
+        single = max(1, trials // SYNTHETIC_POOLS)
+        fleet = max(1, fleet_trials // SYNTHETIC_POOLS)
+        tasks.append(Task("ab", SYNTHETIC, f"pool{k}", base, head, single, f"{seed}-p{k}", ab))
+        tasks.append(
+            Task("ab", SYNTHETIC, f"pool{k}", base, head, fleet, f"{seed}-f{k}", ab, FLEET)
+        )
+    base, head = normal_pool(FRESH_POOL)
+    tasks.append(Task("ab", SYNTHETIC, "fresh", base, head, trials, f"{seed}-fresh", ab))
+    tasks.append(Task("ab", SYNTHETIC, "fresh", base, head, fleet_trials, f"{seed}-ff", ab, FLEET))
+    return tasks
+
+
+def print_method_check(outcomes: list[Outcome], recording: Recording) -> None:
+    def rates(fresh: bool) -> str:
+        chosen = [
+            o
+            for o in outcomes
+            if o.task.runtime == SYNTHETIC and (o.task.level == "fresh") == fresh
+        ]
+        single = [o for o in chosen if o.task.fleet == 1]
+        fleet = [o for o in chosen if o.task.fleet > 1]
+        k = sum(o.verdicts.get("regression", 0) for o in single)
+        n = sum(o.task.trials for o in single)
+        kf = sum(o.runs_flagged for o in fleet)
+        nf = sum(o.task.trials for o in fleet)
+        return (
+            f"false alarms {percent(k / n, 2)} ({k}/{n}), {FLEET}-benchmark runs "
+            f"{percent(kf / nf, 1)} ({kf}/{nf})"
+        )
+
+    rounds = len(recording.ab_base[RUNTIMES[0]])
+    print(
+        f"method check: the ab rule on normal A/A noise with the recorded SD "
+        f"({percent(method_noise(recording), 1)} per round):\n  resampled from pools of "
+        f"{rounds} values ({SYNTHETIC_POOLS} pools, as the trials above resample {rounds} "
+        f"rounds): {rates(False)}\n  drawn from a pool of {FRESH_POOL} (rounds do not "
+        f"repeat): {rates(True)}\n  (the excess of the first line over the second is what "
+        "resampling few rounds adds to the\n  false alarms above; the second is the rule's rate "
+        "on ideal noise of this size)"
+    )
 
 
 def imposed_pool(
@@ -1025,6 +1099,10 @@ def report(
     settings: MeasureSettings,
     quick: bool,
 ) -> None:
+    outcomes, method = (
+        [o for o in outcomes if o.task.runtime != SYNTHETIC],
+        [o for o in outcomes if o.task.runtime == SYNTHETIC],
+    )
     single = {(o.task.mode, o.task.runtime, o.task.level): o for o in outcomes if o.task.fleet == 1}
     fleet = {
         (o.task.mode, o.task.runtime + (IMPOSED if o.task.level.endswith(IMPOSED) else "")): o
@@ -1102,6 +1180,8 @@ def report(
     print("(recorded: the change in all recorded rounds of the cell, the resampling's truth)")
     print()
     print_imposed(single, fleet)
+    print()
+    print_method_check(method, recording)
     print()
     print_peers(recording, round_s)
     print()
