@@ -135,11 +135,8 @@ def _paired_timing(
     paired = PairedRunner(runner, base.root)
     started = time.monotonic()
     paired.run(ab_pairs, duet_pairs, policy.min_rounds, rounds)
-    while True:
-        done = min((rounds.rounds_of(h.name) for _, h in ab_pairs + duet_pairs), default=0)
+    while time.monotonic() - started <= policy.time_budget:
         head_samples, base_samples = _timing_samples(head_plans, by_name, rounds)
-        if done >= policy.max_rounds or time.monotonic() - started > policy.time_budget:
-            break
         trial = decide(
             None,
             RunRecord(samples=tuple(head_samples), environment={}),
@@ -148,9 +145,16 @@ def _paired_timing(
                 samples=tuple(base_samples), modes=rounds.modes, looks=_looks(config)
             ),
         )
-        pending = inconclusive_benchmarks(trial)
+        # Only benchmarks still inconclusive and below max_rounds get more rounds, so no
+        # benchmark is looked at more often than the alpha split assumes.
+        pending = {
+            name
+            for name in inconclusive_benchmarks(trial)
+            if rounds.rounds_of(name) < policy.max_rounds
+        }
         if not pending:
             break
+        done = max(rounds.rounds_of(name) for name in pending)
         step = min(policy.round_step, policy.max_rounds - done)
         progress(f"{len(pending)} benchmark(s) inconclusive after {done} rounds: {step} more")
         paired.run(

@@ -85,12 +85,14 @@ def run_duet(
     errors: dict[str, str] = {}
     for base, head in order:
         try:
-            arms = []
-            for plan in (base, head):
-                backend = get_backend(plan)
+            arms: list[Any] = [None, None]
+            load_order = [0, 1]
+            rng.shuffle(load_order)  # neither arm always gets the fresher memory
+            for side in load_order:
+                backend = get_backend((base, head)[side])
                 backend.import_runtime()
                 backend.load()
-                arms.append(backend)
+                arms[side] = backend
             batches: list[dict[str, Any]] = [{}, {}]
             for batch_size in head.batch_sizes:
                 calls = [arm.call_for(batch_size) for arm in arms]
