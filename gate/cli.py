@@ -1,4 +1,7 @@
-"""The ``perf-gate`` command: run, compare. Thin: parse, call app, map exit codes."""
+"""The ``perf-gate`` command. Thin: parse, call the layer below, map exit codes.
+
+Each subcommand sets ``handler`` on its parser; command groups that live in their own module
+(``gate/cli_*.py``) expose ``register(commands)`` and are added in ``_parser``."""
 
 from __future__ import annotations
 
@@ -6,6 +9,7 @@ import argparse
 import json
 import sys
 import traceback
+from collections.abc import Callable
 from pathlib import Path
 
 from gate import __version__, app, calibrate
@@ -67,6 +71,9 @@ def _parser() -> argparse.ArgumentParser:
     calibrate.add_argument("--config", type=Path, help="perf-gate.yaml or pyproject.toml")
     calibrate.add_argument("--rounds", type=int, default=8, help="A/A rounds (default 8)")
     calibrate.add_argument("--baseline", type=Path, help="baseline file (default from config)")
+    run.set_defaults(handler=_run)
+    compare.set_defaults(handler=_compare)
+    calibrate.set_defaults(handler=_calibrate)
     return parser
 
 
@@ -121,11 +128,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     try:
-        if args.command == "run":
-            return _run(args)
-        if args.command == "calibrate":
-            return _calibrate(args)
-        return _compare(args)
+        handler: Callable[[argparse.Namespace], int] = args.handler
+        return handler(args)
     except GateError as exc:
         print(exc.one_line(), file=sys.stderr)
         return exc.exit_code

@@ -35,11 +35,13 @@ REPORT_ORDER = {
     Verdict.ERROR: 0,
     Verdict.REGRESSION: 1,
     Verdict.OVER_BUDGET: 2,
-    Verdict.IMPROVEMENT: 3,
-    Verdict.INCONCLUSIVE: 4,
-    Verdict.NEW: 5,
-    Verdict.MISSING: 6,
-    Verdict.UNCHANGED: 7,
+    Verdict.PARITY_FAIL: 3,
+    Verdict.ACCEPTED_TRADE_OFF: 4,
+    Verdict.IMPROVEMENT: 5,
+    Verdict.INCONCLUSIVE: 6,
+    Verdict.NEW: 7,
+    Verdict.MISSING: 8,
+    Verdict.UNCHANGED: 9,
 }
 
 

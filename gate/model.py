@@ -32,6 +32,8 @@ class Verdict(str, enum.Enum):
     NEW = "new"
     MISSING = "missing"
     OVER_BUDGET = "over-budget"
+    PARITY_FAIL = "parity-fail"  # a variant's outputs left its parity bounds with the reference
+    ACCEPTED_TRADE_OFF = "accepted-trade-off"  # a quality regression a trade-off rule allowed
     ERROR = "error"
 
 
@@ -218,7 +220,8 @@ class Comparison:
     def fails(self) -> bool:
         """Whether this comparison alone fails the gate."""
         return (
-            self.verdict in (Verdict.REGRESSION, Verdict.OVER_BUDGET) and not self.advisory
+            self.verdict in (Verdict.REGRESSION, Verdict.OVER_BUDGET, Verdict.PARITY_FAIL)
+            and not self.advisory
         ) or self.verdict is Verdict.ERROR
 
 

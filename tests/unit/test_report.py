@@ -263,6 +263,8 @@ def test_result_to_dict_counts_every_verdict() -> None:
         "new",
         "missing",
         "over-budget",
+        "parity-fail",
+        "accepted-trade-off",
         "error",
     }
     assert data["format"] == FORMAT
