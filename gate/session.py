@@ -24,6 +24,7 @@ from gate.environment import git_info
 from gate.errors import ConfigError
 from gate.gitrepo import BaseRevisionUnavailable, Git
 from gate.measure import ONNX_VARIANTS, BenchmarkPlan, custom
+from gate.measure.evaluation import evaluate
 from gate.measure.paired import PairedRounds, PairedRunner, prepare_base
 from gate.measure.runner import (
     Measured,
@@ -266,7 +267,7 @@ def run_gate(config: GateConfig, request: GateRequest, progress: Progress) -> ap
                     f"{commit[:12]}: timings compared as stored"
                 )
                 _measure_stored(config, request, runner, plans, measured, rng, progress)
-                return _finish(config, request, measured, None, notes, baseline_path)
+                return _finish(config, request, measured, None, notes, baseline_path, runner, plans)
             notes.append(
                 f"timings paired against base revision {commit[:12]} ({mode}), measured from a "
                 "worktree with this interpreter and packages"
@@ -300,7 +301,7 @@ def run_gate(config: GateConfig, request: GateRequest, progress: Progress) -> ap
                 )
                 modes.update({n: "ab" for n in request.perf_nodes})
             paired = PairedBaseline(samples=tuple(base_samples), modes=modes, looks=_looks(config))
-    return _finish(config, request, measured, paired, notes, baseline_path)
+    return _finish(config, request, measured, paired, notes, baseline_path, runner, plans)
 
 
 def _finish(
@@ -310,8 +311,14 @@ def _finish(
     paired: PairedBaseline | None,
     notes: list[str],
     baseline_path: Path,
+    runner: Runner,
+    plans: list[BenchmarkPlan],
 ) -> app.Outcome:
-    measured.samples += request.extra_samples
+    evaluated = evaluate(config, runner, plans, runner.progress)
+    measured.samples += evaluated.samples + list(request.extra_samples)
+    measured.errors += evaluated.errors
+    for name, info in evaluated.info.items():
+        measured.info.setdefault(name, {}).update(info)
     if not measured.samples and not measured.errors:
         raise ConfigError(
             "nothing was measured: no config models, no tests using the 'perf' fixture and no "

@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from statistics import NormalDist
 
 
 def thin(values: Sequence[float], limit: int) -> list[float]:
@@ -310,3 +311,106 @@ def gross_outliers(
     candidates = [i for i in range(n) if deviations[i] > floor and deviations[i] > z * spread]
     candidates.sort(key=lambda i: deviations[i], reverse=True)
     return sorted(candidates[:limit])
+
+
+# --------------------------------------------------------------------------------------------
+# Quality metrics: proportions (accuracy) and per-example errors, over one eval set.
+
+
+def normal_ppf(p: float) -> float:
+    """The ``p`` quantile of the standard normal distribution."""
+    return NormalDist().inv_cdf(p)
+
+
+def wilson_interval(successes: int, n: int, alpha: float) -> tuple[float, float]:
+    """Wilson's score interval (1 - alpha) for a proportion; (0, 1) when n is 0."""
+    if n == 0:
+        return 0.0, 1.0
+    z = normal_ppf(1.0 - alpha / 2.0)
+    p = successes / n
+    denominator = 1.0 + z * z / n
+    centre = (p + z * z / (2 * n)) / denominator
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denominator
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def binomial_cdf_half(k: int, n: int) -> float:
+    """P(X <= k) for X ~ Binomial(n, 1/2), via the regularized incomplete beta function."""
+    if k < 0:
+        return 0.0
+    if k >= n:
+        return 1.0
+    return regularized_beta(n - k, k + 1, 0.5)
+
+
+def mcnemar_exact_p(to_wrong: int, to_right: int) -> float:
+    """Two-sided exact McNemar p-value from the discordant pairs (a binomial test at 1/2).
+
+    ``to_wrong``: examples right in the baseline and wrong now; ``to_right``: the reverse.
+    """
+    discordant = to_wrong + to_right
+    if discordant == 0:
+        return 1.0
+    return min(1.0, 2.0 * binomial_cdf_half(min(to_wrong, to_right), discordant))
+
+
+def paired_proportion_interval(
+    to_wrong: int, to_right: int, n: int, alpha: float
+) -> tuple[float, float]:
+    """Interval for the change of a paired proportion (current - baseline), Bonett-Price
+    adjusted Wald: add one to each discordant count, two to n."""
+    z = normal_ppf(1.0 - alpha / 2.0)
+    p_lost = (to_wrong + 1) / (n + 2)
+    p_gained = (to_right + 1) / (n + 2)
+    difference = p_gained - p_lost
+    se = math.sqrt(max(0.0, p_lost + p_gained - difference * difference) / (n + 2))
+    return max(-1.0, difference - z * se), min(1.0, difference + z * se)
+
+
+def newcombe_interval(
+    base_successes: int, base_n: int, current_successes: int, current_n: int, alpha: float
+) -> tuple[float, float]:
+    """Newcombe's hybrid score interval for p_current - p_base (independent samples)."""
+    p1, p2 = base_successes / base_n, current_successes / current_n
+    l1, u1 = wilson_interval(base_successes, base_n, alpha)
+    l2, u2 = wilson_interval(current_successes, current_n, alpha)
+    difference = p2 - p1
+    low = difference - math.sqrt((p2 - l2) ** 2 + (u1 - p1) ** 2)
+    high = difference + math.sqrt((u2 - p2) ** 2 + (p1 - l1) ** 2)
+    return low, high
+
+
+def two_proportion_p(
+    base_successes: int, base_n: int, current_successes: int, current_n: int
+) -> float:
+    """Two-sided p-value of the pooled two-proportion z-test."""
+    pooled = (base_successes + current_successes) / (base_n + current_n)
+    se = math.sqrt(pooled * (1 - pooled) * (1 / base_n + 1 / current_n))
+    if se == 0.0:
+        return 1.0
+    z = (current_successes / current_n - base_successes / base_n) / se
+    return 2.0 * (1.0 - NormalDist().cdf(abs(z)))
+
+
+@dataclass(frozen=True)
+class MeanDifference:
+    """mean(current - baseline) over paired examples: estimate, (1 - alpha) interval, p."""
+
+    estimate: float
+    ci_low: float
+    ci_high: float
+    p_value: float
+
+
+def paired_mean_difference(differences: Sequence[float], alpha: float) -> MeanDifference:
+    """Student's t on per-example differences (e.g. of absolute errors); needs two values."""
+    n = len(differences)
+    if n < 2:
+        raise ValueError("a paired analysis needs at least two examples")
+    estimate = mean(differences)
+    se = math.sqrt(variance(differences) / n)
+    if se == 0.0:
+        return MeanDifference(estimate, estimate, estimate, 1.0 if estimate == 0 else 0.0)
+    t_crit = t_ppf(1.0 - alpha / 2.0, n - 1)
+    p_value = t_sf_two_sided(estimate / se, n - 1)
+    return MeanDifference(estimate, estimate - t_crit * se, estimate + t_crit * se, p_value)

@@ -35,6 +35,9 @@ RATE_UNITS = {"/s": 1.0, "items/s": 1.0, "k/s": 1e3}
 UNIT_SECONDS = "s"
 UNIT_BYTES = "B"
 UNIT_RATE = "items/s"
+# Accuracy-like metrics (accuracy, top5, f1_macro) are fractions in [0, 1]; tolerances on them
+# are written in percentage points ("0.5pt" -> 0.005) and changes shown in points.
+UNIT_FRACTION = "fraction"
 
 
 def split_quantity(text: str | int | float) -> tuple[float, str]:
@@ -82,8 +85,18 @@ def parse_rate(text: str | int | float) -> float:
     return number * RATE_UNITS[unit]
 
 
+def parse_points(text: str | int | float) -> float:
+    """``"0.5pt"`` -> 0.005 (a change of a fraction, in percentage points). A unit is required."""
+    number, unit = split_quantity(text)
+    if unit not in ("pt", "pp"):
+        raise ValueError(f"expected percentage points like '0.5pt', got {text!r}")
+    return number / 100.0
+
+
 def parse_for_unit(text: str | int | float, unit: str) -> float:
     """Parse ``text`` as a value of a metric stored in ``unit`` (seconds, bytes, items/s, other)."""
+    if unit == UNIT_FRACTION:
+        return parse_points(text)
     if unit == UNIT_SECONDS:
         return parse_duration(text)
     if unit == UNIT_BYTES:
@@ -114,10 +127,17 @@ def format_value(value: float, unit: str) -> str:
         return _scaled(value, (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)), f"{value:.0f} B")
     if unit == UNIT_RATE:
         return _scaled(value, (("M/s", 1e6), ("k/s", 1e3)), f"{value:.3g} /s")
+    if unit == UNIT_FRACTION:
+        return f"{value * 100:.2f}%"
     return f"{value:.4g}{' ' + unit if unit else ''}"
 
 
 BUDGET_STATISTICS = ("median", "mean", "p90", "p99")
+
+
+def format_points(change: float) -> str:
+    """A change of a fraction in percentage points: ``-0.42 pt``."""
+    return f"{change * 100:+.2f} pt"
 
 
 def budget_unit(metric: str) -> str:
@@ -129,4 +149,9 @@ def budget_unit(metric: str) -> str:
         return UNIT_BYTES
     if family == "throughput":
         return UNIT_RATE
+    if family in FRACTION_METRICS:
+        return UNIT_FRACTION
     return ""
+
+
+FRACTION_METRICS = frozenset({"accuracy", "top5", "f1_macro"})

@@ -96,11 +96,13 @@ class OnnxBackend:
                 slug="model-load",
             ) from exc
 
-    def _feeds(self, batch_size: int) -> dict[str, Any]:
+    def _feeds(self, batch_size: int, given: Any = None) -> dict[str, Any]:
         import numpy as np
 
         names = [i.name for i in self.session.get_inputs()]
-        if self.plan.input_callable:
+        if given is not None:
+            produced = given
+        elif self.plan.input_callable:
             produced = import_object(self.plan.input_callable)(batch_size)
         else:
             rng = np.random.default_rng(0)
@@ -142,6 +144,11 @@ class OnnxBackend:
             return run(None, feeds)
 
         return call
+
+    def predict(self, inputs: Any, batch_size: int = 8) -> Any:
+        """The first output for an eval batch (array, tensor, tuple or dict of inputs), or,
+        when None, for the plan's own inputs at ``batch_size``."""
+        return self.session.run(None, self._feeds(batch_size, inputs))[0]
 
     def info(self) -> dict[str, float]:
         return {"model_size": float(Path(str(self.plan.onnx)).stat().st_size)}

@@ -137,8 +137,10 @@ class Runner:
         *,
         root: Path | None = None,
         extra: dict[str, Any] | None = None,
+        live: bool = False,
     ) -> dict[str, Any]:
-        """Run one worker process (``args[0]`` is its mode) and return its JSON result.
+        """Run one worker process (``args[0]`` is its mode) and return its JSON result;
+        ``live`` lets its stderr (progress lines) through to ours.
 
         Raises MeasurementError when it crashes, times out or writes nothing."""
         root = root or self.root
@@ -174,7 +176,8 @@ class Runner:
                     env=worker_environment(
                         root, max([self.settings.threads, *(p.threads for p in plans)])
                     ),
-                    capture_output=True,
+                    stdout=subprocess.PIPE,
+                    stderr=None if live else subprocess.PIPE,
                     text=True,
                     timeout=timeout,
                     check=False,
@@ -184,7 +187,8 @@ class Runner:
                     f"a worker process ran past {timeout:.0f}s and was stopped", slug="worker"
                 ) from None
             if completed.returncode != 0 or not out_file.is_file():
-                tail = " | ".join(completed.stderr.strip().splitlines()[-3:])
+                output = completed.stderr or "(see the output above)"
+                tail = " | ".join(output.strip().splitlines()[-3:])
                 raise MeasurementError(
                     f"worker process exited with code {completed.returncode}: {tail}",
                     slug="worker",

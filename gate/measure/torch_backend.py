@@ -53,10 +53,15 @@ def build_module(plan: BenchmarkPlan) -> Any:
     return module.eval()
 
 
-def make_inputs(plan: BenchmarkPlan, batch_size: int) -> tuple[tuple[Any, ...], dict[str, Any]]:
-    """Inputs for one call at ``batch_size`` as (args, kwargs) of torch tensors."""
+def make_inputs(
+    plan: BenchmarkPlan, batch_size: int, given: Any = None
+) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    """Inputs for one call at ``batch_size`` as (args, kwargs) of torch tensors; ``given``
+    (an eval batch: array, tensor, tuple or dict) instead of the plan's own inputs."""
     torch = _torch()
-    if plan.input_callable:
+    if given is not None:
+        produced = given
+    elif plan.input_callable:
         produced = import_object(plan.input_callable)(batch_size)
     else:
         generator = torch.Generator().manual_seed(0)
@@ -150,8 +155,31 @@ class TorchBackend:
 
         return run
 
+    def predict(self, inputs: Any, batch_size: int = 8) -> Any:
+        """The first output for an eval batch (or, when None, the plan's own inputs at
+        ``batch_size``) as a float32 numpy array (bf16 widened)."""
+        torch = _torch()
+        args, kwargs = make_inputs(self.plan, batch_size, inputs)
+        with torch.inference_mode():
+            if self.plan.variant == "torch-bf16":
+                with torch.autocast("cpu", dtype=torch.bfloat16):
+                    output = self.module(*args, **kwargs)
+            else:
+                output = self.module(*args, **kwargs)
+        output = first_output(output)
+        return output.detach().float().cpu().numpy()
+
     def info(self) -> dict[str, float]:
         return {"model_size": float(self.size), "params": float(self.params)}
+
+
+def first_output(output: Any) -> Any:
+    """A model's first output: the tensor itself, or the first of a tuple/list/dict."""
+    if isinstance(output, dict):
+        return next(iter(output.values()))
+    if isinstance(output, (tuple, list)):
+        return output[0]
+    return output
 
 
 def _source_files(plan: BenchmarkPlan, module: Any) -> set[str]:

@@ -1,4 +1,5 @@
-"""The worker process: one measurement round, or one fresh-process memory/cold-start probe.
+"""The worker process: one measurement round, one fresh-process memory/cold-start probe, or
+one model's evaluation (quality metrics and output parity, in gate.measure.evaluate).
 
 Run by the parent as ``python -m gate.measure.worker round|probe PLAN OUT [...]``. A worker
 writes its result as JSON to OUT; it reports a benchmark's failure in the JSON and goes on with
@@ -178,7 +179,7 @@ def run_probe(plan: BenchmarkPlan) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m gate.measure.worker")
-    parser.add_argument("mode", choices=("round", "probe", "duet", "prepare"))
+    parser.add_argument("mode", choices=("round", "probe", "duet", "prepare", "eval"))
     parser.add_argument("plan", type=Path)
     parser.add_argument("out", type=Path)
     parser.add_argument("--seed", type=int, default=0)
@@ -195,6 +196,10 @@ def main(argv: list[str] | None = None) -> int:
     elif args.mode == "duet":
         bases = [BenchmarkPlan.from_dict(p) for p in document["base_plans"]]
         result = run_duet(list(zip(bases, plans, strict=True)), document["settings"], args.seed)
+    elif args.mode == "eval":
+        from gate.measure.evaluate import run_eval
+
+        result = run_eval(plans, document["eval"], describe)
     elif args.mode == "prepare":
         result = run_prepare(plans, args.cache_dir or Path(root) / ".perf-gate" / "cache")
     else:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from gate.model import Comparison, GateResult, Verdict
+from gate.model import Comparison, GateResult, VariantSummary, Verdict
 
 # Format history: 1 (perf-gate 0.1): first version.
 FORMAT = 1
@@ -37,6 +37,42 @@ def comparison_to_dict(c: Comparison) -> dict[str, Any]:
         "n_baseline": c.n_baseline,
         "n_current": c.n_current,
         "note": c.note,
+        "absolute_change": _number(c.absolute_change),
+        "absolute_ci": [_number(v) for v in c.absolute_ci] if c.absolute_ci else None,
+        "flips": {"to_wrong": c.flips[0], "to_right": c.flips[1]} if c.flips else None,
+        "rule": c.rule or None,
+    }
+
+
+def variant_to_dict(v: VariantSummary, reference: str | None) -> dict[str, Any]:
+    return {
+        "benchmark": v.benchmark,
+        "model": v.model,
+        "variant": v.variant,
+        "reference": reference,
+        "quality": dict(v.quality),
+        "latency": _number(v.latency),
+        "memory": _number(v.memory),
+        "parity": _parity(v.parity),
+    }
+
+
+def _parity(parity: Any) -> dict[str, Any] | None:
+    if not isinstance(parity, dict):
+        return None
+    bounds = parity.get("bounds") or {}
+    described = []
+    if bounds.get("atol") is not None:
+        described.append(f"atol {bounds['atol']:g}, rtol {bounds.get('rtol', 0):g}")
+    if bounds.get("top1_agreement") is not None:
+        described.append(f"top-1 agreement >= {bounds['top1_agreement'] * 100:g}%")
+    return {
+        "max_abs_diff": parity.get("max_abs_diff"),
+        "mean_abs_diff": parity.get("mean_abs_diff"),
+        "top1_agreement": parity.get("top1_agreement"),
+        "verdict": "ok" if parity.get("ok") else "parity-fail",
+        "bounds": "; ".join(described),
+        "reason": parity.get("reason") or None,
     }
 
 
@@ -59,6 +95,9 @@ def result_to_dict(result: GateResult) -> dict[str, Any]:
         "notes": list(result.notes),
         "errors": [{"benchmark": e.benchmark, "message": e.message} for e in result.errors],
         "comparisons": [comparison_to_dict(c) for c in result.comparisons],
+        "variants": [
+            variant_to_dict(v, (v.parity or {}).get("reference")) for v in result.variants
+        ],
         "tail_latency": [
             {
                 "benchmark": t.benchmark,

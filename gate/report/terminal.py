@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 
 from gate.model import Comparison, GateResult, Verdict
-from gate.units import format_value
+from gate.units import UNIT_FRACTION, format_points, format_value
 
 
 def percent(value: float) -> str:
@@ -21,12 +21,31 @@ def percent(value: float) -> str:
 
 
 def format_change(comparison: Comparison) -> str:
-    """``+12.3% [+10.1%, +14.6%]``: the estimate and its interval; empty when undefined."""
+    """``+12.3% [+10.1%, +14.6%]``: the estimate and its interval; empty when undefined.
+    Quality metrics show the change in their own units (points for fractions)."""
+    if not math.isnan(comparison.absolute_change):
+        return _absolute_change(comparison)
     if math.isnan(comparison.relative_change):
         return ""
     text = percent(comparison.relative_change)
     if not math.isnan(comparison.ci_low) and comparison.ci_low != comparison.ci_high:
         text += f" [{percent(comparison.ci_low)}, {percent(comparison.ci_high)}]"
+    return text
+
+
+def _absolute(value: float, unit: str) -> str:
+    return format_points(value) if unit == UNIT_FRACTION else f"{value:+.4g}"
+
+
+def _absolute_change(comparison: Comparison) -> str:
+    unit = comparison.metric.unit
+    text = _absolute(comparison.absolute_change, unit)
+    if comparison.absolute_ci is not None:
+        low, high = comparison.absolute_ci
+        text += f" [{_absolute(low, unit)}, {_absolute(high, unit)}]"
+    if comparison.flips is not None:
+        to_wrong, to_right = comparison.flips
+        text += f" ({to_wrong} flipped to wrong, {to_right} to right)"
     return text
 
 
@@ -93,6 +112,9 @@ def render_table(result: GateResult, *, show_unchanged: bool = True) -> str:
             )
             now = f"{format_value(t.current_p90, 's')} / {format_value(t.current_p99, 's')}"
             lines.append(f"  {t.benchmark} p90 / p99: {before}{now} ({t.calls} calls)")
+    if result.variants:
+        lines.append("")
+        lines.extend(variant_table(result))
     notes = []
     if not result.has_baseline:
         notes.append(
@@ -119,3 +141,47 @@ def render_table(result: GateResult, *, show_unchanged: bool = True) -> str:
         lines.append("")
         lines.extend(notes)
     return "\n".join(lines)
+
+
+def variant_table(result: GateResult) -> list[str]:
+    """What each variant costs: quality next to latency and memory, and parity."""
+    metrics = sorted({m for v in result.variants for m in v.quality})
+    header = ("variant", *metrics, "latency", "memory", "parity vs reference")
+    rows = [header]
+    references = {v.parity.get("reference") for v in result.variants if v.parity}
+    for v in result.variants:
+        parity = ""
+        if v.parity:
+            agreement = v.parity.get("top1_agreement")
+            parity = (
+                f"{'ok' if v.parity.get('ok') else 'FAIL'}: max |diff| "
+                f"{v.parity.get('max_abs_diff', math.nan):.2g}"
+                + (f", top-1 {agreement * 100:.1f}%" if isinstance(agreement, float) else "")
+                + f" vs {v.parity.get('reference')}"
+            )
+        rows.append(
+            (
+                v.benchmark,
+                *(
+                    format_value(v.quality[m], UNIT_FRACTION if m in _FRACTIONS else "")
+                    if m in v.quality
+                    else "-"
+                    for m in metrics
+                ),
+                format_value(v.latency, "s") if v.latency is not None else "-",
+                format_value(v.memory, "B") if v.memory is not None else "-",
+                parity or ("reference" if v.benchmark in references else "-"),
+            )
+        )
+    widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
+    lines = ["What each variant costs (quality from the eval set, latency median, peak memory):"]
+    for index, row in enumerate(rows):
+        lines.append(
+            "  " + "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
+        )
+        if index == 0:
+            lines.append("  " + "  ".join("-" * w for w in widths))
+    return lines
+
+
+_FRACTIONS = frozenset({"accuracy", "top5", "f1_macro"})
