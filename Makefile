@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet $(TORCH_PIP_ARGS) torch==$(TORCH_VERSION)
-	$(BIN)/python -m pip install --quiet -e '.[torch,onnx,dev]'
+	$(BIN)/python -m pip install --quiet -e '.[torch,onnx,parquet,dev]'
 	touch $(STAMP)
 
 install: $(STAMP)

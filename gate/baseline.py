@@ -6,6 +6,7 @@ either the old file or the new one, never half of one.
 
 from __future__ import annotations
 
+import binascii
 import json
 import math
 import os
@@ -24,19 +25,48 @@ from gate.model import (
     RunRecord,
     Sample,
 )
+from gate.quality import examples
 
 # Format history:
 #   1 (perf-gate 0.1, 2026-11): flat list of samples with per-process values, pooled calls,
-#     first calls; environment fingerprint; git info; config digest.
+#     first calls; environment fingerprint; git info; config digest. Quality samples
+#     (replication "evaluation") may carry "examples": per-example outcomes, see
+#     gate/quality/examples.py (an optional key: older readers ignore it). Optional "files"
+#     (md5 of the model and data files used) and "summary" (medians by benchmark and metric,
+#     derived, for `dvc metrics`; never read back).
 FORMAT = 1
 SUPPORTED_FORMATS = (1,)
 KIND = "perf-gate run record"
 # Per-call values kept per sample; more are thinned evenly (percentiles barely move).
 MAX_CALLS = 10_000
+# A baseline keeps fewer per-call values, at 4 significant digits, so that 200 benchmarks load
+# in well under 200 ms and stay under 2 MB (bench/baseline_io.py); they only feed p90/p99.
+BASELINE_CALLS = 500
+BASELINE_CALL_DIGITS = 4
 
 
-def record_to_dict(record: RunRecord) -> dict[str, Any]:
-    """The JSON-ready form of a run record (format ``FORMAT``)."""
+def _significant(values: list[float], digits: int | None) -> list[float]:
+    if digits is None:
+        return values
+    return [
+        round(v, digits - 1 - math.floor(math.log10(abs(v)))) if v and math.isfinite(v) else v
+        for v in values
+    ]
+
+
+def summary(record: RunRecord) -> dict[str, dict[str, float]]:
+    """Medians by benchmark and metric: the flat view that ``dvc metrics show/diff`` reads."""
+    result: dict[str, dict[str, float]] = {}
+    for sample in record.samples:
+        result.setdefault(sample.benchmark, {})[sample.metric.name] = stats.median(sample.values)
+    return result
+
+
+def record_to_dict(
+    record: RunRecord, *, max_calls: int = MAX_CALLS, call_digits: int | None = None
+) -> dict[str, Any]:
+    """The JSON-ready form of a run record (format ``FORMAT``); per-call values are thinned to
+    ``max_calls`` per sample and rounded to ``call_digits`` significant digits when given."""
     return {
         "format": FORMAT,
         "kind": KIND,
@@ -48,6 +78,8 @@ def record_to_dict(record: RunRecord) -> dict[str, Any]:
         "settings": dict(record.settings),
         "info": {name: dict(values) for name, values in record.info.items()},
         "errors": [{"benchmark": e.benchmark, "message": e.message} for e in record.errors],
+        "files": dict(record.files),
+        "summary": summary(record),
         "samples": [
             {
                 "benchmark": s.benchmark,
@@ -56,8 +88,9 @@ def record_to_dict(record: RunRecord) -> dict[str, Any]:
                 "direction": s.metric.direction.value,
                 "replication": s.replication.value,
                 "values": list(s.values),
-                "calls": stats.thin(s.calls, MAX_CALLS),
+                "calls": _significant(stats.thin(s.calls, max_calls), call_digits),
                 "first_calls": list(s.first_calls),
+                **({"examples": examples.encode(s.examples)} if s.examples else {}),
             }
             for s in record.samples
         ],
@@ -114,7 +147,16 @@ class _Reader:
             first_calls=self.numbers(
                 raw.get("first_calls", []), f"{key}.first_calls", required=False
             ),
+            examples=self.examples(raw.get("examples"), f"{key}.examples"),
         )
+
+    def examples(self, raw: Any, key: str) -> tuple[float, ...]:
+        if raw is None:
+            return ()
+        try:
+            return examples.decode(raw)
+        except (ValueError, binascii.Error) as exc:
+            raise self.fail(key, f"unreadable per-example outcomes ({exc})") from None
 
     def record(self, data: Any) -> RunRecord:
         if not isinstance(data, dict):
@@ -135,7 +177,9 @@ class _Reader:
         info = data.get("info") or {}
         environment = data.get("environment") or {}
         settings = data.get("settings") or {}
+        files = data.get("files") or {}
         for key, value, kind in (
+            ("files", files, dict),
             ("git", git, dict),
             ("errors", errors, list),
             ("info", info, dict),
@@ -147,6 +191,9 @@ class _Reader:
         for name, value in info.items():
             if not isinstance(value, dict):
                 raise self.fail(f"info.{name}", "expected a JSON object")
+        for name, value in files.items():
+            if not isinstance(value, str):
+                raise self.fail(f"files.{name}", "expected a hash string")
         return RunRecord(
             samples=tuple(self.sample(raw, i) for i, raw in enumerate(samples)),
             environment=environment,
@@ -161,6 +208,7 @@ class _Reader:
                 for e in errors
                 if isinstance(e, dict)
             ),
+            files=files,
         )
 
 
@@ -193,12 +241,23 @@ def read_baseline(path: Path) -> RunRecord | None:
 
 def write_json_atomic(path: Path, data: Any) -> None:
     """Write ``data`` as JSON to ``path`` atomically (temp file, fsync, rename)."""
+    text = json.dumps(data, indent=1, sort_keys=False, allow_nan=False)
+    write_bytes_atomic(path, (text + "\n").encode("utf-8"))
+
+
+def write_bytes_atomic(path: Path, payload: bytes) -> None:
+    """Write ``payload`` to ``path`` atomically: temp file in the same folder, fsync, rename,
+    fsync of the folder; a crash leaves the old file or the new one, never half of one."""
     path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        mode = path.stat().st_mode & 0o777
+    except OSError:
+        mode = 0o644  # mkstemp's 0600 would hide a new baseline from other users
     handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            json.dump(data, stream, indent=1, sort_keys=False, allow_nan=False)
-            stream.write("\n")
+        with os.fdopen(handle, "wb") as stream:
+            os.fchmod(stream.fileno(), mode)
+            stream.write(payload)
             stream.flush()
             os.fsync(stream.fileno())
         os.replace(temporary, path)
@@ -221,3 +280,10 @@ def write_record(path: Path, record: RunRecord) -> None:
         write_json_atomic(path, record_to_dict(record))
     except OSError as exc:
         raise BaselineError(f"{path}: cannot write: {exc}", slug="baseline-write") from exc
+
+
+def baseline_bytes(record: RunRecord) -> bytes:
+    """A record in its baseline form: compact JSON, per-call values bounded and rounded."""
+    data = record_to_dict(record, max_calls=BASELINE_CALLS, call_digits=BASELINE_CALL_DIGITS)
+    text = json.dumps(data, separators=(",", ":"), allow_nan=False)
+    return (text + "\n").encode("utf-8")

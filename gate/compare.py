@@ -25,6 +25,13 @@ from gate.model import (
     Threshold,
     Verdict,
 )
+from gate.quality.decide import (
+    apply_tradeoffs,
+    is_quality,
+    parity_failures,
+    quality_comparisons,
+    variant_summaries,
+)
 
 # Fingerprint fields whose difference makes timing comparisons questionable.
 ENVIRONMENT_KEY_FIELDS = ("os", "machine", "cpu_model", "cpu_count", "gpu", "python", "threads")
@@ -250,6 +257,45 @@ def environment_differences(
     }
 
 
+def _mismatched(base: Sample, current: Sample, policy: Policy) -> Comparison | None:
+    """A stored timing against a baseline from another environment, under the policy's
+    ``on_environment_mismatch``: None for ``warn`` (compared, advisory), else not compared:
+    ``fail`` makes it an error, ``skip-timing`` an advisory inconclusive."""
+    action = policy.on_environment_mismatch
+    if action == "warn":
+        return None
+    fix = "promote a baseline on this runner, or set policy.on_environment_mismatch: warn"
+    return Comparison(
+        benchmark=current.benchmark,
+        metric=current.metric,
+        verdict=Verdict.ERROR if action == "fail" else Verdict.INCONCLUSIVE,
+        baseline=stats.median(base.values),
+        current=stats.median(current.values),
+        advisory=action == "skip-timing",
+        note=f"baseline from another environment: timing not compared "
+        f"(on_environment_mismatch: {action}); {fix}",
+        mode="stored",
+        n_baseline=len(base.values),
+        n_current=len(current.values),
+    )
+
+
+def file_changes(baseline: RunRecord | None, current: RunRecord) -> tuple[str, ...]:
+    """A note naming the model and data files whose md5 differs from the baseline's."""
+    if baseline is None or not baseline.files or not current.files:
+        return ()
+    changed = [
+        f"{path} (md5 {baseline.files[path][:8]} -> {digest[:8]})"
+        for path, digest in sorted(current.files.items())
+        if path in baseline.files and baseline.files[path] != digest
+    ]
+    changed += [f"{path} (new)" for path in sorted(set(current.files) - set(baseline.files))]
+    changed += [f"{path} (gone)" for path in sorted(set(baseline.files) - set(current.files))]
+    if not changed:
+        return ()
+    return ("model or data files changed since the baseline: " + ", ".join(changed),)
+
+
 def _new(sample: Sample, note: str = "") -> Comparison:
     return Comparison(
         benchmark=sample.benchmark,
@@ -291,7 +337,9 @@ def decide(
     baseline, plus over-budget entries; its ``exit_code`` is the gate's answer.
     """
     looks = paired.looks if paired is not None else 1
-    counterparts = [(_counterpart(s, baseline, paired), s) for s in current.samples]
+    counterparts = [
+        (_counterpart(s, baseline, paired), s) for s in current.samples if not is_quality(s)
+    ]
     testable = sum(1 for (base, _), sample in counterparts if _testable(base, sample))
     # Intervals at alpha / (m * looks) hold simultaneously for the run, so an interval that
     # excludes zero agrees with the Holm decision (Holm rejects at least as much as Bonferroni).
@@ -308,6 +356,10 @@ def decide(
         advisory_note = ""
         if mode == "stored" and sample.metric.family in TIMING_FAMILIES:
             advisory_note = other_environment
+            mismatched = _mismatched(base, sample, policy) if other_environment else None
+            if mismatched is not None:
+                comparisons.append(mismatched)
+                continue
         comparisons.append(
             _pair(base, sample, policy, interval_alpha, mode=mode, advisory_note=advisory_note)
         )
@@ -333,6 +385,9 @@ def decide(
         comparisons[index] = replace(
             comparison, significant=significant, verdict=_verdict(comparison, significant, policy)
         )
+    comparisons.extend(quality_comparisons(baseline, current, policy))
+    comparisons.extend(parity_failures(current))
+    comparisons = apply_tradeoffs(comparisons, policy.tradeoffs)
     over_budget, warnings = check_budgets(current, policy.budgets)
     comparisons.extend(over_budget)
     for error in current.errors:
@@ -354,11 +409,13 @@ def decide(
         has_baseline=baseline is not None or paired is not None,
         environment_differences=environment_differences(baseline, current) if baseline else {},
         warnings=tuple(warnings),
+        notes=file_changes(baseline, current),
         errors=current.errors,
         baseline_commit=baseline.git.commit if baseline else None,
         current_commit=current.git.commit,
         fail_on_inconclusive=policy.fail_on_inconclusive,
         tails=tail_latencies(baseline, current),
+        variants=variant_summaries(current),
     )
 
 

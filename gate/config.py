@@ -20,6 +20,14 @@ import yaml
 from gate import units
 from gate.errors import ConfigError
 from gate.model import Budget, Policy, Threshold
+from gate.quality.spec import (
+    EvalSpec,
+    ParitySpec,
+    parse_eval,
+    parse_parity,
+    parse_require_significance,
+    parse_tradeoffs,
+)
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -44,6 +52,12 @@ DEFAULT_THRESHOLDS = {
     "memory": "2%",
     "cold_start": "25%",
     "model_size": "5%",
+    # Quality: absolute drops in percentage points for fractions; relative for errors.
+    "accuracy": "0.5pt",
+    "top5": "0.5pt",
+    "f1_macro": "0.5pt",
+    "mae": "1%",
+    "rmse": "1%",
     "default": "5%",
 }
 _NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$")
@@ -69,6 +83,8 @@ class ModelSpec:
     metrics: tuple[str, ...]
     batch_sizes: tuple[int, ...]
     threads: int | None = None
+    eval: EvalSpec | None = None
+    parity: ParitySpec = field(default_factory=ParitySpec)
 
     def benchmark_names(self) -> list[str]:
         return [benchmark_name(self.name, variant) for variant in self.variants]
@@ -95,6 +111,10 @@ class GateConfig:
     policy: Policy = field(default_factory=Policy)
     measure: MeasureSettings = field(default_factory=MeasureSettings)
     digest: str = ""
+    # How the environment key enters the baseline's name (docs/baselines.md): "auto" (from the
+    # fingerprint), "none" (one un-keyed baseline) or a fixed name; promotions kept in history.
+    baseline_key: str = "auto"
+    baseline_history: int = 30
 
     @property
     def label(self) -> str:
@@ -238,8 +258,26 @@ class _Ctx:
         return result
 
 
-TOP_KEYS = ("baseline", "report_dir", "models", "policy", "measure")
-MODEL_KEYS = ("torch", "onnx", "input", "variants", "metrics", "batch_sizes", "threads")
+TOP_KEYS = (
+    "baseline",
+    "baseline_key",
+    "baseline_history",
+    "report_dir",
+    "models",
+    "policy",
+    "measure",
+)
+MODEL_KEYS = (
+    "torch",
+    "onnx",
+    "input",
+    "variants",
+    "metrics",
+    "batch_sizes",
+    "threads",
+    "eval",
+    "parity",
+)
 POLICY_KEYS = (
     "alpha",
     "thresholds",
@@ -251,8 +289,12 @@ POLICY_KEYS = (
     "time_budget",
     "fail_on_inconclusive",
     "memory_floor",
+    "on_environment_mismatch",
+    "require_significance",
+    "tradeoffs",
 )
 TIMING_MODES = ("auto", "stored", "ab", "duet")
+ENVIRONMENT_MISMATCH = ("warn", "fail", "skip-timing")
 MEASURE_KEYS = ("rounds", "warmup", "min_calls", "min_time", "threads", "probes", "seed")
 
 
@@ -260,6 +302,8 @@ def _build(raw: dict[str, Any], path: Path | None, root: Path) -> GateConfig:
     ctx = _Ctx(path.name if path else "config")
     ctx.mapping(raw, "", TOP_KEYS)
     baseline = _path_value(ctx, raw.get("baseline", "baselines/main.json"), "baseline", root)
+    baseline_key = _baseline_key(ctx, raw.get("baseline_key", "auto"))
+    baseline_history = ctx.integer(raw.get("baseline_history", 30), "baseline_history", 1)
     report_dir = _path_value(ctx, raw.get("report_dir", ".perf-gate"), "report_dir", root)
     models_raw = ctx.mapping(raw.get("models") or {}, "models", None)
     models = tuple(_model(ctx, str(name), spec, root) for name, spec in models_raw.items())
@@ -275,7 +319,28 @@ def _build(raw: dict[str, Any], path: Path | None, root: Path) -> GateConfig:
         policy=policy,
         measure=measure,
         digest=digest[:16],
+        baseline_key=baseline_key,
+        baseline_history=baseline_history,
     )
+
+
+def _baseline_key(ctx: _Ctx, value: Any) -> str:
+    """``auto``, ``none`` or a name that can stand in a file name (``main@<key>.json``)."""
+    if not isinstance(value, str) or not _NAME.match(value):
+        raise ctx.error(
+            "baseline_key",
+            f"expected 'auto', 'none' or a name of letters, digits, '_', '-' and '.', "
+            f"got {value!r}",
+        )
+    return value
+
+
+def _choice(ctx: _Ctx, value: Any, key: str) -> str:
+    if value not in ENVIRONMENT_MISMATCH:
+        raise ctx.error(
+            key, f"unknown value {value!r}; expected one of {', '.join(ENVIRONMENT_MISMATCH)}"
+        )
+    return str(value)
 
 
 def _path_value(ctx: _Ctx, value: Any, key: str, root: Path) -> Path:
@@ -331,6 +396,8 @@ def _model(ctx: _Ctx, name: str, spec: Any, root: Path) -> ModelSpec:
         metrics=metrics,
         batch_sizes=batch_sizes,
         threads=threads,
+        eval=parse_eval(ctx, spec["eval"], f"{key}.eval", root) if "eval" in spec else None,
+        parity=parse_parity(ctx, spec.get("parity"), f"{key}.parity", variants),
     )
 
 
@@ -453,6 +520,13 @@ def _policy(ctx: _Ctx, raw: Any) -> Policy:
         memory_floor=ctx.quantity(
             raw.get("memory_floor", "8MiB"), "policy.memory_floor", units.parse_size
         ),
+        on_environment_mismatch=_choice(
+            ctx, raw.get("on_environment_mismatch", "warn"), "policy.on_environment_mismatch"
+        ),
+        require_significance=parse_require_significance(
+            ctx, raw.get("require_significance"), "policy.require_significance"
+        ),
+        tradeoffs=parse_tradeoffs(ctx, raw.get("tradeoffs"), "policy.tradeoffs"),
     )
 
 

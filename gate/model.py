@@ -48,6 +48,7 @@ class Replication(str, enum.Enum):
 
     PROCESS = "process"
     IN_PROCESS = "in-process"
+    EVALUATION = "evaluation"  # one deterministic evaluation over an eval set (quality metrics)
 
 
 class ExitCode(enum.IntEnum):
@@ -91,6 +92,9 @@ class Sample:
     replication: Replication = Replication.PROCESS
     calls: tuple[float, ...] = ()
     first_calls: tuple[float, ...] = ()
+    # Quality metrics: per-example outcomes (1/0 correct for accuracy and top5, the absolute
+    # error for mae, the squared error for rmse) so that the same eval set compares paired.
+    examples: tuple[float, ...] = ()
 
     def __post_init__(self) -> None:
         if not self.values:
@@ -127,6 +131,9 @@ class RunRecord:
     settings: Mapping[str, Any] = field(default_factory=dict)
     info: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     errors: tuple[BenchmarkError, ...] = ()
+    # md5 of the model and data files the run used (ONNX files, DVC-tracked files), by path
+    # relative to the config directory: a report says when they changed since the baseline.
+    files: Mapping[str, str] = field(default_factory=dict)
 
     def sample(self, benchmark: str, metric: str) -> Sample | None:
         for sample in self.samples:
@@ -163,6 +170,20 @@ class Budget:
 
 
 @dataclass(frozen=True, kw_only=True)
+class TradeOff:
+    """Accept a quality drop up to ``allow`` (per metric, in its units) when every ``when``
+    relative change (e.g. latency -0.15) holds significantly in the same benchmark."""
+
+    allow: Mapping[str, float]
+    when: Mapping[str, float]
+    text: str
+
+    def allowance(self, metric: str) -> float | None:
+        value = self.allow.get(metric)
+        return None if value is None else abs(value)
+
+
+@dataclass(frozen=True, kw_only=True)
 class Policy:
     """How the gate decides; see docs/STATISTICS.md for the meaning of each field."""
 
@@ -177,6 +198,12 @@ class Policy:
     time_budget: float = 600.0  # seconds of paired rounds before giving up on inconclusive ones
     fail_on_inconclusive: bool = False
     memory_floor: float = 8 * 2**20  # bytes: memory changes below this never fail
+    # Stored timings against a baseline from another environment: warn (advisory), fail
+    # (an error verdict) or skip-timing (not compared).
+    on_environment_mismatch: str = "warn"
+    # Quality metrics that fail only when their drop is also significant (paired test).
+    require_significance: frozenset[str] = frozenset()
+    tradeoffs: tuple[TradeOff, ...] = ()
 
     def threshold_for(self, benchmark: str, metric_family: str) -> Threshold:
         """Per-benchmark override first (pytest marker), then the family, then ``default``."""
@@ -215,6 +242,12 @@ class Comparison:
     mde: float = math.nan
     n_baseline: int = 0
     n_current: int = 0
+    # Quality metrics: the change in the metric's own units with its interval, the examples
+    # that flipped (to wrong, to right) on an unchanged eval set, and the trade-off rule applied.
+    absolute_change: float = math.nan
+    absolute_ci: tuple[float, float] | None = None
+    flips: tuple[int, int] | None = None
+    rule: str = ""
 
     @property
     def fails(self) -> bool:
@@ -223,6 +256,20 @@ class Comparison:
             self.verdict in (Verdict.REGRESSION, Verdict.OVER_BUDGET, Verdict.PARITY_FAIL)
             and not self.advisory
         ) or self.verdict is Verdict.ERROR
+
+
+@dataclass(frozen=True, kw_only=True)
+class VariantSummary:
+    """What one model variant costs: its quality next to its speed and memory, and how far its
+    outputs are from the reference variant's (``parity``: the evaluation's numbers)."""
+
+    benchmark: str
+    model: str
+    variant: str
+    quality: Mapping[str, float] = field(default_factory=dict)
+    latency: float | None = None
+    memory: float | None = None
+    parity: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -252,6 +299,7 @@ class GateResult:
     warnings: tuple[str, ...] = ()
     notes: tuple[str, ...] = ()
     tails: tuple[TailLatency, ...] = ()
+    variants: tuple[VariantSummary, ...] = ()
     errors: tuple[BenchmarkError, ...] = ()
     baseline_commit: str | None = None
     current_commit: str | None = None

@@ -81,7 +81,7 @@ models:
     batch_sizes: [1, 32]
 policy:
   alpha: 0.01
-  thresholds: {latency: 5%, throughput: 5%, memory: 10%, cold_start: 25%, accuracy: 0.5}
+  thresholds: {latency: 5%, throughput: 5%, memory: 10%, cold_start: 25%, accuracy: 0.5pt}
   budgets:
     "digits-mlp[onnxruntime]": {latency.p99: 2ms, memory.peak: 600MB}
 measure: {rounds: 5, warmup: 20, min_calls: 200, min_time: 0.5s, threads: 1, seed: 7}
@@ -120,7 +120,7 @@ def test_load_yaml_config(make_config, tmp_path: Path) -> None:
     assert policy.thresholds["latency"] == Threshold(value=0.05, relative=True)
     assert policy.thresholds["memory"] == Threshold(value=0.10, relative=True)
     assert policy.thresholds["cold_start"] == Threshold(value=0.25, relative=True)
-    assert policy.thresholds["accuracy"] == Threshold(value=0.5, relative=False)
+    assert policy.thresholds["accuracy"] == Threshold(value=0.005, relative=False)
     assert policy.thresholds["default"] == Threshold(value=0.05, relative=True)
     assert policy.budgets == (
         Budget(pattern="digits-mlp[onnxruntime]", metric="latency.p99", limit_text="2ms"),
@@ -642,8 +642,8 @@ BAD_CONFIGS: list[Any] = [
         id="threshold-wrong-unit",
     ),
     pytest.param(
-        {"policy": {"budgets": {"m": {"accuracy": "5ms"}}}},
-        "policy.budgets.m.accuracy",
+        {"policy": {"budgets": {"m": {"mae": "5ms"}}}},
+        "policy.budgets.m.mae",
         "expected a number in the metric unit",
         id="budget-unitless",
     ),

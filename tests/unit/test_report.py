@@ -319,6 +319,10 @@ def test_comparison_to_dict_replaces_nan_with_null() -> None:
         "n_baseline": 3,
         "n_current": 0,
         "note": "",
+        "absolute_change": None,
+        "absolute_ci": None,
+        "flips": None,
+        "rule": None,
     }
 
 

@@ -281,7 +281,9 @@ def test_format_value_never_uses_scientific_notation_at_scale_boundaries(
         ("model_size", units.UNIT_BYTES),
         ("throughput", units.UNIT_RATE),
         ("throughput@32", units.UNIT_RATE),
-        ("accuracy", ""),
+        ("accuracy", units.UNIT_FRACTION),
+        ("f1_macro", units.UNIT_FRACTION),
+        ("mae", ""),
         ("latency_custom", ""),
     ],
 )
