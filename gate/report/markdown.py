@@ -1,0 +1,305 @@
+"""The pull-request report: comparison.json -> GitHub-flavoured Markdown (the only jinja2 importer).
+
+The report is rendered from the comparison *dict* (``jsonreport.result_to_dict``, format 1), not
+from a GateResult, so that ``perf-gate comment --comparison F`` works on a file made by another
+job. Two sizes come out of one template: the job summary (the full report, under 1 MiB) and the
+PR comment (under 65,536 characters: a digest of the worst changes when the full one is larger).
+
+Templates are code: a sandboxed environment with ``StrictUndefined``, and every value printed by
+``{{ }}`` is escaped (``escape.finalize``) unless the view marked it safe.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from jinja2 import FileSystemLoader, StrictUndefined
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+from gate.errors import BaselineError, ConfigError
+from gate.report.escape import TEXT_LIMIT, escape_text, finalize, safe
+from gate.report.trend import Chart, TrendSeries, charts
+from gate.report.view import (
+    DEFAULT_NAME,
+    SEVERITY,
+    Row,
+    VariantTable,
+    environment_rows,
+    headline,
+    number,
+    ordered_rows,
+    over_budget_rows,
+    trade_off_lines,
+    variant_table,
+)
+
+if TYPE_CHECKING:
+    from markupsafe import Markup
+
+SUPPORTED_FORMATS = (1,)
+COMMENT_LIMIT = 65_536  # characters GitHub accepts in a comment body
+SUMMARY_LIMIT = 1_048_576  # bytes GitHub accepts in one step's job summary
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+_COMMIT = re.compile(r"^[0-9a-f]{7,64}$")
+_URL = re.compile(r"^https?://[A-Za-z0-9.:/_\-]+$")
+
+
+@dataclass(frozen=True, kw_only=True)
+class ReportOptions:
+    """What the caller decides: the comment's name, the chart, the link to the run."""
+
+    name: str = DEFAULT_NAME
+    chart: bool = True
+    trend_metric: str = "latency"
+    max_charts: int = 3
+    run_url: str | None = None  # the workflow run, whose page shows the job summary
+    tool_version: str = ""
+
+
+def marker(name: str) -> str:
+    """The hidden line that identifies this gate's comment; one per config name.
+
+    Raises ConfigError for a name that is not 1-64 letters, digits, ``.``, ``_`` and ``-``.
+    """
+    if not _NAME.match(name):
+        raise ConfigError(
+            f"--name {name!r}: use 1-64 letters, digits, '.', '_' or '-' (it goes into the "
+            "comment's hidden marker)"
+        )
+    return f"<!-- perf-gate:comment name={name} -->"
+
+
+def check_comparison(data: object, source: str) -> Mapping[str, Any]:
+    """``data`` if it is a comparison report this renderer reads.
+
+    Raises BaselineError naming ``source``, the key and the fix.
+    """
+
+    def fail(problem: str) -> BaselineError:
+        return BaselineError(
+            f"{source}: {problem}; pass the comparison.json a perf-gate run wrote "
+            "(.perf-gate/comparison.json)",
+            slug="comparison-file",
+        )
+
+    if not isinstance(data, Mapping):
+        raise fail("not a JSON object")
+    if data.get("format") not in SUPPORTED_FORMATS:
+        supported = ", ".join(str(v) for v in SUPPORTED_FORMATS)
+        found = data.get("format")
+        raise fail(f"format {found!r} is not supported (this perf-gate reads {supported})")
+    for key, kind in (("comparisons", list), ("exit_code", int), ("has_baseline", bool)):
+        if not isinstance(data.get(key), kind):
+            raise fail(f"key {key!r} is missing or not a {kind.__name__}")
+    for index, item in enumerate(data["comparisons"]):
+        if not isinstance(item, Mapping) or not all(
+            isinstance(item.get(k), str) for k in ("benchmark", "metric", "verdict")
+        ):
+            raise fail(f"comparisons[{index}] lacks benchmark, metric or verdict")
+    return data
+
+
+@dataclass(frozen=True, kw_only=True)
+class Limits:
+    """How much of each part one rendering shows (None: everything)."""
+
+    changed: int | None = None
+    unchanged: int | None = None
+    details: int | None = None  # rows of each other section
+    charts: bool = True
+    digest: bool = False
+
+
+COMMENT_STEPS = (
+    Limits(),
+    *(
+        Limits(unchanged=0, charts=False, digest=True, changed=rows, details=details)
+        for rows, details in ((200, 50), (100, 20), (50, 10), (20, 5), (5, 0), (0, 0))
+    ),
+)
+SUMMARY_STEPS = (
+    Limits(),
+    Limits(unchanged=2000),
+    Limits(unchanged=500, changed=2000, details=500),
+    Limits(unchanged=0, changed=500, details=100, charts=False),
+    Limits(unchanged=0, changed=50, details=10, charts=False),
+)
+
+
+@dataclass(frozen=True, kw_only=True)
+class View:
+    """Everything the template can show, built once per report and cut per rendering."""
+
+    headline: Markup
+    changed: tuple[Row, ...]
+    unchanged: tuple[Row, ...]
+    over_budget: tuple[tuple[Markup, ...], ...]
+    environment: tuple[tuple[Markup, ...], ...]
+    trade_offs: tuple[Markup, ...]
+    variants: VariantTable | None
+    errors: tuple[Markup, ...]
+    notes: tuple[Markup, ...]
+    charts: tuple[Chart, ...]
+    footer: dict[str, Any] = field(default_factory=dict)
+
+
+def _commit(value: object) -> str | None:
+    return value if isinstance(value, str) and _COMMIT.match(value) else None
+
+
+def _footer(data: Mapping[str, Any], options: ReportOptions) -> dict[str, Any]:
+    """Commits, environment key, legend, how to reproduce, and the marker."""
+    baseline, current = _commit(data.get("baseline_commit")), _commit(data.get("current_commit"))
+    reproduce = [f"git checkout {current}"] if current else []
+    reproduce.append(
+        f"pytest --perf-gate --perf-gate-ab {baseline}" if baseline else "pytest --perf-gate"
+    )
+    alpha = number(data.get("alpha"))
+    key = data.get("environment_key")
+    return {
+        "run_url": safe(options.run_url)
+        if options.run_url and _URL.match(options.run_url)
+        else None,
+        "has_baseline": data["has_baseline"],
+        "interval": safe(f"{(1 - alpha) * 100:g}%") if alpha is not None else None,
+        "alpha": safe(f"{alpha:g}") if alpha is not None else None,
+        "baseline_commit": baseline,
+        "current_commit": current,
+        "environment_key": safe(escape_text(key, 40)) if isinstance(key, str) else None,
+        "reproduce": [safe(line) for line in reproduce],
+        "tool_version": options.tool_version,
+        "marker": safe(marker(options.name)),
+    }
+
+
+def build_view(
+    data: Mapping[str, Any], options: ReportOptions, trend: Sequence[TrendSeries] = ()
+) -> View:
+    """The view of a checked comparison dict (see ``check_comparison``)."""
+    rows = ordered_rows(data["comparisons"])
+    unchanged = SEVERITY.index("unchanged")
+    errors = [
+        safe(
+            f"{escape_text(e.get('benchmark', ''))}: "
+            f"{escape_text(e.get('message', ''), 3 * TEXT_LIMIT)}"
+        )
+        for e in data.get("errors") or ()
+        if isinstance(e, Mapping)
+    ]
+    texts = [*(data.get("notes") or ()), *(data.get("warnings") or ())]
+    return View(
+        headline=safe(headline(data, options.name)),
+        changed=tuple(r for r in rows if r.severity != unchanged),
+        unchanged=tuple(r for r in rows if r.severity == unchanged),
+        over_budget=tuple(over_budget_rows(data)),
+        environment=tuple(environment_rows(data)),
+        trade_offs=tuple(trade_off_lines(data)),
+        variants=variant_table(data),
+        errors=tuple(errors),
+        notes=tuple(safe(escape_text(t, 3 * TEXT_LIMIT)) for t in texts),
+        charts=tuple(charts(data, trend, options.trend_metric, options.max_charts))
+        if options.chart
+        else (),
+        footer=_footer(data, options),
+    )
+
+
+def _take(rows: Sequence[Any], limit: int | None) -> tuple[Sequence[Any], int]:
+    """The first ``limit`` rows and how many were left out."""
+    if limit is None or len(rows) <= limit:
+        return rows, 0
+    return rows[:limit], len(rows) - limit
+
+
+def _context(view: View, limits: Limits, elsewhere: str) -> dict[str, Any]:
+    context: dict[str, Any] = {
+        "headline": view.headline,
+        "elsewhere": elsewhere,
+        "digest": limits.digest,
+        "unchanged_count": len(view.unchanged),
+        "show_mode": any(r.mode for r in (*view.changed, *view.unchanged)),
+        "variants": view.variants,
+        "charts": view.charts if limits.charts else (),
+        **view.footer,
+    }
+    parts = {
+        "changed": (view.changed, limits.changed),
+        "unchanged": (view.unchanged, limits.unchanged),
+        "over_budget": (view.over_budget, limits.details),
+        "environment": (view.environment, limits.details),
+        "trade_offs": (view.trade_offs, limits.details),
+        "variant_rows": (view.variants.rows if view.variants else (), limits.details),
+        "errors": (view.errors, limits.details),
+        "notes": (view.notes, limits.details),
+    }
+    for name, (rows, limit) in parts.items():
+        context[name], context[f"{name}_more"] = _take(rows, limit)
+    return context
+
+
+def _environment() -> ImmutableSandboxedEnvironment:
+    return ImmutableSandboxedEnvironment(
+        loader=FileSystemLoader(Path(__file__).with_name("templates")),
+        undefined=StrictUndefined,
+        autoescape=False,
+        finalize=finalize,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+
+
+_ENVIRONMENT = _environment()
+
+
+def _render(view: View, limits: Limits, elsewhere: str) -> str:
+    return _ENVIRONMENT.get_template("report.md.j2").render(**_context(view, limits, elsewhere))
+
+
+def _fit(
+    view: View, steps: Sequence[Limits], size: Callable[[str], int], limit: int, elsewhere: str
+) -> str:
+    """The first rendering, most complete first, whose size is within ``limit``; rows left
+    out are said to be ``elsewhere``.
+
+    Raises ValueError when even the shortest digest does not fit (a limit of a few hundred).
+    """
+    text = ""
+    for limits in steps:
+        text = _render(view, limits, elsewhere)
+        if size(text) <= limit:
+            return text
+    raise ValueError(f"the report needs {size(text)} of at most {limit} even as a digest")
+
+
+def utf16_length(text: str) -> int:
+    """Characters as GitHub counts them (UTF-16 code units: an emoji counts 2)."""
+    return len(text.encode("utf-16-le")) // 2
+
+
+def render_summary(
+    data: Mapping[str, Any],
+    options: ReportOptions | None = None,
+    trend: Sequence[TrendSeries] = (),
+    limit: int = SUMMARY_LIMIT,
+) -> str:
+    """The full report for the job summary and ``--format markdown``, under ``limit`` bytes."""
+    view = build_view(data, options or ReportOptions(), trend)
+    size = lambda text: len(text.encode("utf-8"))  # noqa: E731
+    return _fit(view, SUMMARY_STEPS, size, limit, "in comparison.json")
+
+
+def render_comment(
+    data: Mapping[str, Any],
+    options: ReportOptions | None = None,
+    trend: Sequence[TrendSeries] = (),
+    limit: int = COMMENT_LIMIT,
+) -> str:
+    """The PR comment: the full report when it fits in ``limit`` characters, else a digest of the
+    worst changes that points to the job summary."""
+    view = build_view(data, options or ReportOptions(), trend)
+    return _fit(view, COMMENT_STEPS, utf16_length, limit, "in the job summary")

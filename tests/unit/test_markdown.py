@@ -1,0 +1,654 @@
+"""gate.report.markdown: golden files of the PR report, escaping, sizes and the trend input.
+
+The comparison dicts are written by hand in the shape of comparison.json (format 1) plus the
+quality keys (absolute_change, flips, rule, variants). Regenerate the golden files after an
+intended change with ``PERF_GATE_UPDATE_GOLD=1 pytest tests/unit/test_markdown.py`` and read the
+diff before committing it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+from markdown_it import MarkdownIt
+
+from gate.errors import BaselineError, ConfigError
+from gate.report.escape import escape_text
+from gate.report.markdown import (
+    COMMENT_LIMIT,
+    ReportOptions,
+    check_comparison,
+    marker,
+    render_comment,
+    render_summary,
+    utf16_length,
+)
+from gate.report.trend import TrendPoint, TrendSeries, trend_from_json
+
+GOLD = Path(__file__).resolve().parents[1] / "gold"
+BASE = "3f2a9c1d8e7b6a5f4e3d2c1b0a9f8e7d6c5b4a39"
+HEAD = "9e8d7c6b5a4f3e2d1c0b9a8f7e6d5c4b3a2f1e0d"
+
+
+def timing(
+    benchmark: str,
+    verdict: str,
+    baseline: float,
+    current: float,
+    *,
+    metric: str = "latency",
+    unit: str = "s",
+    direction: str = "lower",
+    low: float | None = None,
+    high: float | None = None,
+    mode: str = "ab",
+    mde: float = 0.021,
+    **extra: Any,
+) -> dict[str, Any]:
+    change = current / baseline - 1
+    item: dict[str, Any] = {
+        "benchmark": benchmark,
+        "metric": metric,
+        "unit": unit,
+        "direction": direction,
+        "verdict": verdict,
+        "advisory": False,
+        "fails": verdict in ("regression", "over-budget", "parity-fail", "error"),
+        "baseline": baseline,
+        "current": current,
+        "relative_change": change,
+        "ci_low": change - 0.02 if low is None else low,
+        "ci_high": change + 0.02 if high is None else high,
+        "p_value": 0.001,
+        "significant": verdict in ("regression", "improvement"),
+        "threshold": "5%",
+        "mode": mode,
+        "mde": mde,
+        "n_baseline": 8,
+        "n_current": 8,
+        "note": "",
+    }
+    item.update(extra)
+    return item
+
+
+def report(comparisons: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
+    counts: dict[str, int] = {}
+    for item in comparisons:
+        counts[item["verdict"]] = counts.get(item["verdict"], 0) + 1
+    fails = any(c["fails"] for c in comparisons if c["verdict"] != "error")
+    errors = any(c["verdict"] == "error" for c in comparisons)
+    data: dict[str, Any] = {
+        "format": 1,
+        "exit_code": 1 if fails else 3 if errors else 0,
+        "passed": not fails and not errors,
+        "has_baseline": True,
+        "alpha": 0.01,
+        "counts": counts,
+        "baseline_commit": BASE,
+        "current_commit": HEAD,
+        "environment_key": "5d41402abc4b",
+        "environment_differences": {},
+        "warnings": [],
+        "notes": [],
+        "errors": [],
+        "comparisons": comparisons,
+        "tail_latency": [],
+    }
+    data.update(extra)
+    return data
+
+
+def all_unchanged() -> dict[str, Any]:
+    return report(
+        [
+            timing("digits-mlp[torch]", "unchanged", 0.000412, 0.000409),
+            timing("digits-mlp[onnxruntime]", "unchanged", 0.000101, 0.000102, mode="duet"),
+            timing(
+                "digits-mlp[torch]",
+                "unchanged",
+                61200.0,
+                61500.0,
+                metric="throughput@32",
+                unit="items/s",
+                direction="higher",
+            ),
+        ]
+    )
+
+
+def regressions() -> dict[str, Any]:
+    return report(
+        [
+            timing("digits-mlp[onnxruntime]", "unchanged", 0.000101, 0.000102, mode="duet"),
+            timing("digits-mlp[torch]", "regression", 0.000412, 0.000531, low=0.22, high=0.36),
+            timing("digits-mlp[torch-int8]", "regression", 0.000300, 0.000335, low=0.07, high=0.16),
+            timing(
+                "digits-mlp[torch]",
+                "improvement",
+                61200.0,
+                70100.0,
+                metric="throughput@32",
+                unit="items/s",
+                direction="higher",
+            ),
+            timing(
+                "test_tokenizer",
+                "inconclusive",
+                0.0021,
+                0.00219,
+                low=-0.03,
+                high=0.11,
+                note="interval too wide after 24 rounds",
+            ),
+            timing(
+                "test_bench_sort",
+                "regression",
+                0.0011,
+                0.0013,
+                mode="",
+                mde=float("nan"),
+                advisory=True,
+                fails=False,
+                note="pytest-benchmark rounds in one process",
+            ),
+            {
+                "benchmark": "digits-mlp[torch-compile]",
+                "metric": "latency",
+                "unit": "s",
+                "direction": "lower",
+                "verdict": "new",
+                "advisory": False,
+                "fails": False,
+                "baseline": None,
+                "current": 0.00038,
+                "relative_change": None,
+                "ci_low": None,
+                "ci_high": None,
+                "mode": None,
+                "mde": None,
+                "note": "",
+            },
+            {
+                "benchmark": "digits-mlp[torch-bf16]",
+                "metric": "latency",
+                "unit": "s",
+                "direction": "lower",
+                "verdict": "missing",
+                "advisory": False,
+                "fails": False,
+                "baseline": 0.0009,
+                "current": None,
+                "relative_change": None,
+                "ci_low": None,
+                "ci_high": None,
+                "mode": None,
+                "mde": None,
+                "note": "not measured",
+            },
+        ]
+    )
+
+
+def no_baseline() -> dict[str, Any]:
+    new = [
+        {
+            "benchmark": name,
+            "metric": "latency",
+            "unit": "s",
+            "direction": "lower",
+            "verdict": "new",
+            "advisory": False,
+            "fails": False,
+            "baseline": None,
+            "current": value,
+            "relative_change": None,
+            "ci_low": None,
+            "ci_high": None,
+            "mode": None,
+            "mde": None,
+            "note": "",
+        }
+        for name, value in (("digits-mlp[torch]", 0.00041), ("digits-mlp[onnxruntime]", 0.0001))
+    ]
+    return report(new, has_baseline=False, baseline_commit=None)
+
+
+def over_budget() -> dict[str, Any]:
+    budget = {
+        "benchmark": "digits-mlp[onnxruntime]",
+        "metric": "latency.p99",
+        "unit": "s",
+        "direction": "lower",
+        "verdict": "over-budget",
+        "advisory": False,
+        "fails": True,
+        "baseline": None,
+        "current": 0.0031,
+        "relative_change": None,
+        "ci_low": None,
+        "ci_high": None,
+        "mode": None,
+        "mde": None,
+        "note": "budget 2ms",
+    }
+    memory = dict(
+        budget,
+        benchmark="digits-mlp[torch]",
+        metric="memory.peak",
+        unit="B",
+        current=712_000_000.0,
+        note="budget 600MB",
+    )
+    return report(
+        [timing("digits-mlp[onnxruntime]", "unchanged", 0.000101, 0.000102), budget, memory]
+    )
+
+
+def quality(
+    benchmark: str,
+    metric: str,
+    verdict: str,
+    baseline: float,
+    current: float,
+    **extra: Any,
+) -> dict[str, Any]:
+    unit = "fraction" if metric in ("accuracy", "top5", "f1_macro") else ""
+    item = {
+        "benchmark": benchmark,
+        "metric": metric,
+        "unit": unit,
+        "direction": "higher" if unit else "lower",
+        "verdict": verdict,
+        "advisory": False,
+        "fails": verdict in ("regression", "parity-fail"),
+        "baseline": baseline,
+        "current": current,
+        "relative_change": current / baseline - 1,
+        "ci_low": None,
+        "ci_high": None,
+        "mode": None,
+        "mde": None,
+        "note": "",
+        "absolute_change": current - baseline,
+        "flips": None,
+    }
+    item.update(extra)
+    return item
+
+
+def accuracy_parity() -> dict[str, Any]:
+    comparisons = [
+        quality(
+            "digits-mlp[torch-int8]",
+            "accuracy",
+            "accepted-trade-off",
+            0.9722,
+            0.9694,
+            flips={"to_wrong": 3, "to_right": 2},
+            rule="accuracy may drop up to 0.5pt when latency improves by at least 20%",
+        ),
+        quality(
+            "digits-mlp[onnxruntime-int8]",
+            "accuracy",
+            "regression",
+            0.9722,
+            0.9528,
+            flips={"to_wrong": 9, "to_right": 2},
+            absolute_ci=[-0.0291, -0.0097],
+        ),
+        quality("digits-mlp[onnxruntime-int8]", "mae", "unchanged", 0.121, 0.122),
+        {
+            "benchmark": "digits-mlp[onnxruntime-int8]",
+            "metric": "parity",
+            "unit": "",
+            "direction": "lower",
+            "verdict": "parity-fail",
+            "advisory": False,
+            "fails": True,
+            "baseline": None,
+            "current": 0.31,
+            "relative_change": None,
+            "ci_low": None,
+            "ci_high": None,
+            "mode": None,
+            "mde": None,
+            "note": "max abs diff 0.31 > 0.05 against digits-mlp[onnxruntime]",
+        },
+        timing("digits-mlp[torch-int8]", "improvement", 0.000412, 0.000301),
+    ]
+    variants = [
+        {
+            "benchmark": "digits-mlp[torch]",
+            "model": "digits-mlp",
+            "variant": "torch",
+            "reference": None,
+            "quality": {"accuracy": 0.9722, "mae": 0.121},
+            "latency": 0.000412,
+            "memory": 301_000_000.0,
+            "parity": None,
+        },
+        {
+            "benchmark": "digits-mlp[torch-int8]",
+            "model": "digits-mlp",
+            "variant": "torch-int8",
+            "reference": "digits-mlp[torch]",
+            "quality": {"accuracy": 0.9694, "mae": 0.124},
+            "latency": 0.000301,
+            "memory": 288_000_000.0,
+            "parity": {
+                "max_abs_diff": 0.012,
+                "mean_abs_diff": 0.0011,
+                "top1_agreement": 0.9944,
+                "verdict": "ok",
+                "bounds": "max abs diff <= 0.05, top-1 agreement >= 99%",
+            },
+        },
+        {
+            "benchmark": "digits-mlp[onnxruntime-int8]",
+            "model": "digits-mlp",
+            "variant": "onnxruntime-int8",
+            "reference": "digits-mlp[torch]",
+            "quality": {"accuracy": 0.9528, "mae": 0.122},
+            "latency": 0.000090,
+            "memory": None,
+            "parity": {
+                "max_abs_diff": 0.31,
+                "mean_abs_diff": 0.02,
+                "top1_agreement": 0.9611,
+                "verdict": "parity-fail",
+                "bounds": "max abs diff <= 0.05, top-1 agreement >= 99%",
+            },
+        },
+    ]
+    return report(comparisons, variants=variants)
+
+
+def environment_mismatch() -> dict[str, Any]:
+    return report(
+        [timing("digits-mlp[torch]", "unchanged", 0.000412, 0.000409, mode="stored")],
+        environment_differences={
+            "cpu_model": {"baseline": "AMD EPYC 7763 64-Core Processor", "current": "Intel Xeon"},
+            "threads": {"baseline": 1, "current": 2},
+        },
+        warnings=["comparing timings across environments; consider ab mode"],
+    )
+
+
+def many(count: int = 1000) -> dict[str, Any]:
+    """``count`` benchmarks: a few regressions and improvements among many unchanged."""
+    comparisons = []
+    for index in range(count):
+        name = f"model-{index:04d}[onnxruntime-int8]"
+        if index % 97 == 0:
+            comparisons.append(timing(name, "regression", 0.001, 0.001 * (1.1 + index / 10000)))
+        elif index % 89 == 0:
+            comparisons.append(timing(name, "improvement", 0.001, 0.0008))
+        else:
+            comparisons.append(timing(name, "unchanged", 0.001, 0.001 * (1 + (index % 7) / 1000)))
+    return report(comparisons)
+
+
+HOSTILE = (
+    "evil|name\n## heading <script>alert(1)</script> @octocat #1 "
+    "[click](https://evil.example) www.evil.example <!-- perf-gate:comment name=main --> `code`"
+)
+
+
+def hostile_names() -> dict[str, Any]:
+    return report(
+        [
+            timing(HOSTILE, "regression", 0.001, 0.002, metric="latency|<b>x</b>"),
+            timing("@team please look", "unchanged", 0.001, 0.001),
+        ],
+        errors=[{"benchmark": "- [x] <img src=x onerror=alert(1)>", "message": "line1\nline2"}],
+        environment_differences={"gpu": {"baseline": "<b>A100</b>", "current": "@nvidia"}},
+        notes=["note with **bold** and ](javascript:alert(1))"],
+    )
+
+
+def trend() -> tuple[TrendSeries, ...]:
+    points = tuple(
+        TrendPoint(commit=commit, date=f"2026-11-{day:02d}", value=value)
+        for commit, day, value in (
+            ("1a2b3c4d5e6f", 2, 0.000405),
+            ("2b3c4d5e6f70", 9, 0.000409),
+            ("3c4d5e6f7081", 16, 0.000402),
+            (BASE, 23, 0.000412),
+        )
+    )
+    return (TrendSeries(benchmark="digits-mlp[torch]", metric="latency", unit="s", points=points),)
+
+
+CASES = {
+    "all-unchanged": (all_unchanged, ()),
+    "regressions": (regressions, trend()),
+    "no-baseline": (no_baseline, ()),
+    "over-budget": (over_budget, ()),
+    "accuracy-parity": (accuracy_parity, ()),
+    "environment-mismatch": (environment_mismatch, ()),
+    "digest-1000": (many, ()),
+    "hostile-names": (hostile_names, ()),
+}
+OPTIONS = ReportOptions(run_url="https://github.com/octo/demo/actions/runs/42")
+
+
+def rendered_comment(case: str) -> str:
+    build, series = CASES[case]
+    return render_comment(check_comparison(build(), case), OPTIONS, series)
+
+
+def check_gold(name: str, text: str) -> None:
+    path = GOLD / name
+    if os.environ.get("PERF_GATE_UPDATE_GOLD"):
+        path.parent.mkdir(exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+    assert path.read_text(encoding="utf-8") == text, f"{path} differs; see the module docstring"
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_comment_matches_its_golden_file(case: str) -> None:
+    check_gold(f"comment-{case}.md", rendered_comment(case))
+
+
+def test_first_line_is_the_verdict_with_counts() -> None:
+    first = {case: rendered_comment(case).splitlines()[0] for case in CASES}
+    assert first["regressions"] == (
+        "### ❌ 2 regressions, 1 advisory regression, 1 inconclusive, 1 improvement, 1 new, "
+        "1 missing, 1 unchanged"
+    )
+    assert first["all-unchanged"] == "### ✅ no regressions: 3 unchanged"
+    assert first["no-baseline"] == (
+        "### 🆕 no baseline yet: this run will become the baseline once merged"
+    )
+    assert first["over-budget"] == "### ❌ 2 over budget, 1 unchanged"
+
+
+def test_regressions_come_first_and_unchanged_are_folded() -> None:
+    text = rendered_comment("regressions")
+    table, folded = text.split("<details><summary>1 unchanged</summary>")
+    verdicts = re.findall(r"\| (🔴 regression|🟠 regression|❔|🆕|➖|🟢)", table)
+    assert verdicts[:2] == ["🔴 regression", "🔴 regression"]
+    assert verdicts[-1] == "🟢"
+    # the larger regression first
+    assert table.index("digits-mlp\\[torch\\] | latency") < table.index("torch-int8")
+    assert "digits-mlp\\[onnxruntime\\]" in folded.split("</details>")[0]
+    assert "+28.9% [+22.0%, +36.0%] | ab · 2.1%" in table
+
+
+def test_footer_names_commits_environment_reproduction_and_marker() -> None:
+    text = rendered_comment("regressions")
+    assert f"baseline `{BASE[:12]}` · current `{HEAD[:12]}`" in text
+    assert "environment `5d41402abc4b`" in text
+    assert f"git checkout {HEAD}\npytest --perf-gate --perf-gate-ab {BASE}\n" in text
+    assert text.rstrip().endswith(marker("main"))
+    other = render_comment(regressions(), ReportOptions(name="gpu"))
+    assert other.rstrip().endswith("<!-- perf-gate:comment name=gpu -->")
+    assert other.splitlines()[0].endswith(" · gpu")
+
+
+def test_marker_names_are_validated() -> None:
+    with pytest.raises(ConfigError, match="--name"):
+        marker("a b")
+    with pytest.raises(ConfigError):
+        marker("x -->")
+
+
+def test_accuracy_in_points_flips_rules_and_the_variant_table() -> None:
+    text = rendered_comment("accuracy-parity")
+    assert "| 97.22% | 95.28% | -1.94 pt [-2.91 pt, -0.97 pt] |" in text
+    assert "9 examples flipped to wrong, 2 to right" in text
+    assert "#### Trade-off rules applied" in text
+    assert "rule: accuracy may drop up to 0.5pt when latency improves by at least 20%" in text
+    variants = text.split("#### What each variant costs")[1].split("####")[0]
+    assert "| digits-mlp\\[torch-int8\\] | digits-mlp\\[torch\\] | 96.94% (-0.28 pt) |" in variants
+    assert "top-1 agreement 96.11% | 🔴 parity fail" in variants
+    assert "(×0.73)" in variants  # int8 latency against torch
+
+
+def test_environment_differences_and_warnings_have_sections() -> None:
+    text = rendered_comment("environment-mismatch")
+    assert "| cpu\\_model | AMD EPYC 7763 64-Core Processor | Intel Xeon |" in text
+    assert "| threads | 1 | 2 |" in text
+    assert "- comparing timings across environments; consider ab mode" in text
+
+
+def test_thousand_benchmarks_make_a_digest_under_the_limit_and_a_full_summary() -> None:
+    data = many()
+    comment = render_comment(data, OPTIONS)
+    assert utf16_length(comment) <= COMMENT_LIMIT
+    assert "full report is in the [job summary](https://github.com/octo/demo/actions/runs/42)" in (
+        comment
+    )
+    assert comment.count("🔴 regression") == 11  # every regression, worst first
+    summary = render_summary(data, OPTIONS)
+    assert len(summary.encode()) <= 1_048_576
+    assert summary.count("[onnxruntime-int8\\] |") == 1000
+    assert "digest" not in summary
+
+
+def test_comment_and_summary_stay_under_their_limits_whatever_the_size() -> None:
+    huge = many(5000)
+    long_names = report([timing("x" * 5000 + str(i), "regression", 1.0, 2.0) for i in range(800)])
+    for data in (huge, long_names):
+        assert utf16_length(render_comment(data)) <= COMMENT_LIMIT
+    tight = render_comment(huge, limit=4000)
+    assert utf16_length(tight) <= 4000
+    assert tight.startswith("### ❌ 52 regressions, 56 improvements, 4892 unchanged\n")
+    summary = render_summary(huge, limit=200_000)
+    assert len(summary.encode()) <= 200_000
+    assert summary.count("🔴 regression") == 52  # what changed stays whole
+    assert "…and 4392 more, in comparison.json." in summary  # unchanged rows cut, and said so
+
+
+def test_hostile_names_cannot_break_tables_inject_html_links_mentions_or_markers() -> None:
+    text = rendered_comment("hostile-names")
+    html = MarkdownIt("commonmark").enable("table").render(text)
+    assert "<script" not in html
+    assert "<img" not in html
+    assert "<b>" not in html
+    assert "<a " not in html.replace('<a href="https://github.com/octo/demo/actions/runs/42"', "")
+    assert re.search(r"(^|\W)@octocat", html) is None
+    assert re.search(r"(^|\W)@team", html) is None
+    assert "#1 " not in html
+    assert "https://evil" not in html
+    assert "www.evil" not in html
+    assert text.count("<!-- perf-gate:comment") == 1
+    assert html.count("<h2") == 0
+    assert html.count("<h3>") == 1
+    for table in re.findall(r"<table>.*?</table>", html, flags=re.S):
+        header = len(re.findall(r"<th[ >]", table.split("</thead>")[0]))
+        for row in re.findall(r"<tr>(.*?)</tr>", table.split("<tbody>")[1], flags=re.S):
+            assert len(re.findall(r"<td[ >]", row)) == header
+    assert "<p>evil|name #\u200b#\u200b heading &lt;script&gt;" in MarkdownIt("commonmark").render(
+        escape_text(HOSTILE)
+    )
+
+
+def test_escape_keeps_metric_batch_sizes_readable() -> None:
+    assert escape_text("throughput@32") == "throughput@32"
+    assert escape_text("a\r\nb\tc") == "a b c"
+    assert escape_text("x" * 500).endswith("…")
+
+
+def test_a_comparison_of_another_format_or_shape_is_a_clear_error() -> None:
+    with pytest.raises(BaselineError, match=r"c\.json: format 7 is not supported"):
+        check_comparison({"format": 7}, "c.json")
+    with pytest.raises(BaselineError, match="comparisons\\[0\\] lacks"):
+        check_comparison(
+            {"format": 1, "exit_code": 0, "has_baseline": True, "comparisons": [{}]}, "c.json"
+        )
+    with pytest.raises(BaselineError, match="not a JSON object"):
+        check_comparison([], "c.json")
+
+
+def test_trend_points_are_grouped_and_validated() -> None:
+    series = trend_from_json(
+        {
+            "points": [
+                {"benchmark": "m", "metric": "latency", "commit": "a", "date": None, "value": 1},
+                {"benchmark": "n", "metric": "latency", "commit": "a", "value": 2, "unit": "s"},
+                {"benchmark": "m", "metric": "latency", "commit": "b", "value": 3, "unit": "s"},
+            ]
+        },
+        "h.json",
+    )
+    assert [(s.benchmark, [p.value for p in s.points], s.unit) for s in series] == [
+        ("m", [1.0, 3.0], "s"),
+        ("n", [2.0], "s"),
+    ]
+    with pytest.raises(ConfigError, match=r"h\.json: points\[0\]\.value: expected a finite"):
+        trend_from_json([{"benchmark": "m", "metric": "l", "commit": "a", "value": "x"}], "h.json")
+    with pytest.raises(ConfigError, match="expected a list of points"):
+        trend_from_json({"series": []}, "h.json")
+
+
+def test_trend_reads_a_baseline_history_file() -> None:
+    history = {
+        "format": 1,
+        "kind": "perf-gate baseline history",
+        "entries": [
+            {
+                "commit": "b" * 40,
+                "promoted": "2026-11-20",
+                "units": {"latency": "s"},
+                "medians": {"m[torch]": {"latency": [0.002, 8]}},
+            },
+            {
+                "commit": "a" * 40,
+                "promoted": "2026-11-13",
+                "units": {"latency": "s"},
+                "medians": {"m[torch]": {"latency": [0.001, 8]}, "n": {"latency": [0.5, 8]}},
+            },
+        ],
+    }
+    series = trend_from_json(history, "h.json")
+    assert [(s.benchmark, [(p.commit[0], p.value) for p in s.points]) for s in series] == [
+        ("m[torch]", [("a", 0.001), ("b", 0.002)]),
+        ("n", [("a", 0.5)]),
+    ]
+    assert series[0].unit == "s"
+    with pytest.raises(ConfigError, match=r"entries\[2\]\.medians: expected an object"):
+        trend_from_json({**history, "entries": [*history["entries"], {"commit": "c"}]}, "h.json")
+
+
+def test_chart_is_optional_and_always_has_its_table() -> None:
+    with_chart = rendered_comment("regressions")
+    assert with_chart.count("```mermaid") == 1
+    assert '"this PR"' in with_chart
+    assert "| 3f2a9c1d8e7b | 2026-11-23 | 412 us |" in with_chart
+    assert "| this PR | – | 531 us |" in with_chart
+    without = render_comment(regressions(), ReportOptions(chart=False), trend())
+    assert "```mermaid" not in without
+
+
+def test_golden_inputs_round_trip_through_json() -> None:
+    # the renderer reads files written by another job: JSON types only
+    for case, (build, _) in CASES.items():
+        data = json.loads(json.dumps(build()))
+        assert render_comment(data, OPTIONS, CASES[case][1]) == rendered_comment(case)
