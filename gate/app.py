@@ -16,6 +16,7 @@ from gate import __version__
 from gate.baseline import read_baseline, read_record, write_json_atomic, write_record
 from gate.compare import PairedBaseline, decide
 from gate.config import GateConfig
+from gate.dvc import file_md5, tracked_files
 from gate.environment import environment_key, fingerprint, git_info
 from gate.errors import BaselineError
 from gate.measure.runner import Measured, Progress, Runner, prepare_all
@@ -59,7 +60,30 @@ def make_record(
         },
         info=info,
         errors=tuple(errors),
+        files=input_files(config),
     )
+
+
+def input_files(config: GateConfig) -> dict[str, str]:
+    """md5 of the files the results depend on besides code: the config's ONNX models and every
+    DVC-tracked file under the config directory, except the baselines themselves."""
+    folder = config.baseline.parent
+    skip = [folder] if folder != config.root else []
+    files = {
+        path: digest
+        for path, digest in tracked_files(config.root, skip).items()
+        if not (config.root / path).name.startswith(config.baseline.stem)
+        or (config.root / path).parent != folder
+    }
+    for model in config.models:
+        if model.onnx is not None and model.onnx.is_file():
+            relative = (
+                model.onnx.relative_to(config.root).as_posix()
+                if model.onnx.is_relative_to(config.root)
+                else str(model.onnx)
+            )
+            files.setdefault(relative, file_md5(model.onnx))
+    return files
 
 
 def measure_models(

@@ -12,7 +12,7 @@ import traceback
 from collections.abc import Callable
 from pathlib import Path
 
-from gate import __version__, app, calibrate
+from gate import __version__, app, calibrate, cli_baseline
 from gate.config import load_config
 from gate.errors import GateError
 from gate.model import ExitCode
@@ -41,6 +41,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--baseline", type=Path, help="baseline file (default from config)")
     run.add_argument("--save", action="store_true", help="save this run as the new baseline")
+    run.add_argument(
+        "--baseline-key",
+        metavar="KEY",
+        help="environment key of the baseline to use (default: the config's baseline_key, auto)",
+    )
     run.add_argument(
         "--mode",
         choices=("auto", "stored", "ab", "duet"),
@@ -74,6 +79,7 @@ def _parser() -> argparse.ArgumentParser:
     run.set_defaults(handler=_run)
     compare.set_defaults(handler=_compare)
     calibrate.set_defaults(handler=_calibrate)
+    cli_baseline.register(commands)
     return parser
 
 
@@ -105,6 +111,7 @@ def _run(args: argparse.Namespace) -> int:
         mode=args.mode,
         base_ref=args.ab,
         baseline_path=args.baseline,
+        baseline_key=args.baseline_key,
         results_path=args.out,
         save=args.save,
     )

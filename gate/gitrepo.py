@@ -67,6 +67,26 @@ class Git:
             )
         return completed.stdout.strip()
 
+    def current_branch(self) -> str | None:
+        """The checked-out branch, or None on a detached HEAD (or outside a repository)."""
+        completed = self._run("symbolic-ref", "--short", "-q", "HEAD", check=False)
+        branch = completed.stdout.strip()
+        return branch if completed.returncode == 0 and branch else None
+
+    def default_branch(self) -> str | None:
+        """The default branch as this clone knows it: ``origin/HEAD``, else the only one of
+        ``main``/``master`` that exists locally; None when it cannot tell."""
+        origin = self._run("symbolic-ref", "--short", "-q", "refs/remotes/origin/HEAD", check=False)
+        if origin.returncode == 0 and origin.stdout.strip():
+            return origin.stdout.strip().removeprefix("origin/")
+        present = [
+            name
+            for name in ("main", "master")
+            if self._run("show-ref", "--verify", "-q", f"refs/heads/{name}", check=False).returncode
+            == 0
+        ]
+        return present[0] if len(present) == 1 else None
+
     def changed_files(self, base: str) -> list[str]:
         """Files that differ between ``base`` and the working tree (committed or not)."""
         return [line for line in self._run("diff", "--name-only", base).stdout.splitlines() if line]

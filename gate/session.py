@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from gate import app
+from gate import app, baselines
 from gate.calibrate import unresolvable
 from gate.compare import TIMING_FAMILIES, PairedBaseline, decide, inconclusive_benchmarks
 from gate.config import GateConfig, benchmark_name
@@ -50,6 +50,7 @@ class GateRequest:
     mode: str | None = None
     base_ref: str | None = None
     baseline_path: Path | None = None
+    baseline_key: str | None = None
     results_path: Path | None = None
     save: bool = False
 
@@ -234,15 +235,19 @@ def run_gate(config: GateConfig, request: GateRequest, progress: Progress) -> ap
     """Measure, compare and write the reports; returns the Outcome (exit code, table, files).
 
     Raises GateError subclasses for what the user must fix (bad baseline, refused save)."""
-    baseline_path = request.baseline_path or config.baseline
+    if request.save:
+        baselines.refuse_pull_request_save()
+    baseline_path = request.baseline_path or baselines.locate(config, request.baseline_key)
     if request.baseline_path and not request.save and not baseline_path.exists():
         raise ConfigError(
             f"{baseline_path}: the baseline given on the command line does not exist; check the "
             "path, or record one with --save / --perf-gate-save",
             slug="baseline-missing",
         )
+    local_notes = baselines.check_local(baseline_path, save=request.save)
     baseline, _ = app.load_baseline(baseline_path, save=request.save)
     mode, commit, notes = resolve_mode(config, request, baseline)
+    notes = [*local_notes, *notes]
     plans, prepare_errors = prepare_all(config, request.selected, progress)
     runner = Runner(config.measure, config.root, config.report_dir / "work", progress)
     rng = random.Random(config.measure.seed)
@@ -326,7 +331,8 @@ def _finish(
             slug="nothing-measured",
         )
     record = app.make_record(config, measured.samples, measured.info, measured.errors)
-    notes = notes + unresolvable(config, baseline_path, str(record.environment.get("key")))
+    calibrated = request.baseline_path or config.baseline
+    notes = notes + unresolvable(config, calibrated, str(record.environment.get("key")))
     return app.gate_record(
         config,
         record,
