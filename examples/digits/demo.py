@@ -14,7 +14,14 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-KEEP = ("model.py", "perf-gate.yaml", "digits.npz", "weights-mlp.npz", "weights-wide.npz")
+KEEP = (
+    "model.py",
+    "perf-gate.yaml",
+    "digits.npz",
+    "digits-test.npz",
+    "weights-mlp.npz",
+    "weights-wide.npz",
+)
 
 
 def banner(text: str) -> None:

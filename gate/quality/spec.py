@@ -7,6 +7,7 @@ are what the evaluation worker and the decision read. See docs/config.md for the
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -307,7 +308,7 @@ def parse_tradeoffs(ctx: ErrorContext, value: Any, key: str) -> tuple[TradeOff, 
         when: dict[str, float] = {}
         for metric, text in ctx.mapping(spec["when"], f"{where}.when", None).items():
             try:
-                when[str(metric)] = units.parse_percent(text)
+                when[str(metric)] = _signed(units.parse_percent, text)
             except ValueError as exc:
                 raise ctx.error(f"{where}.when.{metric}", f"{exc} (e.g. latency: -15%)") from None
         if not allow or not when:
@@ -322,9 +323,20 @@ def parse_tradeoffs(ctx: ErrorContext, value: Any, key: str) -> tuple[TradeOff, 
     return tuple(rules)
 
 
+def _signed(parse: Callable[[Any], float], text: Any) -> float:
+    """A signed quantity (``-15%``, ``-0.3pt``): the sign says which way a change goes."""
+    if isinstance(text, str) and text.strip()[:1] in ("-", "+"):
+        stripped = text.strip()
+        magnitude = parse(stripped[1:])
+        return -magnitude if stripped[0] == "-" else magnitude
+    return parse(text)
+
+
 def _quality_tolerance(metric: str, text: Any) -> float:
     unit = units.budget_unit(metric)
-    return units.parse_for_unit(text, unit) if unit else float(units.split_quantity(text)[0])
+    if unit:
+        return _signed(lambda t: units.parse_for_unit(t, unit), text)
+    return _signed(lambda t: float(units.split_quantity(t)[0]), text)
 
 
 def _show(metric: str, value: float) -> str:
