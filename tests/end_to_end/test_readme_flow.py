@@ -27,7 +27,14 @@ pytest.importorskip("onnxruntime")
 pytestmark = pytest.mark.slow
 
 EXAMPLE = REPO / "examples" / "digits"
-KEEP = ("model.py", "perf-gate.yaml", "digits.npz", "weights-mlp.npz", "weights-wide.npz")
+KEEP = (
+    "model.py",
+    "perf-gate.yaml",
+    "digits.npz",
+    "digits-test.npz",
+    "weights-mlp.npz",
+    "weights-wide.npz",
+)
 SMALL = 'def build() -> DigitsMLP:\n    return load("mlp")'
 WIDE = 'def build() -> DigitsMLP:\n    return load("wide")'
 TORCH = "digits-mlp[torch]"
@@ -80,6 +87,26 @@ def test_digits_baseline_is_recorded(digits):
         assert len(samples[(name, "throughput@32")]["values"]) == ROUNDS
         assert len(samples[(name, "memory.peak")]["values"]) == 1
         assert len(samples[(name, "cold_start")]["values"]) == 1
+        accuracy = samples[(name, "accuracy")]
+        assert accuracy["replication"] == "evaluation"
+        assert 0.8 < accuracy["values"][0] <= 1.0
+        assert accuracy["examples"]["n"] == 360  # the held-out images, outcomes kept
+
+
+def test_digits_variants_show_their_accuracy_and_parity(digits):
+    save = digits["save"]
+    assert "What each variant costs" in save.stdout
+    variants = {v["variant"]: v for v in digits["comparison"]["variants"]}
+    assert set(variants) == {"torch", "torch-int8", "onnxruntime", "onnxruntime-int8"}
+    for variant in ("torch-int8", "onnxruntime", "onnxruntime-int8"):
+        parity = variants[variant]["parity"]
+        assert parity["verdict"] == "ok", parity
+        assert parity["top1_agreement"] >= 0.99
+    assert variants["onnxruntime"]["parity"]["max_abs_diff"] < 1e-4  # an exact conversion
+    # the wide network of the pull request is judged on the same 360 images, paired
+    entry = by_key(digits["comparison"]["comparisons"])[(TORCH, "accuracy")]
+    assert entry["flips"] is not None
+    assert entry["verdict"] in ("unchanged", "improvement", "regression")
 
 
 def test_digits_pull_request_with_the_wide_network_fails_the_gate(digits):
