@@ -12,11 +12,12 @@ import traceback
 from collections.abc import Callable
 from pathlib import Path
 
-from gate import __version__, app, calibrate, cli_baseline
+from gate import __version__, app, calibrate, cli_baseline, cli_publish
 from gate.config import load_config
 from gate.errors import GateError
 from gate.model import ExitCode
 from gate.report.jsonreport import result_to_dict
+from gate.report.markdown import ReportOptions, render_summary
 from gate.report.terminal import render_table
 from gate.session import GateRequest, run_gate
 
@@ -66,7 +67,7 @@ def _parser() -> argparse.ArgumentParser:
     compare.add_argument("baseline", type=Path)
     compare.add_argument("current", type=Path)
     compare.add_argument("--config", type=Path, help="config for the policy (default: ./)")
-    compare.add_argument("--format", choices=("table", "json"), default="table")
+    compare.add_argument("--format", choices=("table", "json", "markdown"), default="table")
     calibrate = commands.add_parser(
         "calibrate",
         help="A/A rounds: how small a change this runner can resolve",
@@ -80,6 +81,7 @@ def _parser() -> argparse.ArgumentParser:
     compare.set_defaults(handler=_compare)
     calibrate.set_defaults(handler=_calibrate)
     cli_baseline.register(commands)
+    cli_publish.register(commands)
     return parser
 
 
@@ -125,6 +127,8 @@ def _compare(args: argparse.Namespace) -> int:
     result = app.compare_files(config, args.baseline, args.current)
     if args.format == "json":
         print(json.dumps(result_to_dict(result), indent=1))
+    elif args.format == "markdown":  # the PR comment's report, for local use
+        print(render_summary(result_to_dict(result), ReportOptions(tool_version=__version__)))
     else:
         print(render_table(result))
     return int(result.exit_code)

@@ -1,0 +1,215 @@
+"""A stand-in for GitHub's REST API on 127.0.0.1 that checks every request against GitHub's
+published OpenAPI description (tests/fixtures/github/openapi.trimmed.json, trimmed from the npm
+package @octokit/openapi by tests/fixtures/github/trim_openapi.py).
+
+It keeps issue comments in memory, paginates like GitHub (``per_page``, ``page``, a ``Link``
+header with absolute URLs), and answers scripted failures first. Each request's method, path,
+query and body are validated with openapi-core; headers against GitHub's required ones; every
+success response against the description too, so the fake's answers have GitHub's shape.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from openapi_core import OpenAPI
+from openapi_core.contrib.werkzeug import WerkzeugOpenAPIRequest, WerkzeugOpenAPIResponse
+from pytest_httpserver import HTTPServer
+from werkzeug import Request, Response
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "github"
+DESCRIPTION = json.loads((FIXTURES / "openapi.trimmed.json").read_text(encoding="utf-8"))
+TOKEN = "ghs_tok3n_that_must_never_be_printed_0123456789"
+LIST = re.compile(
+    r"^(?P<prefix>.*)/repos/(?P<owner>[^/]+)/(?P<repo>[^/]+)/issues/(?P<n>\d+)/comments$"
+)
+ONE = re.compile(
+    r"^(?P<prefix>.*)/repos/(?P<owner>[^/]+)/(?P<repo>[^/]+)/issues/comments/(?P<id>\d+)$"
+)
+USER = {
+    "login": "github-actions[bot]",
+    "id": 41898282,
+    "node_id": "MDM6Qm90NDE4OTgyODI=",
+    "avatar_url": "https://avatars.githubusercontent.com/in/15368?v=4",
+    "gravatar_id": "",
+    "url": "https://api.github.com/users/github-actions%5Bbot%5D",
+    "html_url": "https://github.com/apps/github-actions",
+    "followers_url": "https://api.github.com/users/github-actions%5Bbot%5D/followers",
+    "following_url": "https://api.github.com/users/github-actions%5Bbot%5D/following{/other_user}",
+    "gists_url": "https://api.github.com/users/github-actions%5Bbot%5D/gists{/gist_id}",
+    "starred_url": "https://api.github.com/users/github-actions%5Bbot%5D/starred{/owner}{/repo}",
+    "subscriptions_url": "https://api.github.com/users/github-actions%5Bbot%5D/subscriptions",
+    "organizations_url": "https://api.github.com/users/github-actions%5Bbot%5D/orgs",
+    "repos_url": "https://api.github.com/users/github-actions%5Bbot%5D/repos",
+    "events_url": "https://api.github.com/users/github-actions%5Bbot%5D/events{/privacy}",
+    "received_events_url": "https://api.github.com/users/github-actions%5Bbot%5D/received_events",
+    "type": "Bot",
+    "site_admin": False,
+}
+
+
+@dataclass
+class Seen:
+    """One request as the fake received it."""
+
+    method: str
+    path: str
+    query: dict[str, str]
+    body: Any
+    headers: dict[str, str]
+
+
+@dataclass
+class Scripted:
+    """An answer given instead of the normal one to the next matching request."""
+
+    method: str
+    status: int
+    body: Any
+    headers: dict[str, str] = field(default_factory=dict)
+    path: str = ""  # a substring of the path; empty: any
+
+
+class FakeGitHub:
+    def __init__(self, server: HTTPServer, prefix: str = "") -> None:
+        self.server = server
+        self.prefix = prefix
+        self.base = server.url_for(prefix).rstrip("/")
+        described = copy.deepcopy(DESCRIPTION)
+        root = server.url_for("").rstrip("/")
+        described["servers"] = [{"url": root}, {"url": root + "/api/v3"}]
+        self.openapi = OpenAPI.from_dict(described)
+        self.comments: dict[tuple[str, int], list[dict[str, Any]]] = {}
+        self.scripted: list[Scripted] = []
+        self.seen: list[Seen] = []
+        self.problems: list[str] = []
+        self.next_id = 1000
+        server.expect_request(re.compile(".*")).respond_with_handler(self.handle)
+
+    # --- state -----------------------------------------------------------------------------
+
+    def add_comment(
+        self, repository: str, number: int, body: str, login: str = USER["login"]
+    ) -> int:
+        self.next_id += 1
+        owner, repo = repository.split("/")
+        user = dict(USER, login=login, type="Bot" if login.endswith("[bot]") else "User")
+        self.comments.setdefault((repository, number), []).append(
+            {
+                "id": self.next_id,
+                "node_id": f"IC_{self.next_id}",
+                "url": f"https://api.github.com/repos/{owner}/{repo}/issues/comments/{self.next_id}",
+                "html_url": f"https://github.com/{owner}/{repo}/pull/{number}#issuecomment-{self.next_id}",
+                "body": body,
+                "user": user,
+                "created_at": "2026-11-20T10:00:00Z",
+                "updated_at": "2026-11-20T10:00:00Z",
+                "issue_url": f"https://api.github.com/repos/{owner}/{repo}/issues/{number}",
+                "author_association": "NONE",
+            }
+        )
+        return self.next_id
+
+    def bodies(self, repository: str, number: int) -> list[str]:
+        return [c["body"] for c in self.comments.get((repository, number), [])]
+
+    def calls(self) -> list[tuple[str, str]]:
+        return [(s.method, s.path.removeprefix(self.prefix)) for s in self.seen]
+
+    def script(self, method: str, status: int, body: Any, path: str = "", **headers: str) -> None:
+        self.scripted.append(Scripted(method, status, body, dict(headers), path))
+
+    # --- the server --------------------------------------------------------------------------
+
+    def _check(self, request: Request) -> None:
+        try:
+            self.openapi.validate_request(WerkzeugOpenAPIRequest(request))
+        except Exception as exc:  # openapi-core raises several kinds; each is a finding
+            self.problems.append(
+                f"{request.method} {request.full_path}: {type(exc).__name__}: {exc}"
+            )
+        if request.headers.get("Accept") != "application/vnd.github+json":
+            self.problems.append(f"{request.method} {request.path}: Accept header missing")
+        if not request.headers.get("X-GitHub-Api-Version"):
+            self.problems.append(f"{request.method} {request.path}: X-GitHub-Api-Version missing")
+        if request.headers.get("Authorization") != f"Bearer {TOKEN}":
+            self.problems.append(f"{request.method} {request.path}: wrong Authorization")
+        known = {"per_page", "page", "since"} if request.method == "GET" else set()
+        if unknown := set(request.args) - known:
+            self.problems.append(f"{request.method} {request.path}: undocumented query {unknown}")
+
+    def handle(self, request: Request) -> Response:
+        body = request.get_json(silent=True) if request.data else None
+        self.seen.append(
+            Seen(request.method, request.path, dict(request.args), body, dict(request.headers))
+        )
+        self._check(request)
+        for index, scripted in enumerate(self.scripted):
+            if scripted.method == request.method and scripted.path in request.path:
+                del self.scripted[index]
+                return Response(
+                    json.dumps(scripted.body),
+                    scripted.status,
+                    scripted.headers,
+                    content_type="application/json",
+                )
+        response = self._answer(request, body)
+        if response.status_code < 300:
+            try:
+                self.openapi.validate_response(
+                    WerkzeugOpenAPIRequest(request), WerkzeugOpenAPIResponse(response)
+                )
+            except Exception as exc:
+                self.problems.append(f"response to {request.method} {request.path}: {exc}")
+        return response
+
+    def _answer(self, request: Request, body: Any) -> Response:
+        path = request.path
+        if (match := LIST.match(path)) and match["prefix"] == self.prefix:
+            key = (f"{match['owner']}/{match['repo']}", int(match["n"]))
+            if request.method == "GET":
+                return self._page(request, self.comments.get(key, []))
+            if request.method == "POST":
+                self.add_comment(key[0], key[1], body["body"])
+                return self._json(self.comments[key][-1], 201)
+        if (
+            (match := ONE.match(path))
+            and match["prefix"] == self.prefix
+            and request.method == "PATCH"
+        ):
+            for comments in self.comments.values():
+                for comment in comments:
+                    if comment["id"] == int(match["id"]):
+                        comment["body"] = body["body"]
+                        comment["updated_at"] = "2026-11-21T10:00:00Z"
+                        return self._json(comment, 200)
+            return self._json(
+                {"message": "Not Found", "documentation_url": "x", "status": "404"}, 404
+            )
+        return self._json({"message": "Not Found", "status": "404"}, 404)
+
+    def _page(self, request: Request, comments: list[dict[str, Any]]) -> Response:
+        per_page = min(int(request.args.get("per_page", 30)), 100)
+        page = int(request.args.get("page", 1))
+        last = max(1, math.ceil(len(comments) / per_page))
+        chunk = comments[(page - 1) * per_page : page * per_page]
+        links = []
+        url = f"{request.host_url.rstrip('/')}{request.path}?per_page={per_page}&page="
+        if page < last:
+            links.append(f'<{url}{page + 1}>; rel="next"')
+            links.append(f'<{url}{last}>; rel="last"')
+        if page > 1:
+            links.append(f'<{url}1>; rel="first"')
+            links.append(f'<{url}{page - 1}>; rel="prev"')
+        headers = {"Link": ", ".join(links)} if links else {}
+        return Response(json.dumps(chunk), 200, headers, content_type="application/json")
+
+    @staticmethod
+    def _json(body: Any, status: int) -> Response:
+        return Response(json.dumps(body), status, content_type="application/json")
