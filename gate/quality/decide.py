@@ -182,10 +182,12 @@ def _holds(condition: float, found: list[Comparison]) -> bool:
 
 
 def _matching(comparisons: list[Comparison], benchmark: str, metric: str) -> list[Comparison]:
-    exact = [c for c in comparisons if c.benchmark == benchmark and c.metric.name == metric]
-    if exact:
-        return exact
-    return [c for c in comparisons if c.benchmark == benchmark and c.metric.family == metric]
+    """The measured comparisons a condition on ``metric`` refers to (name, else family)."""
+    measured = [
+        c for c in comparisons if c.benchmark == benchmark and not math.isnan(c.relative_change)
+    ]
+    exact = [c for c in measured if c.metric.name == metric]
+    return exact or [c for c in measured if c.metric.family == metric]
 
 
 def _describe_condition(metric: str, condition: float, found: list[Comparison]) -> str:
@@ -296,6 +298,11 @@ def variant_summaries(current: RunRecord) -> tuple[VariantSummary, ...]:
         if isinstance(info.get("eval"), dict) or isinstance(info.get("parity"), dict)
     }
     evaluated |= {s.benchmark for s in current.samples if is_quality(s)}
+    evaluated |= {  # the reference variant of a parity check, even without an eval set
+        str(info["parity"].get("reference"))
+        for info in current.info.values()
+        if isinstance(info.get("parity"), dict) and info["parity"].get("reference")
+    }
     summaries = []
     for name in sorted(evaluated):
         model, _, variant = name.partition("[")

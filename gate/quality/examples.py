@@ -24,9 +24,12 @@ def encode(values: tuple[float, ...]) -> dict[str, Any]:
 
 def decode(data: Any) -> tuple[float, ...]:
     """The outcomes back; raises ValueError when the data is malformed or the length wrong."""
-    if not isinstance(data, dict) or not isinstance(data.get("n"), int):
-        raise ValueError("expected {n, bits|f32}")
+    if not isinstance(data, dict) or not isinstance(data.get("n"), int) or data["n"] < 0:
+        raise ValueError("expected {n: a count >= 0, bits|f32: base64 text}")
     n = data["n"]
+    for key in ("bits", "f32"):
+        if key in data and not isinstance(data[key], str):
+            raise ValueError(f"expected base64 text in {key!r}, got {type(data[key]).__name__}")
     if "bits" in data:
         packed = base64.b64decode(data["bits"], validate=True)
         if len(packed) != (n + 7) // 8:

@@ -170,8 +170,10 @@ def parse_eval(ctx: ErrorContext, value: Any, key: str, root: Path) -> EvalSpec:
     custom = _custom_metrics(ctx, raw.get("custom") or {}, f"{key}.custom")
     x = raw.get("x", "x")
     x_columns = (x,) if isinstance(x, str) else x
-    if not isinstance(x_columns, (list, tuple)) or not all(
-        isinstance(c, str) and c for c in x_columns
+    if (
+        not isinstance(x_columns, (list, tuple))
+        or not x_columns
+        or not all(isinstance(c, str) and c for c in x_columns)
     ):
         raise ctx.error(f"{key}.x", f"expected a column/array name or a list of them, got {x!r}")
     y = raw.get("y", "y")
@@ -336,7 +338,7 @@ def _quality_tolerance(metric: str, text: Any) -> float:
     unit = units.budget_unit(metric)
     if unit:
         return _signed(lambda t: units.parse_for_unit(t, unit), text)
-    return _signed(lambda t: float(units.split_quantity(t)[0]), text)
+    return _signed(lambda t: units.parse_for_unit(t, ""), text)
 
 
 def _show(metric: str, value: float) -> str:

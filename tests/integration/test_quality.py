@@ -127,7 +127,8 @@ def test_variants_are_evaluated_paired_against_the_baseline_and_damage_fails(
     assert variants["torch"]["quality"]["accuracy"] == 1.0  # the exact weights: every example
     assert variants["torch"]["parity"] is None  # the reference
     onnx = variants["onnxruntime"]["parity"]
-    assert onnx["verdict"] == "ok" and onnx["max_abs_diff"] < 1e-4
+    assert onnx["verdict"] == "ok"
+    assert onnx["max_abs_diff"] < 1e-4
     assert onnx["top1_agreement"] == 1.0
     int8 = variants["torch-int8"]
     assert int8["parity"]["bounds"] == "top-1 agreement >= 99%"
@@ -197,7 +198,8 @@ def test_parquet_eval_set_and_a_missing_column(tmp_path: Path) -> None:
     assert missing.ret == 2, missing.output
     error_lines = [line for line in missing.stderr.splitlines() if "error" in line]
     assert len(error_lines) == 1, missing.stderr
-    assert "models.clf.eval" in error_lines[0] and "'target'" in error_lines[0]
+    assert "models.clf.eval" in error_lines[0]
+    assert "'target'" in error_lines[0]
     assert "Traceback" not in missing.stderr
 
 

@@ -332,11 +332,6 @@ def test_eval_data_that_is_a_folder_is_not_found(root: Path) -> None:
     assert "models.m.eval.data: file 'data/folder.npz' not found" in message
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="eval.x: [] passes validation (all() of an empty list is true) and gives x=(); the "
-    "Parquet reader then fails with IndexError and the .npz reader feeds the model ()",
-)
 def test_empty_x_list_is_rejected(root: Path) -> None:
     message = error(root, model={"eval": {"data": "data/digits.npz", "x": []}})
     assert "models.m.eval.x" in message
@@ -599,11 +594,6 @@ def test_the_documented_tradeoff_config_loads(root: Path) -> None:
     assert rule.allowance("accuracy") == pytest.approx(0.003)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="'allow: {mae: 5%}' silently drops the '%' and allows an absolute mae increase of "
-    "5.0 (spec._quality_tolerance keeps only the number for metrics without a unit)",
-)
 def test_tradeoff_percent_allowance_on_an_error_metric_is_not_read_as_absolute(
     root: Path,
 ) -> None:
