@@ -146,7 +146,9 @@ def gate_record(
     results_path = results_path or report_dir / RESULTS_NAME
     files = [results_path, report_dir / COMPARISON_NAME]
     write_record(results_path, record)
-    write_json_atomic(report_dir / COMPARISON_NAME, result_to_dict(result))
+    key = record.environment.get("key")
+    report = result_to_dict(result, environment_key=key if isinstance(key, str) else None)
+    write_json_atomic(report_dir / COMPARISON_NAME, report)
     table = render_table(result)
     exit_code = result.exit_code
     if save:

@@ -76,8 +76,9 @@ def _parity(parity: Any) -> dict[str, Any] | None:
     }
 
 
-def result_to_dict(result: GateResult) -> dict[str, Any]:
-    """The JSON-ready report: exit code, counts, comparisons, environment differences."""
+def result_to_dict(result: GateResult, *, environment_key: str | None = None) -> dict[str, Any]:
+    """The JSON-ready report: exit code, counts, comparisons, environment differences;
+    ``environment_key`` is the current run's (shown in the PR report's footer)."""
     return {
         "format": FORMAT,
         "exit_code": int(result.exit_code),
@@ -87,6 +88,7 @@ def result_to_dict(result: GateResult) -> dict[str, Any]:
         "counts": {v.value: result.count(v) for v in Verdict},
         "baseline_commit": result.baseline_commit,
         "current_commit": result.current_commit,
+        "environment_key": environment_key,
         "environment_differences": {
             k: {"baseline": old, "current": new}
             for k, (old, new) in result.environment_differences.items()

@@ -49,17 +49,19 @@ def _history_points(data: Mapping[str, Any], source: str) -> list[dict[str, Any]
     ``promoted`` date, ``units`` per metric and ``medians[benchmark][metric] = [median, n]``."""
     entries = data.get("entries")
     if not isinstance(entries, list):
-        raise ConfigError(f"{source}: entries: expected a list")
+        raise ConfigError(f"{source}: entries: expected a list", slug="history-file")
     points = []
     for index, entry in enumerate(reversed(entries)):
         where = f"{source}: entries[{len(entries) - 1 - index}]"
         medians = entry.get("medians") if isinstance(entry, Mapping) else None
         if not isinstance(medians, Mapping):
-            raise ConfigError(f"{where}.medians: expected an object")
+            raise ConfigError(f"{where}.medians: expected an object", slug="history-file")
         units = entry.get("units") if isinstance(entry.get("units"), Mapping) else {}
         for benchmark, metrics in medians.items():
             if not isinstance(metrics, Mapping):
-                raise ConfigError(f"{where}.medians.{benchmark}: expected an object")
+                raise ConfigError(
+                    f"{where}.medians.{benchmark}: expected an object", slug="history-file"
+                )
             for metric, pair in metrics.items():
                 value = pair[0] if isinstance(pair, list) and pair else None
                 points.append(
@@ -87,26 +89,28 @@ def trend_from_json(data: object, source: str) -> tuple[TrendSeries, ...]:
         data = _history_points(data, source)
     points = data.get("points") if isinstance(data, Mapping) else data
     if not isinstance(points, list):
-        raise ConfigError(f"{source}: expected a list of points or an object with 'points'")
+        raise ConfigError(
+            f"{source}: expected a list of points or an object with 'points'", slug="history-file"
+        )
     grouped: dict[tuple[str, str], list[TrendPoint]] = {}
     units: dict[tuple[str, str], str] = {}
     for index, point in enumerate(points):
         where = f"{source}: points[{index}]"
         if not isinstance(point, Mapping):
-            raise ConfigError(f"{where}: expected an object")
+            raise ConfigError(f"{where}: expected an object", slug="history-file")
         for name in ("benchmark", "metric", "commit"):
             if not isinstance(point.get(name), str):
-                raise ConfigError(f"{where}.{name}: expected a string")
+                raise ConfigError(f"{where}.{name}: expected a string", slug="history-file")
         value = point.get("value")
         if (
             isinstance(value, bool)
             or not isinstance(value, (int, float))
             or not math.isfinite(value)
         ):
-            raise ConfigError(f"{where}.value: expected a finite number")
+            raise ConfigError(f"{where}.value: expected a finite number", slug="history-file")
         date = point.get("date")
         if date is not None and not isinstance(date, str):
-            raise ConfigError(f"{where}.date: expected a string or null")
+            raise ConfigError(f"{where}.date: expected a string or null", slug="history-file")
         key = (point["benchmark"], point["metric"])
         grouped.setdefault(key, []).append(
             TrendPoint(commit=point["commit"], date=date, value=float(value))
