@@ -418,12 +418,15 @@ def pull(
             f"{config.root}: not inside a DVC repository; run `dvc init` at the repository root",
             slug="dvc-no-repo",
         )
+    # Looked at before dvc runs: dvc drops a damaged object it finds, and then only says
+    # "missing".
+    damaged = [p for p in wanted if _damaged(repo / p.cache_object, p.md5)]
     kept = [_set_aside(p.out) for p in wanted if p.out.exists()]
     try:
         dvc.pull(*(p.path for p in wanted))
     except BaselineError as exc:
         _restore(kept)
-        raise _explain_pull_failure(exc, wanted, repo, dvc) from None
+        raise _explain_pull_failure(exc, wanted, damaged, repo, dvc) from None
     for pointer in wanted:
         _verify(pointer, repo, kept)
     read_record(target)
@@ -463,21 +466,29 @@ def _verify(pointer: Pointer, repo: Path, kept: list[Path]) -> None:
     )
 
 
+def _damaged(cached: Path, md5: str) -> bool:
+    return cached.is_file() and file_md5(cached) != md5
+
+
 def _explain_pull_failure(
-    error: BaselineError, wanted: list[Pointer], repo: Path, dvc: Dvc
+    error: BaselineError,
+    wanted: list[Pointer],
+    damaged: list[Pointer],
+    repo: Path,
+    dvc: Dvc,
 ) -> BaselineError:
     """Sharpen dvc's 'missing object' into its cause: a damaged cache object, a deleted remote."""
     if error.slug != "dvc-missing-object":
         return error
-    for pointer in wanted:
-        cached = repo / pointer.cache_object
-        if cached.is_file() and file_md5(cached) != pointer.md5:
-            return BaselineError(
-                f"{pointer.out}: checksum mismatch: the cached object {cached} is damaged and "
-                "the remote has no good copy; delete the object, then promote again or pull "
-                "from a remote that has it",
-                slug="baseline-checksum",
-            )
+    if damaged:
+        pointer = damaged[0]
+        return BaselineError(
+            f"{pointer.out}: checksum mismatch: the cached object "
+            f"{repo / pointer.cache_object} was damaged (not the md5 {pointer.md5} it is "
+            "named by) and the remote has no good copy; promote the baseline again, or pull "
+            "from a remote that has it",
+            slug="baseline-checksum",
+        )
     name = dvc.default_remote()
     url = dvc.remotes().get(name or "", "")
     if url and "://" not in url:

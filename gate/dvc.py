@@ -219,10 +219,10 @@ class Dvc:
         )
 
     def add(self, *paths: Path) -> None:
-        self.run("add", "--quiet", *(str(p) for p in paths), what="promote")
+        self.run("add", *(str(p) for p in paths), what="promote")
 
     def push(self, *targets: Path) -> None:
-        self.run("push", "--quiet", *(str(p) for p in targets), what="promote")
+        self.run("push", *(str(p) for p in targets), what="promote")
 
     def pull(self, *targets: Path) -> None:
         self.run("pull", *(str(t) for t in targets), what="pull")
