@@ -281,7 +281,8 @@ class GitHubClient:
         owner, _, name = repository.partition("/")
         if not owner or not name or "/" in name:
             raise ConfigError(
-                f"repository {repository!r}: expected OWNER/NAME (GITHUB_REPOSITORY or --repo)"
+                f"repository {repository!r}: expected OWNER/NAME (GITHUB_REPOSITORY or --repo)",
+                slug="github-event",
             )
         return f"{self.api_url}/repos/{quote(owner, safe='')}/{quote(name, safe='')}/{tail}"
 

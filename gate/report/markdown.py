@@ -45,6 +45,7 @@ COMMENT_LIMIT = 65_536  # characters GitHub accepts in a comment body
 SUMMARY_LIMIT = 1_048_576  # bytes GitHub accepts in one step's job summary
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _COMMIT = re.compile(r"^[0-9a-f]{7,64}$")
+_VERSION = re.compile(r"^[0-9A-Za-z.+-]{1,40}$")
 _URL = re.compile(r"^https?://[A-Za-z0-9.:/_\-]+$")
 
 
@@ -160,6 +161,7 @@ def _footer(data: Mapping[str, Any], options: ReportOptions) -> dict[str, Any]:
     )
     alpha = number(data.get("alpha"))
     key = data.get("environment_key")
+    version = options.tool_version
     return {
         "run_url": safe(options.run_url)
         if options.run_url and _URL.match(options.run_url)
@@ -171,7 +173,7 @@ def _footer(data: Mapping[str, Any], options: ReportOptions) -> dict[str, Any]:
         "current_commit": current,
         "environment_key": safe(escape_text(key, 40)) if isinstance(key, str) else None,
         "reproduce": [safe(line) for line in reproduce],
-        "tool_version": options.tool_version,
+        "tool_version": safe(version) if _VERSION.match(version) else escape_text(version, 40),
         "marker": safe(marker(options.name)),
     }
 

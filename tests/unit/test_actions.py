@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -209,3 +210,17 @@ def test_compare_format_markdown_renders_a_real_decision(
     assert "| m\\[torch\\] | latency | 1 ms | 2 ms | +99.6% [+95.4%, +103.9%] | stored · " in text
     assert f"pytest --perf-gate --perf-gate-ab {'a' * 40}" in text
     assert text.rstrip().endswith("<!-- perf-gate:comment name=main -->")
+
+
+def test_every_slug_of_the_publishing_modules_is_documented() -> None:
+    root = Path(__file__).resolve().parents[2]
+    headings = set(re.findall(r"^## (\S+)$", (root / "docs/errors.md").read_text(), flags=re.M))
+    modules = ["gate/github.py", "gate/actions.py", "gate/publish.py", "gate/report/markdown.py"]
+    modules += ["gate/report/trend.py"]
+    slugs = {
+        slug
+        for module in modules
+        for slug in re.findall(r'(?:slug=|default_slug = )"([a-z-]+)"', (root / module).read_text())
+    }
+    assert len(slugs) >= 10
+    assert slugs - headings == set()
