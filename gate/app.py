@@ -13,7 +13,13 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from gate import __version__
-from gate.baseline import read_baseline, read_record, write_json_atomic, write_record
+from gate.baseline import (
+    read_baseline,
+    read_record,
+    write_baseline,
+    write_json_atomic,
+    write_record,
+)
 from gate.compare import PairedBaseline, decide
 from gate.config import GateConfig
 from gate.dvc import file_md5, tracked_files
@@ -159,7 +165,7 @@ def gate_record(
                 "or drop them from the config, then save again",
                 slug="baseline-incomplete",
             )
-        write_record(baseline_path, record)
+        write_baseline(baseline_path, record)
         files.append(baseline_path)
         table += f"\n\nSaved the baseline to {baseline_path} ({len(record.samples)} samples)."
         if replaced_damaged:

@@ -282,6 +282,14 @@ def write_record(path: Path, record: RunRecord) -> None:
         raise BaselineError(f"{path}: cannot write: {exc}", slug="baseline-write") from exc
 
 
+def write_baseline(path: Path, record: RunRecord) -> None:
+    """Write a record in its baseline form, atomically. Raises BaselineError when it cannot."""
+    try:
+        write_bytes_atomic(path, baseline_bytes(record))
+    except OSError as exc:
+        raise BaselineError(f"{path}: cannot write: {exc}", slug="baseline-write") from exc
+
+
 def baseline_bytes(record: RunRecord) -> bytes:
     """A record in its baseline form: compact JSON, per-call values bounded and rounded."""
     data = record_to_dict(record, max_calls=BASELINE_CALLS, call_digits=BASELINE_CALL_DIGITS)
