@@ -24,7 +24,7 @@ _CHARACTERS = {
     **{c: "\\" + c for c in "\\`*_[]()|~!{}"},
 }
 # ``@name`` mentions and ``a@b.c`` mail links; ``throughput@32`` (a metric at a batch size) stays.
-_AT = re.compile(r"@(?!\d+(?![\w.]))")
+_AT = re.compile(r"(?<!\w)@|@(?!\d+(?![\w.]))")
 _LINE_START = re.compile(r"^([-+]|\d+(?=[.)]))")
 _WWW = re.compile(r"(?i)\bwww\.")
 

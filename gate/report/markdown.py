@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from jinja2 import FileSystemLoader, StrictUndefined
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-from gate.errors import BaselineError, ConfigError
+from gate.errors import BaselineError, ConfigError, PublishError
 from gate.report.escape import TEXT_LIMIT, escape_text, finalize, safe
 from gate.report.trend import Chart, TrendSeries, charts
 from gate.report.view import (
@@ -268,14 +268,17 @@ def _fit(
     """The first rendering, most complete first, whose size is within ``limit``; rows left
     out are said to be ``elsewhere``.
 
-    Raises ValueError when even the shortest digest does not fit (a limit of a few hundred).
+    Raises PublishError when even the shortest digest does not fit (a limit of a few hundred).
     """
     text = ""
     for limits in steps:
         text = _render(view, limits, elsewhere)
         if size(text) <= limit:
             return text
-    raise ValueError(f"the report needs {size(text)} of at most {limit} even as a digest")
+    raise PublishError(
+        f"the report needs {size(text)} characters even as a digest; the limit is {limit}",
+        slug="github-too-long",
+    )
 
 
 def utf16_length(text: str) -> int:

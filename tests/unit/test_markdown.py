@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from markdown_it import MarkdownIt
 
-from gate.errors import BaselineError, ConfigError
+from gate.errors import BaselineError, ConfigError, PublishError
 from gate.report.escape import escape_text
 from gate.report.markdown import (
     COMMENT_LIMIT,
@@ -537,6 +537,8 @@ def test_comment_and_summary_stay_under_their_limits_whatever_the_size() -> None
     long_names = report([timing("x" * 5000 + str(i), "regression", 1.0, 2.0) for i in range(800)])
     for data in (huge, long_names):
         assert utf16_length(render_comment(data)) <= COMMENT_LIMIT
+    with pytest.raises(PublishError, match="even as a digest; the limit is 300"):
+        render_comment(huge, limit=300)
     tight = render_comment(huge, limit=4000)
     assert utf16_length(tight) <= 4000
     assert tight.startswith("### ❌ 52 regressions, 56 improvements, 4892 unchanged\n")
@@ -572,6 +574,7 @@ def test_hostile_names_cannot_break_tables_inject_html_links_mentions_or_markers
 
 def test_escape_keeps_metric_batch_sizes_readable() -> None:
     assert escape_text("throughput@32") == "throughput@32"
+    assert escape_text("@123 a@b.co x@1.5") == "@&#8203;123 a@&#8203;b.co x@&#8203;1.5"
     assert escape_text("a\r\nb\tc") == "a b c"
     assert escape_text("x" * 500).endswith("…")
 
