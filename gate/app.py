@@ -96,7 +96,7 @@ def measure_models(
     config: GateConfig, selected: set[str] | None = None, progress: Progress = lambda m: None
 ) -> Measured:
     """Prepare and measure the config's model benchmarks (all, or the ``selected`` names)."""
-    plans, errors = prepare_all(config, selected, progress)
+    plans, errors, _ = prepare_all(config, selected, progress)
     runner = Runner(config.measure, config.root, config.report_dir / "work", progress)
     measured = runner.measure(plans) if plans else Measured()
     measured.errors[:0] = errors

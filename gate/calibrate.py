@@ -56,7 +56,7 @@ class Spread:
 
 def measure_spread(config: GateConfig, rounds: int, progress: Progress) -> list[Spread]:
     """A/A paired rounds of every model variant; the per-round log-ratio spread of each timing."""
-    plans, errors = prepare_all(config, None, progress)
+    plans, errors, _ = prepare_all(config, None, progress)
     if errors:
         raise ConfigError(
             "calibration needs every benchmark to prepare: "

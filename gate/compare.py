@@ -230,7 +230,7 @@ def _material(comparison: Comparison, change: float, policy: Policy) -> bool:
     threshold = comparison.threshold or Threshold(value=0.0)
     absolute = change * abs(comparison.baseline or 0.0)
     material = threshold.exceeded_by(change, absolute)
-    if comparison.metric.family == "memory" and comparison.metric.unit == "B":
+    if comparison.metric.family in ("memory", "gpu_memory") and comparison.metric.unit == "B":
         material = material and abs(absolute) > policy.memory_floor
     return material
 

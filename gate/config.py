@@ -42,14 +42,27 @@ VARIANTS = (
     "torch-compile",
     "onnxruntime",
     "onnxruntime-int8",
+    "torch-fp16",
+    "torch-cuda-graphs",
+    "onnxruntime-cuda",
+    "onnxruntime-tensorrt",
 )
-TORCH_ONLY_VARIANTS = frozenset({"torch", "torch-bf16", "torch-int8", "torch-compile"})
-MODEL_METRICS = ("latency", "throughput", "memory", "cold_start")
+TORCH_ONLY_VARIANTS = frozenset(
+    {"torch", "torch-bf16", "torch-int8", "torch-compile", "torch-fp16", "torch-cuda-graphs"}
+)
+# Variants that exist only on a GPU, and those that exist only on the CPU.
+CUDA_ONLY_VARIANTS = frozenset(
+    {"torch-fp16", "torch-cuda-graphs", "onnxruntime-cuda", "onnxruntime-tensorrt"}
+)
+CPU_ONLY_VARIANTS = frozenset({"torch-int8", "onnxruntime", "onnxruntime-int8"})
+MODEL_METRICS = ("latency", "throughput", "memory", "cold_start", "gpu_memory")
+_DEVICE = re.compile(r"^(cpu|cuda(:[0-9]+)?)$")
 DTYPES = ("float32", "float16", "bfloat16", "float64", "int64", "int32", "uint8", "bool")
 DEFAULT_THRESHOLDS = {
     "latency": "5%",
     "throughput": "5%",
     "memory": "2%",
+    "gpu_memory": "2%",
     "cold_start": "25%",
     "model_size": "5%",
     # Quality: absolute drops in percentage points for fractions; relative for errors.
@@ -83,6 +96,7 @@ class ModelSpec:
     metrics: tuple[str, ...]
     batch_sizes: tuple[int, ...]
     threads: int | None = None
+    device: str = "cpu"
     eval: EvalSpec | None = None
     parity: ParitySpec = field(default_factory=ParitySpec)
 
@@ -275,6 +289,7 @@ MODEL_KEYS = (
     "metrics",
     "batch_sizes",
     "threads",
+    "device",
     "eval",
     "parity",
 )
@@ -366,7 +381,9 @@ def _model(ctx: _Ctx, name: str, spec: Any, root: Path) -> ModelSpec:
         onnx_path = _path_value(ctx, onnx_ref, f"{key}.onnx", root)
         if not onnx_path.is_file():
             raise ctx.error(f"{key}.onnx", f"file {onnx_ref!r} not found (relative to {root})")
-    default_variants = ["torch", "onnxruntime"] if torch_ref else ["onnxruntime"]
+    on_gpu = str(spec.get("device", "cpu")).startswith("cuda")
+    onnx_default = "onnxruntime-cuda" if on_gpu else "onnxruntime"
+    default_variants = ["torch", onnx_default] if torch_ref else [onnx_default]
     variants = ctx.string_list(spec.get("variants", default_variants), f"{key}.variants", VARIANTS)
     if torch_ref is None:
         for index, variant in enumerate(variants):
@@ -387,6 +404,7 @@ def _model(ctx: _Ctx, name: str, spec: Any, root: Path) -> ModelSpec:
     threads = spec.get("threads")
     if threads is not None:
         threads = ctx.integer(threads, f"{key}.threads", 1)
+    device = _device(ctx, spec.get("device", "cpu"), key, variants, metrics)
     return ModelSpec(
         name=name,
         torch=torch_ref,
@@ -396,9 +414,34 @@ def _model(ctx: _Ctx, name: str, spec: Any, root: Path) -> ModelSpec:
         metrics=metrics,
         batch_sizes=batch_sizes,
         threads=threads,
+        device=device,
         eval=parse_eval(ctx, spec["eval"], f"{key}.eval", root) if "eval" in spec else None,
         parity=parse_parity(ctx, spec.get("parity"), f"{key}.parity", variants),
     )
+
+
+def _device(
+    ctx: _Ctx, value: Any, key: str, variants: tuple[str, ...], metrics: tuple[str, ...]
+) -> str:
+    """``cpu`` or ``cuda[:N]``; variants and metrics must exist on that device."""
+    if not isinstance(value, str) or not _DEVICE.match(value):
+        raise ctx.error(f"{key}.device", f"expected cpu, cuda or cuda:N, got {value!r}")
+    cuda = value.startswith("cuda")
+    for index, variant in enumerate(variants):
+        if not cuda and variant in CUDA_ONLY_VARIANTS:
+            raise ctx.error(
+                f"{key}.variants[{index}]",
+                f"variant {variant!r} runs on a GPU only; add 'device: cuda' or remove it",
+            )
+        if cuda and variant in CPU_ONLY_VARIANTS:
+            hint = {"onnxruntime": "onnxruntime-cuda"}.get(variant, "torch-fp16 or torch-bf16")
+            raise ctx.error(
+                f"{key}.variants[{index}]",
+                f"variant {variant!r} runs on the CPU only; on a GPU use {hint}",
+            )
+    if "gpu_memory" in metrics and not cuda:
+        raise ctx.error(f"{key}.metrics", "gpu_memory needs 'device: cuda'")
+    return value
 
 
 def _input(ctx: _Ctx, value: Any, key: str) -> InputSpec:
@@ -445,6 +488,7 @@ def parse_threshold(text: Any, unit: str | None = None) -> Threshold:
 _BUDGET_FAMILIES = {
     "latency": ("latency", *(f"latency.{s}" for s in units.BUDGET_STATISTICS)),
     "memory": ("memory.peak", "memory.load"),
+    "gpu_memory": ("gpu_memory.allocated",),
     "cold_start": ("cold_start",),
     "model_size": ("model_size",),
 }

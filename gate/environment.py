@@ -17,7 +17,21 @@ from typing import Any
 
 from gate.model import GitInfo
 
-PACKAGES = ("torch", "onnxruntime", "onnx", "numpy", "pytest-benchmark")
+PACKAGES = (
+    "torch",
+    "onnxruntime",
+    "onnxruntime-gpu",
+    "onnx",
+    "numpy",
+    "pytest-benchmark",
+    # CUDA and cuDNN as the torch / onnxruntime-gpu wheels bring them (CUDA 12 builds)
+    "nvidia-cuda-runtime-cu12",
+    "nvidia-cudnn-cu12",
+    "tensorrt",
+)
+# nvidia-smi fields of the GPU fingerprint (static) and of the GPU state (moves during a run).
+GPU_FIELDS = ("name", "driver_version", "memory.total", "power.limit", "mig.mode.current")
+GPU_STATE_FIELDS = ("clocks.sm", "clocks.mem", "temperature.gpu", "clocks_throttle_reasons.active")
 
 
 def _cpu_model() -> str:
@@ -37,20 +51,74 @@ def _memory_bytes() -> int | None:
         return None
 
 
-def _gpu() -> str | None:
-    """GPU names from nvidia-smi when present; None on machines without one."""
+def query_gpus(fields: tuple[str, ...]) -> list[dict[str, str]]:
+    """One dict per GPU of nvidia-smi's ``fields``; empty on machines without nvidia-smi."""
     try:
         completed = subprocess.run(
-            ["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"],
+            ["nvidia-smi", f"--query-gpu={','.join(fields)}", "--format=csv,noheader,nounits"],
             capture_output=True,
             text=True,
             timeout=10,
             check=False,
         )
     except (OSError, subprocess.SubprocessError):
+        return []
+    if completed.returncode != 0:
+        return []
+    return parse_gpu_query(completed.stdout, fields)
+
+
+def parse_gpu_query(text: str, fields: tuple[str, ...]) -> list[dict[str, str]]:
+    """nvidia-smi's CSV (no header, no units) -> one dict per GPU; malformed lines dropped."""
+    gpus = []
+    for line in text.splitlines():
+        values = [v.strip() for v in line.split(",")]
+        if len(values) == len(fields) and values[0]:
+            gpus.append(dict(zip(fields, values, strict=True)))
+    return gpus
+
+
+def _gpu(gpus: list[dict[str, str]]) -> str | None:
+    """GPU names, the accelerator part of the environment key; None without a GPU."""
+    return ", ".join(g["name"] for g in gpus) if gpus else None
+
+
+def gpu_state() -> list[dict[str, str]]:
+    """Clocks, temperature and throttle reasons now, per GPU (empty without a GPU)."""
+    return query_gpus(GPU_STATE_FIELDS)
+
+
+def gpu_state_changes(start: list[dict[str, str]], end: list[dict[str, str]]) -> list[str]:
+    """Notes on clock or thermal changes between two ``gpu_state`` readings: an SM clock that
+    moved by more than 5%, a temperature rise of 10 C or more, or active throttling."""
+    notes = []
+    for index, (before, after) in enumerate(zip(start, end, strict=False)):
+        changes = []
+        sm_before, sm_after = _number(before.get("clocks.sm")), _number(after.get("clocks.sm"))
+        if sm_before and sm_after and abs(sm_after / sm_before - 1) > 0.05:
+            changes.append(f"SM clock {sm_before:g} -> {sm_after:g} MHz")
+        t_before = _number(before.get("temperature.gpu"))
+        t_after = _number(after.get("temperature.gpu"))
+        if t_before is not None and t_after is not None and t_after - t_before >= 10:
+            changes.append(f"temperature {t_before:g} -> {t_after:g} C")
+        reasons = after.get("clocks_throttle_reasons.active", "")
+        if reasons and _number(reasons, base=16) not in (None, 0, 1):
+            changes.append(f"clock throttle reasons {reasons}")
+        if changes:
+            notes.append(
+                f"GPU {index} changed during the run ({'; '.join(changes)}): timings of this "
+                "run may not compare with the baseline; check cooling and clock settings"
+            )
+    return notes
+
+
+def _number(value: str | None, base: int = 10) -> float | None:
+    if value is None:
         return None
-    names = [line.strip() for line in completed.stdout.splitlines() if line.strip()]
-    return ", ".join(names) if completed.returncode == 0 and names else None
+    try:
+        return float(int(value, 16)) if base == 16 else float(value)
+    except ValueError:
+        return None
 
 
 def _version(package: str) -> str | None:
@@ -61,7 +129,9 @@ def _version(package: str) -> str | None:
 
 
 def fingerprint(threads: int) -> dict[str, Any]:
-    """What the machine and software are: CPU, cores, memory, OS, Python, package versions."""
+    """What the machine and software are: CPU, cores, memory, OS, Python, package versions,
+    and per GPU its name, driver, memory, power limit, MIG mode and current state."""
+    gpus = query_gpus(GPU_FIELDS + GPU_STATE_FIELDS)
     return {
         "os": f"{platform.system()} {platform.release()}",
         "machine": platform.machine(),
@@ -70,7 +140,9 @@ def fingerprint(threads: int) -> dict[str, Any]:
         "memory_bytes": _memory_bytes(),
         "python": platform.python_version(),
         "implementation": sys.implementation.name,
-        "gpu": _gpu(),
+        "gpu": _gpu(gpus),
+        "gpu_count": len(gpus),
+        "gpus": gpus,
         "threads": threads,
         "packages": {name: _version(name) for name in PACKAGES},
     }

@@ -106,3 +106,36 @@ def tail_latencies(baseline: RunRecord | None, current: RunRecord) -> tuple[Tail
             )
         )
     return tuple(rows)
+
+
+# A GPU busy less than this share of a call's wall time is waiting for the host to launch work.
+LAUNCH_BOUND_BUSY = 0.5
+# ...and rounds spreading more than this say the host's jitter reaches the timings.
+LAUNCH_BOUND_SPREAD = 0.02
+
+
+def launch_bound_notes(current: RunRecord) -> list[str]:
+    """Benchmarks whose GPU idles between launches and whose rounds spread: suggest CUDA graphs.
+
+    Uses the probe's kernel time and wall time per call (``gpu_ms_per_call``,
+    ``wall_ms_per_call`` in the record's info) and the latency rounds' coefficient of variation.
+    """
+    notes = []
+    for benchmark, info in sorted(current.info.items()):
+        gpu_ms, wall_ms = info.get("gpu_ms_per_call"), info.get("wall_ms_per_call")
+        latency = current.sample(benchmark, "latency")
+        if not isinstance(gpu_ms, float) or not isinstance(wall_ms, float) or not wall_ms:
+            continue
+        busy = gpu_ms / wall_ms
+        spread = (
+            stats.coefficient_of_variation(latency.values)
+            if latency and len(latency.values) > 1
+            else 0.0
+        )
+        if busy < LAUNCH_BOUND_BUSY and spread > LAUNCH_BOUND_SPREAD:
+            notes.append(
+                f"{benchmark} looks launch-bound: the GPU is busy {busy:.0%} of each call's "
+                f"{wall_ms:.3g} ms and rounds spread {spread:.1%}; timings follow the host's "
+                "jitter. Try the torch-cuda-graphs variant (or a larger batch)."
+            )
+    return notes

@@ -22,6 +22,7 @@ import pytest
 from gate import app, stats
 from gate.config import GateConfig, MeasureSettings, find_config, load_config, parse_threshold
 from gate.errors import GateError
+from gate.measure import VariantUnavailable
 from gate.measure.runner import Progress, plan_model, prepare, smoke_test
 from gate.model import BenchmarkError, Direction, ExitCode, Metric, Replication, Sample
 from gate.perf import Perf
@@ -172,10 +173,13 @@ class ModelItem(pytest.Item):
     def runtest(self) -> None:
         state = _state(self.config)
         assert state is not None
-        plan = prepare(
-            plan_model(self.model_spec, self.variant, state.config),
-            state.config.report_dir / "cache",
-        )
+        try:
+            plan = prepare(
+                plan_model(self.model_spec, self.variant, state.config),
+                state.config.report_dir / "cache",
+            )
+        except VariantUnavailable as exc:
+            pytest.skip(exc.message)
         smoke_test(plan)
         state.passed_models.append(self.benchmark)
 

@@ -20,9 +20,10 @@ from gate import app, baselines
 from gate.calibrate import unresolvable
 from gate.compare import TIMING_FAMILIES, PairedBaseline, decide, inconclusive_benchmarks
 from gate.config import GateConfig, benchmark_name
-from gate.environment import git_info
+from gate.environment import git_info, gpu_state, gpu_state_changes
 from gate.errors import ConfigError
 from gate.gitrepo import BaseRevisionUnavailable, Git
+from gate.limits import launch_bound_notes
 from gate.measure import ONNX_VARIANTS, BenchmarkPlan, custom
 from gate.measure.evaluation import evaluate
 from gate.measure.paired import PairedRounds, PairedRunner, prepare_base
@@ -248,7 +249,9 @@ def run_gate(config: GateConfig, request: GateRequest, progress: Progress) -> ap
     baseline, _ = app.load_baseline(baseline_path, save=request.save)
     mode, commit, notes = resolve_mode(config, request, baseline)
     notes = [*local_notes, *notes]
-    plans, prepare_errors = prepare_all(config, request.selected, progress)
+    plans, prepare_errors, skipped = prepare_all(config, request.selected, progress)
+    notes += skipped
+    gpu_before = gpu_state() if any(p.cuda for p in plans) else []
     runner = Runner(config.measure, config.root, config.report_dir / "work", progress)
     rng = random.Random(config.measure.seed)
     measured = Measured(errors=list(prepare_errors) + list(request.extra_errors))
@@ -272,7 +275,9 @@ def run_gate(config: GateConfig, request: GateRequest, progress: Progress) -> ap
                     f"{commit[:12]}: timings compared as stored"
                 )
                 _measure_stored(config, request, runner, plans, measured, rng, progress)
-                return _finish(config, request, measured, None, notes, baseline_path, runner, plans)
+                return _finish(
+                    config, request, measured, None, notes, baseline_path, runner, plans, gpu_before
+                )
             notes.append(
                 f"timings paired against base revision {commit[:12]} ({mode}), measured from a "
                 "worktree with this interpreter and packages"
@@ -306,7 +311,9 @@ def run_gate(config: GateConfig, request: GateRequest, progress: Progress) -> ap
                 )
                 modes.update({n: "ab" for n in request.perf_nodes})
             paired = PairedBaseline(samples=tuple(base_samples), modes=modes, looks=_looks(config))
-    return _finish(config, request, measured, paired, notes, baseline_path, runner, plans)
+    return _finish(
+        config, request, measured, paired, notes, baseline_path, runner, plans, gpu_before
+    )
 
 
 def _finish(
@@ -318,7 +325,10 @@ def _finish(
     baseline_path: Path,
     runner: Runner,
     plans: list[BenchmarkPlan],
+    gpu_before: list[dict[str, str]],
 ) -> app.Outcome:
+    """Evaluate quality, write the record, decide; notes on GPU state changes and launch-bound
+    benchmarks join the run's notes."""
     evaluated = evaluate(config, runner, plans, runner.progress)
     measured.samples += evaluated.samples + list(request.extra_samples)
     measured.errors += evaluated.errors
@@ -333,6 +343,9 @@ def _finish(
     record = app.make_record(config, measured.samples, measured.info, measured.errors)
     calibrated = request.baseline_path or config.baseline
     notes = notes + unresolvable(config, calibrated, str(record.environment.get("key")))
+    if gpu_before:
+        notes += gpu_state_changes(gpu_before, gpu_state())
+    notes += launch_bound_notes(record)
     return app.gate_record(
         config,
         record,

@@ -145,7 +145,7 @@ def budget_unit(metric: str) -> str:
     family = metric.split("@", 1)[0].split(".", 1)[0]
     if family in ("latency", "cold_start"):
         return UNIT_SECONDS
-    if family in ("memory", "model_size"):
+    if family in ("memory", "gpu_memory", "model_size"):
         return UNIT_BYTES
     if family == "throughput":
         return UNIT_RATE

@@ -13,8 +13,20 @@ from typing import Any, Protocol
 
 from gate.errors import MeasurementError
 
-TORCH_VARIANTS = ("torch", "torch-bf16", "torch-int8", "torch-compile")
-ONNX_VARIANTS = ("onnxruntime", "onnxruntime-int8")
+TORCH_VARIANTS = (
+    "torch",
+    "torch-bf16",
+    "torch-int8",
+    "torch-compile",
+    "torch-fp16",
+    "torch-cuda-graphs",
+)
+ONNX_VARIANTS = ("onnxruntime", "onnxruntime-int8", "onnxruntime-cuda", "onnxruntime-tensorrt")
+
+
+class VariantUnavailable(MeasurementError):
+    """This machine cannot run the variant by design (e.g. no TensorRT execution provider):
+    the variant is skipped with a note instead of failing the run."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -33,6 +45,15 @@ class BenchmarkPlan:
     batch_sizes: tuple[int, ...] = (1,)
     metrics: tuple[str, ...] = ("latency",)
     threads: int = 1
+    device: str = "cpu"  # or cuda / cuda:N
+
+    @property
+    def cuda(self) -> bool:
+        return self.device.startswith("cuda")
+
+    @property
+    def device_index(self) -> int:
+        return int(self.device.partition(":")[2] or 0)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

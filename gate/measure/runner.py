@@ -18,12 +18,12 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from gate import stats
 from gate.config import GateConfig, MeasureSettings, ModelSpec
 from gate.errors import GateError, MeasurementError
-from gate.measure import ONNX_VARIANTS, BenchmarkPlan
+from gate.measure import ONNX_VARIANTS, BenchmarkPlan, VariantUnavailable
 from gate.model import BenchmarkError, Direction, Metric, Sample
 from gate.units import UNIT_BYTES, UNIT_RATE, UNIT_SECONDS
 
@@ -34,6 +34,7 @@ COLD_START = Metric("cold_start", UNIT_SECONDS, Direction.LOWER)
 MEMORY_PEAK = Metric("memory.peak", UNIT_BYTES, Direction.LOWER)
 MEMORY_LOAD = Metric("memory.load", UNIT_BYTES, Direction.LOWER)
 MODEL_SIZE = Metric("model_size", UNIT_BYTES, Direction.LOWER)
+GPU_MEMORY = Metric("gpu_memory.allocated", UNIT_BYTES, Direction.LOWER)
 
 
 def throughput_metric(batch_size: int) -> Metric:
@@ -74,6 +75,7 @@ def plan_model(model: ModelSpec, variant: str, config: GateConfig) -> BenchmarkP
         batch_sizes=model.batch_sizes,
         metrics=model.metrics,
         threads=model.threads or config.measure.threads,
+        device=model.device,
     )
 
 
@@ -88,6 +90,12 @@ def prepare(plan: BenchmarkPlan, cache_dir: Path) -> BenchmarkPlan:
         from gate.measure.torch_backend import export_onnx
 
         onnx_path = export_onnx(plan, cache_dir)
+    if plan.variant == "onnxruntime-tensorrt":
+        from gate.measure.onnx_backend import unavailable_reason
+
+        reason = unavailable_reason(plan.variant)
+        if reason:
+            raise VariantUnavailable(reason, slug="variant-unavailable")
     if plan.variant == "onnxruntime-int8":
         from gate.measure.onnx_backend import quantize_int8
 
@@ -343,6 +351,15 @@ def _probe_samples(plan: BenchmarkPlan, probes: list[dict[str, Any]]) -> list[Sa
                 values=tuple(p["load_s"] + p["first_call_s"] for p in probes),
             )
         )
+    if "gpu_memory" in plan.metrics and all("gpu_allocated" in p for p in probes):
+        # Gated on what tensors hold (allocated); the allocator's reserve is reported in info.
+        samples.append(
+            Sample(
+                benchmark=plan.name,
+                metric=GPU_MEMORY,
+                values=tuple(float(p["gpu_allocated"]) for p in probes),
+            )
+        )
     return samples
 
 
@@ -358,15 +375,39 @@ def _info(plan: BenchmarkPlan, probes: list[dict[str, Any]]) -> dict[str, Any]:
         for key in ("params", "model_size"):
             if key in probes[0]:
                 info[key] = probes[0][key]
+        for key in _CUDA_INFO:
+            if key in probes[0]:
+                info[key] = stats.median([p[key] for p in probes])
+    if plan.cuda:
+        info["device"] = plan.device
     return info
 
 
-def prepare_all(
-    config: GateConfig, selected: set[str] | None, progress: Progress
-) -> tuple[list[BenchmarkPlan], list[BenchmarkError]]:
-    """Plans for the config's models (only ``selected`` names when given), artifacts prepared."""
-    plans: list[BenchmarkPlan] = []
-    errors: list[BenchmarkError] = []
+# Probe results on CUDA devices kept in the record's info (medians over probes).
+_CUDA_INFO = (
+    "gpu_reserved",
+    "tf32_matmul",
+    "tf32_cudnn",
+    "cudnn_benchmark",
+    "gpu_ms_per_call",
+    "wall_ms_per_call",
+)
+
+
+class Prepared(NamedTuple):
+    """Plans ready to run, benchmarks that failed to prepare, and variants skipped with why."""
+
+    plans: list[BenchmarkPlan]
+    errors: list[BenchmarkError]
+    skipped: list[str]
+
+
+def prepare_all(config: GateConfig, selected: set[str] | None, progress: Progress) -> Prepared:
+    """Plans for the config's models (only ``selected`` names when given), artifacts prepared.
+
+    A variant this machine cannot run by design (TensorRT without its execution provider) is
+    skipped with a note; any other failure is that benchmark's error."""
+    prepared = Prepared([], [], [])
     cache_dir = config.report_dir / "cache"
     for model in config.models:
         for variant in model.variants:
@@ -375,7 +416,9 @@ def prepare_all(
                 continue
             progress(f"preparing {plan.name}")
             try:
-                plans.append(prepare(plan, cache_dir))
+                prepared.plans.append(prepare(plan, cache_dir))
+            except VariantUnavailable as exc:
+                prepared.skipped.append(f"{plan.name} skipped: {exc.message}")
             except GateError as exc:
-                errors.append(BenchmarkError(benchmark=plan.name, message=exc.message))
-    return plans, errors
+                prepared.errors.append(BenchmarkError(benchmark=plan.name, message=exc.message))
+    return prepared

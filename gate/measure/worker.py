@@ -164,7 +164,9 @@ def run_probe(plan: BenchmarkPlan) -> dict[str, Any]:
             call = backend.call_for(batch_size)
             for _ in range(3):
                 call()
+        launch = getattr(backend, "launch", None)  # CUDA torch variants: kernel vs wall time
         return {
+            **(launch(plan.batch_sizes[0]) if plan.cuda and launch is not None else {}),
             "import_s": imported - start,
             "load_s": loaded - imported,
             "first_call_s": first - loaded,

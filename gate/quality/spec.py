@@ -33,7 +33,9 @@ EVAL_KEYS = ("data", "callable", "x", "y", "task", "batch_size", "dtype", "metri
 DATA_SUFFIXES = (".npz", ".parquet")
 # Parity defaults by variant kind: exact conversions are held to allclose bounds; reduced
 # precision is judged by top-1 agreement (classification) or looser bounds (regression).
-EXACT_VARIANTS = frozenset({"torch", "torch-compile", "onnxruntime"})
+EXACT_VARIANTS = frozenset(
+    {"torch", "torch-compile", "torch-cuda-graphs", "onnxruntime", "onnxruntime-cuda"}
+)
 STRICT_BOUNDS = {"atol": 1e-4, "rtol": 1e-3}
 LOOSE_BOUNDS = {"atol": 5e-2, "rtol": 5e-2, "top1_agreement": 0.99}
 PARITY_KEYS = ("atol", "rtol", "top1_agreement")
