@@ -167,7 +167,6 @@ def _github_default_branch() -> str | None:
 
 def check_branch(git: Git, default_branch: str | None) -> None:
     """Promotion happens only on the default branch. Raises BaselineError naming why not."""
-    refuse_pull_request_save()
     current = git.current_branch()
     default = default_branch or _github_default_branch() or git.default_branch()
     if default is None:
@@ -275,9 +274,9 @@ def promote(
     record, no DVC, no repository, no remote, a lock held too long.
     """
     dvc.executable_or_raise("promote")
-    git = Git(config.root)
+    refuse_pull_request_save()  # even with --force: a change under review never promotes
     if not force:
-        check_branch(git, default_branch)
+        check_branch(Git(config.root), default_branch)
     record = read_record(record_path)
     if record.errors:
         names = ", ".join(e.benchmark for e in record.errors)
