@@ -95,7 +95,10 @@ def tracked_files(root: Path, skip: Iterable[Path] = ()) -> dict[str, str]:
         names[:] = sorted(
             n
             for n in names
-            if n not in _SKIP_DIRS and not n.startswith(".") and (here / n).resolve() not in skipped
+            if n not in _SKIP_DIRS
+            and not n.startswith(".")
+            and f"{n}.dvc" not in files  # a tracked folder: its pointer says enough
+            and (here / n).resolve() not in skipped
         )
         for name in sorted(files):
             if not name.endswith(".dvc") or len(found) >= _MAX_POINTERS:

@@ -107,8 +107,15 @@ def test_tracked_files_hash_what_is_there_and_skip_the_baselines(tmp_path: Path)
     write_pointer(tmp_path / "baselines" / "main.json", "b" * 32)
     (tmp_path / ".venv").mkdir()
     write_pointer(tmp_path / ".venv" / "x.bin", "c" * 32)
+    (tmp_path / "images").mkdir()  # a tracked folder: its pointer's md5, never walked into
+    write_pointer(tmp_path / "images", "d" * 32 + ".dir")
+    write_pointer(tmp_path / "images" / "inner.bin", "a" * 32)
     found = tracked_files(tmp_path, skip=[tmp_path / "baselines"])
-    assert found == {"model.onnx": file_md5(tmp_path / "model.onnx"), "data/eval.npz": "missing"}
+    assert found == {
+        "model.onnx": file_md5(tmp_path / "model.onnx"),
+        "data/eval.npz": "missing",
+        "images": "d" * 32 + ".dir",
+    }
 
 
 @pytest.mark.parametrize(
