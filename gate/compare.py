@@ -235,6 +235,24 @@ def _material(comparison: Comparison, change: float, policy: Policy) -> bool:
     return material
 
 
+def _floor_note(comparison: Comparison, verdict: Verdict, policy: Policy) -> str:
+    """Why a memory change whose interval reaches past the threshold is still ``unchanged``."""
+    if verdict is not Verdict.UNCHANGED or comparison.metric.family not in ("memory", "gpu_memory"):
+        return ""
+    threshold = comparison.threshold or Threshold(value=0.0)
+    base = abs(comparison.baseline or 0.0)
+    if any(
+        threshold.exceeded_by(bound, bound * base)
+        for bound in (comparison.ci_low, comparison.ci_high)
+    ):
+        return f"within the memory floor ({policy.memory_floor / 2**20:g} MiB)"
+    return ""
+
+
+def _join(*notes: str) -> str:
+    return "; ".join(n for n in notes if n)
+
+
 def _verdict(comparison: Comparison, significant: bool, policy: Policy) -> Verdict:
     change = comparison.relative_change
     if significant and _material(comparison, change, policy):
@@ -382,8 +400,12 @@ def decide(
     rejected = stats.holm([comparisons[i].p_value for i in tested], policy.alpha / looks)
     for index, significant in zip(tested, rejected, strict=True):
         comparison = comparisons[index]
+        verdict = _verdict(comparison, significant, policy)
         comparisons[index] = replace(
-            comparison, significant=significant, verdict=_verdict(comparison, significant, policy)
+            comparison,
+            significant=significant,
+            verdict=verdict,
+            note=_join(comparison.note, _floor_note(comparison, verdict, policy)),
         )
     comparisons.extend(quality_comparisons(baseline, current, policy))
     comparisons.extend(parity_failures(current))
