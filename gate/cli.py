@@ -12,7 +12,7 @@ import traceback
 from collections.abc import Callable
 from pathlib import Path
 
-from gate import __version__, app, calibrate, cli_baseline, cli_publish
+from gate import __version__, app, calibrate, cli_baseline, cli_ci, cli_publish, shard
 from gate.config import load_config
 from gate.errors import GateError
 from gate.model import ExitCode
@@ -58,6 +58,11 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--select", action="append", metavar="NAME", help="measure only this benchmark (repeatable)"
     )
+    run.add_argument(
+        "--shard",
+        metavar="I/N",
+        help="measure only shard I of N (models split deterministically; see perf-gate merge)",
+    )
 
     compare = commands.add_parser(
         "compare",
@@ -82,6 +87,7 @@ def _parser() -> argparse.ArgumentParser:
     calibrate.set_defaults(handler=_calibrate)
     cli_baseline.register(commands)
     cli_publish.register(commands)
+    cli_ci.register(commands)
     return parser
 
 
@@ -108,8 +114,13 @@ def _run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return ExitCode.USAGE
+    selected = set(args.select) if args.select else None
+    part = shard.Shard.parse(args.shard, save=args.save) if args.shard else None
+    if part:
+        selected = shard.select(config, part, selected)
+        config = shard.shard_config(config, part)
     request = GateRequest(
-        selected=set(args.select) if args.select else None,
+        selected=selected,
         mode=args.mode,
         base_ref=args.ab,
         baseline_path=args.baseline,
@@ -118,6 +129,8 @@ def _run(args: argparse.Namespace) -> int:
         save=args.save,
     )
     outcome = run_gate(config, request, progress)
+    if part:
+        shard.mark(args.out or config.report_dir / app.RESULTS_NAME, outcome.record, part)
     print(outcome.table)
     return int(outcome.exit_code)
 

@@ -197,8 +197,11 @@ def _row(item: Mapping[str, Any]) -> Row:
 
 
 def ordered_rows(comparisons: Iterable[Mapping[str, Any]]) -> list[Row]:
-    """Rows by severity (what fails first), then by the size of the change."""
-    return sorted((_row(c) for c in comparisons), key=lambda r: (r.severity, -r.magnitude))
+    """Rows by severity (what fails first), then by the size of the change; a report merged
+    across environments (``perf-gate merge``) is grouped by its ``environment`` first."""
+    keyed = [(str(c.get("environment") or ""), _row(c)) for c in comparisons]
+    keyed.sort(key=lambda pair: (pair[0], pair[1].severity, -pair[1].magnitude))
+    return [row for _, row in keyed]
 
 
 def headline(data: Mapping[str, Any], name: str) -> str:
