@@ -22,11 +22,13 @@ from gate.baseline import (
 )
 from gate.compare import PairedBaseline, decide
 from gate.config import GateConfig
+from gate.diagnosis import Diagnosis
 from gate.dvc import file_md5, tracked_files
 from gate.environment import environment_key, fingerprint, git_info
 from gate.errors import BaselineError
 from gate.measure.runner import Measured, Progress, Runner, prepare_all
 from gate.model import BenchmarkError, ExitCode, GateResult, RunRecord, Sample
+from gate.report.diagnosis import render_diagnoses
 from gate.report.jsonreport import result_to_dict
 from gate.report.terminal import render_table
 
@@ -112,6 +114,12 @@ class Outcome:
     table: str
     exit_code: ExitCode
     files: list[Path] = field(default_factory=list)
+    diagnoses: tuple[Diagnosis, ...] = ()
+
+
+# Called with the decision, returns the profile diffs of the benchmarks that need one
+# (gate.investigate.Investigation); never raises for a profiling failure.
+Diagnose = Callable[[GateResult], tuple[Diagnosis, ...]]
 
 
 def load_baseline(path: Path, *, save: bool) -> tuple[RunRecord | None, str]:
@@ -137,9 +145,11 @@ def gate_record(
     save: bool = False,
     paired: PairedBaseline | None = None,
     notes: tuple[str, ...] = (),
+    diagnose: Diagnose | None = None,
 ) -> Outcome:
-    """Compare ``record`` with the baseline (timings with ``paired`` when given), write
-    results.json and comparison.json, save the baseline if asked.
+    """Compare ``record`` with the baseline (timings with ``paired`` when given), diagnose
+    what ``diagnose`` picks (after the decision, which it cannot change), write results.json
+    and comparison.json, save the baseline if asked.
 
     Raises BaselineError for a damaged baseline (exit 2) or a refused save.
     """
@@ -148,14 +158,17 @@ def gate_record(
     result = decide(baseline, record, config.policy, paired=paired)
     if notes:
         result = replace(result, notes=(*notes, *result.notes))
+    diagnoses = diagnose(result) if diagnose is not None and not save else ()
     report_dir = config.report_dir
     results_path = results_path or report_dir / RESULTS_NAME
     files = [results_path, report_dir / COMPARISON_NAME]
     write_record(results_path, record)
     key = record.environment.get("key")
-    report = result_to_dict(result, environment_key=key if isinstance(key, str) else None)
+    report = result_to_dict(
+        result, environment_key=key if isinstance(key, str) else None, diagnoses=diagnoses
+    )
     write_json_atomic(report_dir / COMPARISON_NAME, report)
-    table = render_table(result)
+    table = render_table(result) + render_diagnoses(diagnoses)
     exit_code = result.exit_code
     if save:
         if record.errors:
@@ -171,7 +184,14 @@ def gate_record(
         if replaced_damaged:
             table += "\n" + replaced_damaged
         exit_code = ExitCode.OK
-    return Outcome(record=record, result=result, table=table, exit_code=exit_code, files=files)
+    return Outcome(
+        record=record,
+        result=result,
+        table=table,
+        exit_code=exit_code,
+        files=files,
+        diagnoses=diagnoses,
+    )
 
 
 def compare_files(config: GateConfig, baseline_path: Path, current_path: Path) -> GateResult:

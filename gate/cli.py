@@ -59,6 +59,12 @@ def _parser() -> argparse.ArgumentParser:
         "--select", action="append", metavar="NAME", help="measure only this benchmark (repeatable)"
     )
     run.add_argument(
+        "--profile",
+        action="store_true",
+        help="profile base and head of every timed benchmark and show where the time went "
+        "(default: only timing regressions, per policy.diagnose; see docs/diagnosis.md)",
+    )
+    run.add_argument(
         "--shard",
         metavar="I/N",
         help="measure only shard I of N (models split deterministically; see perf-gate merge)",
@@ -127,6 +133,7 @@ def _run(args: argparse.Namespace) -> int:
         baseline_key=args.baseline_key,
         results_path=args.out,
         save=args.save,
+        diagnose="always" if args.profile else None,
     )
     outcome = run_gate(config, request, progress)
     if part:

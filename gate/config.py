@@ -18,6 +18,7 @@ from typing import Any
 import yaml
 
 from gate import units
+from gate.diagnosis import DiagnoseSettings, parse_diagnose
 from gate.errors import ConfigError
 from gate.model import Budget, Policy, Threshold
 from gate.quality.spec import (
@@ -129,6 +130,8 @@ class GateConfig:
     # fingerprint), "none" (one un-keyed baseline) or a fixed name; promotions kept in history.
     baseline_key: str = "auto"
     baseline_history: int = 30
+    # policy.diagnose: when to profile base and head of timed benchmarks (docs/diagnosis.md).
+    diagnose: DiagnoseSettings = field(default_factory=DiagnoseSettings)
 
     @property
     def label(self) -> str:
@@ -307,6 +310,7 @@ POLICY_KEYS = (
     "on_environment_mismatch",
     "require_significance",
     "tradeoffs",
+    "diagnose",
 )
 TIMING_MODES = ("auto", "stored", "ab", "duet")
 ENVIRONMENT_MISMATCH = ("warn", "fail", "skip-timing")
@@ -323,6 +327,7 @@ def _build(raw: dict[str, Any], path: Path | None, root: Path) -> GateConfig:
     models_raw = ctx.mapping(raw.get("models") or {}, "models", None)
     models = tuple(_model(ctx, str(name), spec, root) for name, spec in models_raw.items())
     policy = _policy(ctx, raw.get("policy") or {})
+    diagnose = parse_diagnose(ctx, (raw.get("policy") or {}).get("diagnose"), "policy.diagnose")
     measure = _measure(ctx, raw.get("measure") or {})
     digest = hashlib.sha256(json.dumps(raw, sort_keys=True, default=str).encode()).hexdigest()
     return GateConfig(
@@ -336,6 +341,7 @@ def _build(raw: dict[str, Any], path: Path | None, root: Path) -> GateConfig:
         digest=digest[:16],
         baseline_key=baseline_key,
         baseline_history=baseline_history,
+        diagnose=diagnose,
     )
 
 

@@ -3,14 +3,17 @@
 Three modes. ``quick`` (no --perf-gate, and the parent process of a --perf-gate run): each
 measurement calls the function once, so the test runs fast and never rots. ``measure`` (inside a
 round's worker process): real timing, kept for the parent. The parent then turns the worker
-rounds into samples with one value per process.
+rounds into samples with one value per process. A worker started for a diagnosis
+(``profile_dir`` set) profiles the timed functions with cProfile instead of timing them.
 """
 
 from __future__ import annotations
 
+import hashlib
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from gate import stats
@@ -22,6 +25,7 @@ from gate.measure.memory import (
     peak_rss_bytes,
     reset_peak_rss,
 )
+from gate.measure.profile import MIN_WARMUP, profile_python
 from gate.measure.timing import time_calls
 from gate.units import UNIT_BYTES, UNIT_RATE, UNIT_SECONDS
 
@@ -38,16 +42,28 @@ class PerfMeasurement:
     value: float
     calls: list[float] = field(default_factory=list)
     first_call: float | None = None
+    profile: dict[str, Any] | None = None  # a diagnosis worker's operator profile
 
 
 class Perf:
     """``perf.latency``, ``perf.throughput``, ``perf.memory`` and ``perf.record`` for one test."""
 
-    def __init__(self, nodeid: str, settings: MeasureSettings, *, measuring: bool) -> None:
+    def __init__(
+        self,
+        nodeid: str,
+        settings: MeasureSettings,
+        *,
+        measuring: bool,
+        profile_dir: Path | None = None,
+        root: Path | None = None,
+    ) -> None:
         self.nodeid = nodeid
         self.settings = settings
         self.measuring = measuring
+        self.profile_dir = profile_dir
+        self.root = root or Path.cwd()
         self.measurements: dict[str, PerfMeasurement] = {}
+        self._profiles: dict[str, dict[str, Any]] = {}
 
     def _add(self, measurement: PerfMeasurement) -> None:
         if measurement.metric in self.measurements:
@@ -62,9 +78,13 @@ class Perf:
     def _name(kind: str, name: str | None) -> str:
         return kind if name is None else f"{kind}.{name}"
 
-    def _time(self, fn: Callable[[], object]) -> tuple[object, list[float], float | None]:
+    def _time(
+        self, fn: Callable[[], object], metric: str, items: int = 1
+    ) -> tuple[object, list[float], float | None]:
         if not self.measuring:
             return fn(), [], None
+        if self.profile_dir is not None:
+            return self._profile(fn, metric, items)
         timed = time_calls(
             fn,
             warmup=self.settings.warmup,
@@ -74,20 +94,37 @@ class Perf:
         # The result comes from one more, untimed call, so the first timed call is the real first.
         return fn(), list(timed.times), timed.first_call
 
+    def _profile(
+        self, fn: Callable[[], object], metric: str, items: int
+    ) -> tuple[object, list[float], float | None]:
+        """Warm-up, then cProfile over repeated calls; the profile goes with the measurement
+        (its time per call stands in for the timing, which the parent does not use)."""
+        assert self.profile_dir is not None
+        for _ in range(max(self.settings.warmup, MIN_WARMUP)):
+            fn()
+        digest = hashlib.sha1(self.nodeid.encode()).hexdigest()[:12]
+        profile = profile_python(
+            fn, trace=self.profile_dir / f"{digest}-{metric}.json", root=self.root, items=items
+        )
+        self._profiles[metric] = profile.to_dict()
+        return fn(), [profile.total] if profile.total > 0 else [], None
+
     def latency(
         self, fn: Callable[..., Any], *args: Any, name: str | None = None, **kwargs: Any
     ) -> Any:
         """Time ``fn(*args, **kwargs)`` per call; returns its result. Metric ``latency[.name]``."""
-        result, times, first = self._time(lambda: fn(*args, **kwargs))
+        metric = self._name("latency", name)
+        result, times, first = self._time(lambda: fn(*args, **kwargs), metric)
         value = stats.median(times) if times else math.nan
         self._add(
             PerfMeasurement(
-                self._name("latency", name),
+                metric,
                 UNIT_SECONDS,
                 False,
                 value,
                 stats.thin(times, MAX_CALLS),
                 first,
+                self._profiles.pop(metric, None),
             )
         )
         return result
@@ -100,10 +137,13 @@ class Perf:
             raise ConfigError(
                 f"{self.nodeid}: perf.throughput(items=...) must be a positive integer"
             )
-        result, times, first = self._time(lambda: fn(*args, **kwargs))
+        metric = self._name("throughput", name)
+        result, times, first = self._time(lambda: fn(*args, **kwargs), metric, items)
         value = items / stats.median(times) if times else math.nan
         self._add(
-            PerfMeasurement(self._name("throughput", name), UNIT_RATE, True, value, [], first)
+            PerfMeasurement(
+                metric, UNIT_RATE, True, value, [], first, self._profiles.pop(metric, None)
+            )
         )
         return result
 

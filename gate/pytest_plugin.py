@@ -79,10 +79,23 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="base revision for ab/duet timing (default: the baseline's commit)",
     )
     group.addoption(
+        "--perf-gate-profile",
+        action="store_true",
+        default=False,
+        help="profile base and head of every timed benchmark and show where the time went "
+        "(default: only for timing regressions, per the config's policy.diagnose)",
+    )
+    group.addoption(
         "--perf-gate-worker",
         metavar="FILE",
         default=None,
         help="(internal) measure perf tests in this process and write FILE",
+    )
+    group.addoption(
+        "--perf-gate-worker-profile",
+        metavar="DIR",
+        default=None,
+        help="(internal) with --perf-gate-worker: profile instead of timing, traces to DIR",
     )
 
 
@@ -97,6 +110,8 @@ class _State:
     baseline: Path | None
     mode: str | None = None
     base_ref: str | None = None
+    profile: bool = False
+    worker_profile: Path | None = None
     perf_nodes: list[str] = field(default_factory=list)
     passed_models: list[str] = field(default_factory=list)
     thresholds: dict[str, str] = field(default_factory=dict)
@@ -126,6 +141,7 @@ def _settings_from(config: pytest.Config) -> _State:
     if report:
         gate_config = replace(gate_config, report_dir=(root / report).resolve())
     worker = config.getoption("--perf-gate-worker")
+    worker_profile = config.getoption("--perf-gate-worker-profile")
     baseline = config.getoption("--perf-gate-baseline")
     return _State(
         config=gate_config,
@@ -135,6 +151,8 @@ def _settings_from(config: pytest.Config) -> _State:
         baseline=(invocation / baseline).resolve() if baseline else None,
         mode=config.getoption("--perf-gate-mode"),
         base_ref=config.getoption("--perf-gate-ab"),
+        profile=bool(config.getoption("--perf-gate-profile")),
+        worker_profile=Path(worker_profile) if worker and worker_profile else None,
     )
 
 
@@ -243,7 +261,13 @@ def perf(request: pytest.FixtureRequest) -> Generator[Perf, None, None]:
     # Without --perf-gate the config is not read at all: quick mode needs no settings.
     settings = state.config.measure if state else MeasureSettings()
     measuring = state is not None and state.worker_out is not None
-    handle = Perf(request.node.nodeid, settings, measuring=measuring)
+    handle = Perf(
+        request.node.nodeid,
+        settings,
+        measuring=measuring,
+        profile_dir=state.worker_profile if state else None,
+        root=Path(str(request.config.rootpath)),
+    )
     yield handle
     if state is not None:
         if measuring:
@@ -326,6 +350,7 @@ def _gate(session: pytest.Session, state: _State) -> None:
         ),
         mode=state.mode,
         base_ref=state.base_ref,
+        diagnose="always" if state.profile else None,
         baseline_path=state.baseline,
         save=state.save,
     )

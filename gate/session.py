@@ -23,6 +23,7 @@ from gate.config import GateConfig, benchmark_name
 from gate.environment import git_info, gpu_state, gpu_state_changes
 from gate.errors import ConfigError
 from gate.gitrepo import BaseRevisionUnavailable, Git
+from gate.investigate import NO_BASE, BaseSide, Investigation
 from gate.limits import launch_bound_notes
 from gate.measure import ONNX_VARIANTS, BenchmarkPlan, custom
 from gate.measure.evaluation import evaluate
@@ -54,6 +55,7 @@ class GateRequest:
     baseline_key: str | None = None
     results_path: Path | None = None
     save: bool = False
+    diagnose: str | None = None  # overrides policy.diagnose.when (--profile: "always")
 
 
 @dataclass
@@ -110,8 +112,9 @@ def _paired_timing(
     head_plans: list[BenchmarkPlan],
     mode: str,
     progress: Progress,
-) -> tuple[PairedRounds, list[Sample], list[Sample]]:
-    """Sequential paired rounds; returns (rounds, head timing samples, base timing samples)."""
+) -> tuple[PairedRounds, list[Sample], list[Sample], dict[str, BenchmarkPlan]]:
+    """Sequential paired rounds; returns (rounds, head timing samples, base timing samples, the
+    base revision's prepared plans by name)."""
     policy = config.policy
     cache = config.report_dir / "cache" / "base"
     wanted = {p.name for p in head_plans}
@@ -167,7 +170,7 @@ def _paired_timing(
             rounds,
         )
     head_samples, base_samples = _timing_samples(head_plans, by_name, rounds)
-    return rounds, head_samples, base_samples
+    return rounds, head_samples, base_samples, by_name
 
 
 def _timing_samples(
@@ -258,6 +261,7 @@ def run_gate(config: GateConfig, request: GateRequest, progress: Progress) -> ap
     paired: PairedBaseline | None = None
     if commit is None:
         _measure_stored(config, request, runner, plans, measured, rng, progress)
+        investigation = _investigation(config, request, runner, plans, None)
     else:
         git = Git(config.root)
         top = git.toplevel()
@@ -275,16 +279,35 @@ def run_gate(config: GateConfig, request: GateRequest, progress: Progress) -> ap
                     f"{commit[:12]}: timings compared as stored"
                 )
                 _measure_stored(config, request, runner, plans, measured, rng, progress)
+                investigation = _investigation(
+                    config,
+                    request,
+                    runner,
+                    plans,
+                    None,
+                    f"{config.root.relative_to(top)} does not exist in the base revision "
+                    f"{commit[:12]}: nothing to profile against",
+                )
                 return _finish(
-                    config, request, measured, None, notes, baseline_path, runner, plans, gpu_before
+                    config,
+                    request,
+                    measured,
+                    None,
+                    notes,
+                    baseline_path,
+                    runner,
+                    plans,
+                    gpu_before,
+                    diagnose=investigation,
                 )
             notes.append(
                 f"timings paired against base revision {commit[:12]} ({mode}), measured from a "
                 "worktree with this interpreter and packages"
             )
             base_samples: list[Sample] = []
+            base_plans: dict[str, BenchmarkPlan] = {}
             if plans:
-                rounds, head_timing, base_timing = _paired_timing(
+                rounds, head_timing, base_timing, base_plans = _paired_timing(
                     config, runner, base, plans, mode, progress
                 )
                 probes = runner.measure(plans, timing=False)
@@ -311,8 +334,53 @@ def run_gate(config: GateConfig, request: GateRequest, progress: Progress) -> ap
                 )
                 modes.update({n: "ab" for n in request.perf_nodes})
             paired = PairedBaseline(samples=tuple(base_samples), modes=modes, looks=_looks(config))
+            # Diagnosis happens after the decision, while the worktree still exists.
+            side = BaseSide(root=base.root, plans=base_plans, pytest_root=base.pytest_root)
+            return _finish(
+                config,
+                request,
+                measured,
+                paired,
+                notes,
+                baseline_path,
+                runner,
+                plans,
+                gpu_before,
+                diagnose=_investigation(config, request, runner, plans, side),
+            )
     return _finish(
-        config, request, measured, paired, notes, baseline_path, runner, plans, gpu_before
+        config,
+        request,
+        measured,
+        paired,
+        notes,
+        baseline_path,
+        runner,
+        plans,
+        gpu_before,
+        diagnose=investigation,
+    )
+
+
+def _investigation(
+    config: GateConfig,
+    request: GateRequest,
+    runner: Runner,
+    plans: list[BenchmarkPlan],
+    base: BaseSide | None,
+    no_base: str = NO_BASE,
+) -> Investigation:
+    """The diagnosis step of this run (``base`` None: nothing to profile against)."""
+    return Investigation(
+        config=config,
+        runner=runner,
+        when=request.diagnose or config.diagnose.when,
+        head_plans={p.name: p for p in plans},
+        base=base,
+        no_base=no_base,
+        perf_nodes=request.perf_nodes,
+        pytest_root=request.pytest_root,
+        pytest_args=request.pytest_args,
     )
 
 
@@ -326,9 +394,11 @@ def _finish(
     runner: Runner,
     plans: list[BenchmarkPlan],
     gpu_before: list[dict[str, str]],
+    *,
+    diagnose: app.Diagnose | None = None,
 ) -> app.Outcome:
-    """Evaluate quality, write the record, decide; notes on GPU state changes and launch-bound
-    benchmarks join the run's notes."""
+    """Evaluate quality, write the record, decide, diagnose; notes on GPU state changes and
+    launch-bound benchmarks join the run's notes."""
     evaluated = evaluate(config, runner, plans, runner.progress)
     measured.samples += evaluated.samples + list(request.extra_samples)
     measured.errors += evaluated.errors
@@ -354,4 +424,5 @@ def _finish(
         save=request.save,
         paired=paired,
         notes=tuple(notes),
+        diagnose=diagnose,
     )

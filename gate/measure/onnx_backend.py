@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import bisect
 import hashlib
+import json
 import logging
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from gate.diagnosis import OperatorTime
 from gate.errors import MeasurementError
 from gate.measure import BenchmarkPlan, import_object
+from gate.measure.profile import robust_total
 
 _NUMPY_DTYPES = {"bfloat16": "float32"}
 
@@ -97,6 +101,7 @@ class OnnxBackend:
     def __init__(self, plan: BenchmarkPlan) -> None:
         self.plan = plan
         self.session: Any = None
+        self.profile_prefix: str | None = None  # set: the session records onnxruntime's profile
 
     def import_runtime(self) -> None:
         _ort()
@@ -114,6 +119,9 @@ class OnnxBackend:
         options.inter_op_num_threads = 1
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         options.log_severity_level = 3
+        if self.profile_prefix is not None:
+            options.enable_profiling = True
+            options.profile_file_prefix = self.profile_prefix
         providers: list[Any] = list(PROVIDERS.get(self.plan.variant, ["CPUExecutionProvider"]))
         if self.plan.cuda:
             device = {"device_id": self.plan.device_index}
@@ -213,3 +221,54 @@ class OnnxBackend:
 
     def info(self) -> dict[str, float]:
         return {"model_size": float(Path(str(self.plan.onnx)).stat().st_size)}
+
+
+def profile_nodes(
+    plan: BenchmarkPlan,
+    batch_size: int,
+    trace: Path,
+    warmup: int,
+    repeat: Callable[..., int],
+) -> tuple[list[OperatorTime], int]:
+    """Profile calls of the variant with onnxruntime's own profiler (``enable_profiling``);
+    its Chrome trace file becomes ``trace``.
+
+    Returns (kernel time and invocations per node type, node name and input shapes, totals over
+    the profiled calls; the number of calls). The profiler records from session start, so the
+    warm-up runs are recognised by their ``model_run`` events and left out."""
+    backend = OnnxBackend(plan)
+    backend.profile_prefix = str(trace.with_suffix(""))
+    backend.import_runtime()
+    backend.load()
+    call = backend.call_for(batch_size)
+    for _ in range(warmup):
+        call()
+    repeat(call)
+    written = Path(backend.session.end_profiling())
+    events = json.loads(written.read_text(encoding="utf-8"))
+    written.replace(trace)
+    runs = sorted(
+        (e["ts"], e["ts"] + e["dur"])
+        for e in events
+        if e.get("cat") == "Session" and e.get("name") == "model_run"
+    )[warmup:]
+    starts = [start for start, _ in runs]
+    durations: dict[tuple[str, str, str], list[float]] = {}
+    for event in events:
+        name = str(event.get("name", ""))
+        if event.get("cat") != "Node" or not name.endswith("_kernel_time"):
+            continue
+        index = bisect.bisect_right(starts, event["ts"]) - 1
+        if index < 0 or event["ts"] > runs[index][1]:
+            continue  # a warm-up run's node
+        args = event.get("args", {})
+        shapes = ", ".join(
+            str(dims) for shape in args.get("input_type_shape", []) for dims in shape.values()
+        )
+        key = (str(args.get("op_name", name)), name.removesuffix("_kernel_time"), shapes)
+        durations.setdefault(key, []).append(event["dur"] * 1e-6)  # from microseconds
+    rows = [
+        robust_total(operator=op, node=node, shapes=shapes, durations=values)
+        for (op, node, shapes), values in durations.items()
+    ]
+    return rows, len(runs)

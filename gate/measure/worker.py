@@ -1,5 +1,6 @@
-"""The worker process: one measurement round, one fresh-process memory/cold-start probe, or
-one model's evaluation (quality metrics and output parity, in gate.measure.evaluate).
+"""The worker process: one measurement round, one fresh-process memory/cold-start probe,
+one model's evaluation (quality metrics and output parity, in gate.measure.evaluate), or the
+operator profiles of a diagnosis (in gate.measure.profile).
 
 Run by the parent as ``python -m gate.measure.worker round|probe PLAN OUT [...]``. A worker
 writes its result as JSON to OUT; it reports a benchmark's failure in the JSON and goes on with
@@ -144,6 +145,28 @@ def run_prepare(plans: list[BenchmarkPlan], cache_dir: Path) -> dict[str, Any]:
     return {"plans": prepared, "errors": errors}
 
 
+def run_profile(
+    plans: list[BenchmarkPlan], settings: dict[str, Any], targets: dict[str, Any]
+) -> dict[str, Any]:
+    """Operator profiles (diagnosis): each plan at its target's batch size, trace to its path.
+
+    A profile never feeds the timing samples; a failure is reported per benchmark."""
+    from gate.measure.profile import profile_plan
+
+    profiles: dict[str, Any] = {}
+    errors: dict[str, str] = {}
+    for plan in plans:
+        target = targets[plan.name]
+        try:
+            profiled = profile_plan(
+                plan, int(target["batch_size"]), Path(target["trace"]), settings["warmup"]
+            )
+            profiles[plan.name] = profiled.to_dict()
+        except Exception as exc:  # report and go on with the other benchmarks
+            errors[plan.name] = describe(exc)
+    return {"profiles": profiles, "errors": errors}
+
+
 def run_probe(plan: BenchmarkPlan) -> dict[str, Any]:
     """Fresh-process memory and cold start: RSS after imports, after load, after inference."""
     try:
@@ -181,7 +204,7 @@ def run_probe(plan: BenchmarkPlan) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m gate.measure.worker")
-    parser.add_argument("mode", choices=("round", "probe", "duet", "prepare", "eval"))
+    parser.add_argument("mode", choices=("round", "probe", "duet", "prepare", "eval", "profile"))
     parser.add_argument("plan", type=Path)
     parser.add_argument("out", type=Path)
     parser.add_argument("--seed", type=int, default=0)
@@ -204,6 +227,8 @@ def main(argv: list[str] | None = None) -> int:
         result = run_eval(plans, document["eval"], describe)
     elif args.mode == "prepare":
         result = run_prepare(plans, args.cache_dir or Path(root) / ".perf-gate" / "cache")
+    elif args.mode == "profile":
+        result = run_profile(plans, document["settings"], document["profile"])
     else:
         chosen = [p for p in plans if p.name == args.benchmark]
         if not chosen:

@@ -5,9 +5,12 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from gate.diagnosis import Diagnosis
 from gate.model import Comparison, GateResult, VariantSummary, Verdict
+from gate.report.diagnosis import diagnosis_to_dict
 
-# Format history: 1 (perf-gate 0.1): first version.
+# Format history: 1 (perf-gate 0.1): first version; later keys (environment_key, diagnosis) are
+# additions that readers of format 1 may ignore.
 FORMAT = 1
 
 
@@ -76,9 +79,15 @@ def _parity(parity: Any) -> dict[str, Any] | None:
     }
 
 
-def result_to_dict(result: GateResult, *, environment_key: str | None = None) -> dict[str, Any]:
+def result_to_dict(
+    result: GateResult,
+    *,
+    environment_key: str | None = None,
+    diagnoses: tuple[Diagnosis, ...] = (),
+) -> dict[str, Any]:
     """The JSON-ready report: exit code, counts, comparisons, environment differences;
-    ``environment_key`` is the current run's (shown in the PR report's footer)."""
+    ``environment_key`` is the current run's (shown in the PR report's footer); ``diagnosis``
+    the operator-level profile diffs of regressed benchmarks (docs/diagnosis.md)."""
     return {
         "format": FORMAT,
         "exit_code": int(result.exit_code),
@@ -111,4 +120,5 @@ def result_to_dict(result: GateResult, *, environment_key: str | None = None) ->
             }
             for t in result.tails
         ],
+        "diagnosis": [diagnosis_to_dict(d) for d in diagnoses],
     }

@@ -25,7 +25,13 @@ OWNERS = {
     "requests": {"gate/github.py"},
     "jinja2": {"gate/report/markdown.py"},
 }
-FOUNDATION = {"gate/model.py", "gate/units.py", "gate/errors.py", "gate/_version.py"}
+FOUNDATION = {
+    "gate/model.py",
+    "gate/units.py",
+    "gate/errors.py",
+    "gate/_version.py",
+    "gate/diagnosis.py",
+}
 
 
 def imported_packages(path: Path) -> set[str]:
