@@ -9,7 +9,7 @@ re-decide: the comparisons beside each record (``results-2.json`` -> ``compariso
 Shards are refused, by name, when they come from different commits or configs (they would not
 describe one change), when a benchmark is measured twice in one environment, or when a shard
 of ``n`` is missing. With more than one environment every benchmark name is qualified
-(``digits-mlp[torch] @ NVIDIA A10G``), so names never collide and the report groups by it.
+(``digits-mlp[torch] · NVIDIA A10G``), so names never collide and the report groups by it.
 """
 
 from __future__ import annotations
@@ -177,7 +177,7 @@ def label_environments(parts: Iterable[Part]) -> dict[str, str]:
 
 def qualified(name: str, label: str | None) -> str:
     """A benchmark name with its environment (only when a merge spans several)."""
-    return f"{name} @ {label}" if label else name
+    return f"{name} · {label}" if label else name
 
 
 def merge(paths: Sequence[Path]) -> Merged:

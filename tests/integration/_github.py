@@ -32,6 +32,11 @@ LIST = re.compile(
 ONE = re.compile(
     r"^(?P<prefix>.*)/repos/(?P<owner>[^/]+)/(?P<repo>[^/]+)/issues/comments/(?P<id>\d+)$"
 )
+# The workflow_run poster's look-ups (gate/ci_poster.py).
+PULL = re.compile(r"^(?P<prefix>.*)/repos/(?P<owner>[^/]+)/(?P<repo>[^/]+)/pulls/(?P<n>\d+)$")
+RUN = re.compile(
+    r"^(?P<prefix>.*)/repos/(?P<owner>[^/]+)/(?P<repo>[^/]+)/actions/runs/(?P<id>\d+)$"
+)
 USER = {
     "login": "github-actions[bot]",
     "id": 41898282,
@@ -86,6 +91,8 @@ class FakeGitHub:
         described["servers"] = [{"url": root}, {"url": root + "/api/v3"}]
         self.openapi = OpenAPI.from_dict(described)
         self.comments: dict[tuple[str, int], list[dict[str, Any]]] = {}
+        self.pulls: dict[tuple[str, int], dict[str, Any]] = {}  # GET pulls/{n}
+        self.runs: dict[tuple[str, int], dict[str, Any]] = {}  # GET actions/runs/{id}
         self.scripted: list[Scripted] = []
         self.seen: list[Seen] = []
         self.problems: list[str] = []
@@ -169,8 +176,21 @@ class FakeGitHub:
                 self.problems.append(f"response to {request.method} {request.path}: {exc}")
         return response
 
+    def _lookup(self, request: Request) -> Response | None:
+        """GET of a pull request or a workflow run that was stored in ``pulls``/``runs``."""
+        for pattern, store, key in ((PULL, self.pulls, "n"), (RUN, self.runs, "id")):
+            match = pattern.match(request.path)
+            if match and match["prefix"] == self.prefix and request.method == "GET":
+                found = store.get((f"{match['owner']}/{match['repo']}", int(match[key])))
+                if found is None:
+                    return self._json({"message": "Not Found", "status": "404"}, 404)
+                return self._json(found, 200)
+        return None
+
     def _answer(self, request: Request, body: Any) -> Response:
         path = request.path
+        if (looked_up := self._lookup(request)) is not None:
+            return looked_up
         if (match := LIST.match(path)) and match["prefix"] == self.prefix:
             key = (f"{match['owner']}/{match['repo']}", int(match["n"]))
             if request.method == "GET":
