@@ -160,6 +160,7 @@ def diff(
     measured = measured_change(comparison, head.items)
     kept = _with_shares(kept, measured)
     notes = [note for note in (base.trace_note, head.trace_note) if note]
+    notes += [f"{side}: {p.note}" for side, p in (("base", base), ("head", head)) if p.note]
     explained: float | None = None
     if measured is not None and measured > 0:
         explained = sum(c.increase for c in kept[:TOP] if c.increase > 0) / measured

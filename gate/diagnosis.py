@@ -110,7 +110,8 @@ class OperatorProfile:
 
     ``calls`` benchmark calls were profiled; ``items`` is what one call processes (the batch
     size), so a throughput change converts to time per call. ``trace`` is the Chrome trace file,
-    or None with ``trace_note`` saying why it was not kept.
+    or None with ``trace_note`` saying why it was not kept; ``note`` says how the times were
+    adjusted, if they were.
     """
 
     tool: str
@@ -119,6 +120,7 @@ class OperatorProfile:
     rows: tuple[OperatorTime, ...] = ()
     trace: str | None = None
     trace_note: str = ""
+    note: str = ""
 
     @property
     def total(self) -> float:
@@ -132,6 +134,7 @@ class OperatorProfile:
             "rows": [row.to_dict() for row in self.rows],
             "trace": self.trace,
             "trace_note": self.trace_note,
+            "note": self.note,
         }
 
     @classmethod
@@ -143,6 +146,7 @@ class OperatorProfile:
             rows=tuple(OperatorTime.from_dict(row) for row in data["rows"]),
             trace=data.get("trace"),
             trace_note=str(data.get("trace_note", "")),
+            note=str(data.get("note", "")),
         )
 
 

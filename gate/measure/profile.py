@@ -21,6 +21,8 @@ from gate import stats
 from gate.diagnosis import OperatorProfile, OperatorTime
 from gate.errors import MeasurementError
 from gate.measure import ONNX_VARIANTS, TORCH_VARIANTS, BenchmarkPlan
+from gate.measure.timing import time_calls
+from gate.units import UNIT_SECONDS, format_value
 
 # Profiled calls per benchmark and side: enough for a stable per-call average of every operator,
 # few enough that a trace stays small (its size grows with the calls).
@@ -124,28 +126,47 @@ def profile_python(
 
     Functions are named ``name (path)`` with the path relative to ``root`` (or to site-packages),
     without the line number, so that the base revision's worktree and moved code still match.
+    cProfile adds a fixed cost to every function call it sees, which inflates code that makes
+    many small calls (a loop over ``str.lower``) several-fold; the rows are scaled down so that
+    they add up to the time per call measured without the profiler just before.
     Raises ValueError when another profiler is active (Python 3.12+)."""
+    unprofiled = stats.median(
+        list(time_calls(fn, warmup=0, min_calls=MIN_CALLS, min_time=0.1, max_time=MIN_TIME).times)
+    )
     profiler = cProfile.Profile()
     profiler.enable()
     try:
         calls = repeat_calls(fn)
     finally:
         profiler.disable()
-    stats: dict[Function, Any] = pstats.Stats(profiler).stats  # type: ignore[attr-defined]
-    dropped = _harness_functions(stats)
+    recorded: dict[Function, Any] = pstats.Stats(profiler).stats  # type: ignore[attr-defined]
+    dropped = _harness_functions(recorded)
     totals: dict[str, list[float]] = {}
-    for function, (_, count, own, _, _) in stats.items():
+    for function, (_, count, own, _, _) in recorded.items():
         if function in dropped:
             continue
         entry = totals.setdefault(function_name(function, root), [0.0, 0.0])
         entry[0] += count
         entry[1] += own
-    rows = [OperatorTime(operator=name, calls=c, time=t) for name, (c, t) in totals.items()]
+    profiled = sum(t for _, t in totals.values()) / calls
+    scale = min(1.0, unprofiled / profiled) if profiled > 0 else 1.0
+    note = ""
+    if scale < 0.95:
+        note = (
+            f"cProfile times scaled by {scale:.2g} to the {format_value(unprofiled, UNIT_SECONDS)} "
+            "per call measured without it (its per-call overhead inflates many small calls)"
+        )
+    rows = [OperatorTime(operator=name, calls=c, time=t * scale) for name, (c, t) in totals.items()]
     trace.parent.mkdir(parents=True, exist_ok=True)
-    events = _flame_events(stats, dropped, root)
+    events = _flame_events(recorded, dropped, root)
     trace.write_text(json.dumps({"traceEvents": events, "displayTimeUnit": "ms"}), "utf-8")
     return OperatorProfile(
-        tool="cProfile", calls=calls, items=items, rows=per_call(rows, calls), trace=str(trace)
+        tool="cProfile",
+        calls=calls,
+        items=items,
+        rows=per_call(rows, calls),
+        trace=str(trace),
+        note=note,
     )
 
 
