@@ -1,0 +1,358 @@
+"""Diagnosis without profilers: the diff of two profiles, the share of the measured change, which
+benchmarks are picked, the config key, the reports, and the parent's trace handling."""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+from pathlib import Path
+
+import pytest
+
+from gate.config import MeasureSettings, load_config
+from gate.diagnose import MAX_CHANGES, diff, measured_change, missing, targets
+from gate.diagnosis import Diagnosis, OperatorProfile, OperatorTime
+from gate.errors import ConfigError
+from gate.investigate import NO_BASE, NOT_RERUNNABLE, BaseSide, Investigation, batch_size
+from gate.measure import BenchmarkPlan
+from gate.measure.profile import (
+    MAX_CALLS,
+    MIN_CALLS,
+    per_call,
+    profile_python,
+    repeat_calls,
+    robust_total,
+)
+from gate.measure.profiling import Profiler, trace_folder
+from gate.measure.runner import Runner
+from gate.model import Comparison, Direction, GateResult, Metric, Verdict
+from gate.report.diagnosis import render_diagnoses
+from gate.report.jsonreport import result_to_dict
+
+LATENCY = Metric("latency", "s", Direction.LOWER)
+THROUGHPUT_32 = Metric("throughput@32", "items/s", Direction.HIGHER)
+ACCURACY = Metric("accuracy", "fraction", Direction.HIGHER)
+US = 1e-6
+
+
+def comparison(
+    benchmark: str = "tiny[torch]",
+    metric: Metric = LATENCY,
+    verdict: Verdict = Verdict.REGRESSION,
+    baseline: float = 20 * US,
+    change: float = 1.0,
+) -> Comparison:
+    return Comparison(
+        benchmark=benchmark,
+        metric=metric,
+        verdict=verdict,
+        baseline=baseline,
+        current=baseline * (1 + change),
+        relative_change=change,
+    )
+
+
+def profile(*rows: OperatorTime, tool: str = "torch.profiler", items: int = 1) -> OperatorProfile:
+    return OperatorProfile(tool=tool, calls=10, items=items, rows=rows)
+
+
+def row(
+    operator: str, time_us: float, shapes: str = "", calls: float = 1, node: str = ""
+) -> OperatorTime:
+    return OperatorTime(operator=operator, node=node, shapes=shapes, calls=calls, time=time_us * US)
+
+
+BASE = profile(
+    row("aten::addmm", 8, "[1, 64], [64, 256]"),
+    row("aten::relu", 2, "[1, 256]"),
+    row("aten::linear", 1, "[1, 64]"),
+    row("aten::dropout", 3, "[1, 256]"),
+)
+# One Linear layer more: a second addmm shape, relu twice, dropout gone, gelu new.
+HEAD = profile(
+    row("aten::addmm", 8, "[1, 64], [64, 256]"),
+    row("aten::addmm", 17, "[1, 256], [256, 256]"),
+    row("aten::relu", 4, "[1, 256]", calls=2),
+    row("aten::linear", 2, "[1, 64]", calls=2),
+    row("aten::gelu", 1, "[1, 256]"),
+)
+
+
+def test_diff_ranks_by_increase_and_names_new_vanished_and_shapes() -> None:
+    diagnosis = diff(comparison(change=1.0), BASE, HEAD, traces={"base": "b.json"})
+    assert [c.operator for c in diagnosis.top()] == [
+        "aten::addmm",
+        "aten::relu",
+        "aten::gelu",
+        "aten::linear",
+    ]
+    addmm = diagnosis.changes[0]
+    assert addmm.status == "changed"
+    assert addmm.increase == pytest.approx(17 * US)
+    assert addmm.base_calls == 1
+    assert addmm.head_calls == 2
+    assert addmm.added_shapes == ("[1, 256], [256, 256]",)
+    assert addmm.removed_shapes == ()
+    assert [c.operator for c in diagnosis.new] == ["aten::gelu"]
+    assert [c.operator for c in diagnosis.vanished] == ["aten::dropout"]
+    assert [c.operator for c in diagnosis.changed_shapes] == ["aten::addmm"]
+    assert diagnosis.changes[-1].operator == "aten::dropout"  # the largest decrease last
+    assert diagnosis.traces == {"base": "b.json"}
+    assert diagnosis.tool == "torch.profiler"
+    assert diagnosis.base_total == pytest.approx(14 * US)
+    assert diagnosis.head_total == pytest.approx(32 * US)
+
+
+def test_shares_are_increases_over_the_measured_change() -> None:
+    # measured: 20 us * +100% = +20 us per call; increases 17 + 2 + 1 + 1 = 21 us
+    diagnosis = diff(comparison(baseline=20 * US, change=1.0), BASE, HEAD)
+    assert diagnosis.measured_change == pytest.approx(20 * US)
+    assert diagnosis.changes[0].share == pytest.approx(17 / 20)
+    assert diagnosis.explained == pytest.approx(21 / 20)
+    vanished = diagnosis.vanished[0]
+    assert vanished.share is None  # it got faster: no share of a slowdown
+
+
+def test_no_slowdown_means_no_shares_and_says_so() -> None:
+    diagnosis = diff(comparison(verdict=Verdict.UNCHANGED, change=-0.01), BASE, HEAD)
+    assert diagnosis.explained is None
+    assert all(c.share is None for c in diagnosis.changes)
+    assert any("no slowdown" in note for note in diagnosis.notes)
+
+
+def test_onnxruntime_nodes_are_grouped_by_type_with_the_nodes_that_grew() -> None:
+    base = profile(
+        row("MatMul", 5, "[1, 16]", node="MatMul_0"),
+        row("Relu", 1, "[1, 64]", node="Relu_1"),
+        tool="onnxruntime",
+    )
+    head = profile(
+        row("MatMul", 5, "[1, 16]", node="MatMul_0"),
+        row("MatMul", 30, "[1, 64]", node="MatMul_2"),
+        row("Relu", 1, "[1, 64]", node="Relu_1"),
+        row("Relu", 1, "[1, 64]", node="Relu_3"),
+        tool="onnxruntime",
+    )
+    diagnosis = diff(comparison(baseline=6 * US, change=5.0), base, head)
+    top = diagnosis.top()[0]
+    assert top.operator == "MatMul"
+    assert [(n.node, n.increase) for n in top.nodes] == [("MatMul_2", pytest.approx(30 * US))]
+    assert diagnosis.explained == pytest.approx(31 / 30)
+
+
+def test_many_operators_keep_the_largest_changes() -> None:
+    base = profile(*(row(f"op{i}", 1) for i in range(MAX_CHANGES + 50)))
+    head = profile(*(row(f"op{i}", 1 + i) for i in range(MAX_CHANGES + 50)))
+    diagnosis = diff(comparison(), base, head)
+    assert len(diagnosis.changes) == MAX_CHANGES
+    assert diagnosis.truncated == 50
+    assert diagnosis.changes[0].operator == f"op{MAX_CHANGES + 49}"
+
+
+def test_measured_change_for_latency_and_throughput() -> None:
+    assert measured_change(comparison(baseline=10 * US, change=0.5), 1) == pytest.approx(5 * US)
+    # 32 items at 3200 items/s = 10 ms per call; throughput -20% -> 12.5 ms per call
+    rate = comparison(metric=THROUGHPUT_32, baseline=3200.0, change=-0.2)
+    assert measured_change(rate, 32) == pytest.approx(2.5e-3)
+    undefined = Comparison(benchmark="x", metric=LATENCY, verdict=Verdict.NEW, current=1.0)
+    assert measured_change(undefined, 1) is None
+    assert measured_change(comparison(change=math.nan), 1) is None
+
+
+def result(*comparisons: Comparison) -> GateResult:
+    return GateResult(comparisons=comparisons, alpha=0.01, has_baseline=True)
+
+
+def test_targets_pick_one_timing_comparison_per_benchmark() -> None:
+    decided = result(
+        comparison("a", THROUGHPUT_32, Verdict.REGRESSION),
+        comparison("a", LATENCY, Verdict.REGRESSION),
+        comparison("b", THROUGHPUT_32, Verdict.REGRESSION),
+        comparison("b", LATENCY, Verdict.UNCHANGED),
+        comparison("c", LATENCY, Verdict.UNCHANGED),
+        comparison("d", ACCURACY, Verdict.REGRESSION),
+        comparison("e", LATENCY, Verdict.ERROR),
+    )
+    picked = [(c.benchmark, c.metric.name) for c in targets(decided, "on-regression")]
+    assert picked == [("a", "latency"), ("b", "throughput@32")]
+    every = [(c.benchmark, c.metric.name) for c in targets(decided, "always")]
+    assert sorted(every) == [("a", "latency"), ("b", "throughput@32"), ("c", "latency")]
+    assert targets(decided, "never") == []
+
+
+def test_batch_size_of_the_diagnosed_metric() -> None:
+    plan = BenchmarkPlan(name="m[torch]", model="m", variant="torch", root=".", batch_sizes=(1, 32))
+    assert batch_size(comparison(metric=LATENCY), plan) == 1
+    assert batch_size(comparison(metric=THROUGHPUT_32), plan) == 32
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("sometimes", "policy.diagnose: unknown value 'sometimes'; expected one of on-regression"),
+        ("{when: always, max_trace: 0}", "policy.diagnose.max_trace: expected a positive size"),
+        ("{when: always, max_trace: lots}", "policy.diagnose.max_trace: expected a size like"),
+        ("{when: always, top: 3}", "policy.diagnose.top: unknown key; expected one of when"),
+        ("3", "policy.diagnose: expected one of on-regression, always, never or a mapping"),
+    ],
+)
+def test_config_errors_name_the_key(tmp_path: Path, value: str, message: str) -> None:
+    (tmp_path / "perf-gate.yaml").write_text(f"policy:\n  diagnose: {value}\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace("[", r"\[")):
+        load_config(root=tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("value", "when", "limit"),
+    [
+        (None, "on-regression", 50e6),
+        ("always", "always", 50e6),
+        ("off", "never", 50e6),
+        ("{when: never, max_trace: 2MiB}", "never", 2 * 2**20),
+    ],
+)
+def test_config_values(tmp_path: Path, value: str | None, when: str, limit: float) -> None:
+    text = "policy: {}\n" if value is None else f"policy:\n  diagnose: {value}\n"
+    (tmp_path / "perf-gate.yaml").write_text(text, encoding="utf-8")
+    settings = load_config(root=tmp_path).diagnose
+    assert (settings.when, settings.max_trace) == (when, limit)
+
+
+def test_json_and_terminal_reports() -> None:
+    made = diff(comparison(change=1.0), BASE, HEAD, traces={"base": "p/b.json", "head": "p/h.json"})
+    lost = missing(comparison("other[onnxruntime]"), "profiling the head failed: boom")
+    report = result_to_dict(result(comparison()), diagnoses=(made, lost))
+    assert json.loads(json.dumps(report, allow_nan=False))["diagnosis"] == report["diagnosis"]
+    first, second = report["diagnosis"]
+    assert first["available"]
+    assert first["top"][0] == "aten::addmm"
+    assert first["operators"][0]["added_shapes"] == ["[1, 256], [256, 256]"]
+    assert first["new"] == ["aten::gelu"]
+    assert first["vanished"] == ["aten::dropout"]
+    assert first["changed_shapes"][0]["operator"] == "aten::addmm"
+    assert first["traces"] == {"base": "p/b.json", "head": "p/h.json"}
+    assert first["explained"] == pytest.approx(21 / 20)
+    assert second == {**second, "available": False, "missing": "profiling the head failed: boom"}
+    text = render_diagnoses((made, lost))
+    assert "aten::addmm" in text
+    assert "+17 us" in text
+    assert "85%" in text
+    assert "new: aten::gelu; vanished: aten::dropout; shapes changed: aten::addmm" in text
+    assert "other[onnxruntime] latency (regression): diagnosis missing: profiling the head" in text
+    assert "https://ui.perfetto.dev" in text
+    assert render_diagnoses(()) == ""
+    assert result_to_dict(result())["diagnosis"] == []
+
+
+def test_trace_folders_are_safe_and_distinct() -> None:
+    assert trace_folder("digits-mlp[onnxruntime-int8]") == "digits-mlp[onnxruntime-int8]"
+    nodeid = trace_folder("tests/test_x.py::test_a[1]")
+    assert "/" not in nodeid
+    assert ":" not in nodeid
+    assert nodeid != trace_folder("tests/test_x.py__test_a[1]")
+    assert not trace_folder("../etc").startswith(".")
+
+
+def test_a_trace_over_the_limit_is_dropped_with_the_reason(tmp_path: Path) -> None:
+    runner = Runner(MeasureSettings(), tmp_path, tmp_path / "work")
+    profiler = Profiler(runner, tmp_path / "profiles", max_trace=1000)
+    small, large = tmp_path / "small.json", tmp_path / "large.json"
+    small.write_text("[]", encoding="utf-8")
+    large.write_text(json.dumps(["x" * 2000]), encoding="utf-8")
+    kept = profiler._place(OperatorProfile(tool="t", calls=1, trace=str(small)), "a[torch]", "base")
+    assert kept.trace == str(tmp_path / "profiles" / "a[torch]" / "base.json")
+    assert Path(kept.trace).is_file()
+    dropped = profiler._place(OperatorProfile(tool="t", calls=1, trace=str(large)), "a", "head")
+    assert dropped.trace is None
+    assert not large.exists()
+    assert (
+        "head trace not kept: 2 kB is over policy.diagnose.max_trace (1 kB)" in dropped.trace_note
+    )
+
+
+def test_investigation_without_a_base_says_why_and_clears_old_traces(tmp_path: Path) -> None:
+    config = load_config(root=tmp_path)
+    stale = config.report_dir / "profiles" / "old" / "head.json"
+    stale.parent.mkdir(parents=True)
+    stale.write_text("{}", encoding="utf-8")
+    runner = Runner(config.measure, tmp_path, tmp_path / "work")
+    decided = result(
+        comparison("tiny[torch]"), comparison("bench::test", verdict=Verdict.UNCHANGED)
+    )
+    investigation = Investigation(
+        config=config, runner=runner, when="on-regression", head_plans={}, base=None
+    )
+    (only,) = investigation(decided)
+    assert only.missing == NO_BASE
+    assert not stale.exists()
+    assert (
+        Investigation(config=config, runner=runner, when="never", head_plans={}, base=None)(decided)
+        == ()
+    )
+
+
+def test_results_nobody_can_rerun_are_reported_not_profiled(tmp_path: Path) -> None:
+    config = load_config(root=tmp_path)
+    runner = Runner(config.measure, tmp_path, tmp_path / "work")
+    base = BaseSide(root=tmp_path, plans={})
+    investigation = Investigation(
+        config=config, runner=runner, when="always", head_plans={}, base=base
+    )
+    (only,) = investigation(result(comparison("tests/test_b.py::test_bench")))
+    assert only.missing == NOT_RERUNNABLE
+    assert isinstance(only, Diagnosis)
+    assert not only.available
+
+
+def test_repeat_calls_stays_within_its_bounds() -> None:
+    ticks = iter(range(10**6))
+    slow = repeat_calls(lambda: None, clock=lambda: float(next(ticks)))  # 1 s per clock read
+    assert slow == MIN_CALLS
+    fast = repeat_calls(lambda: None, clock=lambda: 0.0)
+    assert fast == MAX_CALLS
+
+
+def test_rows_are_medians_per_call() -> None:
+    durations = [1e-6] * 9 + [1.0]  # one invocation waited a second for a core
+    robust = robust_total(operator="aten::addmm", durations=durations)
+    assert robust.time == pytest.approx(10e-6)
+    assert robust.calls == 10
+    (scaled,) = per_call([robust], calls=5)
+    assert scaled.calls == 2
+    assert scaled.time == pytest.approx(2e-6)
+    shuffled = [row(f"op{i}", i) for i in range(5)]
+    random.Random(0).shuffle(shuffled)
+    assert next(r.operator for r in per_call(shuffled, 1)) == "op4"
+
+
+def slow_step(n: int) -> int:
+    total = 0
+    for i in range(n):
+        total += i * i
+    return total
+
+
+def quick_step(n: int) -> int:
+    return n + 1
+
+
+def test_cprofile_names_the_function_that_takes_the_time(tmp_path: Path) -> None:
+    root = Path(__file__).resolve().parents[2]
+    trace = tmp_path / "trace.json"
+    profiled = profile_python(lambda: (slow_step(20_000), quick_step(3)), trace=trace, root=root)
+    assert profiled.tool == "cProfile"
+    assert MIN_CALLS <= profiled.calls <= MAX_CALLS
+    top = profiled.rows[0]
+    assert top.operator == "slow_step (tests/unit/test_diagnose.py)"
+    assert top.calls == 1
+    assert top.time > 0
+    names = {r.operator for r in profiled.rows}
+    assert "quick_step (tests/unit/test_diagnose.py)" in names
+    assert not any("gate/measure" in name or "perf_counter" in name for name in names)
+    events = json.loads(trace.read_text(encoding="utf-8"))["traceEvents"]
+    slices = {e["name"]: e for e in events if e["ph"] == "X"}
+    parent = slices["<lambda> (tests/unit/test_diagnose.py)"]
+    child = slices["slow_step (tests/unit/test_diagnose.py)"]
+    assert parent["ts"] <= child["ts"]
+    assert child["dur"] <= parent["dur"]
