@@ -12,7 +12,8 @@ One repository goes through the paths of the issue, in order:
 1. a pull request before any baseline exists: passes and says so;
 2. the push to the default branch: promotes the baseline to the DVC remote and pushes the
    pointers to the branch;
-3. a pull request that breaks the model: fails, comment created;
+3. a pull request that breaks the model: fails, comment created (run again with
+   ``fail-on-regression: "false"``: reported, the job passes);
 4. the same pull request fixed: passes, the same comment updated, not duplicated;
 5. a pull request from a fork: its read-only token cannot comment, the comment is uploaded as an
    artifact, and the workflow_run poster posts it.
@@ -290,7 +291,20 @@ def regression(world: World, promoted: ActionResult) -> ActionResult:
 
 
 @pytest.fixture(scope="module")
-def fixed(world: World, regression: ActionResult) -> ActionResult:
+def advisory(world: World, regression: ActionResult) -> ActionResult:
+    """The broken pull request again, with ``fail-on-regression: "false"``, no comment."""
+    event = world.event("pull_request.opened.json")
+    return world.act(
+        world.workspace("origin/changes"),
+        "pull_request",
+        event,
+        run_id=106,
+        inputs={"fail-on-regression": "false", "comment": "never"},
+    )
+
+
+@pytest.fixture(scope="module")
+def fixed(world: World, regression: ActionResult, advisory: ActionResult) -> ActionResult:
     push_branch(world, "changes", broken=False, start="origin/changes")
     event = world.event("pull_request.synchronize.json")
     return world.act(world.workspace("origin/changes"), "pull_request", event, run_id=104)
@@ -379,6 +393,16 @@ def test_a_regression_fails_the_pull_request_with_a_comment(
     assert regression.outputs["comment-file-written"] == "false"
     assert regression.summary.startswith("### ❌")
     assert regression.step("Verdict").exit_code == 1
+
+
+def test_fail_on_regression_false_reports_without_failing(
+    world: World, advisory: ActionResult
+) -> None:
+    assert advisory.exit_code == 0, advisory.log
+    assert advisory.outputs["status"] == "regression"
+    assert "regressions do not fail the job" in advisory.step("perf-gate ci").stdout
+    assert advisory.outputs["comment-file-written"] == "true"  # comment: never
+    assert len(comments(world, 2)) == 1
 
 
 def test_the_fixed_pull_request_passes_and_updates_the_same_comment(
