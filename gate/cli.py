@@ -137,7 +137,8 @@ def _run(args: argparse.Namespace) -> int:
     )
     outcome = run_gate(config, request, progress)
     if part:
-        shard.mark(args.out or config.report_dir / app.RESULTS_NAME, outcome.record, part)
+        results = args.out or config.report_dir / app.RESULTS_NAME
+        shard.mark(results, outcome.record, part, config.report_dir / app.COMPARISON_NAME)
     print(outcome.table)
     return int(outcome.exit_code)
 

@@ -12,12 +12,14 @@ the merged run's false-alarm rate stays at the configured ``alpha``, as for an u
 from __future__ import annotations
 
 import re
+import shutil
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 from gate.baseline import write_record
 from gate.config import GateConfig
-from gate.errors import ConfigError
+from gate.errors import BaselineError, ConfigError
+from gate.merge import comparison_beside
 from gate.model import RunRecord
 
 _SPEC = re.compile(r"^\s*(\d+)\s*/\s*(\d+)\s*$")
@@ -101,7 +103,17 @@ def shard_config(config: GateConfig, shard: Shard) -> GateConfig:
     return replace(config, policy=policy)
 
 
-def mark(path: Path, record: RunRecord, shard: Shard) -> None:
+def mark(path: Path, record: RunRecord, shard: Shard, comparison: Path) -> None:
     """Record which shard ``path`` holds (``settings.shard``), so that ``perf-gate merge``
-    can tell a missing or repeated shard. Raises BaselineError when it cannot write."""
+    can tell a missing or repeated shard, and keep the shard's report beside it
+    (``results-2.json`` -> ``comparison-2.json``) where merge looks for it.
+
+    Raises BaselineError when a file cannot be written.
+    """
     write_record(path, replace(record, settings={**record.settings, "shard": shard.to_dict()}))
+    beside = comparison_beside(path)
+    if beside is not None and beside.resolve() != comparison.resolve():
+        try:
+            shutil.copyfile(comparison, beside)
+        except OSError as exc:
+            raise BaselineError(f"{beside}: cannot write: {exc}", slug="baseline-write") from exc

@@ -100,5 +100,7 @@ def test_mark_records_the_shard_in_the_run_record(tmp_path: Path) -> None:
     )
     path = tmp_path / "results.json"
     write_record(path, record)
-    shard.mark(path, record, shard.Shard(2, 3))
+    comparison = tmp_path / "comparison.json"
+    comparison.write_text("{}", encoding="utf-8")
+    shard.mark(path, record, shard.Shard(2, 3), comparison)
     assert read_record(path).settings == {"rounds": 3, "shard": {"index": 2, "count": 3}}
