@@ -90,8 +90,8 @@ def select(config: GateConfig, shard: Shard, selected: set[str] | None = None) -
         where = config.path or "the config"
         raise ConfigError(
             f"--shard {shard}: {where} has {len(config.models)} model(s), and shards split "
-            f"models (a model's variants stay together); use at most {len(config.models)} "
-            "shards",
+            f"models (a model's variants stay together); use --shard I/N with N <= "
+            f"{len(config.models)}",
             slug="shard",
         )
     return names
