@@ -64,6 +64,43 @@ def measured_change(comparison: Comparison, items: int) -> float | None:
     return None
 
 
+def reference_times(comparison: Comparison, items: int) -> tuple[float | None, float | None]:
+    """(base, head) seconds per call from the timing rounds' medians; None where undefined."""
+
+    def per_call(value: float | None) -> float | None:
+        if value is None or not value > 0 or not math.isfinite(value):
+            return None
+        if comparison.metric.direction is Direction.HIGHER:
+            return items / value
+        return value if comparison.metric.unit == UNIT_SECONDS else None
+
+    return per_call(comparison.baseline), per_call(comparison.current)
+
+
+def normalised(
+    profile: OperatorProfile, reference: float | None, side: str
+) -> tuple[OperatorProfile, str]:
+    """The profile with its times scaled by the timing rounds' time per call over the time per
+    call measured in the profiling process (just before profiling, without the profiler).
+
+    One profiling process per side is one sample of the machine: on a shared runner a whole
+    process can run slower (a busy sibling core) and every operator would look slower with it.
+    The timing rounds know better what a call costs; the scaling keeps the operators' shares of
+    the process and puts the process on the rounds' scale. Returns (profile, a note when the
+    factor is far from 1)."""
+    if profile.wall is None or reference is None or profile.wall <= 0:
+        return profile, ""
+    factor = reference / profile.wall
+    rows = tuple(replace(row, time=row.time * factor) for row in profile.rows)
+    note = ""
+    if abs(factor - 1.0) > 0.15:
+        note = (
+            f"{side}: profile times scaled by {factor:.2f} to the timing rounds' time per call "
+            "(the profiling process ran at a different speed)"
+        )
+    return replace(profile, rows=rows, wall=reference), note
+
+
 def missing(comparison: Comparison, reason: str) -> Diagnosis:
     """A diagnosis that could not be made, with the reason the reports show."""
     return Diagnosis(
@@ -149,8 +186,12 @@ def diff(
 ) -> Diagnosis:
     """Base against head for one benchmark: every operator's change, largest increase first.
 
-    ``explained`` is the sum of the top increases over the measured change (can exceed 100%:
-    profiled times carry the profiler's overhead, and small changes drown in noise)."""
+    Both profiles are first put on the timing rounds' scale (``normalised``). ``explained`` is
+    the sum of the top increases over the measured change (can exceed 100%: profiled times
+    carry the profiler's overhead, and small changes drown in noise)."""
+    base_reference, head_reference = reference_times(comparison, head.items)
+    base, base_scaled = normalised(base, base_reference, "base")
+    head, head_scaled = normalised(head, head_reference, "head")
     base_ops, head_ops = _aggregate(base), _aggregate(head)
     names = sorted(set(base_ops) | set(head_ops))
     changes = [_change(name, base_ops.get(name), head_ops.get(name)) for name in names]
@@ -160,7 +201,11 @@ def diff(
     measured = measured_change(comparison, head.items)
     kept = _with_shares(kept, measured)
     notes = [note for note in (base.trace_note, head.trace_note) if note]
-    notes += [f"{side}: {p.note}" for side, p in (("base", base), ("head", head)) if p.note]
+    if base.note and base.note == head.note:
+        notes.append(base.note)
+    else:
+        notes += [f"{side}: {p.note}" for side, p in (("base", base), ("head", head)) if p.note]
+    notes += [note for note in (base_scaled, head_scaled) if note]
     explained: float | None = None
     if measured is not None and measured > 0:
         explained = sum(c.increase for c in kept[:TOP] if c.increase > 0) / measured
@@ -174,6 +219,8 @@ def diff(
         measured_change=measured,
         base_total=base.total,
         head_total=head.total,
+        base_wall=base.wall,
+        head_wall=head.wall,
         changes=tuple(kept),
         explained=explained,
         traces=dict(traces or {}),

@@ -111,7 +111,8 @@ class OperatorProfile:
     ``calls`` benchmark calls were profiled; ``items`` is what one call processes (the batch
     size), so a throughput change converts to time per call. ``trace`` is the Chrome trace file,
     or None with ``trace_note`` saying why it was not kept; ``note`` says how the times were
-    adjusted, if they were.
+    adjusted, if they were. ``wall`` is the seconds per call timed in the same process without
+    the profiler: what the operators' self times do not cover ran outside any operator.
     """
 
     tool: str
@@ -121,6 +122,7 @@ class OperatorProfile:
     trace: str | None = None
     trace_note: str = ""
     note: str = ""
+    wall: float | None = None
 
     @property
     def total(self) -> float:
@@ -135,6 +137,7 @@ class OperatorProfile:
             "trace": self.trace,
             "trace_note": self.trace_note,
             "note": self.note,
+            "wall": self.wall,
         }
 
     @classmethod
@@ -147,6 +150,7 @@ class OperatorProfile:
             trace=data.get("trace"),
             trace_note=str(data.get("trace_note", "")),
             note=str(data.get("note", "")),
+            wall=None if data.get("wall") is None else float(data["wall"]),
         )
 
 
@@ -210,6 +214,8 @@ class Diagnosis:
     measured_change: float | None = None
     base_total: float = 0.0
     head_total: float = 0.0
+    base_wall: float | None = None  # seconds per call without the profiler, same process
+    head_wall: float | None = None
     changes: tuple[OperatorChange, ...] = ()
     explained: float | None = None
     traces: Mapping[str, str] = field(default_factory=dict)
@@ -223,6 +229,16 @@ class Diagnosis:
     def top(self, count: int = TOP) -> tuple[OperatorChange, ...]:
         """The ``count`` largest increases (operators that got faster are not listed)."""
         return tuple(c for c in self.changes if c.increase > 0)[:count]
+
+    @property
+    def outside(self) -> tuple[float, float] | None:
+        """Seconds per call outside any operator (Python code, dispatch), base and head: the
+        unprofiled time per call minus the operators' self times; None when not timed."""
+        if self.base_wall is None or self.head_wall is None:
+            return None
+        return max(0.0, self.base_wall - self.base_total), max(
+            0.0, self.head_wall - self.head_total
+        )
 
     @property
     def new(self) -> tuple[OperatorChange, ...]:

@@ -10,10 +10,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from gate.diagnosis import OperatorTime
+from gate import stats
 from gate.errors import MeasurementError
 from gate.measure import BenchmarkPlan, import_object
-from gate.measure.profile import robust_total
+from gate.measure.profile import Calls, Recorded, robust_total
 
 _NUMPY_DTYPES = {"bfloat16": "float32"}
 
@@ -223,30 +223,61 @@ class OnnxBackend:
         return {"model_size": float(Path(str(self.plan.onnx)).stat().st_size)}
 
 
-def profile_nodes(
-    plan: BenchmarkPlan,
-    batch_size: int,
-    trace: Path,
-    warmup: int,
-    repeat: Callable[..., int],
-) -> tuple[list[OperatorTime], int]:
+# A one-node model (Relu on float[1]; onnx.helper, opset 17, IR 8): what a node costs the
+# profiler itself, since it does next to nothing.
+_ONE_NODE_MODEL = bytes.fromhex(
+    "08083a330a0c0a0178120179220452656c751201675a0f0a0178120a0a08080112040a020801620f0a017912"
+    "0a0a08080112040a02080142040a001011"
+)
+
+
+def profile_nodes(plan: BenchmarkPlan, batch_size: int, trace: Path, calls: Calls) -> Recorded:
     """Profile calls of the variant with onnxruntime's own profiler (``enable_profiling``);
     its Chrome trace file becomes ``trace``.
 
-    Returns (kernel time and invocations per node type, node name and input shapes, totals over
-    the profiled calls; the number of calls). The profiler records from session start, so the
-    warm-up runs are recognised by their ``model_run`` events and left out."""
+    Returns kernel time and invocations per node type, node name and input shapes (totals over
+    the profiled calls), their number, and the seconds per call without the profiler (timed on
+    a session of its own: a profiling session records every run). The profiler records from
+    session start, so the warm-up runs are recognised by their ``model_run`` events and left
+    out. Each node's recorded time includes a few microseconds of the profiler's own work,
+    which would make every small node look expensive: that cost, measured on a one-node model
+    in this process, is subtracted from each invocation."""
+    plain = OnnxBackend(plan)
+    plain.import_runtime()
+    plain.load()
+    call = plain.call_for(batch_size)
+    calls.warm(call)
+    wall = calls.unprofiled(call)
+    del plain, call
     backend = OnnxBackend(plan)
     backend.profile_prefix = str(trace.with_suffix(""))
-    backend.import_runtime()
     backend.load()
     call = backend.call_for(batch_size)
-    for _ in range(warmup):
-        call()
-    repeat(call)
+    calls.warm(call)
+    calls.profiled(call)
     written = Path(backend.session.end_profiling())
     events = json.loads(written.read_text(encoding="utf-8"))
     written.replace(trace)
+    durations, count = _node_durations(events, calls.warmup)
+    own = _profiler_cost_per_node(trace.parent / f"{trace.stem}-calibration")
+    rows = [
+        robust_total(
+            operator=op, node=node, shapes=shapes, durations=[max(0.0, d - own) for d in values]
+        )
+        for (op, node, shapes), values in durations.items()
+    ]
+    note = (
+        f"onnxruntime's profiler adds about {own * 1e6:.1f} us to each node it records "
+        "(measured on a one-node model in the same process); subtracted"
+    )
+    return Recorded(rows=rows, calls=count, wall=wall, note=note)
+
+
+def _node_durations(
+    events: list[dict[str, Any]], warmup: int
+) -> tuple[dict[tuple[str, str, str], list[float]], int]:
+    """Seconds per node invocation by (node type, node name, input shapes), and the number of
+    runs they come from, the first ``warmup`` runs left out."""
     runs = sorted(
         (e["ts"], e["ts"] + e["dur"])
         for e in events
@@ -267,8 +298,29 @@ def profile_nodes(
         )
         key = (str(args.get("op_name", name)), name.removesuffix("_kernel_time"), shapes)
         durations.setdefault(key, []).append(event["dur"] * 1e-6)  # from microseconds
-    rows = [
-        robust_total(operator=op, node=node, shapes=shapes, durations=values)
-        for (op, node, shapes), values in durations.items()
-    ]
-    return rows, len(runs)
+    return durations, len(runs)
+
+
+def _profiler_cost_per_node(prefix: Path, runs: int = 200) -> float:
+    """Seconds the profiler records for a node that does next to nothing (median)."""
+    import numpy as np
+
+    ort = _ort()
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    options.inter_op_num_threads = 1
+    options.log_severity_level = 3
+    options.enable_profiling = True
+    options.profile_file_prefix = str(prefix)
+    session = ort.InferenceSession(
+        _ONE_NODE_MODEL, sess_options=options, providers=["CPUExecutionProvider"]
+    )
+    feeds = {"x": np.ones(1, dtype=np.float32)}
+    for _ in range(runs):
+        session.run(None, feeds)
+    written = Path(session.end_profiling())
+    events = json.loads(written.read_text(encoding="utf-8"))
+    written.unlink()
+    durations, _ = _node_durations(events, runs // 4)
+    recorded = [d for values in durations.values() for d in values]
+    return stats.median(recorded) if recorded else 0.0

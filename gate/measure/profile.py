@@ -14,6 +14,7 @@ import json
 import pstats
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +59,40 @@ def repeat_calls(
     return count
 
 
+@dataclass(frozen=True)
+class Calls:
+    """How a profiling worker calls a benchmark: ``warmup`` calls, a short timing without the
+    profiler (the time per call that the operators' self times are set against: what they do
+    not cover ran outside any operator), then the profiled calls."""
+
+    warmup: int
+
+    def warm(self, fn: Callable[[], object]) -> None:
+        for _ in range(self.warmup):
+            fn()
+
+    def unprofiled(self, fn: Callable[[], object], sync: Callable[[], None] | None = None) -> float:
+        """The median seconds per call of ``fn`` (already warm), no profiler running."""
+        timed = time_calls(
+            fn, warmup=0, min_calls=MIN_CALLS, min_time=0.1, max_time=MIN_TIME, sync=sync
+        )
+        return stats.median(list(timed.times))
+
+    def profiled(self, fn: Callable[[], object], sync: Callable[[], None] | None = None) -> int:
+        return repeat_calls(fn, sync=sync)
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """What a backend's profiler recorded: rows totalled over ``calls`` profiled calls, the
+    seconds per call without the profiler, and how the times were adjusted, if they were."""
+
+    rows: list[OperatorTime]
+    calls: int
+    wall: float
+    note: str = ""
+
+
 def robust_total(
     *, operator: str, durations: list[float], node: str = "", shapes: str = ""
 ) -> OperatorTime:
@@ -94,28 +129,29 @@ def profile_plan(plan: BenchmarkPlan, batch_size: int, trace: Path, warmup: int)
 
     Raises MeasurementError for a variant no profiler covers; the backends' errors propagate."""
     trace.parent.mkdir(parents=True, exist_ok=True)
+    how = Calls(warmup=max(warmup, MIN_WARMUP))
     if plan.variant in TORCH_VARIANTS:
         from gate.measure.torch_backend import profile_operators
 
-        rows, calls = profile_operators(
-            plan, batch_size, trace, max(warmup, MIN_WARMUP), repeat_calls
-        )
+        recorded = profile_operators(plan, batch_size, trace, how)
         tool = "torch.profiler"
     elif plan.variant in ONNX_VARIANTS:
         from gate.measure.onnx_backend import profile_nodes
 
-        rows, calls = profile_nodes(plan, batch_size, trace, max(warmup, MIN_WARMUP), repeat_calls)
+        recorded = profile_nodes(plan, batch_size, trace, how)
         tool = "onnxruntime"
     else:
         raise MeasurementError(f"{plan.name}: no profiler for variant {plan.variant!r}")
-    if calls < 1:
+    if recorded.calls < 1:
         raise MeasurementError(f"{plan.name}: the profiler recorded no complete call")
     return OperatorProfile(
         tool=tool,
-        calls=calls,
+        calls=recorded.calls,
         items=batch_size,
-        rows=per_call(rows, calls),
+        rows=per_call(recorded.rows, recorded.calls),
         trace=str(trace),
+        wall=recorded.wall,
+        note=recorded.note,
     )
 
 
@@ -167,6 +203,7 @@ def profile_python(
         rows=per_call(rows, calls),
         trace=str(trace),
         note=note,
+        wall=unprofiled,
     )
 
 

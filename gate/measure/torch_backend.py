@@ -13,10 +13,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from gate.diagnosis import OperatorTime
 from gate.errors import MeasurementError
 from gate.measure import BenchmarkPlan, import_object
-from gate.measure.profile import robust_total
+from gate.measure.profile import Calls, Recorded, robust_total
 
 _FLOAT_DTYPES = {"float32", "float16", "bfloat16", "float64"}
 
@@ -382,32 +381,27 @@ def export_onnx(plan: BenchmarkPlan, cache_dir: Path) -> Path:
     return target
 
 
-def profile_operators(
-    plan: BenchmarkPlan,
-    batch_size: int,
-    trace: Path,
-    warmup: int,
-    repeat: Callable[..., int],
-) -> tuple[list[OperatorTime], int]:
+def profile_operators(plan: BenchmarkPlan, batch_size: int, trace: Path, calls: Calls) -> Recorded:
     """Profile calls of the variant under torch's profiler, input shapes recorded (CUDA
     activities too when the plan runs on CUDA); writes the Chrome trace to ``trace``.
 
-    Returns (self time and invocations per operator and input shapes, totals over the calls;
-    the number of calls). ``torch.autograd.profiler.profile`` is the recorder that
-    ``torch.profiler.profile`` wraps; the wrapper's first use imports torch._dynamo (about a
-    second and a half per process here) and adds nothing this needs."""
+    Returns self time and invocations per operator and input shapes (totals over the profiled
+    calls), their number, and the seconds per call without the profiler.
+    ``torch.autograd.profiler.profile`` is the recorder that ``torch.profiler.profile`` wraps;
+    the wrapper's first use imports torch._dynamo (about a second and a half per process here)
+    and adds nothing this needs."""
     torch = _torch()
     backend = TorchBackend(plan)
     backend.import_runtime()
     backend.load()
     call = backend.call_for(batch_size)
-    for _ in range(warmup):
-        call()
+    calls.warm(call)
+    wall = calls.unprofiled(call, backend.sync)
     device = "cuda" if plan.cuda else None
     with torch.autograd.profiler.profile(
         record_shapes=True, use_kineto=True, use_device=device
     ) as recorder:
-        calls = repeat(call, sync=backend.sync)
+        count = calls.profiled(call, backend.sync)
     recorder.export_chrome_trace(str(trace))
     durations: dict[tuple[str, str], list[float]] = {}
     for event in recorder.function_events:
@@ -420,4 +414,4 @@ def profile_operators(
         robust_total(operator=name, shapes=shapes, durations=values)
         for (name, shapes), values in durations.items()
     ]
-    return rows, calls
+    return Recorded(rows=rows, calls=count, wall=wall)

@@ -52,6 +52,8 @@ def diagnosis_to_dict(diagnosis: Diagnosis) -> dict[str, Any]:
         "unit": UNIT_SECONDS,
         "measured_change": finite_or_none(diagnosis.measured_change),
         "profiled": {"base": diagnosis.base_total, "head": diagnosis.head_total},
+        "wall": {"base": diagnosis.base_wall, "head": diagnosis.head_wall},
+        "outside_operators": _outside(diagnosis),
         "explained": finite_or_none(diagnosis.explained),
         "top": [c.operator for c in diagnosis.top()],
         "operators": [_change_to_dict(c) for c in diagnosis.changes],
@@ -69,6 +71,15 @@ def diagnosis_to_dict(diagnosis: Diagnosis) -> dict[str, Any]:
         "traces": dict(diagnosis.traces),
         "notes": list(diagnosis.notes),
     }
+
+
+def _outside(diagnosis: Diagnosis) -> dict[str, Any] | None:
+    if diagnosis.outside is None:
+        return None
+    base, head = diagnosis.outside
+    measured = diagnosis.measured_change
+    share = (head - base) / measured if measured and measured > 0 and head > base else None
+    return {"base": base, "head": head, "increase": head - base, "share": share}
 
 
 def _seconds(value: float, signed: bool = False) -> str:
@@ -139,6 +150,12 @@ def render_diagnoses(diagnoses: tuple[Diagnosis, ...]) -> str:
         if not diagnosis.available:
             continue
         lines.extend(_table(diagnosis))
+        if diagnosis.outside is not None:
+            base, head = diagnosis.outside
+            lines.append(
+                f"    outside operators (Python, dispatch): {_seconds(base)} -> "
+                f"{_seconds(head)} ({_seconds(head - base, signed=True)})"
+            )
         changed = [
             f"{label}: {', '.join(c.operator for c in group[:TOP])}"
             + (f" (+{len(group) - TOP} more)" if len(group) > TOP else "")

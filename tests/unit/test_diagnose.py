@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from gate.config import MeasureSettings, load_config
-from gate.diagnose import MAX_CHANGES, diff, measured_change, missing, targets
+from gate.diagnose import MAX_CHANGES, diff, measured_change, missing, reference_times, targets
 from gate.diagnosis import Diagnosis, OperatorProfile, OperatorTime
 from gate.errors import ConfigError
 from gate.investigate import NO_BASE, NOT_RERUNNABLE, BaseSide, Investigation, batch_size
@@ -356,3 +356,35 @@ def test_cprofile_names_the_function_that_takes_the_time(tmp_path: Path) -> None
     child = slices["slow_step (tests/unit/test_diagnose.py)"]
     assert parent["ts"] <= child["ts"]
     assert child["dur"] <= parent["dur"]
+
+
+def test_profiles_are_put_on_the_timing_rounds_scale() -> None:
+    # The head's profiling process ran twice as slow as the head's timing rounds.
+    base = OperatorProfile(tool="t", calls=10, rows=(row("aten::addmm", 8),), wall=10 * US)
+    head = OperatorProfile(tool="t", calls=10, rows=(row("aten::addmm", 40),), wall=60 * US)
+    decided = comparison(baseline=10 * US, change=2.0)  # rounds: 10 us -> 30 us per call
+    diagnosis = diff(decided, base, head)
+    (addmm,) = diagnosis.changes
+    assert addmm.head_time == pytest.approx(20 * US)  # 40 us * 30/60
+    assert addmm.increase == pytest.approx(12 * US)
+    assert diagnosis.outside == (pytest.approx(2 * US), pytest.approx(10 * US))
+    assert any("head: profile times scaled by 0.50" in note for note in diagnosis.notes)
+    assert not any(note.startswith("base: profile times") for note in diagnosis.notes)
+    report = result_to_dict(result(decided), diagnoses=(diagnosis,))["diagnosis"][0]
+    assert report["wall"] == {"base": pytest.approx(10 * US), "head": pytest.approx(30 * US)}
+    assert report["outside_operators"]["increase"] == pytest.approx(8 * US)
+    assert report["outside_operators"]["share"] == pytest.approx(8 / 20)
+    assert "outside operators (Python, dispatch): 2 us -> 10 us (+8 us)" in render_diagnoses(
+        (diagnosis,)
+    )
+
+
+def test_reference_times_per_call() -> None:
+    assert reference_times(comparison(baseline=10 * US, change=1.0), 1) == (
+        pytest.approx(10 * US),
+        pytest.approx(20 * US),
+    )
+    rate = comparison(metric=THROUGHPUT_32, baseline=3200.0, change=-0.5)
+    assert reference_times(rate, 32) == (pytest.approx(0.01), pytest.approx(0.02))
+    unknown = Comparison(benchmark="x", metric=ACCURACY, verdict=Verdict.NEW)
+    assert reference_times(unknown, 1) == (None, None)
