@@ -10,10 +10,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from gate import stats
 from gate.errors import MeasurementError
 from gate.measure import BenchmarkPlan, import_object
-from gate.measure.profile import Calls, Recorded, robust_total
+from gate.measure.profile import Calls, Recorded, interquartile_mean, robust_total
 
 _NUMPY_DTYPES = {"bfloat16": "float32"}
 
@@ -241,7 +240,7 @@ def profile_nodes(plan: BenchmarkPlan, batch_size: int, trace: Path, calls: Call
     session start, so the warm-up runs are recognised by their ``model_run`` events and left
     out. Each node's recorded time includes a few microseconds of the profiler's own work,
     which would make every small node look expensive: that cost, measured on a one-node model
-    in this process, is subtracted from each invocation."""
+    run alternately with the benchmark in this process, is subtracted from each invocation."""
     plain = OnnxBackend(plan)
     plain.import_runtime()
     plain.load()
@@ -253,13 +252,19 @@ def profile_nodes(plan: BenchmarkPlan, batch_size: int, trace: Path, calls: Call
     backend.profile_prefix = str(trace.with_suffix(""))
     backend.load()
     call = backend.call_for(batch_size)
-    calls.warm(call)
-    calls.profiled(call)
+    calibration = _Calibration(trace.parent / f"{trace.stem}-calibration")
+
+    def alternately() -> object:
+        calibration.run()
+        return call()
+
+    calls.warm(alternately)
+    calls.profiled(alternately)
     written = Path(backend.session.end_profiling())
     events = json.loads(written.read_text(encoding="utf-8"))
     written.replace(trace)
     durations, count = _node_durations(events, calls.warmup)
-    own = _profiler_cost_per_node(trace.parent / f"{trace.stem}-calibration")
+    own = calibration.cost(calls.warmup)
     rows = [
         robust_total(
             operator=op, node=node, shapes=shapes, durations=[max(0.0, d - own) for d in values]
@@ -268,7 +273,7 @@ def profile_nodes(plan: BenchmarkPlan, batch_size: int, trace: Path, calls: Call
     ]
     note = (
         f"onnxruntime's profiler adds about {own * 1e6:.1f} us to each node it records "
-        "(measured on a one-node model in the same process); subtracted"
+        "(measured on a one-node model run alternately with the benchmark); subtracted"
     )
     return Recorded(rows=rows, calls=count, wall=wall, note=note)
 
@@ -301,26 +306,33 @@ def _node_durations(
     return durations, len(runs)
 
 
-def _profiler_cost_per_node(prefix: Path, runs: int = 200) -> float:
-    """Seconds the profiler records for a node that does next to nothing (median)."""
-    import numpy as np
+class _Calibration:
+    """A one-node model under the profiler, run once per benchmark call: what the profiler
+    records for a node that does next to nothing, under the same conditions as the benchmark."""
 
-    ort = _ort()
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = 1
-    options.inter_op_num_threads = 1
-    options.log_severity_level = 3
-    options.enable_profiling = True
-    options.profile_file_prefix = str(prefix)
-    session = ort.InferenceSession(
-        _ONE_NODE_MODEL, sess_options=options, providers=["CPUExecutionProvider"]
-    )
-    feeds = {"x": np.ones(1, dtype=np.float32)}
-    for _ in range(runs):
-        session.run(None, feeds)
-    written = Path(session.end_profiling())
-    events = json.loads(written.read_text(encoding="utf-8"))
-    written.unlink()
-    durations, _ = _node_durations(events, runs // 4)
-    recorded = [d for values in durations.values() for d in values]
-    return stats.median(recorded) if recorded else 0.0
+    def __init__(self, prefix: Path) -> None:
+        import numpy as np
+
+        ort = _ort()
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = 1
+        options.inter_op_num_threads = 1
+        options.log_severity_level = 3
+        options.enable_profiling = True
+        options.profile_file_prefix = str(prefix)
+        self.session = ort.InferenceSession(
+            _ONE_NODE_MODEL, sess_options=options, providers=["CPUExecutionProvider"]
+        )
+        self.feeds = {"x": np.ones(1, dtype=np.float32)}
+
+    def run(self) -> None:
+        self.session.run(None, self.feeds)
+
+    def cost(self, warmup: int) -> float:
+        """Seconds per node (interquartile mean), the first ``warmup`` runs left out."""
+        written = Path(self.session.end_profiling())
+        events = json.loads(written.read_text(encoding="utf-8"))
+        written.unlink()
+        durations, _ = _node_durations(events, warmup)
+        recorded = [d for values in durations.values() for d in values]
+        return interquartile_mean(recorded) if recorded else 0.0
