@@ -22,7 +22,8 @@ few microseconds per call is split over several small operators, and each profil
 process on a shared machine, so single runs scatter.
 
 Goals (issue 9): <= 10 s of extra wall time per regressed benchmark on 2 cores; the top 5
-operators explain >= 80% of the single-layer change (judged on the median over the runs).
+operators explain >= 80% of the single-layer change (judged on the median over the runs, and
+counted as met only up to 125%: far above 100% the profiles overstate the change).
 
     .venv/bin/python bench/diagnosis.py [--quick] [--rounds N] [--repeats N]
 """
@@ -50,6 +51,7 @@ EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "digits"
 VARIANTS = ("torch", "torch-int8", "onnxruntime", "onnxruntime-int8")
 GOAL_SECONDS = 10.0
 GOAL_SHARE = 0.80
+CEILING_SHARE = 1.25  # a median share above this overstates the change: not an explanation
 CONFIG = """
 models:
   digits-mlp:
@@ -266,9 +268,11 @@ def print_goals(runs: list[Run], shares: dict[tuple[str, str], list[float]]) -> 
         print("  extra wall time: nothing was diagnosed (no regression detected)")
     for (batch, name), values in sorted(shares.items()):
         middle = statistics.median(values)
-        verdict = "MET" if middle >= GOAL_SHARE else "NOT MET"
+        # Above 100% the profiles overstate the change; far above, they do not explain it.
+        verdict = "MET" if GOAL_SHARE <= middle <= CEILING_SHARE else "NOT MET"
         print(
-            f"  top 5 explain >= {GOAL_SHARE:.0%} of the single-layer change, {name} at {batch}:"
+            f"  top 5 explain {GOAL_SHARE:.0%}..{CEILING_SHARE:.0%} of the single-layer change, "
+            f"{name} at {batch}:"
             f" median {middle:.0%} of {len(values)} -> {verdict}"
         )
 

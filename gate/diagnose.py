@@ -26,17 +26,17 @@ MAX_NODES = 3  # onnxruntime nodes listed per operator type, by increase
 def targets(result: GateResult, when: str) -> list[Comparison]:
     """One timing comparison per benchmark to diagnose, in report order.
 
-    ``on-regression``: benchmarks with a timing ``regression`` (its largest one first: latency
-    before throughput on a tie); ``always``: every benchmark with a timing comparison (the
-    regressed metric where there is one, else latency); ``never``: none."""
+    ``on-regression``: benchmarks with a timing ``regression`` (latency rather than throughput
+    when both regressed); ``always``: every benchmark with a timing comparison, new ones
+    excepted (the regressed metric where there is one, else latency); ``never``: none."""
     if when == "never":
         return []
     chosen: dict[str, Comparison] = {}
     for comparison in sorted(result.comparisons, key=_preference):
         if comparison.metric.family not in TIMING_FAMILIES:
             continue
-        if comparison.verdict in (Verdict.ERROR, Verdict.MISSING):
-            continue
+        if comparison.verdict in (Verdict.ERROR, Verdict.MISSING, Verdict.NEW):
+            continue  # nothing measured, or nothing to compare it with
         if when == "on-regression" and comparison.verdict is not Verdict.REGRESSION:
             continue
         chosen.setdefault(comparison.benchmark, comparison)

@@ -173,6 +173,7 @@ def test_targets_pick_one_timing_comparison_per_benchmark() -> None:
         comparison("c", LATENCY, Verdict.UNCHANGED),
         comparison("d", ACCURACY, Verdict.REGRESSION),
         comparison("e", LATENCY, Verdict.ERROR),
+        comparison("f", LATENCY, Verdict.NEW),
     )
     picked = [(c.benchmark, c.metric.name) for c in targets(decided, "on-regression")]
     assert picked == [("a", "latency"), ("b", "throughput@32")]
