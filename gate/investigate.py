@@ -58,6 +58,16 @@ class Investigation:
 
     def __call__(self, result: GateResult) -> tuple[Diagnosis, ...]:
         chosen = targets(result, self.when)
+        try:
+            return self._diagnose(chosen)
+        except Exception as exc:  # the one boundary: a diagnosis must never cost the verdict
+            reason = (
+                f"the diagnosis failed: {type(exc).__name__}: {exc} (a bug in perf-gate; "
+                "please report it)"
+            )
+            return tuple(missing(c, reason) for c in chosen)
+
+    def _diagnose(self, chosen: list[Comparison]) -> tuple[Diagnosis, ...]:
         profiler = Profiler(
             self.runner, self.config.report_dir / PROFILES, self.config.diagnose.max_trace
         )

@@ -389,3 +389,21 @@ def test_reference_times_per_call() -> None:
     assert reference_times(rate, 32) == (pytest.approx(0.01), pytest.approx(0.02))
     unknown = Comparison(benchmark="x", metric=ACCURACY, verdict=Verdict.NEW)
     assert reference_times(unknown, 1) == (None, None)
+
+
+def test_an_unexpected_failure_is_a_missing_diagnosis_not_a_crash(tmp_path: Path) -> None:
+    config = load_config(root=tmp_path)
+    blocked = tmp_path / "blocked"
+    blocked.write_text("a file where the worker's scratch folder should go", encoding="utf-8")
+    runner = Runner(config.measure, tmp_path, blocked / "work")
+    plan = BenchmarkPlan(name="m[torch]", model="m", variant="torch", root=str(tmp_path))
+    investigation = Investigation(
+        config=config,
+        runner=runner,
+        when="on-regression",
+        head_plans={plan.name: plan},
+        base=BaseSide(root=tmp_path, plans={plan.name: plan}),
+    )
+    (only,) = investigation(result(comparison(plan.name)))
+    assert only.missing.startswith("the diagnosis failed: ")
+    assert "please report it" in only.missing
