@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import traceback
 from collections.abc import Callable
@@ -168,6 +169,10 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("perf-gate: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader went away (`perf-gate compare ... | head`)
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # so the interpreter's final flush stays quiet
+        return 141  # 128 + SIGPIPE, as a shell reports a process the pipe closed on
     except Exception:  # a bug in perf-gate, not the user's mistake: keep the traceback
         traceback.print_exc()
         print(
