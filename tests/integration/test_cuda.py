@@ -7,12 +7,16 @@ from pathlib import Path
 
 import pytest
 
+from gate.config import load_config
+from gate.measure.runner import prepare_all
+
 from ._support import (
     comparisons_by_key,
     read_json,
     run_cli,
     samples_by_key,
     write_files,
+    write_matmul_onnx,
 )
 
 torch = pytest.importorskip("torch")
@@ -114,3 +118,26 @@ def test_cuda_requested_without_a_gpu_is_a_clear_error(tmp_path: Path) -> None:
     assert "CUDA is not available here" in messages
     assert "set 'device: cpu'" in messages
     assert "Traceback" not in ran.output
+
+
+def test_tensorrt_without_its_provider_is_skipped_with_a_note(tmp_path: Path) -> None:
+    ort = pytest.importorskip("onnxruntime")
+    if "TensorrtExecutionProvider" in ort.get_available_providers():
+        pytest.skip("this onnxruntime has TensorRT: nothing to skip")
+    write_matmul_onnx(tmp_path / "chain.onnx")
+    text = """
+models:
+  chain:
+    onnx: chain.onnx
+    input: {shape: [1, 16], dtype: float32}
+    device: cuda
+    variants: [onnxruntime-tensorrt]
+    metrics: [latency]
+"""
+    write_files(tmp_path, {"perf-gate.yaml": text})
+    prepared = prepare_all(load_config(tmp_path / "perf-gate.yaml"), None, lambda message: None)
+    assert prepared.plans == []
+    assert prepared.errors == []
+    (note,) = prepared.skipped
+    assert note.startswith("chain[onnxruntime-tensorrt] skipped: ")
+    assert "TensorrtExecutionProvider" in note

@@ -106,7 +106,8 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def prepared(project):
     config = load_config(project / "perf-gate.yaml")
-    plans, errors = prepare_all(config, None, lambda message: None)
+    plans, errors, skipped = prepare_all(config, None, lambda message: None)
+    assert skipped == []
     assert errors == []
     return config, plans
 
