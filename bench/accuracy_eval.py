@@ -13,6 +13,7 @@ Goal: the harness costs < 5% over the plain loop.
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import tempfile
@@ -91,8 +92,12 @@ def main() -> int:
     parser.add_argument("--examples", type=int, default=10_000)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--quick", action="store_true", help="three repeats")
     args = parser.parse_args()
+    if args.quick:
+        args.repeats = 3
     torch.set_num_threads(1)
+    print(f"load average at start: {os.getloadavg()[0]:.2f}")
     rows = []
     with tempfile.TemporaryDirectory() as scratch:
         root = Path(scratch)

@@ -141,7 +141,7 @@ def _update_hash(digest: Any, value: Any) -> None:
     else:
         array = np.ascontiguousarray(_as_numpy(value))
         digest.update(f"{array.dtype}{array.shape}".encode())
-        digest.update(array.tobytes())
+        digest.update(array)  # the buffer itself: no copy (object arrays are refused by numpy)
 
 
 # --------------------------------------------------------------------------------------------
@@ -367,7 +367,7 @@ def run_eval(
             for name, backend in list(backends.items()):
                 try:
                     produced = _as_numpy(backend.predict(inputs))
-                    if not np.all(np.isfinite(produced.astype(np.float64))):
+                    if produced.dtype.kind in "fc" and not np.isfinite(produced).all():
                         raise MeasurementError(
                             "the model produced NaN or inf outputs", slug="eval-nonfinite"
                         )
