@@ -25,9 +25,12 @@ from gate.report.escape import TEXT_LIMIT, escape_text, finalize, safe
 from gate.report.trend import Chart, TrendSeries, charts
 from gate.report.view import (
     DEFAULT_NAME,
+    PROFILES_ARTIFACT,
     SEVERITY,
+    DiagnosisView,
     Row,
     VariantTable,
+    diagnosis_views,
     environment_rows,
     headline,
     number,
@@ -111,23 +114,39 @@ class Limits:
     changed: int | None = None
     unchanged: int | None = None
     details: int | None = None  # rows of each other section
+    diagnoses: int | None = None  # diagnosed benchmarks (each bounded: top operators, a few lines)
     charts: bool = True
     digest: bool = False
 
 
+COMMENT_DIAGNOSES = 5  # diagnosed benchmarks in a comment; the job summary has them all
 COMMENT_STEPS = (
-    Limits(),
+    Limits(diagnoses=COMMENT_DIAGNOSES),
     *(
-        Limits(unchanged=0, charts=False, digest=True, changed=rows, details=details)
-        for rows, details in ((200, 50), (100, 20), (50, 10), (20, 5), (5, 0), (0, 0))
+        Limits(
+            unchanged=0,
+            charts=False,
+            digest=True,
+            changed=rows,
+            details=details,
+            diagnoses=diagnoses,
+        )
+        for rows, details, diagnoses in (
+            (200, 50, COMMENT_DIAGNOSES),
+            (100, 20, COMMENT_DIAGNOSES),
+            (50, 10, 3),
+            (20, 5, 2),
+            (5, 0, 1),
+            (0, 0, 0),
+        )
     ),
 )
 SUMMARY_STEPS = (
     Limits(),
     Limits(unchanged=2000),
-    Limits(unchanged=500, changed=2000, details=500),
-    Limits(unchanged=0, changed=500, details=100, charts=False),
-    Limits(unchanged=0, changed=50, details=10, charts=False),
+    Limits(unchanged=500, changed=2000, details=500, diagnoses=200),
+    Limits(unchanged=0, changed=500, details=100, diagnoses=50, charts=False),
+    Limits(unchanged=0, changed=50, details=10, diagnoses=10, charts=False),
 )
 
 
@@ -145,6 +164,7 @@ class View:
     errors: tuple[Markup, ...]
     notes: tuple[Markup, ...]
     charts: tuple[Chart, ...]
+    diagnoses: tuple[DiagnosisView, ...] = ()
     footer: dict[str, Any] = field(default_factory=dict)
 
 
@@ -206,6 +226,7 @@ def build_view(
         charts=tuple(charts(data, trend, options.trend_metric, options.max_charts))
         if options.chart
         else (),
+        diagnoses=tuple(diagnosis_views(data)),
         footer=_footer(data, options),
     )
 
@@ -226,6 +247,7 @@ def _context(view: View, limits: Limits, elsewhere: str) -> dict[str, Any]:
         "show_mode": any(r.mode for r in (*view.changed, *view.unchanged)),
         "variants": view.variants,
         "charts": view.charts if limits.charts else (),
+        "profiles_artifact": PROFILES_ARTIFACT,
         **view.footer,
     }
     parts = {
@@ -237,9 +259,11 @@ def _context(view: View, limits: Limits, elsewhere: str) -> dict[str, Any]:
         "variant_rows": (view.variants.rows if view.variants else (), limits.details),
         "errors": (view.errors, limits.details),
         "notes": (view.notes, limits.details),
+        "diagnoses": (view.diagnoses, limits.diagnoses),
     }
     for name, (rows, limit) in parts.items():
         context[name], context[f"{name}_more"] = _take(rows, limit)
+    context["traced"] = any(d.traced for d in context["diagnoses"])
     return context
 
 

@@ -412,6 +412,222 @@ def hostile_names() -> dict[str, Any]:
     )
 
 
+US = 1e-6
+HOSTILE_OPERATOR = (
+    "evil|op` <img src=x onerror=alert(1)> @octocat #1 </details> "
+    "<!-- perf-gate:comment name=main --> [x](https://evil.example) (tests/test_pipeline.py)"
+)
+
+
+def operator(
+    name: str,
+    base_us: float,
+    head_us: float,
+    measured_us: float,
+    *,
+    status: str = "changed",
+    shapes: tuple[str, ...] = (),
+    added: tuple[str, ...] = (),
+    removed: tuple[str, ...] = (),
+    nodes: tuple[tuple[str, float, float], ...] = (),
+) -> dict[str, Any]:
+    """One entry of a diagnosis's ``operators`` (times in microseconds per call here)."""
+    increase = (head_us - base_us) * US
+    return {
+        "operator": name,
+        "status": status,
+        "base_time": base_us * US,
+        "head_time": head_us * US,
+        "increase": increase,
+        "share": increase / (measured_us * US) if increase > 0 else None,
+        "base_calls": 0.0 if status == "new" else 1.0,
+        "head_calls": 0.0 if status == "vanished" else 1.0,
+        "base_shapes": [*removed, *shapes] if status != "new" else [],
+        "head_shapes": [*added, *shapes] if status != "vanished" else [],
+        "added_shapes": list(added),
+        "removed_shapes": list(removed),
+        "nodes": [
+            {"node": n, "base_time": b * US, "head_time": h * US, "increase": (h - b) * US}
+            for n, b, h in nodes
+        ],
+    }
+
+
+def diagnosis(
+    benchmark: str,
+    tool: str,
+    measured_us: float,
+    operators: list[dict[str, Any]],
+    *,
+    wall: tuple[float, float] | None = None,
+    folder: str | None = None,
+    notes: tuple[str, ...] = (),
+) -> dict[str, Any]:
+    """A diagnosis entry as gate/report/diagnosis.py writes it into comparison.json."""
+    top = [o for o in operators if o["increase"] > 0][:5]
+    base = sum(o["base_time"] for o in operators)
+    head = sum(o["head_time"] for o in operators)
+    outside = None
+    if wall is not None:
+        outside_base, outside_head = wall[0] * US - base, wall[1] * US - head
+        grew = outside_head - outside_base
+        outside = {
+            "base": outside_base,
+            "head": outside_head,
+            "increase": grew,
+            "share": grew / (measured_us * US) if grew > 0 else None,
+        }
+    traces = folder or benchmark
+    return {
+        "benchmark": benchmark,
+        "metric": "latency",
+        "verdict": "regression",
+        "available": True,
+        "missing": None,
+        "tool": tool,
+        "unit": "s",
+        "measured_change": measured_us * US,
+        "profiled": {"base": base, "head": head},
+        "wall": {"base": None, "head": None}
+        if wall is None
+        else {"base": wall[0] * US, "head": wall[1] * US},
+        "outside_operators": outside,
+        "explained": sum(o["increase"] for o in top) / (measured_us * US),
+        "top": [o["operator"] for o in top],
+        "operators": operators,
+        "truncated": 0,
+        "new": [o["operator"] for o in operators if o["status"] == "new"],
+        "vanished": [o["operator"] for o in operators if o["status"] == "vanished"],
+        "changed_shapes": [
+            {"operator": o["operator"], "added": o["added_shapes"], "removed": o["removed_shapes"]}
+            for o in operators
+            if o["added_shapes"] or o["removed_shapes"]
+        ],
+        "traces": {
+            "base": f".perf-gate/profiles/{traces}/base.json",
+            "head": f".perf-gate/profiles/{traces}/head.json",
+        },
+        "notes": list(notes),
+    }
+
+
+def missing_diagnosis(benchmark: str, reason: str) -> dict[str, Any]:
+    return {
+        "benchmark": benchmark,
+        "metric": "latency",
+        "verdict": "regression",
+        "available": False,
+        "missing": reason,
+        "tool": None,
+        "unit": "s",
+        "measured_change": None,
+        "profiled": {"base": 0.0, "head": 0.0},
+        "wall": {"base": None, "head": None},
+        "outside_operators": None,
+        "explained": None,
+        "top": [],
+        "operators": [],
+        "truncated": 0,
+        "new": [],
+        "vanished": [],
+        "changed_shapes": [],
+        "traces": {},
+        "notes": [],
+    }
+
+
+def torch_diagnosis(
+    benchmark: str = "digits-mlp[torch]", measured_us: float = 119
+) -> dict[str, Any]:
+    """One more nn.Linear(256, 256) with a GELU, and the dropout gone."""
+    return diagnosis(
+        benchmark,
+        "torch.profiler",
+        measured_us,
+        [
+            operator(
+                "aten::addmm",
+                61.2,
+                158.4,
+                measured_us,
+                shapes=("[1, 64], [64, 256]",),
+                added=("[256], [1, 256], [256, 256]",),
+            ),
+            operator("aten::gelu", 0, 6.1, measured_us, status="new", shapes=("[1, 256]",)),
+            operator("aten::linear", 3.4, 6.9, measured_us, shapes=("[1, 64], [256, 64]",)),
+            operator("aten::t", 1.3, 2.6, measured_us, shapes=("[256, 64]",)),
+            operator("aten::relu", 2.2, 3.3, measured_us, shapes=("[1, 256]",)),
+            operator("aten::copy_", 1.1, 1.6, measured_us),
+            operator("aten::dropout", 2.4, 0, measured_us, status="vanished"),
+        ],
+        wall=(84.0, 196.5),
+    )
+
+
+def diagnosed() -> dict[str, Any]:
+    """Three timing regressions: torch and onnxruntime diagnosed, a perf test diagnosed with
+    cProfile (an operator name from the test's code, hostile), int8 without a diagnosis."""
+    measured_ort = 16.3
+    measured_test = 410.0
+    return report(
+        [
+            timing("digits-mlp[torch]", "regression", 0.000412, 0.000531, low=0.22, high=0.36),
+            timing("digits-mlp[onnxruntime]", "regression", 0.000101, 0.0001173, mode="duet"),
+            timing("digits-mlp[torch-int8]", "regression", 0.000300, 0.000335, low=0.07, high=0.16),
+            timing("tests/test_pipeline.py::test_tokenize", "regression", 0.0021, 0.00251),
+            timing("digits-mlp[onnxruntime-int8]", "unchanged", 0.00009, 0.000091, mode="duet"),
+        ],
+        diagnosis=[
+            torch_diagnosis(),
+            diagnosis(
+                "digits-mlp[onnxruntime]",
+                "onnxruntime",
+                measured_ort,
+                [
+                    operator(
+                        "MatMul",
+                        31.0,
+                        44.5,
+                        measured_ort,
+                        shapes=("[1, 64], [64, 256]",),
+                        added=("[1, 256], [256, 256]",),
+                        nodes=(("/fc2/MatMul", 0, 12.9), ("/fc1/MatMul", 31.0, 31.6)),
+                    ),
+                    operator("Gelu", 0, 1.9, measured_ort, status="new"),
+                    operator("Add", 4.1, 5.0, measured_ort),
+                ],
+                wall=(98.8, 116.9),
+                notes=("onnxruntime's own cost per node (2.9 us) was subtracted from every node",),
+            ),
+            missing_diagnosis(
+                "digits-mlp[torch-int8]",
+                "profiling the base revision failed: RuntimeError: quantized engine "
+                "'qnnpack' is not available",
+            ),
+            diagnosis(
+                "tests/test_pipeline.py::test_tokenize",
+                "cProfile",
+                measured_test,
+                [
+                    operator(
+                        HOSTILE_OPERATOR,
+                        12.0,
+                        361.0,
+                        measured_test,
+                        added=("[1, 2]|<script>alert(1)</script> @team",),
+                        nodes=(("@team/`MatMul`|</td>", 0, 3.0),),
+                    ),
+                    operator("normalize (tests/pipeline.py)", 80.0, 112.0, measured_test),
+                    operator(
+                        "<lambda> (tests/pipeline.py)", 10.0, 0.0, measured_test, status="vanished"
+                    ),
+                ],
+                folder="tests_test_pipeline.py__test_tokenize-1a2b3c4d",
+            ),
+        ],
+    )
+
+
 def trend() -> tuple[TrendSeries, ...]:
     points = tuple(
         TrendPoint(commit=commit, date=f"2026-11-{day:02d}", value=value)
@@ -434,6 +650,7 @@ CASES = {
     "environment-mismatch": (environment_mismatch, ()),
     "digest-1000": (many, ()),
     "hostile-names": (hostile_names, ()),
+    "diagnosis": (diagnosed, ()),
 }
 OPTIONS = ReportOptions(run_url="https://github.com/octo/demo/actions/runs/42")
 
@@ -570,6 +787,117 @@ def test_hostile_names_cannot_break_tables_inject_html_links_mentions_or_markers
     assert "<p>evil|name #\u200b#\u200b heading &lt;script&gt;" in MarkdownIt("commonmark").render(
         escape_text(HOSTILE)
     )
+
+
+def test_the_diagnosis_names_the_operators_with_numbers_and_the_traces() -> None:
+    text = rendered_comment("diagnosis")
+    section = text.split("#### Where the time went")[1].split("<sub>Change")[0]
+    headlines = [line for line in section.splitlines() if line.startswith("**")]
+    assert [h.split("**")[1] for h in headlines] == [
+        "digits-mlp\\[torch\\] latency",  # the largest change first
+        "tests/test\\_pipeline.py::test\\_tokenize latency",
+        "digits-mlp\\[onnxruntime\\] latency",
+        "digits-mlp\\[torch-int8\\] latency",  # without a diagnosis: last
+    ]
+    assert headlines[0].endswith(
+        "measured +119 us per call (+28.9%); the top 5 operators explain 92%; "
+        "largest: aten::addmm +97.2 us (82%)"
+    )
+    assert (
+        "| aten::addmm | added \\[256\\], \\[1, 256\\], \\[256, 256\\] | 61.2 us | 158 us "
+        "| +97.2 us | 82% |" in section
+    )
+    assert "| aten::gelu (new) |  | – | 6.1 us | +6.1 us | 5% |" in section
+    assert "nodes /fc2/MatMul +12.9 us, /fc1/MatMul +600 ns | 31 us | 44.5 us |" in section
+    assert "- new operators: aten::gelu\n- vanished operators: aten::dropout\n" in section
+    assert "outside operators (Python, dispatch): 12.4 us → 17.6 us (+5.2 us, 4% of" in section
+    assert "no diagnosis: profiling the base revision failed: RuntimeError" in headlines[3]
+    assert section.count("<details><summary>Operators and traces</summary>") == 3
+    assert (
+        "traces in the `perf-gate-profiles` artifact: digits-mlp\\[torch\\]/base.json (base), "
+        "digits-mlp\\[torch\\]/head.json (head)" in section
+    )
+    assert (
+        "`perf-gate-profiles` artifact of [this run](https://github.com/octo/demo/actions/runs/42)"
+        in (section)
+    )
+    assert "aten::copy\\_" not in section  # sixth: only in comparison.json
+    # the job summary has the same section
+    assert "#### Where the time went" in render_summary(diagnosed(), OPTIONS)
+
+
+def test_hostile_operator_names_and_shapes_stay_inert() -> None:
+    text = rendered_comment("diagnosis")
+    html = MarkdownIt("commonmark").enable("table").render(text)
+    assert "<script" not in html
+    assert "<img" not in html
+    links = re.findall(r'<a href="([^"]*)"', html)
+    assert set(links) == {"https://ui.perfetto.dev", "https://github.com/octo/demo/actions/runs/42"}
+    assert re.search(r"(^|\W)@(octocat|team)", html) is None
+    assert "#1 " not in html
+    assert text.count("<!-- perf-gate:comment") == 1
+    assert html.count("<details>") == html.count("</details>") == 5  # 3 folds, unchanged, reproduce
+    # the operator's backticks make no code span: only ours
+    spans = set(re.findall(r"<code>([^<]*)</code>", html))
+    assert spans == {"perf-gate-profiles", BASE[:12], HEAD[:12], "5d41402abc4b"}
+    for table in re.findall(r"<table>.*?</table>", html, flags=re.S):
+        header = len(re.findall(r"<th[ >]", table.split("</thead>")[0]))
+        for row in re.findall(r"<tr>(.*?)</tr>", table.split("<tbody>")[1], flags=re.S):
+            assert len(re.findall(r"<td[ >]", row)) == header
+            assert row.count("<td") == row.count("</td>")
+    assert "evil|op` &lt;img" in html  # shown as text, whole
+
+
+def test_the_comment_shows_five_diagnoses_the_summary_all_of_them() -> None:
+    names = [f"model-{i}[torch]" for i in range(7)]
+    data = report(
+        [timing(n, "regression", 0.0004, 0.0004 * (1.1 + i / 100)) for i, n in enumerate(names)],
+        diagnosis=[torch_diagnosis(n) for n in names],
+    )
+    comment = render_comment(data, OPTIONS)
+    assert comment.count("<summary>Operators and traces</summary>") == 5
+    assert "…and 2 more diagnosed benchmarks, in the job summary." in comment
+    assert "**model-6\\[torch\\] latency**" in comment  # the largest changes first
+    assert "**model-0\\[torch\\] latency**" not in comment
+    summary = render_summary(data, OPTIONS)
+    assert summary.count("<summary>Operators and traces</summary>") == 7
+    assert "more diagnosed" not in summary
+
+
+def test_diagnoses_keep_the_comment_under_its_limit() -> None:
+    data = many()
+    long_name = "op" * 3000 + "|<b>@x</b>"
+    data["diagnosis"] = [
+        diagnosis(
+            c["benchmark"],
+            "cProfile",
+            50.0,
+            [
+                operator(
+                    f"{long_name}{i}",
+                    1,
+                    20,
+                    50.0,
+                    added=(long_name,) * 4,
+                    nodes=((long_name, 0, 1),) * 3,
+                )
+                for i in range(8)
+            ],
+            notes=(long_name,) * 20,
+        )
+        for c in data["comparisons"]
+        if c["verdict"] == "regression"
+    ]
+    comment = render_comment(data, OPTIONS)
+    assert utf16_length(comment) <= COMMENT_LIMIT
+    assert "digest of the worst changes" in comment
+    assert comment.count("<summary>Operators and traces</summary>") >= 1
+    assert comment.count("| 🔴 regression |") == 11  # every changed row still there
+    tight = render_comment(data, OPTIONS, limit=8000)
+    assert utf16_length(tight) <= 8000
+    assert "diagnosed benchmarks (where the time went) are in the job summary." in tight
+    summary = render_summary(data, OPTIONS)
+    assert summary.count("<summary>Operators and traces</summary>") == 11
 
 
 def test_escape_keeps_metric_batch_sizes_readable() -> None:
