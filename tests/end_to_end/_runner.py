@@ -6,8 +6,9 @@ It reads action.yml, resolves the inputs (given ``with:`` values, else the defau
 (``bash --noprofile --norc -eo pipefail {0}``), its ``env:`` and ``working-directory``, with a
 fresh ``GITHUB_OUTPUT`` and ``GITHUB_STEP_SUMMARY`` file per step, parsed afterwards as the runner
 does. ``uses:`` steps are the two artifact actions, emulated on a local folder (upload copies the
-path under the artifact's name, download copies the artifacts whose names match ``pattern``);
-anything else is refused, so the test notices a new kind of step.
+path, relative to the workspace or absolute, under the artifact's name, and fails on an empty
+path unless ``if-no-files-found: ignore``; download copies the artifacts whose names match
+``pattern``); anything else is refused, so the test notices a new kind of step.
 
 Expressions: literals, context paths, ``!``, ``==``/``!=`` (strings compare case-insensitively,
 as GitHub does), ``&&``/``||`` (returning an operand, as GitHub does), parentheses and the
@@ -316,6 +317,8 @@ class Runner:
         if action == "actions/upload-artifact":
             source = self.workspace / given["path"]
             if not source.is_dir() or not any(source.iterdir()):
+                if given.get("if-no-files-found") == "ignore":
+                    return StepResult(name, ran=True, stdout=f"no files at {source}: ignored")
                 return StepResult(name, ran=True, exit_code=1, stderr=f"no files at {source}")
             target = self.artifacts / str(self.github["run_id"]) / given["name"]
             shutil.copytree(source, target)

@@ -16,7 +16,10 @@ One repository goes through the paths of the issue, in order:
    ``fail-on-regression: "false"``: reported, the job passes);
 4. the same pull request fixed: passes, the same comment updated, not duplicated;
 5. a pull request from a fork: its read-only token cannot comment, the comment is uploaded as an
-   artifact, and the workflow_run poster posts it.
+   artifact, and the workflow_run poster posts it;
+6. a pull request run with a second config that times base and head side by side and diagnoses
+   every timing (``diagnose: always``): the traces of both sides are uploaded as the
+   ``perf-gate-profiles`` artifact.
 
 The project is one ONNX MatMul with an eval set; "breaking" it swaps two output columns, so
 its accuracy drops by about half: a regression with no timing noise in it. Latency is measured
@@ -76,6 +79,10 @@ CONFIG = textwrap.dedent(
     """
 )
 
+# The same gate, timed against the base revision (duet) and diagnosed whatever the verdict: the
+# first config compares stored timings, which have no base revision to profile.
+DIAGNOSE_CONFIG = CONFIG.replace("timing_mode: stored", "timing_mode: auto\n  diagnose: always")
+
 if not DVC.is_file():  # pragma: no cover - `make test` installs the dvc extra
     pytest.skip("dvc is not installed in this environment", allow_module_level=True)
 
@@ -111,6 +118,7 @@ def write_model(project: Path, *, broken: bool) -> None:
 
 def write_project(project: Path) -> None:
     (project / "perf-gate.yaml").write_text(CONFIG, encoding="utf-8")
+    (project / "perf-gate-diagnose.yaml").write_text(DIAGNOSE_CONFIG, encoding="utf-8")
     (project / ".gitignore").write_text(".perf-gate/\n__pycache__/\n", encoding="utf-8")
     write_model(project, broken=False)
     weights = np.random.default_rng(7).standard_normal((16, 4)).astype(np.float32)
@@ -336,6 +344,23 @@ def fork(world: World, promoted: ActionResult) -> tuple[ActionResult, int, Actio
     return checked, before, posted
 
 
+@pytest.fixture(scope="module")
+def diagnosed(world: World, promoted: ActionResult) -> ActionResult:
+    push_branch(world, "diagnosed", broken=True)
+    event = world.event("pull_request.opened.json")
+    return world.act(
+        world.workspace("origin/diagnosed"),
+        "pull_request",
+        event,
+        run_id=107,
+        inputs={
+            "config": "perf-gate-diagnose.yaml",
+            "comment": "never",
+            "fail-on-regression": "false",
+        },
+    )
+
+
 def comments(world: World, number: int) -> list[dict[str, Any]]:
     return world.fake.comments.get((BASE, number), [])
 
@@ -393,6 +418,11 @@ def test_a_regression_fails_the_pull_request_with_a_comment(
     assert regression.outputs["comment-file-written"] == "false"
     assert regression.summary.startswith("### ❌")
     assert regression.step("Verdict").exit_code == 1
+    # Timings compared as stored (no base revision) and only accuracy regressed: nothing to
+    # diagnose, so no traces and no profiles artifact (the diagnosed run is below).
+    report = Path(regression.outputs["report-path"]).with_name("comparison.json")
+    assert json.loads(report.read_text(encoding="utf-8"))["diagnosis"] == []
+    assert not regression.step("Upload the diagnosis's traces").ran
 
 
 def test_fail_on_regression_false_reports_without_failing(
@@ -438,3 +468,25 @@ def test_a_fork_leaves_the_comment_and_the_workflow_run_poster_posts_it(
     assert comment["body"].startswith("### ✅ no regressions")
     assert posted.outputs["comment-id"] == str(comment["id"])
     assert ("GET", f"/repos/{BASE}/pulls/3") in world.fake.calls()
+
+
+def test_a_diagnosis_uploads_the_traces_of_both_sides(
+    world: World, diagnosed: ActionResult
+) -> None:
+    assert diagnosed.exit_code == 0, diagnosed.log
+    report = Path(diagnosed.outputs["report-path"]).with_name("comparison.json")
+    (entry,) = json.loads(report.read_text(encoding="utf-8"))["diagnosis"]
+    assert entry["benchmark"] == "tiny[onnxruntime]"
+    assert entry["available"], entry["missing"]
+    assert entry["tool"] == "onnxruntime"
+    upload = diagnosed.step("Upload the diagnosis's traces")
+    assert upload.ran
+    assert upload.exit_code == 0, upload.stderr
+    artifact = world.root / "artifacts" / "107" / "perf-gate-profiles"
+    for side in ("base", "head"):
+        # the report's path, from the config directory, ends with the artifact's path
+        assert entry["traces"][side] == f".perf-gate/profiles/tiny[onnxruntime]/{side}.json"
+        trace = json.loads((artifact / "tiny[onnxruntime]" / f"{side}.json").read_text())
+        assert trace, f"{side}.json holds no events"
+    assert "#### Where the time went" in diagnosed.summary
+    assert "tiny\\[onnxruntime\\]/head.json (head)" in diagnosed.summary
