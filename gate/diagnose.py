@@ -199,7 +199,10 @@ def diff(
     truncated = max(0, len(changes) - MAX_CHANGES)
     kept = sorted(changes[:MAX_CHANGES], key=lambda c: (-c.increase, c.operator))
     measured = measured_change(comparison, head.items)
-    kept = _with_shares(kept, measured)
+    # Shares of a change the rounds did not establish are noise over noise (a +6 ns change
+    # "explained 7081%"): only a significant slowdown is divided up.
+    slowdown = comparison.significant and measured is not None and measured > 0
+    kept = _with_shares(kept, measured if slowdown else None)
     notes = [note for note in (base.trace_note, head.trace_note) if note]
     if base.note and base.note == head.note:
         notes.append(base.note)
@@ -207,10 +210,10 @@ def diff(
         notes += [f"{side}: {p.note}" for side, p in (("base", base), ("head", head)) if p.note]
     notes += [note for note in (base_scaled, head_scaled) if note]
     explained: float | None = None
-    if measured is not None and measured > 0:
+    if slowdown and measured is not None:
         explained = sum(c.increase for c in kept[:TOP] if c.increase > 0) / measured
     else:
-        notes.append("the timing rounds measured no slowdown: shares are not computed")
+        notes.append("the timing rounds found no significant slowdown: shares are not computed")
     return Diagnosis(
         benchmark=comparison.benchmark,
         metric=comparison.metric.name,

@@ -50,6 +50,7 @@ def comparison(
         baseline=baseline,
         current=baseline * (1 + change),
         relative_change=change,
+        significant=verdict in (Verdict.REGRESSION, Verdict.IMPROVEMENT),
     )
 
 
@@ -118,7 +119,14 @@ def test_no_slowdown_means_no_shares_and_says_so() -> None:
     diagnosis = diff(comparison(verdict=Verdict.UNCHANGED, change=-0.01), BASE, HEAD)
     assert diagnosis.explained is None
     assert all(c.share is None for c in diagnosis.changes)
-    assert any("no slowdown" in note for note in diagnosis.notes)
+    assert any("no significant slowdown" in note for note in diagnosis.notes)
+
+
+def test_a_slowdown_the_rounds_did_not_establish_gets_no_shares() -> None:
+    diagnosis = diff(comparison(verdict=Verdict.INCONCLUSIVE, change=0.0003), BASE, HEAD)
+    assert diagnosis.explained is None
+    assert all(c.share is None for c in diagnosis.changes)
+    assert diagnosis.changes[0].increase > 0  # the operators' numbers are still shown
 
 
 def test_onnxruntime_nodes_are_grouped_by_type_with_the_nodes_that_grew() -> None:
