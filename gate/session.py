@@ -59,6 +59,20 @@ class GateRequest:
 
 
 @dataclass
+class _Run:
+    """What a gate run carries from preparation to the decision."""
+
+    config: GateConfig
+    request: GateRequest
+    runner: Runner
+    plans: list[BenchmarkPlan]
+    measured: Measured
+    notes: list[str]
+    baseline_path: Path
+    gpu_before: list[dict[str, str]]
+
+
+@dataclass
 class _Base:
     commit: str
     root: Path  # the config directory inside the worktree
@@ -258,6 +272,7 @@ def run_gate(config: GateConfig, request: GateRequest, progress: Progress) -> ap
     runner = Runner(config.measure, config.root, config.report_dir / "work", progress)
     rng = random.Random(config.measure.seed)
     measured = Measured(errors=list(prepare_errors) + list(request.extra_errors))
+    run = _Run(config, request, runner, plans, measured, notes, baseline_path, gpu_before)
     paired: PairedBaseline | None = None
     if commit is None:
         _measure_stored(config, request, runner, plans, measured, rng, progress)
@@ -289,15 +304,8 @@ def run_gate(config: GateConfig, request: GateRequest, progress: Progress) -> ap
                     f"{commit[:12]}: nothing to profile against",
                 )
                 return _finish(
-                    config,
-                    request,
-                    measured,
+                    run,
                     None,
-                    notes,
-                    baseline_path,
-                    runner,
-                    plans,
-                    gpu_before,
                     diagnose=investigation,
                 )
             notes.append(
@@ -337,27 +345,13 @@ def run_gate(config: GateConfig, request: GateRequest, progress: Progress) -> ap
             # Diagnosis happens after the decision, while the worktree still exists.
             side = BaseSide(root=base.root, plans=base_plans, pytest_root=base.pytest_root)
             return _finish(
-                config,
-                request,
-                measured,
+                run,
                 paired,
-                notes,
-                baseline_path,
-                runner,
-                plans,
-                gpu_before,
                 diagnose=_investigation(config, request, runner, plans, side),
             )
     return _finish(
-        config,
-        request,
-        measured,
+        run,
         paired,
-        notes,
-        baseline_path,
-        runner,
-        plans,
-        gpu_before,
         diagnose=investigation,
     )
 
@@ -385,21 +379,12 @@ def _investigation(
 
 
 def _finish(
-    config: GateConfig,
-    request: GateRequest,
-    measured: Measured,
-    paired: PairedBaseline | None,
-    notes: list[str],
-    baseline_path: Path,
-    runner: Runner,
-    plans: list[BenchmarkPlan],
-    gpu_before: list[dict[str, str]],
-    *,
-    diagnose: app.Diagnose | None = None,
+    run: _Run, paired: PairedBaseline | None, *, diagnose: app.Diagnose | None = None
 ) -> app.Outcome:
     """Evaluate quality, write the record, decide, diagnose; notes on GPU state changes and
     launch-bound benchmarks join the run's notes."""
-    evaluated = evaluate(config, runner, plans, runner.progress)
+    config, request, measured = run.config, run.request, run.measured
+    evaluated = evaluate(config, run.runner, run.plans, run.runner.progress)
     measured.samples += evaluated.samples + list(request.extra_samples)
     measured.errors += evaluated.errors
     for name, info in evaluated.info.items():
@@ -412,14 +397,14 @@ def _finish(
         )
     record = app.make_record(config, measured.samples, measured.info, measured.errors)
     calibrated = request.baseline_path or config.baseline
-    notes = notes + unresolvable(config, calibrated, str(record.environment.get("key")))
-    if gpu_before:
-        notes += gpu_state_changes(gpu_before, gpu_state())
+    notes = run.notes + unresolvable(config, calibrated, str(record.environment.get("key")))
+    if run.gpu_before:
+        notes += gpu_state_changes(run.gpu_before, gpu_state())
     notes += launch_bound_notes(record)
     return app.gate_record(
         config,
         record,
-        baseline_path=baseline_path,
+        baseline_path=run.baseline_path,
         results_path=request.results_path,
         save=request.save,
         paired=paired,
