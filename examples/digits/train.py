@@ -1,12 +1,11 @@
-"""Train the digits MLPs and write their weights as .npz (run from this directory: python train.py)."""
+"""Train the digits MLPs and write their weights as .npz (run from this directory)."""
 
 from __future__ import annotations
 
 import numpy as np
 import torch
-from torch import nn
-
 from model import ARCHITECTURES, DATA, DigitsMLP, eval_set, weights_path
+from torch import nn
 
 
 def train(architecture: str, epochs: int = 300, seed: int = 0) -> float:
