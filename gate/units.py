@@ -1,7 +1,7 @@
 """Parsing and formatting of the quantities people write in config: ``5%``, ``2ms``, ``300MB``.
 
 Internally every duration is in seconds, every size in bytes, every rate in items per second.
-Parsers raise ``ValueError`` with a short reason; config.py adds the file and key.
+Parsers raise ``ValueError`` with a short reason; gate/config adds the file and key.
 """
 
 from __future__ import annotations

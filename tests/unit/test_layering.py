@@ -21,7 +21,7 @@ OWNERS = {
     "pyarrow": {"gate/measure/evaluate.py"},
     "pytest": {"gate/pytest_plugin.py"},
     "_pytest": set(),
-    "yaml": {"gate/config.py"},
+    "yaml": {"gate/config/__init__.py"},
     "requests": {"gate/github.py"},
     "jinja2": {"gate/report/markdown.py"},
 }

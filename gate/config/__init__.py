@@ -1,0 +1,246 @@
+"""perf-gate.yaml (or ``[tool.perf-gate]`` in pyproject.toml) -> a validated :class:`GateConfig`.
+
+This module reads the file and assembles the config; the sections are parsed in ``models.py``
+(``models:``), ``policy.py`` (``policy:``), ``gate/quality/spec.py`` (``eval:``, ``parity:``,
+trade-offs) and ``gate/diagnosis.py`` (``policy.diagnose``), all through one
+:class:`~gate.config.checks.Checker`. Every error is a :class:`ConfigError` whose message names the
+file, the key path and what was expected, e.g.
+``perf-gate.yaml: models.digits-mlp.variants[1]: unknown value 'torch-int4'; expected ...``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from gate import units
+from gate.config.checks import NAME, Checker, kind, path_value
+from gate.config.models import (
+    CPU_ONLY_VARIANTS,
+    CUDA_ONLY_VARIANTS,
+    DTYPES,
+    MODEL_METRICS,
+    TORCH_ONLY_VARIANTS,
+    VARIANTS,
+    InputSpec,
+    ModelSpec,
+    benchmark_name,
+    parse_model,
+)
+from gate.config.policy import DEFAULT_THRESHOLDS, parse_policy, parse_threshold
+from gate.diagnosis import DiagnoseSettings, parse_diagnose
+from gate.errors import ConfigError
+from gate.model import Policy
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on Python 3.10 only
+    import tomli as tomllib  # type: ignore[import-not-found,unused-ignore]
+
+__all__ = [
+    "CONFIG_NAMES",
+    "CPU_ONLY_VARIANTS",
+    "CUDA_ONLY_VARIANTS",
+    "DEFAULT_THRESHOLDS",
+    "DTYPES",
+    "MODEL_METRICS",
+    "TORCH_ONLY_VARIANTS",
+    "VARIANTS",
+    "GateConfig",
+    "InputSpec",
+    "MeasureSettings",
+    "ModelSpec",
+    "benchmark_name",
+    "find_config",
+    "load_config",
+    "parse_threshold",
+]
+
+CONFIG_NAMES = ("perf-gate.yaml", "perf-gate.yml")
+
+
+@dataclass(frozen=True, kw_only=True)
+class MeasureSettings:
+    rounds: int = 5
+    warmup: int = 20
+    min_calls: int = 200
+    min_time: float = 0.5
+    threads: int = 1
+    probes: int = 3
+    seed: int | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class GateConfig:
+    path: Path | None
+    root: Path
+    baseline: Path
+    report_dir: Path
+    models: tuple[ModelSpec, ...] = ()
+    policy: Policy = field(default_factory=Policy)
+    measure: MeasureSettings = field(default_factory=MeasureSettings)
+    digest: str = ""
+    # How the environment key enters the baseline's name (docs/baselines.md): "auto" (from the
+    # fingerprint), "none" (one un-keyed baseline) or a fixed name; promotions kept in history.
+    baseline_key: str = "auto"
+    baseline_history: int = 30
+    # policy.diagnose: when to profile base and head of timed benchmarks (docs/diagnosis.md).
+    diagnose: DiagnoseSettings = field(default_factory=DiagnoseSettings)
+
+    @property
+    def label(self) -> str:
+        return self.path.name if self.path else "defaults"
+
+
+def find_config(start: Path) -> Path | None:
+    """The config in ``start``: perf-gate.yaml, or a pyproject.toml with [tool.perf-gate]."""
+    for name in CONFIG_NAMES:
+        candidate = start / name
+        if candidate.is_file():
+            return candidate
+    pyproject = start / "pyproject.toml"
+    if pyproject.is_file():
+        try:
+            text = pyproject.read_text(encoding="utf-8")
+        except OSError:
+            return None
+        try:
+            data = tomllib.loads(text)
+        except tomllib.TOMLDecodeError:
+            # Report the syntax error if the file meant to configure perf-gate.
+            return pyproject if "tool.perf-gate" in text else None
+        if "perf-gate" in data.get("tool", {}):
+            return pyproject
+    return None
+
+
+def load_config(path: Path | None = None, *, root: Path | None = None) -> GateConfig:
+    """Read and validate the config. ``path=None`` looks in ``root`` (default: cwd).
+
+    Returns defaults (no models) when no config exists. Raises ConfigError on any invalid input.
+    """
+    root = (root or Path.cwd()).resolve()
+    if path is None:
+        path = find_config(root)
+        if path is None:
+            return _build({}, None, root)
+    path = Path(path)
+    if not path.is_absolute():
+        path = (root / path).resolve()
+    if not path.is_file():
+        raise ConfigError(
+            f"{path}: config file not found; create it (see docs/config.md) or pass another path",
+            slug="config-not-found",
+        )
+    raw = _read(path)
+    return _build(raw, path, path.parent)
+
+
+def _read(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path.name}: cannot read the file: {exc}") from exc
+    if path.suffix == ".toml":
+        try:
+            data = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path.name}: invalid TOML: {exc}", slug="config-syntax") from exc
+        section = data.get("tool", {}).get("perf-gate")
+        if section is None:
+            raise ConfigError(
+                f"{path.name}: no [tool.perf-gate] table; add one or use perf-gate.yaml",
+                slug="config-not-found",
+            )
+        raw: Any = section
+    else:
+        try:
+            raw = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            where = ""
+            mark = getattr(exc, "problem_mark", None)
+            if mark is not None:
+                where = f" at line {mark.line + 1}, column {mark.column + 1}"
+            problem = getattr(exc, "problem", None) or "syntax error"
+            raise ConfigError(
+                f"{path.name}: invalid YAML{where}: {problem}", slug="config-syntax"
+            ) from exc
+        if raw is None:
+            raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path.name}: expected a mapping at the top level, got {kind(raw)}")
+    return raw
+
+
+TOP_KEYS = (
+    "baseline",
+    "baseline_key",
+    "baseline_history",
+    "report_dir",
+    "models",
+    "policy",
+    "measure",
+)
+MEASURE_KEYS = ("rounds", "warmup", "min_calls", "min_time", "threads", "probes", "seed")
+
+
+def _build(raw: dict[str, Any], path: Path | None, root: Path) -> GateConfig:
+    ctx = Checker(path.name if path else "config")
+    ctx.mapping(raw, "", TOP_KEYS)
+    baseline = path_value(ctx, raw.get("baseline", "baselines/main.json"), "baseline", root)
+    baseline_key = _baseline_key(ctx, raw.get("baseline_key", "auto"))
+    baseline_history = ctx.integer(raw.get("baseline_history", 30), "baseline_history", 1)
+    report_dir = path_value(ctx, raw.get("report_dir", ".perf-gate"), "report_dir", root)
+    models_raw = ctx.mapping(raw.get("models") or {}, "models", None)
+    models = tuple(parse_model(ctx, str(name), spec, root) for name, spec in models_raw.items())
+    policy = parse_policy(ctx, raw.get("policy") or {})
+    diagnose = parse_diagnose(ctx, (raw.get("policy") or {}).get("diagnose"), "policy.diagnose")
+    measure = _measure(ctx, raw.get("measure") or {})
+    digest = hashlib.sha256(json.dumps(raw, sort_keys=True, default=str).encode()).hexdigest()
+    return GateConfig(
+        path=path,
+        root=root,
+        baseline=baseline,
+        report_dir=report_dir,
+        models=models,
+        policy=policy,
+        measure=measure,
+        digest=digest[:16],
+        baseline_key=baseline_key,
+        baseline_history=baseline_history,
+        diagnose=diagnose,
+    )
+
+
+def _baseline_key(ctx: Checker, value: Any) -> str:
+    """``auto``, ``none`` or a name that can stand in a file name (``main@<key>.json``)."""
+    if not isinstance(value, str) or not NAME.match(value):
+        raise ctx.error(
+            "baseline_key",
+            f"expected 'auto', 'none' or a name of letters, digits, '_', '-' and '.', "
+            f"got {value!r}",
+        )
+    return value
+
+
+def _measure(ctx: Checker, raw: Any) -> MeasureSettings:
+    raw = ctx.mapping(raw, "measure", MEASURE_KEYS)
+    min_time = raw.get("min_time", "0.5s")
+    seed = raw.get("seed")
+    if seed is not None:
+        seed = ctx.integer(seed, "measure.seed", 0)
+    return MeasureSettings(
+        rounds=ctx.integer(raw.get("rounds", 5), "measure.rounds", 2),
+        warmup=ctx.integer(raw.get("warmup", 20), "measure.warmup", 0),
+        min_calls=ctx.integer(raw.get("min_calls", 200), "measure.min_calls", 1),
+        min_time=ctx.quantity(min_time, "measure.min_time", units.parse_duration),
+        threads=ctx.integer(raw.get("threads", 1), "measure.threads", 1),
+        probes=ctx.integer(raw.get("probes", 3), "measure.probes", 1),
+        seed=seed,
+    )

@@ -1,0 +1,160 @@
+"""The ``policy:`` section: alpha, thresholds, budgets, timing mode and round limits."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from gate import units
+from gate.config.checks import Checker
+from gate.model import Budget, Policy, Threshold
+from gate.quality.spec import parse_require_significance, parse_tradeoffs
+
+DEFAULT_THRESHOLDS = {
+    "latency": "5%",
+    "throughput": "5%",
+    "memory": "2%",
+    "gpu_memory": "2%",
+    "cold_start": "25%",
+    "model_size": "5%",
+    # Quality: absolute drops in percentage points for fractions; relative for errors.
+    "accuracy": "0.5pt",
+    "top5": "0.5pt",
+    "f1_macro": "0.5pt",
+    "mae": "1%",
+    "rmse": "1%",
+    "default": "5%",
+}
+POLICY_KEYS = (
+    "alpha",
+    "thresholds",
+    "budgets",
+    "timing_mode",
+    "min_rounds",
+    "max_rounds",
+    "round_step",
+    "time_budget",
+    "fail_on_inconclusive",
+    "memory_floor",
+    "on_environment_mismatch",
+    "require_significance",
+    "tradeoffs",
+    "diagnose",
+)
+TIMING_MODES = ("auto", "stored", "ab", "duet")
+ENVIRONMENT_MISMATCH = ("warn", "fail", "skip-timing")
+
+
+def parse_threshold(text: Any, unit: str | None = None) -> Threshold:
+    """``"5%"`` -> relative 0.05; otherwise absolute, in ``unit`` when the metric's unit is known
+    (``"2ms"`` for latency, ``"10MB"`` for memory, ``"1000/s"`` for throughput), else a duration,
+    a size, a rate or a bare number. Raises ValueError naming what was expected."""
+    if isinstance(text, str) and text.strip().endswith("%"):
+        return Threshold(value=units.parse_percent(text), relative=True)
+    if unit:
+        try:
+            return Threshold(value=units.parse_for_unit(text, unit), relative=False)
+        except ValueError as exc:
+            raise ValueError(f"{exc} (or a percentage like '5%')") from None
+    for parse in (units.parse_duration, units.parse_size, units.parse_rate):
+        try:
+            return Threshold(value=parse(text), relative=False)
+        except ValueError:
+            continue
+    raise ValueError(f"expected a percentage like '5%' or an absolute value, got {text!r}")
+
+
+_BUDGET_FAMILIES = {
+    "latency": ("latency", *(f"latency.{s}" for s in units.BUDGET_STATISTICS)),
+    "memory": ("memory.peak", "memory.load"),
+    "gpu_memory": ("gpu_memory.allocated",),
+    "cold_start": ("cold_start",),
+    "model_size": ("model_size",),
+}
+
+
+def _check_budget_metric(ctx: Checker, key: str, metric: str) -> None:
+    """Budgets on built-in families must name a metric that exists; custom names pass."""
+    family = metric.split("@", 1)[0].split(".", 1)[0]
+    if family == "throughput":
+        suffix = metric.partition("@")[2]
+        if not suffix.isdigit() or int(suffix) < 1:
+            raise ctx.error(key, "throughput budgets name a batch size, e.g. throughput@32")
+    elif family in _BUDGET_FAMILIES and metric not in _BUDGET_FAMILIES[family]:
+        raise ctx.error(
+            key, f"unknown metric; expected one of {', '.join(_BUDGET_FAMILIES[family])}"
+        )
+
+
+def parse_policy(ctx: Checker, raw: Any) -> Policy:
+    raw = ctx.mapping(raw, "policy", POLICY_KEYS)
+    alpha = raw.get("alpha", 0.01)
+    if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not 0 < alpha < 0.5:
+        raise ctx.error("policy.alpha", f"expected a number between 0 and 0.5, got {alpha!r}")
+    merged: dict[str, Any] = dict(DEFAULT_THRESHOLDS)
+    merged.update(ctx.mapping(raw.get("thresholds") or {}, "policy.thresholds", None))
+    thresholds: dict[str, Threshold] = {}
+    for family, text in merged.items():
+        try:
+            thresholds[str(family)] = parse_threshold(text, units.budget_unit(str(family)) or None)
+        except ValueError as exc:
+            raise ctx.error(f"policy.thresholds.{family}", str(exc)) from None
+    budgets: list[Budget] = []
+    for pattern, limits in ctx.mapping(raw.get("budgets") or {}, "policy.budgets", None).items():
+        key = f"policy.budgets.{pattern}"
+        for metric, limit in ctx.mapping(limits, key, None).items():
+            _check_budget_metric(ctx, f"{key}.{metric}", str(metric))
+            budget = Budget(pattern=str(pattern), metric=str(metric), limit_text=str(limit))
+            unit = units.budget_unit(budget.metric)
+            try:
+                budget.limit(unit)
+            except ValueError as exc:
+                raise ctx.error(f"{key}.{metric}", str(exc)) from None
+            budgets.append(budget)
+    mode = raw.get("timing_mode", "auto")
+    if mode not in TIMING_MODES:
+        raise ctx.error(
+            "policy.timing_mode",
+            f"unknown mode {mode!r}; expected one of {', '.join(TIMING_MODES)}",
+        )
+    min_rounds = ctx.integer(raw.get("min_rounds", 8), "policy.min_rounds", 2)
+    max_rounds = ctx.integer(raw.get("max_rounds", 24), "policy.max_rounds", 2)
+    if max_rounds < min_rounds:
+        raise ctx.error(
+            "policy.max_rounds", f"must be >= policy.min_rounds ({min_rounds}), got {max_rounds}"
+        )
+    fail_on_inconclusive = raw.get("fail_on_inconclusive", False)
+    if not isinstance(fail_on_inconclusive, bool):
+        raise ctx.error(
+            "policy.fail_on_inconclusive", f"expected true or false, got {fail_on_inconclusive!r}"
+        )
+    return Policy(
+        alpha=float(alpha),
+        thresholds=thresholds,
+        budgets=tuple(budgets),
+        timing_mode=mode,
+        min_rounds=min_rounds,
+        max_rounds=max_rounds,
+        round_step=ctx.integer(raw.get("round_step", 4), "policy.round_step", 1),
+        time_budget=ctx.quantity(
+            raw.get("time_budget", "600s"), "policy.time_budget", units.parse_duration
+        ),
+        fail_on_inconclusive=fail_on_inconclusive,
+        memory_floor=ctx.quantity(
+            raw.get("memory_floor", "8MiB"), "policy.memory_floor", units.parse_size
+        ),
+        on_environment_mismatch=_choice(
+            ctx, raw.get("on_environment_mismatch", "warn"), "policy.on_environment_mismatch"
+        ),
+        require_significance=parse_require_significance(
+            ctx, raw.get("require_significance"), "policy.require_significance"
+        ),
+        tradeoffs=parse_tradeoffs(ctx, raw.get("tradeoffs"), "policy.tradeoffs"),
+    )
+
+
+def _choice(ctx: Checker, value: Any, key: str) -> str:
+    if value not in ENVIRONMENT_MISMATCH:
+        raise ctx.error(
+            key, f"unknown value {value!r}; expected one of {', '.join(ENVIRONMENT_MISMATCH)}"
+        )
+    return str(value)
