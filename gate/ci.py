@@ -112,8 +112,7 @@ def measure(
         return comparison, code
     if not config.models:
         raise ConfigError(
-            f"{config.path or 'the working directory'}: no models to measure; add a 'models:' "
-            "section, or run your perf tests with the 'pytest-args' input",
+            f"{config.no_models()}, or run your perf tests with the 'pytest-args' input",
             slug="nothing-measured",
         )
     outcome = run_gate(config, GateRequest(baseline_key=settings.baseline_key), progress)

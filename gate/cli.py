@@ -114,12 +114,7 @@ def _run(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     progress = app.stderr_progress()
     if not config.models:
-        where = config.path or "the current directory"
-        print(
-            f"perf-gate: error: {where}: no models to measure; add a 'models:' section "
-            "(see docs/config.md)",
-            file=sys.stderr,
-        )
+        print(f"perf-gate: error: {config.no_models()}", file=sys.stderr)
         return ExitCode.USAGE
     selected = set(args.select) if args.select else None
     part = shard.Shard.parse(args.shard, save=args.save) if args.shard else None

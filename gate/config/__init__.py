@@ -97,6 +97,15 @@ class GateConfig:
     def label(self) -> str:
         return self.path.name if self.path else "defaults"
 
+    def no_models(self) -> str:
+        """Why there is nothing to measure: an empty ``models:`` or no config file at all."""
+        if self.path is None:
+            return (
+                f"{self.root}: no perf-gate.yaml and no pyproject.toml with [tool.perf-gate] here; "
+                "create one with a 'models:' section (see docs/config.md)"
+            )
+        return f"{self.path}: no models to measure; add a 'models:' section (see docs/config.md)"
+
 
 def find_config(start: Path) -> Path | None:
     """The config in ``start``: perf-gate.yaml, or a pyproject.toml with [tool.perf-gate]."""
@@ -133,6 +142,15 @@ def load_config(path: Path | None = None, *, root: Path | None = None) -> GateCo
     path = Path(path)
     if not path.is_absolute():
         path = (root / path).resolve()
+    if path.is_dir():
+        found = find_config(path)
+        if found is None:
+            raise ConfigError(
+                f"{path}: no perf-gate.yaml and no pyproject.toml with [tool.perf-gate] in this "
+                "directory; create one (see docs/config.md) or pass the file itself",
+                slug="config-not-found",
+            )
+        path = found
     if not path.is_file():
         raise ConfigError(
             f"{path}: config file not found; create it (see docs/config.md) or pass another path",
@@ -161,7 +179,13 @@ def _read(path: Path) -> dict[str, Any]:
         raw: Any = section
     else:
         try:
-            raw = yaml.safe_load(text)
+            raw = yaml.load(text, Loader=_UniqueKeyLoader)  # a SafeLoader
+        except _DuplicateKey as exc:
+            raise ConfigError(
+                f"{path.name}: line {exc.line}: key {exc.key!r} appears twice in one mapping; "
+                "YAML would silently keep the last one, so merge them into one",
+                slug="config-syntax",
+            ) from None
         except yaml.YAMLError as exc:
             where = ""
             mark = getattr(exc, "problem_mark", None)
@@ -178,6 +202,27 @@ def _read(path: Path) -> dict[str, Any]:
     return raw
 
 
+class _DuplicateKey(yaml.YAMLError):
+    def __init__(self, key: object, line: int) -> None:
+        super().__init__(f"duplicate key {key!r} at line {line}")
+        self.key = key
+        self.line = line
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """A SafeLoader that refuses a key given twice in one mapping (PyYAML keeps the last)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[object] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if isinstance(key, (str, int, float, bool)) or key is None:
+                if key in seen:
+                    raise _DuplicateKey(key, key_node.start_mark.line + 1)
+                seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
 TOP_KEYS = (
     "baseline",
     "baseline_key",
@@ -191,7 +236,9 @@ MEASURE_KEYS = ("rounds", "warmup", "min_calls", "min_time", "threads", "probes"
 
 
 def _build(raw: dict[str, Any], path: Path | None, root: Path) -> GateConfig:
-    ctx = Checker(path.name if path else "config")
+    # In pyproject.toml the keys live under [tool.perf-gate]; messages give the full path.
+    prefix = "tool.perf-gate." if path is not None and path.suffix == ".toml" else ""
+    ctx = Checker(path.name if path else "config", prefix=prefix)
     ctx.mapping(raw, "", TOP_KEYS)
     baseline = path_value(ctx, raw.get("baseline", "baselines/main.json"), "baseline", root)
     baseline_key = _baseline_key(ctx, raw.get("baseline_key", "auto"))
@@ -241,6 +288,8 @@ def _measure(ctx: Checker, raw: Any) -> MeasureSettings:
         min_calls=ctx.integer(raw.get("min_calls", 200), "measure.min_calls", 1),
         min_time=ctx.quantity(min_time, "measure.min_time", units.parse_duration),
         threads=ctx.integer(raw.get("threads", 1), "measure.threads", 1),
+        # One probe is allowed (quick test projects); docs/config.md says that memory and cold
+        # start are then reported but never tested (one value per side).
         probes=ctx.integer(raw.get("probes", 3), "measure.probes", 1),
         seed=seed,
     )

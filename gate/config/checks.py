@@ -15,11 +15,15 @@ CALLABLE = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
 class Checker:
     """Carries the file label so that every message names the file and the key path."""
 
-    def __init__(self, label: str) -> None:
+    def __init__(self, label: str, *, prefix: str = "") -> None:
         self.label = label
+        self.prefix = prefix  # "tool.perf-gate." in pyproject.toml
 
     def error(self, key: str, message: str) -> ConfigError:
-        return ConfigError(f"{self.label}: {key}: {message}")
+        where = f"{self.prefix}{key}" if key else self.prefix.rstrip(".")
+        return ConfigError(
+            f"{self.label}: {where}: {message}" if where else f"{self.label}: {message}"
+        )
 
     def mapping(self, value: Any, key: str, allowed: tuple[str, ...] | None) -> dict[str, Any]:
         if not isinstance(value, dict):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 from typing import Any
 
 from gate import units
@@ -65,7 +66,7 @@ def parse_threshold(text: Any, unit: str | None = None) -> Threshold:
 
 _BUDGET_FAMILIES = {
     "latency": ("latency", *(f"latency.{s}" for s in units.BUDGET_STATISTICS)),
-    "memory": ("memory.peak", "memory.load"),
+    "memory": ("memory.peak", "memory.load", "memory.inference"),
     "gpu_memory": ("gpu_memory.allocated",),
     "cold_start": ("cold_start",),
     "model_size": ("model_size",),
@@ -83,6 +84,18 @@ def _check_budget_metric(ctx: Checker, key: str, metric: str) -> None:
         raise ctx.error(
             key, f"unknown metric; expected one of {', '.join(_BUDGET_FAMILIES[family])}"
         )
+
+
+def _custom_hint(metric: str) -> str:
+    """For a budget whose metric is not built in: say so, and name the built-in one it resembles
+    (``latncy.p99`` -> ``latency.p99``), since a typo otherwise reads as a custom metric."""
+    family = metric.split("@", 1)[0].split(".", 1)[0]
+    if family in _BUDGET_FAMILIES or family == "throughput":
+        return ""
+    known = [name for names in _BUDGET_FAMILIES.values() for name in names]
+    close = difflib.get_close_matches(metric, [*known, "throughput@1"], n=1, cutoff=0.75)
+    guess = f"; did you mean {close[0]!r}?" if close else ""
+    return f" ({metric!r} is not a built-in metric, so it is read as a custom one{guess})"
 
 
 def parse_policy(ctx: Checker, raw: Any) -> Policy:
@@ -108,7 +121,7 @@ def parse_policy(ctx: Checker, raw: Any) -> Policy:
             try:
                 budget.limit(unit)
             except ValueError as exc:
-                raise ctx.error(f"{key}.{metric}", str(exc)) from None
+                raise ctx.error(f"{key}.{metric}", str(exc) + _custom_hint(str(metric))) from None
             budgets.append(budget)
     mode = raw.get("timing_mode", "auto")
     if mode not in TIMING_MODES:

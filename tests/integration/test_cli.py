@@ -183,8 +183,29 @@ def test_compare_truncated_file_exits_2(tmp_path, records):
 def test_run_without_a_config_exits_2(tmp_path):
     ran = run_cli(tmp_path, "run")
     assert ran.ret == 2
-    assert_one_line_error(ran, "no models to measure")
+    assert_one_line_error(ran, "no perf-gate.yaml and no pyproject.toml with [tool.perf-gate]")
     assert not (tmp_path / ".perf-gate").exists()
+
+
+def test_run_with_an_empty_models_section_exits_2(tmp_path):
+    (tmp_path / "perf-gate.yaml").write_text("models: {}\n", encoding="utf-8")
+    ran = run_cli(tmp_path, "run")
+    assert ran.ret == 2
+    assert_one_line_error(ran, "perf-gate.yaml: no models to measure; add a 'models:' section")
+
+
+def test_config_option_accepts_a_directory(tmp_path):
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "perf-gate.yaml").write_text("models: {}\n", encoding="utf-8")
+    ran = run_cli(tmp_path, "run", "--config", str(project))
+    assert ran.ret == 2
+    assert_one_line_error(ran, f"{project / 'perf-gate.yaml'}: no models to measure")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    ran = run_cli(tmp_path, "run", "--config", str(empty))
+    assert ran.ret == 2
+    assert_one_line_error(ran, f"{empty}: no perf-gate.yaml and no pyproject.toml")
 
 
 def test_run_with_a_missing_config_exits_2(tmp_path):

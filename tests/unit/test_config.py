@@ -273,7 +273,46 @@ def test_pyproject_errors_name_pyproject(tmp_path: Path) -> None:
     path = tmp_path / "pyproject.toml"
     path.write_text("[tool.perf-gate]\nmeasure = { rounds = 1 }\n", encoding="utf-8")
     error = config_error(path)
-    assert str(error).startswith("pyproject.toml: measure.rounds: ")
+    assert str(error).startswith("pyproject.toml: tool.perf-gate.measure.rounds: ")
+
+
+def test_a_key_given_twice_is_refused(tmp_path: Path) -> None:
+    """PyYAML keeps the last of two equal keys; a second ``policy:`` would silently drop the
+    first one's thresholds."""
+    path = tmp_path / "perf-gate.yaml"
+    path.write_text(
+        "policy: {thresholds: {latency: 1%}}\nmodels: {}\npolicy: {alpha: 0.05}\n",
+        encoding="utf-8",
+    )
+    error = config_error(path)
+    assert str(error).startswith("perf-gate.yaml: line 3: key 'policy' appears twice"), error
+    assert error.slug == "config-syntax"
+    nested = tmp_path / "nested.yaml"
+    nested.write_text("measure:\n  rounds: 5\n  rounds: 6\n", encoding="utf-8")
+    assert "line 3: key 'rounds' appears twice" in str(config_error(nested))
+
+
+def test_a_directory_stands_for_the_config_in_it(tmp_path: Path) -> None:
+    (tmp_path / "perf-gate.yaml").write_text("measure: {rounds: 7}\n", encoding="utf-8")
+    assert load_config(tmp_path).measure.rounds == 7
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    error = config_error(empty)
+    assert "no perf-gate.yaml and no pyproject.toml with [tool.perf-gate]" in str(error)
+    assert error.slug == "config-not-found"
+
+
+def test_a_misspelt_budget_metric_is_named(make_config) -> None:
+    path = make_config(policy={"budgets": {"m[torch]": {"latncy.p99": "2ms"}}})
+    message = str(config_error(path))
+    assert "'latncy.p99' is not a built-in metric" in message
+    assert "did you mean 'latency.p99'?" in message
+
+
+def test_memory_inference_takes_a_budget(make_config) -> None:
+    path = make_config(policy={"budgets": {"m[torch]": {"memory.inference": "50MB"}}})
+    (budget,) = load_config(path).policy.budgets
+    assert budget.metric == "memory.inference"
 
 
 def test_explicit_pyproject_without_table(tmp_path: Path) -> None:
