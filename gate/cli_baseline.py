@@ -26,7 +26,13 @@ def register(commands: Any) -> None:
     )
     actions = group.add_subparsers(dest="action", required=True, metavar="ACTION")
 
-    pull = actions.add_parser("pull", help="dvc pull this environment's baseline and history")
+    pull = actions.add_parser(
+        "pull",
+        help="dvc pull this environment's baseline and history",
+        description="Fetch this environment's baseline (and its history) from the DVC remote "
+        "named by its .dvc pointer. A local copy that differs from the pointer is kept unless "
+        "--force. Exit 2 with the reason when the remote, the pointer or the cache is missing.",
+    )
     _common(pull)
     pull.add_argument(
         "--force",
@@ -36,7 +42,11 @@ def register(commands: Any) -> None:
     pull.set_defaults(handler=_pull)
 
     promote = actions.add_parser(
-        "promote", help="make a run record the baseline: write, dvc add, dvc push, history"
+        "promote",
+        help="make a run record the baseline: write, dvc add, dvc push, history",
+        description="Make a run record (default <report_dir>/results.json) this environment's "
+        "baseline: write it atomically, dvc add, dvc push, and append it to the history. "
+        "Refused on pull requests and, unless --force, off the default branch.",
     )
     _common(promote)
     promote.add_argument(
@@ -53,11 +63,21 @@ def register(commands: Any) -> None:
     )
     promote.set_defaults(handler=_promote)
 
-    status = actions.add_parser("status", help="which baseline is in use, and is it current")
+    status = actions.add_parser(
+        "status",
+        help="which baseline is in use, and is it current",
+        description="Which baseline file this environment uses, whether it is present, "
+        "matches its .dvc pointer and is pushed, and when it was promoted.",
+    )
     _common(status)
     status.set_defaults(handler=_status)
 
-    history = actions.add_parser("history", help="promoted baselines, newest first")
+    history = actions.add_parser(
+        "history",
+        help="promoted baselines, newest first",
+        description="The promoted baselines of this environment, newest first; with "
+        "--benchmark, the trend of each of its metrics across them.",
+    )
     _common(history)
     history.add_argument("--limit", type=int, default=10, help="entries to show (default 10)")
     history.add_argument(
