@@ -11,6 +11,7 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 from gate import __version__
 from gate.baseline import (
@@ -20,12 +21,12 @@ from gate.baseline import (
     write_json_atomic,
     write_record,
 )
-from gate.compare import PairedBaseline, decide
+from gate.compare import PairedBaseline, decide, unrelated_baseline
 from gate.config import GateConfig
 from gate.diagnosis import Diagnosis
 from gate.dvc import file_md5, tracked_files
 from gate.environment import environment_key, fingerprint, git_info
-from gate.errors import BaselineError
+from gate.errors import BaselineError, ConfigError
 from gate.measure.runner import Measured, Progress, Runner, prepare_all
 from gate.model import BenchmarkError, ExitCode, GateResult, RunRecord, Sample
 from gate.report.diagnosis import render_diagnoses
@@ -94,10 +95,34 @@ def input_files(config: GateConfig) -> dict[str, str]:
     return files
 
 
+def check_report_dir(config: GateConfig) -> None:
+    """Create the report folder (``report_dir``) now, before anything is measured into it.
+
+    Raises ConfigError naming the folder, what is in the way and the fix (exit 2)."""
+    folder = config.report_dir
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        blocker = next(
+            (p for p in (folder, *folder.parents) if p.exists() and not p.is_dir()), None
+        )
+        reason = f"{blocker} is a file, not a folder" if blocker else exc.strerror or str(exc)
+        where = f"report_dir in {config.path}" if config.path else "report_dir"
+        raise ConfigError(
+            f"{folder}: the report folder cannot be created ({reason}); point {where} or "
+            "--perf-gate-report at a folder perf-gate can write"
+            + (f", or move {blocker} away" if blocker else ""),
+            slug="config",
+        ) from None
+
+
 def measure_models(
     config: GateConfig, selected: set[str] | None = None, progress: Progress = lambda m: None
 ) -> Measured:
-    """Prepare and measure the config's model benchmarks (all, or the ``selected`` names)."""
+    """Prepare and measure the config's model benchmarks (all, or the ``selected`` names).
+
+    Raises ConfigError when the report folder (where workers exchange files) cannot be made."""
+    check_report_dir(config)
     plans, errors, _ = prepare_all(config, selected, progress)
     runner = Runner(config.measure, config.root, config.report_dir / "work", progress)
     measured = runner.measure(plans) if plans else Measured()
@@ -151,11 +176,15 @@ def gate_record(
     what ``diagnose`` picks (after the decision, which it cannot change), write results.json
     and comparison.json, save the baseline if asked.
 
-    Raises BaselineError for a damaged baseline (exit 2) or a refused save.
+    Raises BaselineError for a damaged baseline, a refused save or a report that cannot be
+    written, ConfigError for a report folder that cannot be created (all exit 2).
     """
+    check_report_dir(config)
     baseline_path = baseline_path or config.baseline
     baseline, replaced_damaged = load_baseline(baseline_path, save=save)
     result = decide(baseline, record, config.policy, paired=paired)
+    if not save:  # a save replaces the baseline: whatever it held no longer matters
+        notes = (*notes, *_unrelated_note(baseline_path, baseline, record, paired))
     if notes:
         result = replace(result, notes=(*notes, *result.notes))
     diagnoses = diagnose(result) if diagnose is not None and not save else ()
@@ -163,11 +192,13 @@ def gate_record(
     results_path = results_path or report_dir / RESULTS_NAME
     files = [results_path, report_dir / COMPARISON_NAME]
     write_record(results_path, record)
-    key = record.environment.get("key")
-    report = result_to_dict(
-        result, environment_key=key if isinstance(key, str) else None, diagnoses=diagnoses
-    )
-    write_json_atomic(report_dir / COMPARISON_NAME, report)
+    comparison_path = report_dir / COMPARISON_NAME
+    try:
+        write_json_atomic(comparison_path, report_dict(result, record, diagnoses))
+    except OSError as exc:
+        raise BaselineError(
+            f"{comparison_path}: cannot write: {exc}", slug="baseline-write"
+        ) from exc
     table = render_table(result) + render_diagnoses(diagnoses)
     exit_code = result.exit_code
     if save:
@@ -194,9 +225,48 @@ def gate_record(
     )
 
 
+def _unrelated_note(
+    path: Path, baseline: RunRecord | None, record: RunRecord, paired: PairedBaseline | None
+) -> tuple[str, ...]:
+    """A baseline that shares no benchmark with the run passes everything as ``new``: say so."""
+    if baseline is None or not unrelated_baseline(baseline, record):
+        return ()
+    paired_timings = " (timings were compared with the base revision)" if paired else ""
+    return (
+        f"baseline {path} has no results for any benchmark of this run; every result is "
+        f"new{paired_timings}. Check the baseline path and the benchmark names, or record a "
+        "new baseline",
+    )
+
+
+def report_dict(
+    result: GateResult, record: RunRecord, diagnoses: tuple[Diagnosis, ...] = ()
+) -> dict[str, Any]:
+    """comparison.json of a decision on ``record`` (its environment key goes in the footer)."""
+    key = record.environment.get("key")
+    return result_to_dict(
+        result, environment_key=key if isinstance(key, str) else None, diagnoses=diagnoses
+    )
+
+
+def compare_records(
+    config: GateConfig, baseline_path: Path, current_path: Path
+) -> tuple[GateResult, dict[str, Any]]:
+    """Compare two run-record files under the config's policy (no measuring): the decision
+    and its comparison.json, as a gate run would have written it.
+
+    Raises BaselineError for a file that is missing, damaged or not a run record."""
+    baseline, current = read_record(baseline_path), read_record(current_path)
+    result = decide(baseline, current, config.policy)
+    notes = _unrelated_note(baseline_path, baseline, current, None)
+    if notes:
+        result = replace(result, notes=(*notes, *result.notes))
+    return result, report_dict(result, current)
+
+
 def compare_files(config: GateConfig, baseline_path: Path, current_path: Path) -> GateResult:
     """Compare two run-record files under the config's policy (no measuring)."""
-    return decide(read_record(baseline_path), read_record(current_path), config.policy)
+    return compare_records(config, baseline_path, current_path)[0]
 
 
 def stderr_progress() -> Progress:

@@ -10,6 +10,7 @@ import binascii
 import json
 import math
 import os
+import re
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,7 @@ from gate.model import (
     Sample,
 )
 from gate.quality import examples
+from gate.units import UNIT_BYTES, UNIT_FRACTION, UNIT_RATE, UNIT_SECONDS
 
 # Format history:
 #   1 (perf-gate 0.1, 2026-11): flat list of samples with per-process values, pooled calls,
@@ -43,6 +45,10 @@ MAX_CALLS = 10_000
 # in well under 200 ms and stay under 2 MB (bench/baseline_io.py); they only feed p90/p99.
 BASELINE_CALLS = 500
 BASELINE_CALL_DIGITS = 4
+# How to get a good record, for every message about a bad one (from `perf-gate compare` too).
+RECORD_FIX = "record a new one with `perf-gate run --save` or `pytest --perf-gate --perf-gate-save`"
+# Units whose values cannot be negative: times, sizes, rates and fractions.
+NON_NEGATIVE_UNITS = frozenset({UNIT_SECONDS, UNIT_BYTES, UNIT_RATE, UNIT_FRACTION})
 
 
 def _significant(values: list[float], digits: int | None) -> list[float]:
@@ -106,11 +112,20 @@ class _Reader:
     def fail(self, key: str, message: str) -> BaselineError:
         return BaselineError(
             f"{self.path}: {key}: {message}; the file is damaged: restore it "
-            "(git checkout / dvc checkout) or record a new one with --perf-gate-save",
+            f"(git checkout / dvc checkout) or {RECORD_FIX}",
             slug="baseline-corrupt",
         )
 
-    def numbers(self, value: Any, key: str, *, required: bool) -> tuple[float, ...]:
+    def not_a_record(self, what: str) -> BaselineError:
+        return BaselineError(
+            f"{self.path}: not a perf-gate run record ({what}); pass a run record "
+            "(.perf-gate/results.json, or a baseline under baselines/)",
+            slug="baseline-format",
+        )
+
+    def numbers(
+        self, value: Any, key: str, *, required: bool, non_negative: bool = False
+    ) -> tuple[float, ...]:
         if not isinstance(value, list) or (required and not value):
             raise self.fail(key, "expected a non-empty list of numbers")
         result = []
@@ -123,6 +138,8 @@ class _Reader:
                 raise self.fail(key, "found a number too large for a float") from None
             if not math.isfinite(number):
                 raise self.fail(key, f"expected finite numbers, found {item!r}")
+            if non_negative and number < 0:
+                raise self.fail(key, f"found {item!r}; times, sizes and rates cannot be negative")
             result.append(number)
         return tuple(result)
 
@@ -138,14 +155,22 @@ class _Reader:
             replication = Replication(raw.get("replication", "process"))
         except ValueError as exc:
             raise self.fail(key, str(exc)) from None
+        positive = raw["unit"] in NON_NEGATIVE_UNITS
         return Sample(
             benchmark=raw["benchmark"],
             metric=Metric(raw["metric"], raw["unit"], direction),
-            values=self.numbers(raw.get("values"), f"{key}.values", required=True),
+            values=self.numbers(
+                raw.get("values"), f"{key}.values", required=True, non_negative=positive
+            ),
             replication=replication,
-            calls=self.numbers(raw.get("calls", []), f"{key}.calls", required=False),
+            calls=self.numbers(
+                raw.get("calls", []), f"{key}.calls", required=False, non_negative=positive
+            ),
             first_calls=self.numbers(
-                raw.get("first_calls", []), f"{key}.first_calls", required=False
+                raw.get("first_calls", []),
+                f"{key}.first_calls",
+                required=False,
+                non_negative=positive,
             ),
             examples=self.examples(raw.get("examples"), f"{key}.examples"),
         )
@@ -158,15 +183,40 @@ class _Reader:
         except (ValueError, binascii.Error) as exc:
             raise self.fail(key, f"unreadable per-example outcomes ({exc})") from None
 
+    def samples(self, raw: list[Any]) -> tuple[Sample, ...]:
+        """Every sample, each (benchmark, metric) once: a second one would be compared silently
+        in place of the first."""
+        samples: list[Sample] = []
+        seen: dict[tuple[str, str], int] = {}
+        for index, item in enumerate(raw):
+            sample = self.sample(item, index)
+            key = (sample.benchmark, sample.metric.name)
+            if key in seen:
+                raise self.fail(
+                    f"samples[{index}]",
+                    f"a second sample of {sample.benchmark} {sample.metric.name} (the first is "
+                    f"samples[{seen[key]}]); a record holds one sample per benchmark and metric",
+                )
+            seen[key] = index
+            samples.append(sample)
+        return tuple(samples)
+
     def record(self, data: Any) -> RunRecord:
         if not isinstance(data, dict):
             raise self.fail("top level", "expected a JSON object")
-        version = data.get("format")
+        if "comparisons" in data and "samples" not in data:
+            raise self.not_a_record("it looks like a comparison.json, the report of a run")
+        kind = data.get("kind")
+        if isinstance(kind, str) and kind != KIND:
+            raise self.not_a_record(f"its kind is {kind!r}")
+        if "format" not in data:
+            raise self.not_a_record("no 'format' key")
+        version = data["format"]
         if isinstance(version, bool) or version not in SUPPORTED_FORMATS:
             supported = ", ".join(str(v) for v in SUPPORTED_FORMATS)
             raise BaselineError(
                 f"{self.path}: format {version!r} is not supported (this perf-gate reads "
-                f"{supported}); upgrade perf-gate or record a new baseline with --perf-gate-save",
+                f"{supported}); upgrade perf-gate or {RECORD_FIX}",
                 slug="baseline-format",
             )
         samples = data.get("samples")
@@ -195,7 +245,7 @@ class _Reader:
             if not isinstance(value, str):
                 raise self.fail(f"files.{name}", "expected a hash string")
         return RunRecord(
-            samples=tuple(self.sample(raw, i) for i, raw in enumerate(samples)),
+            samples=self.samples(samples),
             environment=environment,
             git=GitInfo(commit=git.get("commit"), ref=git.get("ref"), dirty=git.get("dirty")),
             created=str(data.get("created", "")),
@@ -212,12 +262,34 @@ class _Reader:
         )
 
 
+def _dangling_link(path: Path) -> BaselineError:
+    """A symlink whose target is gone: DVC's symlink cache after the cache was cleared."""
+    return BaselineError(
+        f"{path}: a symlink to {os.readlink(path)}, which does not exist (a DVC cache file that "
+        "is gone?); restore it with `perf-gate baseline pull` (or `dvc pull`)",
+        slug="baseline-missing",
+    )
+
+
+def _looks_like_yaml(path: Path, text: str) -> bool:
+    if path.suffix in (".yaml", ".yml"):
+        return True
+    lines = [line for line in text.splitlines() if line.strip() and not line.startswith("#")]
+    return bool(lines) and re.match(r"[A-Za-z_][\w.-]*\s*:(\s|$)", lines[0]) is not None
+
+
 def read_record(path: Path) -> RunRecord:
     """Read and validate a run record. Raises BaselineError (missing, corrupt, unsupported)."""
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise BaselineError(f"{path}: file not found", slug="baseline-missing") from None
+        if os.path.lexists(path):
+            raise _dangling_link(path) from None
+        raise BaselineError(
+            f"{path}: file not found; check the path (a run writes .perf-gate/results.json; "
+            "`perf-gate run --save` or `pytest --perf-gate --perf-gate-save` records a baseline)",
+            slug="baseline-missing",
+        ) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise BaselineError(f"{path}: cannot read: {exc}", slug="baseline-corrupt") from exc
     reader = _Reader(path)
@@ -226,15 +298,22 @@ def read_record(path: Path) -> RunRecord:
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
+        if _looks_like_yaml(path, text):
+            raise reader.not_a_record("it looks like YAML, e.g. a perf-gate.yaml") from None
         raise reader.fail(
             f"line {exc.lineno}, column {exc.colno}", f"not valid JSON ({exc.msg})"
         ) from None
+    except RecursionError:  # json's C decoder recurses per nesting level
+        raise reader.fail("content", "JSON nested too deeply to be a run record") from None
     return reader.record(data)
 
 
 def read_baseline(path: Path) -> RunRecord | None:
-    """The baseline at ``path``, or None when there is none yet. Damaged files still raise."""
+    """The baseline at ``path``, or None when there is none yet. Damaged files still raise, and
+    so does a symlink whose target is gone (it is a baseline that cannot be read, not none)."""
     if not path.exists():
+        if os.path.lexists(path):
+            raise _dangling_link(path)
         return None
     return read_record(path)
 

@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 
 from gate import stats
-from gate.limits import check_budgets, tail_latencies
+from gate.limits import check_budgets, first_call_notes, tail_latencies
 from gate.model import (
     Comparison,
     Direction,
@@ -32,9 +32,22 @@ from gate.quality.decide import (
     quality_comparisons,
     variant_summaries,
 )
+from gate.units import UNIT_BYTES, format_value
 
-# Fingerprint fields whose difference makes timing comparisons questionable.
-ENVIRONMENT_KEY_FIELDS = ("os", "machine", "cpu_model", "cpu_count", "gpu", "python", "threads")
+# The fingerprint fields that environment.environment_key hashes: when the keys differ, stored
+# timings are compared across machines and are advisory (policy.on_environment_mismatch).
+ENVIRONMENT_KEY_FIELDS = ("os", "machine", "cpu_model", "gpu")
+# Fields outside the key that still move timings; a difference is reported, verdicts stand.
+ENVIRONMENT_OTHER_FIELDS = (
+    "python",
+    "implementation",
+    "cpu_count",
+    "threads",
+    "memory_bytes",
+    "gpu_count",
+)
+# The static nvidia-smi fields of each GPU (its clocks and temperature move during any run).
+GPU_STATIC_FIELDS = ("driver_version", "memory.total", "power.limit", "mig.mode.current")
 
 
 # Reports list what needs attention first.
@@ -126,7 +139,7 @@ def _relative_test(base: Sequence[float], current: Sequence[float], alpha: float
             _outlier_note(dropped_base + dropped_current),
         )
     result = stats.welch(base, current, alpha)
-    scale = abs(stats.mean(base)) or 1.0
+    scale = abs(stats.mean(base))  # never 0: _pair does not test a zero baseline
     mde = stats.minimum_detectable_effect(result.se, result.df, alpha)
     return _Test(
         result.difference / scale,
@@ -211,6 +224,8 @@ def _pair(
     if paired and min(base.values + current.values) <= 0:
         note = "paired ratios need positive values"
         return replace(comparison, verdict=Verdict.INCONCLUSIVE, note=note)
+    if not paired and stats.mean(base.values) == 0.0:
+        return _zero_baseline(comparison, base, current)
     if paired:
         test = _paired_test(base.values, current.values, interval_alpha)
     else:
@@ -224,6 +239,19 @@ def _pair(
         mde=test.mde,
         note="; ".join(n for n in (comparison.note, test.note) if n),
     )
+
+
+def _zero_baseline(comparison: Comparison, base: Sample, current: Sample) -> Comparison:
+    """A baseline whose mean is 0 has no relative change: unchanged when both sides are all
+    zeros, else inconclusive with the value now (never a "+0.0%" against an invented scale)."""
+    if not any(base.values) and not any(current.values):
+        return replace(comparison, relative_change=0.0, ci_low=0.0, ci_high=0.0, p_value=1.0)
+    now = format_value(stats.median(current.values), current.metric.unit)
+    note = (
+        f"the baseline averages 0, so a relative change is undefined (now {now}); record a "
+        "new baseline, or gate this metric with a budget"
+    )
+    return replace(comparison, verdict=Verdict.INCONCLUSIVE, note=note)
 
 
 def _material(comparison: Comparison, change: float, policy: Policy) -> bool:
@@ -265,14 +293,73 @@ def _verdict(comparison: Comparison, significant: bool, policy: Policy) -> Verdi
     return Verdict.UNCHANGED
 
 
+def other_environment(baseline: RunRecord, current: RunRecord) -> bool:
+    """Whether the two records have different environment keys (stored timings advisory)."""
+    return baseline.environment.get("key") != current.environment.get("key")
+
+
 def environment_differences(
     baseline: RunRecord, current: RunRecord
 ) -> dict[str, tuple[object, object]]:
-    return {
+    """The key fields that differ when the environment keys differ (``key`` itself when none
+    of them does, e.g. a key chosen by hand); empty when the keys are equal."""
+    if not other_environment(baseline, current):
+        return {}
+    differences: dict[str, tuple[object, object]] = {
         key: (baseline.environment.get(key), current.environment.get(key))
         for key in ENVIRONMENT_KEY_FIELDS
         if baseline.environment.get(key) != current.environment.get(key)
     }
+    return differences or {"key": (baseline.environment.get("key"), current.environment.get("key"))}
+
+
+def _shown(field: str, value: object) -> str:
+    if value is None:
+        return "none"
+    if field == "memory_bytes" and isinstance(value, (int, float)):
+        return format_value(float(value), UNIT_BYTES)
+    return str(value)
+
+
+def _mapping(value: object) -> Mapping[str, object]:
+    return value if isinstance(value, Mapping) else {}
+
+
+def _gpus(environment: Mapping[str, object]) -> list[Mapping[str, object]]:
+    gpus = environment.get("gpus")
+    return [_mapping(g) for g in gpus] if isinstance(gpus, list) else []
+
+
+def environment_notes(baseline: RunRecord, current: RunRecord) -> tuple[str, ...]:
+    """A note naming what else differs from the baseline's fingerprint (Python, cores, memory,
+    torch/onnxruntime versions, GPU driver...): outside the environment key, so verdicts stand,
+    but a change may come from here. The key fields join it when the keys are equal."""
+    old, new = baseline.environment, current.environment
+    fields: tuple[str, ...] = ENVIRONMENT_OTHER_FIELDS
+    if not other_environment(baseline, current):
+        fields = ENVIRONMENT_KEY_FIELDS + fields
+    changes = [
+        f"{f} {_shown(f, old.get(f))} -> {_shown(f, new.get(f))}"
+        for f in fields
+        if old.get(f) != new.get(f)
+    ]
+    old_packages, new_packages = _mapping(old.get("packages")), _mapping(new.get("packages"))
+    for name in sorted(set(old_packages) | set(new_packages)):
+        before, after = old_packages.get(name), new_packages.get(name)
+        if before != after:
+            changes.append(f"{name} {before or 'not installed'} -> {after or 'not installed'}")
+    old_gpus, new_gpus = _gpus(old), _gpus(new)
+    for index in range(min(len(old_gpus), len(new_gpus))):
+        for f in GPU_STATIC_FIELDS:
+            before, after = old_gpus[index].get(f), new_gpus[index].get(f)
+            if before != after:
+                changes.append(f"gpus[{index}].{f} {_shown(f, before)} -> {_shown(f, after)}")
+    if not changes:
+        return ()
+    return (
+        "the environment also differs from the baseline's, outside the environment key "
+        "(verdicts stand, but a change may come from here): " + ", ".join(changes),
+    )
 
 
 def _mismatched(base: Sample, current: Sample, policy: Policy) -> Comparison | None:
@@ -361,11 +448,14 @@ def decide(
     testable = sum(1 for (base, _), sample in counterparts if _testable(base, sample))
     # Intervals at alpha / (m * looks) hold simultaneously for the run, so an interval that
     # excludes zero agrees with the Holm decision (Holm rejects at least as much as Bonferroni).
+    # Not the converse: a later Holm step tests at up to alpha (see _holm_step_note).
     interval_alpha = policy.alpha / max(1, testable) / looks
-    other_environment = ""
-    if baseline is not None and baseline.environment.get("key") != current.environment.get("key"):
-        other_environment = "baseline from another environment: timing verdict advisory"
+    elsewhere = ""
+    if baseline is not None and other_environment(baseline, current):
+        elsewhere = "baseline from another environment: timing verdict advisory"
     comparisons: list[Comparison] = []
+    # The samples behind each tested comparison, by index: a Holm step's interval is redone.
+    tests: dict[int, tuple[Sample, Sample, bool]] = {}
     for (base, mode), sample in counterparts:
         if base is None:
             note = "not in the baseline" if baseline is not None else ""
@@ -373,17 +463,20 @@ def decide(
             continue
         advisory_note = ""
         if mode == "stored" and sample.metric.family in TIMING_FAMILIES:
-            advisory_note = other_environment
-            mismatched = _mismatched(base, sample, policy) if other_environment else None
+            advisory_note = elsewhere
+            mismatched = _mismatched(base, sample, policy) if elsewhere else None
             if mismatched is not None:
                 comparisons.append(mismatched)
                 continue
+        tests[len(comparisons)] = (base, sample, mode in ("ab", "duet"))
         comparisons.append(
             _pair(base, sample, policy, interval_alpha, mode=mode, advisory_note=advisory_note)
         )
     if baseline is not None:
         measured = {(s.benchmark, s.metric.name) for s in current.samples}
-        failed = {e.benchmark for e in current.errors}
+        failed: dict[str, str] = {}
+        for error in current.errors:
+            failed.setdefault(error.benchmark, error.message)
         for base in baseline.samples:
             if (base.benchmark, base.metric.name) not in measured:
                 comparisons.append(
@@ -393,19 +486,27 @@ def decide(
                         verdict=Verdict.ERROR if base.benchmark in failed else Verdict.MISSING,
                         baseline=stats.median(base.values),
                         n_baseline=len(base.values),
-                        note="failed to measure" if base.benchmark in failed else "not measured",
+                        note=f"failed to measure: {failed[base.benchmark]}"
+                        if base.benchmark in failed
+                        else "not measured",
                     )
                 )
     tested = [i for i, c in enumerate(comparisons) if not math.isnan(c.p_value)]
-    rejected = stats.holm([comparisons[i].p_value for i in tested], policy.alpha / looks)
-    for index, significant in zip(tested, rejected, strict=True):
+    p_values = [comparisons[i].p_value for i in tested]
+    rejected = stats.holm(p_values, policy.alpha / looks)
+    steps = _holm_steps(p_values, policy.alpha / looks)
+    for index, significant, step in zip(tested, rejected, steps, strict=True):
         comparison = comparisons[index]
         verdict = _verdict(comparison, significant, policy)
+        step_note = ""
+        decided = verdict in (Verdict.REGRESSION, Verdict.IMPROVEMENT)
+        if decided and index in tests and comparison.ci_low <= 0.0 <= comparison.ci_high:
+            step_note = _holm_step_note(tests[index], step, len(tested))
         comparisons[index] = replace(
             comparison,
             significant=significant,
             verdict=verdict,
-            note=_join(comparison.note, _floor_note(comparison, verdict, policy)),
+            note=_join(comparison.note, _floor_note(comparison, verdict, policy), step_note),
         )
     comparisons.extend(quality_comparisons(baseline, current, policy))
     comparisons.extend(parity_failures(current))
@@ -431,7 +532,11 @@ def decide(
         has_baseline=baseline is not None or paired is not None,
         environment_differences=environment_differences(baseline, current) if baseline else {},
         warnings=tuple(warnings),
-        notes=file_changes(baseline, current),
+        notes=(
+            *file_changes(baseline, current),
+            *(environment_notes(baseline, current) if baseline else ()),
+            *first_call_notes(current),
+        ),
         errors=current.errors,
         baseline_commit=baseline.git.commit if baseline else None,
         current_commit=current.git.commit,
@@ -439,6 +544,42 @@ def decide(
         tails=tail_latencies(baseline, current),
         variants=variant_summaries(current),
     )
+
+
+def _holm_steps(p_values: Sequence[float], alpha: float) -> list[tuple[int, float]]:
+    """Per p-value its Holm step (1 = smallest p) and the level that step tests at."""
+    order = sorted(range(len(p_values)), key=lambda i: p_values[i])
+    steps = [(0, 0.0)] * len(p_values)
+    for rank, index in enumerate(order):
+        steps[index] = (rank + 1, alpha / (len(p_values) - rank))
+    return steps
+
+
+def _percent(value: float) -> str:
+    if abs(value) > 10.0:
+        return ">+1000%" if value > 0 else "<-1000%"
+    return f"{value * 100:+.1f}%"
+
+
+def _holm_step_note(samples: tuple[Sample, Sample, bool], step: tuple[int, float], m: int) -> str:
+    """Why a significant change shows a simultaneous interval that includes no change: Holm's
+    later steps test at up to alpha, the simultaneous interval is at alpha / m. The interval at
+    the step's own level excludes 0 (the test and the interval are dual)."""
+    base, current, paired = samples
+    rank, level = step
+    test = (_paired_test if paired else _relative_test)(base.values, current.values, level)
+    return (
+        f"significant at Holm step {rank} of {m} (alpha {level:.2g}): "
+        f"[{_percent(test.ci_low)}, {_percent(test.ci_high)}] at that level; "
+        "the simultaneous interval is wider"
+    )
+
+
+def unrelated_baseline(baseline: RunRecord, current: RunRecord) -> bool:
+    """Whether the baseline holds no sample of any benchmark the current run measured (every
+    result would be ``new``: a wrong path, renamed benchmarks, or an empty baseline)."""
+    measured = {s.benchmark for s in current.samples}
+    return bool(measured) and not measured & {s.benchmark for s in baseline.samples}
 
 
 def inconclusive_benchmarks(result: GateResult) -> set[str]:

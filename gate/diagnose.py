@@ -21,6 +21,9 @@ from gate.units import UNIT_SECONDS
 MAX_CHANGES = 300  # operators kept per diagnosis (the largest changes either way)
 MAX_SHAPES = 4  # input shapes listed per operator and side, by time
 MAX_NODES = 3  # onnxruntime nodes listed per operator type, by increase
+# Below this share the operators' times do not explain the change: the invocation counts
+# (exact, unlike times near the profiler's resolution) are named instead.
+LOW_EXPLAINED = 0.5
 
 
 def targets(result: GateResult, when: str) -> list[Comparison]:
@@ -177,6 +180,23 @@ def _with_shares(changes: Iterable[OperatorChange], measured: float | None) -> l
     return [replace(c, share=c.increase / measured if c.increase > 0 else None) for c in changes]
 
 
+def _invocation_note(changes: list[OperatorChange], explained: float) -> str:
+    """When the operators' times explain little, the operators whose invocations per call
+    changed: onnxruntime records whole microseconds and subtracts its own cost per node, so a
+    node shorter than that records nothing, and its time shows outside the operators."""
+    counted = [c for c in changes if abs(c.head_calls - c.base_calls) >= 0.5]
+    if not counted:
+        return ""
+    counted.sort(key=lambda c: (-abs(c.head_calls - c.base_calls), c.operator))
+    listed = ", ".join(f"{c.operator} {c.base_calls:g} -> {c.head_calls:g}" for c in counted[:TOP])
+    more = f" (+{len(counted) - TOP} more)" if len(counted) > TOP else ""
+    return (
+        f"the operators' self times explain {explained * 100:.0f}% of the change, but "
+        f"invocations per call changed: {listed}{more}; operators shorter than the profiler "
+        "resolves record little or nothing, and their time shows outside the operators"
+    )
+
+
 def diff(
     comparison: Comparison,
     base: OperatorProfile,
@@ -212,6 +232,8 @@ def diff(
     explained: float | None = None
     if slowdown and measured is not None:
         explained = sum(c.increase for c in kept[:TOP] if c.increase > 0) / measured
+        if explained < LOW_EXPLAINED:
+            notes.append(_invocation_note(changes, explained))
     else:
         notes.append("the timing rounds found no significant slowdown: shares are not computed")
     return Diagnosis(
@@ -227,6 +249,6 @@ def diff(
         changes=tuple(kept),
         explained=explained,
         traces=dict(traces or {}),
-        notes=tuple(notes),
+        notes=tuple(note for note in notes if note),
         truncated=truncated,
     )

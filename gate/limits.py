@@ -1,13 +1,15 @@
-"""Absolute limits and tail latency: what is judged on the current run alone (pure).
+"""Absolute limits and latency summaries: what is judged on the current run alone (pure).
 
-Budgets (``latency.p99: 2ms``) fail whatever the baseline says; tail percentiles are reported
-beside the comparisons but not tested (docs/STATISTICS.md, section Percentiles).
+Budgets (``latency.p99: 2ms``) fail whatever the baseline says; the mean, tail percentiles and
+the first call are reported beside the comparisons but not tested (docs/STATISTICS.md, section
+Percentiles).
 """
 
 from __future__ import annotations
 
 import fnmatch
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from gate import stats
 from gate.model import (
@@ -20,7 +22,7 @@ from gate.model import (
     TailLatency,
     Verdict,
 )
-from gate.units import BUDGET_STATISTICS, budget_unit
+from gate.units import BUDGET_STATISTICS, UNIT_SECONDS, budget_unit, format_value
 
 
 def _budget_statistic(sample: Sample, metric: str) -> float | None:
@@ -86,26 +88,78 @@ def check_budgets(
     return over, warnings
 
 
-def tail_latencies(baseline: RunRecord | None, current: RunRecord) -> tuple[TailLatency, ...]:
-    """p90/p99 for every latency sample with per-call times (report only; see STATISTICS.md)."""
+@dataclass(frozen=True, kw_only=True)
+class LatencySummary(TailLatency):
+    """A latency sample's per-call summary beyond the gated median: the mean next to p90/p99,
+    and the first call of each round (kept out of the timings: compilation, lazy loading and
+    cold caches show there). ``first_call`` is the median over rounds, ``first_call_ratio`` its
+    multiple of the median call; None where the record has no first calls."""
+
+    baseline_mean: float | None = None
+    current_mean: float
+    baseline_first_call: float | None = None
+    first_call: float | None = None
+    first_call_ratio: float | None = None
+
+
+# A first call this many times the median call is worth a line in the report.
+FIRST_CALL_NOTE_RATIO = 10.0
+
+
+def _first_call(sample: Sample | None) -> float | None:
+    return stats.median(sample.first_calls) if sample is not None and sample.first_calls else None
+
+
+def tail_latencies(baseline: RunRecord | None, current: RunRecord) -> tuple[LatencySummary, ...]:
+    """Mean, p90, p99 and first call for every latency sample with per-call times (report
+    only; see STATISTICS.md)."""
     rows = []
     for sample in current.samples:
         if sample.metric.family != "latency" or not sample.calls:
             continue
         base = baseline.sample(sample.benchmark, sample.metric.name) if baseline else None
         base_calls = base.calls if base is not None else ()
+        first = _first_call(sample)
+        median_call = stats.median(sample.calls)
         rows.append(
-            TailLatency(
+            LatencySummary(
                 benchmark=sample.benchmark,
                 metric=sample.metric.name,
+                baseline_mean=stats.mean(base_calls) if base_calls else None,
                 baseline_p90=stats.quantile(base_calls, 0.9) if base_calls else None,
                 baseline_p99=stats.quantile(base_calls, 0.99) if base_calls else None,
+                current_mean=stats.mean(sample.calls),
                 current_p90=stats.quantile(sample.calls, 0.9),
                 current_p99=stats.quantile(sample.calls, 0.99),
                 calls=len(sample.calls),
+                baseline_first_call=_first_call(base),
+                first_call=first,
+                first_call_ratio=first / median_call
+                if first is not None and median_call > 0
+                else None,
             )
         )
     return tuple(rows)
+
+
+def first_call_notes(current: RunRecord) -> list[str]:
+    """One note naming the latency samples whose first call (median over rounds) is more than
+    ``FIRST_CALL_NOTE_RATIO`` times their median call: a one-off cost the gated timings leave
+    out on purpose, and that a user of the model still pays."""
+    large = [
+        f"{row.benchmark} {format_value(row.first_call, UNIT_SECONDS)} "
+        f"({row.first_call_ratio:,.0f}x)"
+        for row in tail_latencies(None, current)
+        if row.first_call is not None
+        and row.first_call_ratio is not None
+        and row.first_call_ratio > FIRST_CALL_NOTE_RATIO
+    ]
+    if not large:
+        return []
+    return [
+        f"first calls over {FIRST_CALL_NOTE_RATIO:g}x the median call (compilation, lazy "
+        "loading, cold caches; kept out of the timings): " + ", ".join(large)
+    ]
 
 
 # A GPU busy less than this share of a call's wall time is waiting for the host to launch work.

@@ -11,6 +11,19 @@ from gate.units import UNIT_SECONDS, format_value
 
 PERFETTO = "https://ui.perfetto.dev"
 _DETAIL_WIDTH = 60
+# Below a picosecond a time is float noise (a wall minus the operators scaled to that wall).
+NOISE = 1e-12
+# What runs outside the recorded operators, per profiler.
+_OUTSIDE = {"onnxruntime": "session, bindings, nodes too short to resolve"}
+
+
+def outside_label(tool: object) -> str:
+    """``outside operators (Python, dispatch)``, or what lies outside for ``tool``."""
+    return f"outside operators ({_OUTSIDE.get(str(tool), 'Python, dispatch')})"
+
+
+def _denoised(value: float) -> float:
+    return 0.0 if abs(value) < NOISE else value
 
 
 def _change_to_dict(change: OperatorChange) -> dict[str, Any]:
@@ -76,13 +89,14 @@ def diagnosis_to_dict(diagnosis: Diagnosis) -> dict[str, Any]:
 def _outside(diagnosis: Diagnosis) -> dict[str, Any] | None:
     if diagnosis.outside is None:
         return None
-    base, head = diagnosis.outside
+    base, head = (_denoised(value) for value in diagnosis.outside)
     measured = diagnosis.measured_change
     share = (head - base) / measured if measured and measured > 0 and head > base else None
     return {"base": base, "head": head, "increase": head - base, "share": share}
 
 
 def _seconds(value: float, signed: bool = False) -> str:
+    value = _denoised(value)
     text = format_value(abs(value), UNIT_SECONDS)
     if not signed:
         return text
@@ -112,6 +126,10 @@ def _headline(diagnosis: Diagnosis) -> str:
         parts.append(f"measured {_seconds(diagnosis.measured_change, signed=True)} per call")
     if diagnosis.explained is not None:
         parts.append(f"the top {TOP} operators explain {diagnosis.explained * 100:.0f}%")
+        outside = _outside(diagnosis) or {}
+        share = outside.get("share")
+        if share is not None and share > diagnosis.explained:
+            parts.append(f"outside operators {_seconds(outside['increase'], True)} ({share:.0%})")
     profiled = diagnosis.head_total - diagnosis.base_total
     parts.append(f"profiled {_seconds(profiled, signed=True)} ({diagnosis.tool})")
     return f"{head}: " + "; ".join(parts)
@@ -150,11 +168,11 @@ def render_diagnoses(diagnoses: tuple[Diagnosis, ...]) -> str:
         if not diagnosis.available:
             continue
         lines.extend(_table(diagnosis))
-        if diagnosis.outside is not None:
-            base, head = diagnosis.outside
+        outside = _outside(diagnosis)
+        if outside is not None and (outside["base"] or outside["head"]):
             lines.append(
-                f"    outside operators (Python, dispatch): {_seconds(base)} -> "
-                f"{_seconds(head)} ({_seconds(head - base, signed=True)})"
+                f"    {outside_label(diagnosis.tool)}: {_seconds(outside['base'])} -> "
+                f"{_seconds(outside['head'])} ({_seconds(outside['increase'], signed=True)})"
             )
         changed = [
             f"{label}: {', '.join(c.operator for c in group[:TOP])}"

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from gate.diagnosis import TOP
+from gate.report.diagnosis import NOISE, outside_label
 from gate.report.escape import TEXT_LIMIT, escape_text, safe
 from gate.report.view import SEVERITY, VERDICT_LABELS, number, percent
 from gate.units import UNIT_SECONDS, format_value
@@ -51,7 +52,7 @@ class DiagnosisView:
 
 def seconds(value: float, signed: bool = False) -> str:
     """``8 us``; signed: ``+17 us``, ``-570 ns`` (below a picosecond: float noise, ``0 ns``)."""
-    value = 0.0 if abs(value) < 1e-12 else value
+    value = 0.0 if abs(value) < NOISE else value
     text = format_value(abs(value), UNIT_SECONDS)
     return ("+" if value >= 0 else "-") + text if signed else text
 
@@ -166,6 +167,10 @@ def _headline(entry: Mapping[str, Any], comparison: Mapping[str, Any] | None) ->
         )
     else:
         parts.append("no operator got slower in the profiles")
+    outside = entry.get("outside_operators")
+    beyond = number(outside.get("share")) if isinstance(outside, Mapping) else None
+    if explained is not None and beyond is not None and beyond > explained:
+        parts.append(f"outside operators {_share(beyond)}")  # where the change went instead
     return f"{head}: " + "; ".join(parts)
 
 
@@ -186,13 +191,14 @@ def _lines(entry: Mapping[str, Any]) -> list[str]:
             f"({seconds(head - base, signed=True)}) in all operators"
         )
     outside = entry.get("outside_operators")
-    if (pair := _pair(outside)) is not None:
+    pair = _pair(outside)
+    if pair is not None and max(abs(v) for v in pair) >= NOISE:
         base, head = pair
         share = number(outside.get("share")) if isinstance(outside, Mapping) else None
         of = f", {_share(share)} of the change" if share is not None else ""
         lines.append(
-            f"outside operators (Python, dispatch): {seconds(base)} → {seconds(head)} "
-            f"({seconds(head - base, signed=True)}{of})"
+            f"{outside_label(entry.get('tool'))}: {seconds(base)} → "
+            f"{seconds(head)} ({seconds(head - base, signed=True)}{of})"
         )
     shapes = [
         str(c.get("operator"))

@@ -6,11 +6,12 @@ import math
 from typing import Any
 
 from gate.diagnosis import Diagnosis
-from gate.model import Comparison, GateResult, VariantSummary, Verdict
+from gate.limits import LatencySummary
+from gate.model import Comparison, GateResult, TailLatency, VariantSummary, Verdict
 from gate.report.diagnosis import diagnosis_to_dict
 
-# Format history: 1 (perf-gate 0.1): first version; later keys (environment_key, diagnosis) are
-# additions that readers of format 1 may ignore.
+# Format history: 1 (perf-gate 0.1): first version; later keys (environment_key, diagnosis,
+# the tail latency's mean and first_call) are additions that readers of format 1 may ignore.
 FORMAT = 1
 
 
@@ -79,6 +80,36 @@ def _parity(parity: Any) -> dict[str, Any] | None:
     }
 
 
+def _tail_to_dict(tail: TailLatency) -> dict[str, Any]:
+    """Per-call latency of one benchmark, not gated: mean, p90, p99 (seconds), and its first
+    call (median over rounds; ``ratio``: its multiple of the median call)."""
+    summary = tail if isinstance(tail, LatencySummary) else None
+    first_call = None
+    if summary is not None and summary.first_call is not None:
+        first_call = {
+            "baseline": summary.baseline_first_call,
+            "current": summary.first_call,
+            "ratio": _number(summary.first_call_ratio),
+        }
+    return {
+        "benchmark": tail.benchmark,
+        "metric": tail.metric,
+        "gated": False,
+        "baseline": {
+            "mean": summary.baseline_mean if summary else None,
+            "p90": tail.baseline_p90,
+            "p99": tail.baseline_p99,
+        },
+        "current": {
+            "mean": summary.current_mean if summary else None,
+            "p90": tail.current_p90,
+            "p99": tail.current_p99,
+        },
+        "calls": tail.calls,
+        "first_call": first_call,
+    }
+
+
 def result_to_dict(
     result: GateResult,
     *,
@@ -109,16 +140,6 @@ def result_to_dict(
         "variants": [
             variant_to_dict(v, (v.parity or {}).get("reference")) for v in result.variants
         ],
-        "tail_latency": [
-            {
-                "benchmark": t.benchmark,
-                "metric": t.metric,
-                "gated": False,
-                "baseline": {"p90": t.baseline_p90, "p99": t.baseline_p99},
-                "current": {"p90": t.current_p90, "p99": t.current_p99},
-                "calls": t.calls,
-            }
-            for t in result.tails
-        ],
+        "tail_latency": [_tail_to_dict(t) for t in result.tails],
         "diagnosis": [diagnosis_to_dict(d) for d in diagnoses],
     }

@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import math
 
-from gate.model import Comparison, GateResult, Verdict
-from gate.units import UNIT_FRACTION, format_points, format_value
+from gate.limits import LatencySummary
+from gate.model import Comparison, GateResult, TailLatency, Verdict
+from gate.units import UNIT_FRACTION, UNIT_SECONDS, format_points, format_value
 
 
 def percent(value: float) -> str:
@@ -77,10 +78,19 @@ def render_table(result: GateResult, *, show_unchanged: bool = True) -> str:
     """The headline, the table and the notes (environment differences, warnings, how-to)."""
     header = ("benchmark", "metric", "baseline", "current", "change [CI]", "mode", "mde", "verdict")
     rows: list[tuple[str, ...]] = []
+    previous: Comparison | None = None
     for c in result.comparisons:
         if not show_unchanged and c.verdict is Verdict.UNCHANGED:
             continue
         unit = c.metric.unit
+        note = c.note if c.verdict is not Verdict.UNCHANGED else ""
+        if (
+            c.verdict is Verdict.ERROR
+            and previous is not None
+            and (previous.benchmark, previous.verdict, previous.note)
+            == (c.benchmark, c.verdict, c.note)
+        ):
+            note = "as above"  # a failed benchmark's message once, not on each of its metrics
         rows.append(
             (
                 c.benchmark,
@@ -90,10 +100,10 @@ def render_table(result: GateResult, *, show_unchanged: bool = True) -> str:
                 format_change(c),
                 c.mode,
                 percent(c.mde).lstrip("+") if c.mode and not math.isnan(c.mde) else "",
-                verdict_text(c)
-                + (f": {c.note}" if c.note and c.verdict is not Verdict.UNCHANGED else ""),
+                verdict_text(c) + (f": {note}" if note else ""),
             )
         )
+        previous = c
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
     lines = [headline(result), ""]
     if rows:
@@ -104,14 +114,7 @@ def render_table(result: GateResult, *, show_unchanged: bool = True) -> str:
     if result.tails:
         lines.append("")
         lines.append("Tail latency (report only, not gated):")
-        for t in result.tails:
-            before = (
-                f"{format_value(t.baseline_p90, 's')} / {format_value(t.baseline_p99, 's')} -> "
-                if t.baseline_p90 is not None and t.baseline_p99 is not None
-                else ""
-            )
-            now = f"{format_value(t.current_p90, 's')} / {format_value(t.current_p99, 's')}"
-            lines.append(f"  {t.benchmark} p90 / p99: {before}{now} ({t.calls} calls)")
+        lines.extend(f"  {tail_line(t)}" for t in result.tails)
     if result.variants:
         lines.append("")
         lines.extend(variant_table(result))
@@ -126,7 +129,10 @@ def render_table(result: GateResult, *, show_unchanged: bool = True) -> str:
             f"{key}: {old!r} -> {new!r}"
             for key, (old, new) in result.environment_differences.items()
         )
-        notes.append(f"Baseline measured in a different environment ({differences}).")
+        notes.append(
+            f"Baseline measured in a different environment ({environment_effect(result)}): "
+            f"{differences}."
+        )
     notes.extend(f"Note: {n}" for n in result.notes)
     notes.extend(f"Warning: {w}" for w in result.warnings)
     if result.has_baseline:
@@ -141,6 +147,37 @@ def render_table(result: GateResult, *, show_unchanged: bool = True) -> str:
         lines.append("")
         lines.extend(notes)
     return "\n".join(lines)
+
+
+def tail_line(tail: TailLatency) -> str:
+    """``m[torch] mean / p90 / p99: 1.1 ms / 1.3 ms / 2 ms -> ... (1000 calls)``."""
+    summary = tail if isinstance(tail, LatencySummary) else None
+
+    def values(*numbers: float | None) -> str | None:
+        if any(n is None for n in numbers):
+            return None
+        return " / ".join(format_value(n, UNIT_SECONDS) for n in numbers if n is not None)
+
+    if summary is not None:
+        label = "mean / p90 / p99"
+        before = values(summary.baseline_mean, tail.baseline_p90, tail.baseline_p99)
+        now = values(summary.current_mean, tail.current_p90, tail.current_p99)
+    else:
+        label = "p90 / p99"
+        before = values(tail.baseline_p90, tail.baseline_p99)
+        now = values(tail.current_p90, tail.current_p99)
+    change = f"{before} -> {now}" if before else now
+    return f"{tail.benchmark} {label}: {change} ({tail.calls} calls)"
+
+
+def environment_effect(result: GateResult) -> str:
+    """What the other environment did to this run's timing verdicts, from their notes."""
+    notes = [c.note for c in result.comparisons]
+    if any("timing not compared" in note for note in notes):
+        return "environment key differs: stored timings not compared"
+    if any("timing verdict advisory" in note for note in notes):
+        return "environment key differs: timings advisory"
+    return "environment key differs; no timing was compared with it"
 
 
 def variant_table(result: GateResult) -> list[str]:

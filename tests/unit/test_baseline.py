@@ -169,7 +169,10 @@ def test_read_baseline_still_raises_for_a_damaged_file(tmp_path: Path) -> None:
 def test_read_record_missing_file(tmp_path: Path) -> None:
     path = tmp_path / "nope.json"
     error = baseline_error(path)
-    assert str(error) == f"{path}: file not found"
+    assert str(error) == (
+        f"{path}: file not found; check the path (a run writes .perf-gate/results.json; "
+        "`perf-gate run --save` or `pytest --perf-gate --perf-gate-save` records a baseline)"
+    )
     assert error.slug == "baseline-missing"
     assert error.exit_code == 2
 
@@ -294,7 +297,8 @@ def test_unsupported_format_7_message() -> None:
         read_record_from(path, {"format": 7, "samples": []})
     assert str(info.value) == (
         "baselines/main.json: format 7 is not supported (this perf-gate reads 1); upgrade "
-        "perf-gate or record a new baseline with --perf-gate-save"
+        "perf-gate or record a new one with `perf-gate run --save` or "
+        "`pytest --perf-gate --perf-gate-save`"
     )
 
 

@@ -248,6 +248,20 @@ def test_zero_variance_on_both_sides() -> None:
 
 def test_non_positive_values_use_the_raw_scale() -> None:
     metric = Metric("score_delta", "", Direction.HIGHER)
+    base = [-0.5, -0.48, -0.52, -0.49, -0.51]
+    current = [-1.0, -0.98, -1.02, -0.99, -1.01]
+    c = only(
+        decide(record(sample("m", base, metric)), record(sample("m", current, metric)), POLICY),
+        "m",
+        "score_delta",
+    )
+    # relative to |mean(base)| = 0.5: -0.5 is a change of -100%
+    assert c.relative_change == pytest.approx(-1.0)
+    assert c.verdict is Verdict.REGRESSION
+
+
+def test_a_baseline_averaging_zero_has_no_relative_change() -> None:
+    metric = Metric("score_delta", "", Direction.HIGHER)
     base = [0.0, 0.02, -0.02, 0.01, -0.01]
     current = [-1.0, -0.98, -1.02, -0.99, -1.01]
     c = only(
@@ -255,9 +269,10 @@ def test_non_positive_values_use_the_raw_scale() -> None:
         "m",
         "score_delta",
     )
-    # mean(base) is 0, so the change is relative to a scale of 1
-    assert c.relative_change == pytest.approx(-1.0)
-    assert c.verdict is Verdict.REGRESSION
+    # no invented scale: the old fallback of 1 called this -100% (and a zero latency +0.0%)
+    assert c.verdict is Verdict.INCONCLUSIVE
+    assert math.isnan(c.relative_change)
+    assert "the baseline averages 0, so a relative change is undefined (now -1)" in c.note
 
 
 # --------------------------------------------------------------------------------------------
@@ -534,7 +549,9 @@ def test_errors_in_current_record_exit_3() -> None:
     )
     result = decide(base, current, POLICY)
     crashed = [c for c in result.comparisons if c.benchmark == "crashed"]
-    assert [(c.verdict, c.note) for c in crashed] == [(Verdict.ERROR, "failed to measure")]
+    assert [(c.verdict, c.note) for c in crashed] == [
+        (Verdict.ERROR, "failed to measure: worker exited with code -9")
+    ]
     brand_new = [c for c in result.comparisons if c.benchmark == "brand-new"]
     assert [(c.verdict, c.metric.name, c.note) for c in brand_new] == [
         (Verdict.ERROR, "measurement", "import failed")
@@ -578,25 +595,30 @@ def test_environment_differences_are_reported() -> None:
     base_env = {"os": "Linux", "cpu_model": "Xeon", "cpu_count": 8, "python": "3.11.7", "x": 1}
     current_env = {"os": "Linux", "cpu_model": "EPYC", "cpu_count": 8, "python": "3.12.1", "x": 2}
     result = decide(
-        record(sample("m", [1.0, 1.1]), environment=base_env, commit="base"),
-        record(sample("m", [1.0, 1.1]), environment=current_env, commit="head"),
+        record(sample("m", [1.0, 1.1]), environment={**base_env, "key": "xeon"}, commit="base"),
+        record(sample("m", [1.0, 1.1]), environment={**current_env, "key": "epyc"}, commit="head"),
         POLICY,
     )
-    assert result.environment_differences == {
-        "cpu_model": ("Xeon", "EPYC"),
-        "python": ("3.11.7", "3.12.1"),
-    }
+    # The key's fields label the environment as another; Python is outside the key.
+    assert result.environment_differences == {"cpu_model": ("Xeon", "EPYC")}
+    assert result.notes == (
+        "the environment also differs from the baseline's, outside the environment key "
+        "(verdicts stand, but a change may come from here): python 3.11.7 -> 3.12.1",
+    )
     assert result.baseline_commit == "base"
     assert result.current_commit == "head"
 
 
-def test_environment_key_missing_on_one_side_is_a_difference() -> None:
+def test_key_fields_differing_under_one_key_are_not_called_another_environment() -> None:
+    # Equal keys (here: none recorded) mean the timings gate: the label must not say otherwise.
     result = decide(
         record(sample("m", [1.0, 1.1]), environment={"gpu": "H100"}),
         record(sample("m", [1.0, 1.1]), environment={}),
         POLICY,
     )
-    assert result.environment_differences == {"gpu": ("H100", None)}
+    assert result.environment_differences == {}
+    (note,) = result.notes
+    assert note.endswith("(verdicts stand, but a change may come from here): gpu H100 -> none")
 
 
 def test_comparisons_are_in_report_order() -> None:

@@ -208,7 +208,8 @@ def test_render_table_notes() -> None:
     )
     assert "regression (advisory): in-process rounds: advisory only" in text
     assert (
-        "Baseline measured in a different environment (cpu_count: 8 -> 16; gpu: None -> 'H100')."
+        "Baseline measured in a different environment (environment key differs; no timing was "
+        "compared with it): cpu_count: 8 -> 16; gpu: None -> 'H100'."
     ) in text
     assert "Warning: budget 'x*' latency.p99: matched no measured benchmark and metric" in text
 
@@ -380,7 +381,10 @@ def test_json_and_table_from_a_real_decision() -> None:
         counts["inconclusive"],
         counts["error"],
     ) == (1, 1, 1, 1, 1, 1)
-    assert data["environment_differences"] == {"cpu_count": {"baseline": 8, "current": 16}}
+    # The core count is outside the environment key: named in a note, the regression gates.
+    assert data["environment_differences"] == {}
+    assert any(note.endswith("cpu_count 8 -> 16") for note in data["notes"])
     table = render_table(decision)
     assert table.splitlines()[0].startswith("perf-gate: FAILED: 1 regression, 1 inconclusive")
-    assert "Baseline measured in a different environment (cpu_count: 8 -> 16)." in table
+    assert "Note: the environment also differs from the baseline's" in table
+    assert "Baseline measured in a different environment" not in table
