@@ -46,6 +46,8 @@ ENVIRONMENT_OTHER_FIELDS = (
     "memory_bytes",
     "gpu_count",
 )
+# Fields that map names to values, each name compared apart, and what an absent one is called.
+ENVIRONMENT_MAPPINGS = {"packages": "not installed", "thread_env": "unset"}
 # The static nvidia-smi fields of each GPU (its clocks and temperature move during any run).
 GPU_STATIC_FIELDS = ("driver_version", "memory.total", "power.limit", "mig.mode.current")
 
@@ -332,7 +334,8 @@ def _gpus(environment: Mapping[str, object]) -> list[Mapping[str, object]]:
 
 def environment_notes(baseline: RunRecord, current: RunRecord) -> tuple[str, ...]:
     """A note naming what else differs from the baseline's fingerprint (Python, cores, memory,
-    torch/onnxruntime versions, GPU driver...): outside the environment key, so verdicts stand,
+    torch/onnxruntime versions, thread variables, GPU driver...): outside the environment key,
+    so verdicts stand,
     but a change may come from here. The key fields join it when the keys are equal."""
     old, new = baseline.environment, current.environment
     fields: tuple[str, ...] = ENVIRONMENT_OTHER_FIELDS
@@ -343,11 +346,12 @@ def environment_notes(baseline: RunRecord, current: RunRecord) -> tuple[str, ...
         for f in fields
         if old.get(f) != new.get(f)
     ]
-    old_packages, new_packages = _mapping(old.get("packages")), _mapping(new.get("packages"))
-    for name in sorted(set(old_packages) | set(new_packages)):
-        before, after = old_packages.get(name), new_packages.get(name)
-        if before != after:
-            changes.append(f"{name} {before or 'not installed'} -> {after or 'not installed'}")
+    for field, absent in ENVIRONMENT_MAPPINGS.items():
+        was, now = _mapping(old.get(field)), _mapping(new.get(field))
+        for name in sorted(set(was) | set(now)):
+            before, after = was.get(name), now.get(name)
+            if before != after:
+                changes.append(f"{name} {before or absent} -> {after or absent}")
     old_gpus, new_gpus = _gpus(old), _gpus(new)
     for index in range(min(len(old_gpus), len(new_gpus))):
         for f in GPU_STATIC_FIELDS:

@@ -12,7 +12,12 @@ import pytest
 
 from gate import app, stats
 from gate.baseline import write_record
-from gate.compare import ENVIRONMENT_KEY_FIELDS, ENVIRONMENT_OTHER_FIELDS, decide
+from gate.compare import (
+    ENVIRONMENT_KEY_FIELDS,
+    ENVIRONMENT_MAPPINGS,
+    ENVIRONMENT_OTHER_FIELDS,
+    decide,
+)
 from gate.config import load_config
 from gate.environment import environment_key, fingerprint
 from gate.errors import BaselineError, ConfigError
@@ -173,7 +178,7 @@ def test_the_key_fields_are_the_ones_environment_key_hashes() -> None:
     for name in ENVIRONMENT_KEY_FIELDS:
         changed = {**reference, name: f"other-{reference.get(name)}"}
         assert environment_key(changed) != environment_key(reference), name
-    for name in (*ENVIRONMENT_OTHER_FIELDS, "packages"):
+    for name in (*ENVIRONMENT_OTHER_FIELDS, *ENVIRONMENT_MAPPINGS):
         changed = {**reference, name: "other"}
         assert environment_key(changed) == environment_key(reference), name
 
@@ -203,6 +208,7 @@ def test_a_torch_upgrade_is_named_without_making_timings_advisory() -> None:
         environment=environment(
             packages={"torch": "2.13.0", "onnxruntime": None, "numpy": "2.1.0"},
             memory_bytes=32e9,
+            thread_env={"OMP_NUM_THREADS": "4"},
         ),
     )
     result = decide(baseline, current, Policy())
@@ -211,7 +217,7 @@ def test_a_torch_upgrade_is_named_without_making_timings_advisory() -> None:
     assert note == (
         "the environment also differs from the baseline's, outside the environment key "
         "(verdicts stand, but a change may come from here): memory_bytes 16 GB -> 32 GB, "
-        "onnxruntime 1.18.0 -> not installed, torch 2.4.0 -> 2.13.0"
+        "onnxruntime 1.18.0 -> not installed, torch 2.4.0 -> 2.13.0, OMP_NUM_THREADS unset -> 4"
     )
     (c,) = result.comparisons
     assert (c.verdict, c.advisory) == (Verdict.REGRESSION, False)
