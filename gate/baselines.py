@@ -77,7 +77,9 @@ def history_path(baseline: Path) -> Path:
 
 
 def _known(path: Path) -> bool:
-    return path.exists() or pointer_of(path).exists()
+    # lexists: a dangling symlink (DVC's symlink cache after a gc) is a baseline that is known
+    # but missing, and reading it says so; exists() would fall back to another file.
+    return os.path.lexists(path) or pointer_of(path).exists()
 
 
 def _explicit_key(config: GateConfig, override: str | None) -> bool:

@@ -17,7 +17,6 @@ from gate import __version__, app, calibrate, cli_baseline, cli_ci, cli_publish,
 from gate.config import load_config
 from gate.errors import GateError
 from gate.model import ExitCode
-from gate.report.jsonreport import result_to_dict
 from gate.report.markdown import ReportOptions, render_summary
 from gate.report.terminal import render_table
 from gate.session import GateRequest, run_gate
@@ -141,11 +140,11 @@ def _run(args: argparse.Namespace) -> int:
 
 def _compare(args: argparse.Namespace) -> int:
     config = load_config(args.config)
-    result = app.compare_files(config, args.baseline, args.current)
+    result, report = app.compare_records(config, args.baseline, args.current)
     if args.format == "json":
-        print(json.dumps(result_to_dict(result), indent=1))
+        print(json.dumps(report, indent=1))
     elif args.format == "markdown":  # the PR comment's report, for local use
-        print(render_summary(result_to_dict(result), ReportOptions(tool_version=__version__)))
+        print(render_summary(report, ReportOptions(tool_version=__version__)))
     else:
         print(render_table(result))
     return int(result.exit_code)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import fnmatch
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 from gate import stats
 from gate.model import (
@@ -88,20 +87,6 @@ def check_budgets(
     return over, warnings
 
 
-@dataclass(frozen=True, kw_only=True)
-class LatencySummary(TailLatency):
-    """A latency sample's per-call summary beyond the gated median: the mean next to p90/p99,
-    and the first call of each round (kept out of the timings: compilation, lazy loading and
-    cold caches show there). ``first_call`` is the median over rounds, ``first_call_ratio`` its
-    multiple of the median call; None where the record has no first calls."""
-
-    baseline_mean: float | None = None
-    current_mean: float
-    baseline_first_call: float | None = None
-    first_call: float | None = None
-    first_call_ratio: float | None = None
-
-
 # A first call this many times the median call is worth a line in the report.
 FIRST_CALL_NOTE_RATIO = 10.0
 
@@ -110,7 +95,7 @@ def _first_call(sample: Sample | None) -> float | None:
     return stats.median(sample.first_calls) if sample is not None and sample.first_calls else None
 
 
-def tail_latencies(baseline: RunRecord | None, current: RunRecord) -> tuple[LatencySummary, ...]:
+def tail_latencies(baseline: RunRecord | None, current: RunRecord) -> tuple[TailLatency, ...]:
     """Mean, p90, p99 and first call for every latency sample with per-call times (report
     only; see STATISTICS.md)."""
     rows = []
@@ -122,7 +107,7 @@ def tail_latencies(baseline: RunRecord | None, current: RunRecord) -> tuple[Late
         first = _first_call(sample)
         median_call = stats.median(sample.calls)
         rows.append(
-            LatencySummary(
+            TailLatency(
                 benchmark=sample.benchmark,
                 metric=sample.metric.name,
                 baseline_mean=stats.mean(base_calls) if base_calls else None,

@@ -274,9 +274,13 @@ class VariantSummary:
 
 @dataclass(frozen=True, kw_only=True)
 class TailLatency:
-    """p90/p99 of the pooled per-call times of one latency sample, baseline and current.
+    """A latency sample's per-call summary beyond the gated median, baseline and current: mean,
+    p90 and p99 of the pooled per-call times, and the first call of each round (kept out of the
+    timings: compilation, lazy loading and cold caches show there).
 
-    Reported, not gated: ``calls`` says how many calls back the current percentiles.
+    Reported, not gated: ``calls`` says how many calls back the current figures. ``first_call``
+    is the median over rounds, ``first_call_ratio`` its multiple of the median call; None where
+    the record has no first calls.
     """
 
     benchmark: str
@@ -286,6 +290,11 @@ class TailLatency:
     current_p90: float
     current_p99: float
     calls: int
+    baseline_mean: float | None = None
+    current_mean: float | None = None
+    baseline_first_call: float | None = None
+    first_call: float | None = None
+    first_call_ratio: float | None = None
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -6,7 +6,6 @@ import math
 from typing import Any
 
 from gate.diagnosis import Diagnosis
-from gate.limits import LatencySummary
 from gate.model import Comparison, GateResult, TailLatency, VariantSummary, Verdict
 from gate.report.diagnosis import diagnosis_to_dict
 
@@ -83,25 +82,24 @@ def _parity(parity: Any) -> dict[str, Any] | None:
 def _tail_to_dict(tail: TailLatency) -> dict[str, Any]:
     """Per-call latency of one benchmark, not gated: mean, p90, p99 (seconds), and its first
     call (median over rounds; ``ratio``: its multiple of the median call)."""
-    summary = tail if isinstance(tail, LatencySummary) else None
     first_call = None
-    if summary is not None and summary.first_call is not None:
+    if tail.first_call is not None:
         first_call = {
-            "baseline": summary.baseline_first_call,
-            "current": summary.first_call,
-            "ratio": _number(summary.first_call_ratio),
+            "baseline": tail.baseline_first_call,
+            "current": tail.first_call,
+            "ratio": _number(tail.first_call_ratio),
         }
     return {
         "benchmark": tail.benchmark,
         "metric": tail.metric,
         "gated": False,
         "baseline": {
-            "mean": summary.baseline_mean if summary else None,
+            "mean": tail.baseline_mean,
             "p90": tail.baseline_p90,
             "p99": tail.baseline_p99,
         },
         "current": {
-            "mean": summary.current_mean if summary else None,
+            "mean": tail.current_mean,
             "p90": tail.current_p90,
             "p99": tail.current_p99,
         },

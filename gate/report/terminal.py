@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import math
 
-from gate.limits import LatencySummary
 from gate.model import Comparison, GateResult, TailLatency, Verdict
 from gate.units import UNIT_FRACTION, UNIT_SECONDS, format_points, format_value
 
@@ -151,17 +150,16 @@ def render_table(result: GateResult, *, show_unchanged: bool = True) -> str:
 
 def tail_line(tail: TailLatency) -> str:
     """``m[torch] mean / p90 / p99: 1.1 ms / 1.3 ms / 2 ms -> ... (1000 calls)``."""
-    summary = tail if isinstance(tail, LatencySummary) else None
 
     def values(*numbers: float | None) -> str | None:
         if any(n is None for n in numbers):
             return None
         return " / ".join(format_value(n, UNIT_SECONDS) for n in numbers if n is not None)
 
-    if summary is not None:
+    if tail.current_mean is not None:
         label = "mean / p90 / p99"
-        before = values(summary.baseline_mean, tail.baseline_p90, tail.baseline_p99)
-        now = values(summary.current_mean, tail.current_p90, tail.current_p99)
+        before = values(tail.baseline_mean, tail.baseline_p90, tail.baseline_p99)
+        now = values(tail.current_mean, tail.current_p90, tail.current_p99)
     else:
         label = "p90 / p99"
         before = values(tail.baseline_p90, tail.baseline_p99)

@@ -13,6 +13,7 @@ import pytest
 
 from gate import __version__
 from gate.baseline import write_record
+from gate.environment import environment_key
 from gate.model import BenchmarkError, Direction, Metric, RunRecord, Sample
 
 from ._support import comparisons_by_key, read_json, run_cli, write_files, write_matmul_onnx
@@ -118,6 +119,14 @@ def test_compare_json_reports_a_regression_with_exit_1(tmp_path, records):
     assert throughput["verdict"] == "regression"  # lower is worse for a rate
     assert throughput["relative_change"] == pytest.approx(-0.5)
     assert report["counts"]["regression"] == 2
+
+
+def test_compare_json_names_the_current_records_environment_key(tmp_path, records):
+    """The records here carry a bare fingerprint (no stored key): the key is derived from it,
+    as a gate run would have stored it."""
+    current = json.loads(records["same"].read_text(encoding="utf-8"))
+    _, report = compare_json(tmp_path, records["base"], records["same"])
+    assert report["environment_key"] == environment_key(current["environment"])
 
 
 def test_compare_json_unchanged_exits_0(tmp_path, records):

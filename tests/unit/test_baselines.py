@@ -72,6 +72,17 @@ def test_locate_prefers_the_keyed_file_then_the_unkeyed_one(tmp_path: Path) -> N
     assert baselines.locate(config(tmp_path, "baseline_key: none\n")) == folder / "main.json"
 
 
+def test_a_dangling_keyed_baseline_is_not_skipped_for_the_unkeyed_one(tmp_path: Path) -> None:
+    """DVC's symlink cache after a ``dvc gc``: the keyed baseline is a link to nothing. It must
+    stay the one located (reading it then fails with the fix), not fall back silently."""
+    cfg = config(tmp_path, "baseline_key: cpu\n")
+    folder = tmp_path / "baselines"
+    folder.mkdir()
+    (folder / "main.json").write_text("{}", encoding="utf-8")
+    (folder / "main@cpu.json").symlink_to(tmp_path / "cache" / "gone")
+    assert baselines.locate(cfg) == folder / "main@cpu.json"
+
+
 def test_check_local_refuses_an_unpulled_baseline_and_notes_local_changes(tmp_path: Path) -> None:
     data = tmp_path / "main@k.json"
     assert baselines.check_local(data, save=False) == ()  # not tracked: nothing to say
