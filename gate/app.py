@@ -199,7 +199,7 @@ def gate_record(
         raise BaselineError(
             f"{comparison_path}: cannot write: {exc}", slug="baseline-write"
         ) from exc
-    table = render_table(result) + render_diagnoses(diagnoses)
+    table = render_table(result, saving=save) + render_diagnoses(diagnoses)
     exit_code = result.exit_code
     if save:
         if record.errors:

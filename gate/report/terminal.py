@@ -56,14 +56,18 @@ def verdict_text(comparison: Comparison) -> str:
     return text
 
 
-def headline(result: GateResult) -> str:
-    """One line: the gate's answer and the counts that led to it."""
+def headline(result: GateResult, *, saving: bool = False) -> str:
+    """One line: the gate's answer and the counts that led to it. ``saving``: the run records
+    the baseline (and exits 0), so the line says so rather than "FAILED"."""
     counts = []
     for verdict in Verdict:
         number = result.count(verdict)
         if number:
             counts.append(f"{number} {verdict.value}")
     summary = ", ".join(counts) or "nothing measured"
+    if saving:
+        warning = "; without --save this run would fail" if result.exit_code == 1 else ""
+        return f"perf-gate: recording the baseline ({summary}{warning})"
     if result.exit_code == 1:
         return f"perf-gate: FAILED: {summary}"
     if result.exit_code == 3:
@@ -73,8 +77,9 @@ def headline(result: GateResult) -> str:
     return f"perf-gate: passed: {summary}"
 
 
-def render_table(result: GateResult, *, show_unchanged: bool = True) -> str:
-    """The headline, the table and the notes (environment differences, warnings, how-to)."""
+def render_table(result: GateResult, *, show_unchanged: bool = True, saving: bool = False) -> str:
+    """The headline, the table and the notes (environment differences, warnings, how-to);
+    ``saving`` when this run records the baseline."""
     header = ("benchmark", "metric", "baseline", "current", "change [CI]", "mode", "mde", "verdict")
     rows: list[tuple[str, ...]] = []
     previous: Comparison | None = None
@@ -104,7 +109,7 @@ def render_table(result: GateResult, *, show_unchanged: bool = True) -> str:
         )
         previous = c
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
-    lines = [headline(result), ""]
+    lines = [headline(result, saving=saving), ""]
     if rows:
         lines.append("  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)).rstrip())
         lines.append("  ".join("-" * w for w in widths))
@@ -118,7 +123,7 @@ def render_table(result: GateResult, *, show_unchanged: bool = True) -> str:
         lines.append("")
         lines.extend(variant_table(result))
     notes = []
-    if not result.has_baseline:
+    if not result.has_baseline and not saving:
         notes.append(
             "No baseline yet: every result is new. Record one with `pytest --perf-gate "
             "--perf-gate-save` or `perf-gate run --save`."

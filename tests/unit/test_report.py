@@ -192,6 +192,20 @@ def test_render_table_no_baseline() -> None:
     assert "Holm" not in text  # the statistics note only applies with a baseline
 
 
+def test_render_table_while_saving_says_so_instead_of_failed() -> None:
+    """``--save`` exits 0 whatever the verdicts: the headline must not read FAILED, and the
+    "no baseline yet, record one" advice is moot in the run that records it."""
+    new = comparison(Verdict.NEW, current=0.0123, n_current=5)
+    text = render_table(result(new, has_baseline=False), saving=True)
+    assert text.splitlines()[0] == "perf-gate: recording the baseline (1 new)"
+    assert "No baseline yet" not in text
+    failing = render_table(result(REGRESSION), saving=True).splitlines()[0]
+    assert (
+        failing
+        == "perf-gate: recording the baseline (1 regression; without --save this run would fail)"
+    )
+
+
 def test_render_table_notes() -> None:
     advisory = comparison(
         Verdict.REGRESSION,
