@@ -2,18 +2,24 @@
 
 The only module that imports pytest. ``_settings_from`` freezes pytest's options into plain
 values at the edge; everything below works without pytest. Flow of a ``--perf-gate`` run:
-collection adds one item per model variant from the config; every test runs once as usual
-(quick mode); after the test loop, the model variants and the ``perf`` tests are measured in
-fresh worker processes, pytest-benchmark results are collected, the gate decides, the table goes
-to the terminal summary and the exit status is set (never raised from a summary hook).
+what cannot run (pytest-xdist, a path option pytest misreads, a bad config) is refused before
+the session in one line; collection adds one item per model variant from the config and checks
+the ``perf_gate`` markers of the selected tests; every test runs once as usual (quick mode);
+after the test loop, the model variants and the ``perf`` tests are measured in fresh worker
+processes, pytest-benchmark results are collected, the gate decides, the table goes to the
+terminal summary and the exit status is set (never raised from a summary hook).
 """
 
 from __future__ import annotations
 
 import json
+import os
+import shlex
+import sys
 import traceback
-from collections.abc import Generator, Iterator
+from collections.abc import Generator, Iterator, Sequence
 from dataclasses import dataclass, field, replace
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +38,21 @@ MARKER = "perf_gate"
 MARKER_KWARGS = ("threshold",)
 # pytest-benchmark keeps every round; these are in-process rounds, so a few hundred suffice.
 MAX_BENCHMARK_ROUNDS = 1000
+# Options whose value is a path. Written with a space, the value is read by pytest as a test
+# path while it picks the rootdir (plugin options are not known yet at that point), which can
+# move the rootdir and so rename every custom benchmark.
+PATH_OPTIONS = ("--perf-gate-config", "--perf-gate-baseline", "--perf-gate-report")
+# Options of the user's command line that shape collection and import; worker rounds repeat
+# them so that a perf test finds the same plugins, conftests and fixtures. Test selection
+# (paths, -k, -m, --deselect) is never repeated: a worker is given node ids. The rootdir is
+# not repeated either: a worker runs in the rootdir and is pinned to it (measure/custom.py).
+FORWARDED_FLAGS = frozenset({"--noconftest", "--pyargs"})
+FORWARDED_VALUES = frozenset(
+    {"-p", "-W", "--pythonwarnings", "-o", "--override-ini", "--import-mode"}
+)
+FORWARDED_PATHS = frozenset({"-c", "--config-file", "--confcutdir"})
+# A failure becomes one line of a benchmark's error; a long assertion diff is cut here.
+MAX_FAILURE_CHARS = 500
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -112,6 +133,8 @@ class _State:
     base_ref: str | None = None
     profile: bool = False
     worker_profile: Path | None = None
+    worker_args: tuple[str, ...] = ()
+    collect_only: bool = False
     perf_nodes: list[str] = field(default_factory=list)
     passed_models: list[str] = field(default_factory=list)
     thresholds: dict[str, str] = field(default_factory=dict)
@@ -127,7 +150,7 @@ _STATE = pytest.StashKey[_State]()
 
 
 def _settings_from(config: pytest.Config) -> _State:
-    """The only place that reads pytest options."""
+    """The only place that reads pytest options. Raises GateError for a bad config."""
     root = Path(str(config.rootpath))
     invocation = Path(config.invocation_params.dir)
     config_option = config.getoption("--perf-gate-config")
@@ -153,26 +176,140 @@ def _settings_from(config: pytest.Config) -> _State:
         base_ref=config.getoption("--perf-gate-ab"),
         profile=bool(config.getoption("--perf-gate-profile")),
         worker_profile=Path(worker_profile) if worker and worker_profile else None,
+        worker_args=tuple(_worker_args(config, gate_config)),
+        collect_only=bool(config.getoption("collectonly")),
     )
+
+
+def _worker_args(config: pytest.Config, gate_config: GateConfig) -> list[str]:
+    """The pytest options of a worker round: the user's ini ``addopts`` apply there as they
+    are; this adds what the command line said about collection, the config, and switches off
+    what must not run inside a round (parallel workers, coverage, reordering, reports)."""
+    root = Path(str(config.rootpath))
+    args = forwarded_options(config.invocation_params.args, config.invocation_params.dir, root)
+    if gate_config.path is not None:
+        args.append(f"--perf-gate-config={gate_config.path}")
+    plugins = config.pluginmanager
+    if plugins.hasplugin("xdist"):
+        args += ["-n", "0"]  # addopts may ask for workers; a round is one process
+    if plugins.hasplugin("pytest_cov"):
+        args.append("--no-cov")
+    if plugins.hasplugin("randomly"):
+        args.append("--randomly-dont-reorganize")  # the rounds shuffle the tests themselves
+    if plugins.hasplugin("junitxml"):
+        args.append("--junitxml=")  # the user's report is the parent's, not a round's
+    if plugins.hasplugin("cacheprovider"):
+        # Keeps --lf/--ff in addopts valid while leaving the user's cache alone.
+        cache = (gate_config.report_dir / "work" / "cache").resolve()
+        args.append(f"--override-ini=cache_dir={cache}")
+    return args
+
+
+def forwarded_options(args: Sequence[str], invocation: Path, root: Path) -> list[str]:
+    """The options in ``args`` (a command line run in ``invocation``) that shape collection,
+    for a pytest process that runs in ``root``: relative paths are rewritten relative to
+    ``root``, so they name the same files in the head and in a base revision's worktree."""
+    forwarded: list[str] = []
+    index = 0
+    while index < len(args):
+        arg = args[index]
+        index += 1
+        if arg == "--":
+            break
+        name, value = _option_parts(arg)
+        if name in FORWARDED_FLAGS:
+            forwarded.append(arg)
+        elif name in FORWARDED_VALUES or name in FORWARDED_PATHS:
+            given = [arg]
+            if value is None and index < len(args):
+                value = args[index]
+                given.append(value)
+                index += 1
+            if value is None:
+                break
+            if name in FORWARDED_PATHS and not Path(value).is_absolute():
+                given = [name, os.path.relpath(invocation / value, root)]
+            forwarded += given
+    return forwarded
+
+
+def _option_parts(arg: str) -> tuple[str, str | None]:
+    """``--name=value`` -> (name, value), ``-pNAME`` -> ("-p", NAME), ``-p`` -> ("-p", None)."""
+    if arg.startswith("--"):
+        name, equals, value = arg.partition("=")
+        return name, value if equals else None
+    if arg.startswith("-") and len(arg) > 2:
+        value = arg[2:]
+        return arg[:2], value[1:] if value.startswith("=") else value
+    return arg, None
+
+
+def _misread_path_option(config: pytest.Config) -> str | None:
+    """The one-line refusal when a perf-gate path option was written with a space, or None.
+
+    pytest picks its rootdir before plugins add their options, so it reads ``FILE`` in
+    ``--perf-gate-baseline FILE`` as a test path; a file outside the project moves the rootdir
+    and renames every custom benchmark. The ``=`` form is read as one option."""
+    env = shlex.split(os.environ.get("PYTEST_ADDOPTS", ""))
+    for source, args in (("", config.invocation_params.args), (" in PYTEST_ADDOPTS", env)):
+        for arg, value in pairwise(args):
+            if arg in PATH_OPTIONS and not value.startswith("-"):
+                return _usage_line(
+                    f"{arg} {value}{source}: pytest reads a path after a space as a test path "
+                    f"when it picks the rootdir, which renames the benchmarks; write "
+                    f"{arg}={value}"
+                )
+    return None
+
+
+def _usage_line(message: str) -> str:
+    return f"perf-gate: error: {message}"
+
+
+def _start(config: pytest.Config) -> str | None:
+    """Read the settings into the config's stash; returns the refusal line for what cannot
+    run (pytest-xdist, a misread path option, a bad config), or None."""
+    numprocesses = config.getoption("numprocesses", None) or 0
+    if config.pluginmanager.hasplugin("xdist") and numprocesses:
+        return _usage_line(
+            "--perf-gate cannot run under pytest-xdist (-n): parallel workers distort each "
+            "other's timings; run it without -n (or with -n 0)"
+        )
+    refusal = _misread_path_option(config)
+    if refusal is not None:
+        return refusal
+    try:
+        config.stash[_STATE] = _settings_from(config)
+    except GateError as exc:
+        return exc.one_line()
+    return None
+
+
+def _wanted(config: pytest.Config) -> bool:
+    return bool(config.getoption("--perf-gate") or config.getoption("--perf-gate-worker"))
+
+
+def pytest_cmdline_main(config: pytest.Config) -> int | None:
+    """Refuse what cannot run before pytest starts its session, as one line on stderr and
+    exit 2 (``pytest.exit`` would print pytest's ``Exit:`` prefix); None lets pytest go on."""
+    if config.getoption("help", False) or config.getoption("version", 0) or not _wanted(config):
+        return None
+    refusal = _start(config)
+    if refusal is None:
+        return None
+    sys.stderr.write(refusal + "\n")
+    return int(ExitCode.USAGE)
 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", f"{MARKER}(threshold='3%'): perf-gate settings for this test's benchmarks"
     )
-    wanted = config.getoption("--perf-gate") or config.getoption("--perf-gate-worker")
-    if not wanted:
-        return
-    if config.pluginmanager.hasplugin("xdist") and (config.getoption("numprocesses", None) or 0):
-        pytest.exit(
-            "perf-gate: error: --perf-gate cannot run under pytest-xdist (-n): parallel workers "
-            "distort each other's timings; run it without -n",
-            returncode=ExitCode.USAGE,
-        )
-    try:
-        config.stash[_STATE] = _settings_from(config)
-    except GateError as exc:
-        pytest.exit(exc.one_line(), returncode=exc.exit_code)
+    if _wanted(config) and _state(config) is None:
+        # Only when pytest_cmdline_main did not run (a pytest embedding that skips it).
+        refusal = _start(config)
+        if refusal is not None:
+            pytest.exit(refusal, returncode=ExitCode.USAGE)
 
 
 def _state(config: pytest.Config) -> _State | None:
@@ -227,31 +364,63 @@ class ModelsFile(pytest.File):
 def pytest_collection_modifyitems(
     session: pytest.Session, config: pytest.Config, items: list[pytest.Item]
 ) -> None:
+    """With --perf-gate, the config's model variants join the collection: before -k and
+    --deselect see the items, and reported like collected files (pytest's count has them)."""
     state = _state(config)
-    if state is None:
+    if state is None or not state.enabled or state.config.path is None:
         return
-    for item in items:
-        marker = item.get_closest_marker(MARKER)
-        if marker is None:
-            continue
-        unknown = sorted(set(marker.kwargs) - set(MARKER_KWARGS))
-        if unknown or marker.args:
-            pytest.exit(
-                f"perf-gate: error: {item.nodeid}: @pytest.mark.{MARKER} accepts only "
-                f"{', '.join(MARKER_KWARGS)} (keyword); got {unknown or list(marker.args)}",
-                returncode=ExitCode.USAGE,
+    if state.config.models:
+        items.extend(session.genitems(ModelsFile.from_parent(session, path=state.config.path)))
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Check the ``perf_gate`` markers of the selected tests, with or without --perf-gate.
+
+    A bad marker is a collection error of its test, reported as one line; pytest then stops
+    with exit 2 ("Interrupted: 1 error during collection") before any test runs."""
+    state = _state(session.config)
+    bad: list[pytest.Item] = []
+    for item in session.items:
+        problems = [p for mark in item.iter_markers(MARKER) if (p := _marker_problem(mark))]
+        if problems:
+            bad.append(item)
+            line = _usage_line(f"{item.nodeid}: {problems[0]}")
+            item.ihook.pytest_collectreport(
+                report=pytest.CollectReport(item.nodeid, "failed", line, [])
             )
-        if "threshold" in marker.kwargs:
-            try:
-                parse_threshold(marker.kwargs["threshold"])
-            except ValueError as exc:
-                pytest.exit(
-                    f"perf-gate: error: {item.nodeid}: threshold: {exc}", returncode=ExitCode.USAGE
-                )
+            continue
+        marker = item.get_closest_marker(MARKER)
+        if state is not None and marker is not None and "threshold" in marker.kwargs:
             state.thresholds[item.nodeid] = marker.kwargs["threshold"]
-    if state.enabled and state.config.models and state.config.path is not None:
-        collector = ModelsFile.from_parent(session, path=state.config.path)
-        items.extend(collector.collect())
+    if bad:
+        session.items[:] = [item for item in session.items if item not in bad]
+
+
+def _marker_problem(mark: pytest.Mark) -> str | None:
+    """What is wrong with one ``@pytest.mark.perf_gate(...)``, with the fix; None if valid."""
+    example = f'@pytest.mark.{MARKER}(threshold="5%")'
+    if mark.args:
+        return (
+            f"@pytest.mark.{MARKER}({mark.args[0]!r}): the marker takes no positional "
+            f"argument; write @pytest.mark.{MARKER}(threshold={mark.args[0]!r})"
+        )
+    for name, value in mark.kwargs.items():
+        if name not in MARKER_KWARGS:
+            return (
+                f"@pytest.mark.{MARKER}({name}={value!r}): unknown argument {name!r}; the "
+                f"marker takes only {', '.join(MARKER_KWARGS)}, e.g. {example}"
+            )
+    if "threshold" in mark.kwargs:
+        value = mark.kwargs["threshold"]
+        try:
+            parse_threshold(value)
+        except ValueError as exc:
+            return (
+                f"@pytest.mark.{MARKER}(threshold={value!r}): {exc}; write e.g. "
+                f'threshold="5%" or threshold="2ms"'
+            )
+    return None
 
 
 @pytest.fixture
@@ -284,9 +453,34 @@ def pytest_runtest_makereport(
     state = _state(item.config)
     if state is not None and report.failed:
         # Failed tests are not measured; in a worker, the failure is the benchmark's error.
-        lines = report.longreprtext.strip().splitlines()
-        state.failed[item.nodeid] = lines[-1] if lines else "failed"
+        # The first failing phase is the cause (a teardown error after it is a consequence).
+        root = Path(str(item.config.rootpath))
+        state.failed.setdefault(item.nodeid, _failure_line(report, root))
     return report
+
+
+def _failure_line(report: pytest.TestReport, root: Path) -> str:
+    """Where and why a test failed, in one line: pytest's crash line (``path:line: message``)
+    when the report has one, else the error lines and the location that end the report (a
+    missing fixture, ``pytest.fail(pytrace=False)``)."""
+    crash = getattr(report.longrepr, "reprcrash", None)
+    if crash is not None:
+        path = Path(crash.path)
+        where = path.relative_to(root) if path.is_relative_to(root) else path
+        text = f"{where}:{crash.lineno}: {crash.message}"
+    else:
+        lines = [line for line in report.longreprtext.splitlines() if line.strip()]
+        errors = [line[1:].strip() for line in lines if line.startswith("E ")]
+        if not lines:
+            text = "failed"
+        elif errors and not lines[-1].startswith("E "):
+            text = f"{lines[-1].strip()}: {' '.join(errors)}"
+        else:
+            text = " ".join(errors) or lines[-1]
+    text = " ".join(text.split())
+    if len(text) > MAX_FAILURE_CHARS:
+        text = text[: MAX_FAILURE_CHARS - 3] + "..."
+    return text
 
 
 def _benchmark_samples(config: pytest.Config, failed: dict[str, str]) -> list[Sample]:
@@ -330,12 +524,11 @@ def _gate(session: pytest.Session, state: _State) -> None:
         gate_config = replace(gate_config, policy=policy)
     collected = {i.nodeid.rsplit("::", 1)[-1] for i in session.items if isinstance(i, ModelItem)}
     failed_models = sorted(collected - set(state.passed_models))
-    extra = [f"--perf-gate-config={gate_config.path}"] if gate_config.path is not None else []
     request = GateRequest(
         selected=set(state.passed_models),
         perf_nodes=tuple(n for n in dict.fromkeys(state.perf_nodes) if n not in state.failed),
         pytest_root=Path(str(config.rootpath)),
-        pytest_args=tuple(extra),
+        pytest_args=state.worker_args,
         extra_samples=tuple(_benchmark_samples(config, state.failed)),
         extra_errors=tuple(
             BenchmarkError(
@@ -361,9 +554,9 @@ def _gate(session: pytest.Session, state: _State) -> None:
 def pytest_runtestloop(session: pytest.Session) -> Generator[None, object, object]:
     result = yield
     state = _state(session.config)
-    if state is None or not state.enabled or session.shouldfail or session.shouldstop:
+    if state is None or not state.enabled or state.collect_only:
         return result
-    if session.config.option.collectonly:
+    if session.shouldfail or session.shouldstop:
         return result
     try:
         _gate(session, state)
@@ -405,5 +598,10 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
             terminalreporter.write_line(line)
         files = ", ".join(str(p) for p in state.outcome.files)
         terminalreporter.write_line(f"Wrote {files}")
+    elif state.collect_only:
+        terminalreporter.write_line("perf-gate: collect-only, nothing measured")
     else:
-        terminalreporter.write_line("perf-gate: not run (tests failed or the run was stopped)")
+        terminalreporter.write_line(
+            "perf-gate: not run (the session stopped early: collection errors, -x/--maxfail "
+            "or an interrupt)"
+        )

@@ -308,10 +308,6 @@ def run_gate(config: GateConfig, request: GateRequest, progress: Progress) -> ap
                     None,
                     diagnose=investigation,
                 )
-            notes.append(
-                f"timings paired against base revision {commit[:12]} ({mode}), measured from a "
-                "worktree with this interpreter and packages"
-            )
             base_samples: list[Sample] = []
             base_plans: dict[str, BenchmarkPlan] = {}
             if plans:
@@ -341,6 +337,11 @@ def run_gate(config: GateConfig, request: GateRequest, progress: Progress) -> ap
                     base.pytest_root,
                 )
                 modes.update({n: "ab" for n in request.perf_nodes})
+            if base_samples:  # rows measured in process (pytest-benchmark) stay stored
+                notes.append(
+                    f"timings paired against base revision {commit[:12]} ({mode}), measured "
+                    "from a worktree with this interpreter and packages"
+                )
             paired = PairedBaseline(samples=tuple(base_samples), modes=modes, looks=_looks(config))
             # Diagnosis happens after the decision, while the worktree still exists.
             side = BaseSide(root=base.root, plans=base_plans, pytest_root=base.pytest_root)

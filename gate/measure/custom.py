@@ -4,6 +4,12 @@ The parent pytest run has already run every test once (quick mode). Here each ro
 ``python -m pytest --perf-gate-worker OUT <node ids in random order>``; the ``perf`` fixture in
 that process measures for real and the plugin writes what it measured to OUT. In ``ab`` mode a
 round runs one worker in the base revision's worktree and one in the head, in random order.
+
+A worker runs in the parent's rootdir, pinned to it with ``--rootdir=.``, so the parent's node
+ids name the same tests there. The project's ini ``addopts`` apply as in any pytest run (plugins
+loaded with ``-p``, warnings filters, plugin settings); the parent passes the rest in
+``extra_args`` (the collection options of its command line, and the switches that keep a round
+one quiet process: see ``pytest_plugin._worker_args``).
 """
 
 from __future__ import annotations
@@ -35,12 +41,7 @@ def run_pytest_worker(
             "-m",
             "pytest",
             "-q",
-            "-p",
-            "no:cacheprovider",
-            "-p",
-            "no:randomly",
-            "-o",
-            "addopts=",
+            "--rootdir=.",
             f"--perf-gate-worker={out}",
             *extra_args,
             *nodeids,
@@ -55,7 +56,8 @@ def run_pytest_worker(
             timeout=1800,
         )
         if not out.is_file():
-            tail = " | ".join(completed.stdout.strip().splitlines()[-3:])
+            output = f"{completed.stdout}\n{completed.stderr}".strip().splitlines()
+            tail = " | ".join(line for line in output[-3:] if line.strip())
             raise MeasurementError(
                 f"a pytest worker in {root} wrote no results (exit {completed.returncode}): {tail}",
                 slug="worker",

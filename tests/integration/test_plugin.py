@@ -370,14 +370,6 @@ def test_damaged_baseline_exits_2_naming_the_file(project, tmp_path, damage, fra
     assert "Traceback" not in output
 
 
-def test_perf_gate_refuses_xdist(project):
-    project.makepyfile(test_nothing="def test_nothing():\n    pass\n")
-    result = project.runpytest_subprocess("--perf-gate", "-n", "2")
-    assert result.ret == 2
-    assert "pytest-xdist" in output_of(result)
-    assert "without -n" in output_of(result)
-
-
 QUICK_TEST = """
 def test_quick_mode(perf):
     calls = []
@@ -433,27 +425,6 @@ def test_perf_gate_measures_named_metrics_and_skips_failed_perf_tests(project):
         ("test_twice.py::test_twice_named", "latency.large"),
     }
     assert all(len(s["values"]) == 2 for s in samples.values())
-
-
-@pytest.mark.parametrize(
-    ("marker", "fragment"),
-    [
-        pytest.param("perf_gate(foo=1)", "foo", id="unknown-kwarg"),
-        pytest.param("perf_gate('3%')", "3%", id="positional"),
-        pytest.param("perf_gate(threshold='fast')", "threshold", id="bad-threshold"),
-    ],
-)
-def test_bad_marker_exits_2_naming_the_test(project, marker, fragment):
-    project.makepyfile(
-        test_marker=f"import pytest\n\n\n@pytest.mark.{marker}\ndef test_x():\n    pass\n"
-    )
-    result = project.runpytest_subprocess("--perf-gate")
-    assert result.ret == 2
-    lines = error_lines(result)
-    assert len(lines) == 1, output_of(result)
-    assert "test_marker.py::test_x" in lines[0]
-    assert fragment in lines[0]
-    assert "Traceback" not in output_of(result)
 
 
 def test_marker_is_registered_and_harmless_without_perf_gate(project):
