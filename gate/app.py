@@ -245,7 +245,7 @@ def report_dict(
     """comparison.json of a decision on ``record`` (its environment key goes in the footer)."""
     key = record.environment.get("key")
     if not isinstance(key, str) and record.environment:  # a record written by hand or elsewhere
-        key = environment_key(record.environment)
+        key = environment_key(dict(record.environment))
     return result_to_dict(
         result, environment_key=key if isinstance(key, str) else None, diagnoses=diagnoses
     )

@@ -279,7 +279,10 @@ def _start(config: pytest.Config) -> str | None:
     if refusal is not None:
         return refusal
     try:
-        config.stash[_STATE] = _settings_from(config)
+        state = _settings_from(config)
+        if state.enabled and not state.collect_only:
+            app.check_report_dir(state.config)  # the model items write their cache there first
+        config.stash[_STATE] = state
     except GateError as exc:
         return exc.one_line()
     return None

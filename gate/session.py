@@ -253,6 +253,7 @@ def run_gate(config: GateConfig, request: GateRequest, progress: Progress) -> ap
     """Measure, compare and write the reports; returns the Outcome (exit code, table, files).
 
     Raises GateError subclasses for what the user must fix (bad baseline, refused save)."""
+    app.check_report_dir(config)
     if request.save:
         baselines.refuse_pull_request_save()
     baseline_path = request.baseline_path or baselines.locate(config, request.baseline_key)

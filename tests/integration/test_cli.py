@@ -203,6 +203,18 @@ def test_run_with_an_empty_models_section_exits_2(tmp_path):
     assert_one_line_error(ran, "perf-gate.yaml: no models to measure; add a 'models:' section")
 
 
+def test_run_refuses_a_report_folder_it_cannot_create(tmp_path):
+    (tmp_path / "blocker").write_text("a file\n", encoding="utf-8")
+    (tmp_path / "perf-gate.yaml").write_text(
+        "report_dir: blocker/sub\nmodels:\n  m:\n    torch: model:build\n"
+        "    input: {shape: [1, 4], dtype: float32}\n",
+        encoding="utf-8",
+    )
+    ran = run_cli(tmp_path, "run")
+    assert ran.ret == 2
+    assert_one_line_error(ran, "the report folder cannot be created", "is a file, not a folder")
+
+
 def test_config_option_accepts_a_directory(tmp_path):
     project = tmp_path / "project"
     project.mkdir()

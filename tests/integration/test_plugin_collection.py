@@ -142,6 +142,18 @@ def test_a_bad_config_is_refused_in_one_line_without_pytests_exit_prefix(project
     assert "measure.rounds" in line
 
 
+def test_a_report_folder_that_cannot_be_created_is_refused_before_anything_runs(project):
+    (project.path / "blocker").write_text("a file where a folder should be\n", encoding="utf-8")
+    project.makepyfile(test_nothing="def test_nothing():\n    pass\n")
+    result = project.runpytest_subprocess("--perf-gate", "--perf-gate-report=blocker/sub")
+    output = output_of(result)
+    assert result.ret == 2, output
+    (line,) = [line for line in output.splitlines() if line.strip()]
+    assert line.startswith("perf-gate: error: ")
+    assert "the report folder cannot be created" in line
+    assert "blocker is a file, not a folder" in line
+
+
 # --- model variants as collected items ------------------------------------------------------
 
 
