@@ -29,6 +29,9 @@ PACKAGES = (
     "nvidia-cudnn-cu12",
     "tensorrt",
 )
+# Variables that size native thread pools (OpenMP, MKL, OpenBLAS) when a process starts; the
+# same names as gate.measure.THREAD_ENV, which worker processes get set to their plan's threads.
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 # nvidia-smi fields of the GPU fingerprint (static) and of the GPU state (moves during a run).
 GPU_FIELDS = ("name", "driver_version", "memory.total", "power.limit", "mig.mode.current")
 GPU_STATE_FIELDS = ("clocks.sm", "clocks.mem", "temperature.gpu", "clocks_throttle_reasons.active")
@@ -130,7 +133,10 @@ def _version(package: str) -> str | None:
 
 def fingerprint(threads: int) -> dict[str, Any]:
     """What the machine and software are: CPU, cores, memory, OS, Python, package versions,
-    and per GPU its name, driver, memory, power limit, MIG mode and current state."""
+    per GPU its name, driver, memory, power limit, MIG mode and current state; the thread
+    setting (``measure.threads``) and the thread variables of the environment perf-gate ran in
+    (``thread_env``, None when unset): in-process measurements run under them, while worker
+    processes get their benchmark's threads (recorded in each benchmark's info)."""
     gpus = query_gpus(GPU_FIELDS + GPU_STATE_FIELDS)
     return {
         "os": f"{platform.system()} {platform.release()}",
@@ -144,6 +150,7 @@ def fingerprint(threads: int) -> dict[str, Any]:
         "gpu_count": len(gpus),
         "gpus": gpus,
         "threads": threads,
+        "thread_env": {name: os.environ.get(name) for name in THREAD_VARIABLES},
         "packages": {name: _version(name) for name in PACKAGES},
     }
 

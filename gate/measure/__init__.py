@@ -1,14 +1,19 @@
 """Measurement: what a worker process needs to load and run one benchmark.
 
 ``BenchmarkPlan`` is the JSON-able description handed to worker processes; ``get_backend``
-returns the backend for its variant, importing torch or onnxruntime only then.
+returns the backend for its variant, importing torch or onnxruntime only then;
+``resolve_callable`` turns a config's ``module:function`` into the function, and says which
+config key is wrong when it cannot (``BadReference``).
 """
 
 from __future__ import annotations
 
 import importlib
+import inspect
+import traceback
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any, Protocol
 
 from gate.errors import MeasurementError
@@ -22,11 +27,27 @@ TORCH_VARIANTS = (
     "torch-cuda-graphs",
 )
 ONNX_VARIANTS = ("onnxruntime", "onnxruntime-int8", "onnxruntime-cuda", "onnxruntime-tensorrt")
+# Thread pools sized from the environment at start-up; workers get them set to the plan's threads.
+THREAD_ENV = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 
 
 class VariantUnavailable(MeasurementError):
     """This machine cannot run the variant by design (e.g. no TensorRT execution provider):
     the variant is skipped with a note instead of failing the run."""
+
+
+class BadReference(MeasurementError):
+    """A ``module:function`` of the config cannot be used as written: its module is not found,
+    the module has no such attribute, or the attribute is not a callable that takes the
+    arguments perf-gate passes. ``key`` is the config key (``models.tiny.torch``), ``problem``
+    what is wrong with it; preparation turns it into a ConfigError naming the file (exit 2).
+    A failure of the user's code itself (an exception while importing or calling it) is not a
+    bad reference: it stays a measurement error."""
+
+    def __init__(self, key: str, problem: str) -> None:
+        super().__init__(f"{key}: {problem}", slug="import")
+        self.key = key
+        self.problem = problem
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -50,6 +71,10 @@ class BenchmarkPlan:
     @property
     def cuda(self) -> bool:
         return self.device.startswith("cuda")
+
+    def key(self, name: str) -> str:
+        """The config key of this plan's model setting ``name`` (``models.tiny.input``)."""
+        return f"models.{self.model}.{name}"
 
     @property
     def device_index(self) -> int:
@@ -82,6 +107,8 @@ class Backend(Protocol):
 
     def info(self) -> dict[str, float]: ...
 
+    def threading(self) -> dict[str, Any]: ...
+
 
 def get_backend(plan: BenchmarkPlan) -> Backend:
     """The backend for ``plan.variant``. Raises MeasurementError for an unknown variant."""
@@ -96,23 +123,85 @@ def get_backend(plan: BenchmarkPlan) -> Backend:
     raise MeasurementError(f"{plan.name}: unknown variant {plan.variant!r}")
 
 
-def import_object(reference: str) -> Any:
-    """``"package.module:attr.sub"`` -> the object. Raises MeasurementError naming the reference."""
+def describe(exc: BaseException) -> str:
+    """``Type: message (file:line)`` with the innermost frame, for a one-line error."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    where = f" ({Path(frames[-1].filename).name}:{frames[-1].lineno})" if frames else ""
+    return f"{type(exc).__name__}: {exc}{where}"
+
+
+def import_object(reference: str, key: str | None = None) -> Any:
+    """``"package.module:attr.sub"`` -> the object.
+
+    Raises BadReference (naming ``key``, else the reference) when the module is not found or
+    has no such attribute, MeasurementError when importing the module fails in its own code."""
+    where = key or repr(reference)
     module_name, _, attribute = reference.partition(":")
     try:
         target: Any = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name is None or not _names_module(exc.name, module_name):
+            raise MeasurementError(
+                f"{where}: importing module {module_name!r} failed: {exc}", slug="import"
+            ) from exc
+        raise BadReference(
+            where,
+            f"cannot import module {module_name!r} ({exc}); check the module path (relative "
+            "to the config file's directory)",
+        ) from exc
     except ImportError as exc:
         raise MeasurementError(
-            f"cannot import {module_name!r} for {reference!r}: {exc}; check the module path "
-            "(relative to the config file's directory)",
-            slug="import",
+            f"{where}: importing module {module_name!r} failed: {exc}", slug="import"
         ) from exc
     for part in attribute.split("."):
         try:
             target = getattr(target, part)
         except AttributeError:
-            raise MeasurementError(
-                f"{reference!r}: module {module_name!r} has no attribute {attribute!r}",
-                slug="import",
+            raise BadReference(
+                where, f"module {module_name!r} has no attribute {attribute!r}"
             ) from None
     return target
+
+
+def _names_module(missing: str, module_name: str) -> bool:
+    """Whether the module that was not found is ``module_name`` or one of its packages (the
+    reference is wrong), not something the module itself imports (its code is)."""
+    return module_name == missing or module_name.startswith(missing + ".")
+
+
+def resolve_callable(
+    reference: str, key: str | None = None, arguments: tuple[str, ...] = ()
+) -> Callable[..., Any]:
+    """The callable ``reference`` names, checked to accept ``arguments`` (their names, for the
+    message) positionally.
+
+    Raises BadReference when it cannot be imported, is not callable or takes other arguments."""
+    target: Callable[..., Any] = import_object(reference, key)
+    where = key or repr(reference)
+    if not callable(target):
+        kind = type(target).__name__
+        article = "an" if kind[:1].lower() in "aeiou" else "a"
+        raise BadReference(where, f"{reference!r} is {article} {kind}, not a callable")
+    try:
+        signature = inspect.signature(target)
+    except (TypeError, ValueError):
+        return target  # no signature to check (some builtins): calling it will tell
+    try:
+        signature.bind(*arguments)
+    except TypeError as exc:
+        name = reference.rpartition(":")[2].rpartition(".")[2]
+        raise BadReference(
+            where,
+            f"{reference!r} cannot be called as {name}({', '.join(arguments)}) ({exc}); "
+            "perf-gate passes exactly these arguments",
+        ) from None
+    return target
+
+
+def check_references(plan: BenchmarkPlan) -> None:
+    """Resolve the plan's ``torch:`` factory (called with no arguments) and ``input:``
+    callable (called with the batch size). Raises BadReference naming the key."""
+    if plan.torch:
+        resolve_callable(plan.torch, plan.key("torch"))
+    if plan.input_callable:
+        resolve_callable(plan.input_callable, plan.key("input"), ("batch_size",))

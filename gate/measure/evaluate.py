@@ -2,10 +2,15 @@
 
 All variants of one model are loaded in one process and fed the same batches, so the eval set
 is read once and every variant sees identical inputs; the reference variant's outputs are kept
-to judge the others' parity. Evaluation is deterministic, so one process suffices (timing needs
-fresh processes; quality does not). Bad input (NaN outputs, shapes that do not match the
-targets, labels outside the model's classes, an empty set) fails that variant with a one-line
-reason; the others go on.
+to judge the others' parity. Without an eval set, parity is judged on the model's own inputs,
+made once (from the reference's plan) and fed to every variant: an ``input:`` callable that is
+not seeded, or two runtimes' random generators, would otherwise compare outputs of different
+inputs. Evaluation is deterministic, so one process suffices (timing needs fresh processes;
+quality does not). Bad input (NaN outputs, shapes that do not match the targets, labels outside
+the model's classes, an empty set) fails that variant with a one-line reason; the others go on.
+
+``random_inputs`` is also where both backends get ``input: {shape, dtype}`` data from, so that
+torch and onnxruntime variants are timed on identical arrays.
 """
 
 from __future__ import annotations
@@ -21,11 +26,41 @@ from typing import Any
 import numpy as np
 
 from gate.errors import ConfigError, MeasurementError
-from gate.measure import Backend, BenchmarkPlan, get_backend, import_object
+from gate.measure import Backend, BenchmarkPlan, get_backend, resolve_callable
 
 Batch = tuple[Any, Any]
 MAX_EXAMPLES = 100_000  # per-example outcomes kept for paired comparisons, at most
 PROGRESS_EVERY_S = 2.0
+PARITY_BATCH = 8  # examples of the model's own inputs that parity compares without an eval set
+# dtypes numpy lacks, generated as the nearest one it has (torch casts them back)
+_NUMPY_DTYPES = {"bfloat16": "float32"}
+
+
+# --------------------------------------------------------------------------------------------
+# A model's own inputs
+
+
+def random_inputs(plan: BenchmarkPlan, batch_size: int) -> Any:
+    """The array of ``input: {shape, dtype}`` at ``batch_size``: one seeded numpy generator,
+    so every variant of every runtime gets the same numbers (normal for floats, 0..9 for
+    integers, fair coins for bool)."""
+    rng = np.random.default_rng(0)
+    shape = (batch_size, *plan.input_shape[1:])
+    dtype = _NUMPY_DTYPES.get(plan.input_dtype, plan.input_dtype)
+    if dtype.startswith("float"):
+        return rng.standard_normal(shape, dtype=np.float32).astype(dtype)
+    if dtype == "bool":
+        return rng.random(shape) > 0.5
+    return rng.integers(0, 10, shape).astype(dtype)
+
+
+def plan_inputs(plan: BenchmarkPlan, batch_size: int) -> Any:
+    """The plan's own inputs at ``batch_size``: its ``input:`` callable's result, else
+    ``random_inputs``."""
+    if plan.input_callable:
+        make = resolve_callable(plan.input_callable, plan.key("input"), ("batch_size",))
+        return make(batch_size)
+    return random_inputs(plan, batch_size)
 
 
 # --------------------------------------------------------------------------------------------
@@ -109,7 +144,7 @@ def _slices(xs: list[Any], y: Any, batch_size: int, label: str) -> Iterator[Batc
 
 
 def _callable_batches(reference: str, label: str) -> Iterator[Batch]:
-    produced = import_object(reference)()
+    produced = resolve_callable(reference)()
     for index, item in enumerate(produced):
         if not isinstance(item, (tuple, list)) or len(item) != 2:
             raise MeasurementError(
@@ -249,7 +284,7 @@ def quality(
             outcomes[name] = squared_errors(outputs, targets)
             values[name] = float(math.sqrt(outcomes[name].mean()))
     for custom in spec.get("custom", []):
-        function: Callable[[Any, Any], Any] = import_object(custom["function"])
+        function = resolve_callable(custom["function"], None, ("predictions", "targets"))
         try:
             value = float(function(outputs, targets))
         except Exception as exc:
@@ -357,7 +392,7 @@ def run_eval(
         batches = (
             eval_batches(eval_spec)
             if eval_spec
-            else iter([(None, None)])  # parity only: each backend's own example inputs
+            else iter([(_shared_inputs(plans, spec.get("reference")), None)])
         )
         for inputs, batch_targets in batches:
             if eval_spec:
@@ -415,6 +450,13 @@ def run_eval(
             continue
         results[plan.name] = entry
     return {"results": results, "errors": errors}
+
+
+def _shared_inputs(plans: list[BenchmarkPlan], reference: str | None) -> Any:
+    """Parity without an eval set: the model's own inputs, made once from the reference's
+    plan (all variants of a model share the ``input:`` setting) for every variant."""
+    source = next((p for p in plans if p.name == reference), plans[0])
+    return plan_inputs(source, PARITY_BATCH)
 
 
 def _first_output_array(chunks: list[Any]) -> Any:

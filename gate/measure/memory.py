@@ -34,7 +34,9 @@ def reset_peak_rss() -> bool:
     """Reset the kernel's peak-RSS mark for this process (Linux >= 4.0); False when unsupported.
 
     After a reset, ``/proc/self/status`` VmHWM restarts from the current RSS, which lets
-    ``perf.memory(fn)`` measure the peak of one call inside a process that did other work.
+    ``perf.memory(fn)`` measure the peak of one call inside a process that did other work, and
+    a probe the peak of loading and inference apart from the imports' peak. ``ru_maxrss``
+    (``peak_rss_bytes``) restarts too: read the peak before resetting to keep it.
     """
     try:
         Path("/proc/self/clear_refs").write_text("5", encoding="ascii")

@@ -1,4 +1,5 @@
-"""The only module that imports onnxruntime: sessions with pinned threads, int8 quantization."""
+"""The only module that imports onnxruntime: sessions with pinned threads, int8 quantization,
+and the parameter count of an ONNX file (read from its protobuf without the onnx package)."""
 
 from __future__ import annotations
 
@@ -6,15 +7,14 @@ import bisect
 import hashlib
 import json
 import logging
-from collections.abc import Callable
+import math
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 from gate.errors import MeasurementError
-from gate.measure import BenchmarkPlan, import_object
+from gate.measure import BenchmarkPlan, resolve_callable
 from gate.measure.profile import Calls, Recorded, interquartile_mean, robust_total
-
-_NUMPY_DTYPES = {"bfloat16": "float32"}
 
 
 def _ort() -> Any:
@@ -38,11 +38,13 @@ def file_digest(path: Path) -> str:
 
 
 def quantize_int8(source: Path, cache_dir: Path) -> Path:
-    """Dynamic int8 quantization of ``source`` (onnxruntime.quantization), cached by content."""
-    _ort()
+    """Dynamic int8 quantization of ``source`` (onnxruntime.quantization), cached by content
+    and by onnxruntime's version (another quantizer may write another file)."""
+    ort = _ort()
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    target = cache_dir / f"{source.stem}-int8-{file_digest(source)[:16]}.onnx"
+    key = hashlib.sha256(f"{file_digest(source)} {ort.__version__}".encode()).hexdigest()
+    target = cache_dir / f"{source.stem}-int8-{key[:16]}.onnx"
     if target.is_file():
         return target
     cache_dir.mkdir(parents=True, exist_ok=True)
@@ -107,7 +109,7 @@ class OnnxBackend:
         import numpy  # noqa: F401  (part of the runtime's import cost)
 
         if self.plan.input_callable:
-            import_object(self.plan.input_callable)
+            resolve_callable(self.plan.input_callable, self.plan.key("input"), ("batch_size",))
 
     def load(self) -> None:
         ort = _ort()
@@ -138,21 +140,10 @@ class OnnxBackend:
     def _feeds(self, batch_size: int, given: Any = None) -> dict[str, Any]:
         import numpy as np
 
+        from gate.measure.evaluate import plan_inputs
+
         names = [i.name for i in self.session.get_inputs()]
-        if given is not None:
-            produced = given
-        elif self.plan.input_callable:
-            produced = import_object(self.plan.input_callable)(batch_size)
-        else:
-            rng = np.random.default_rng(0)
-            shape = (batch_size, *self.plan.input_shape[1:])
-            dtype = _NUMPY_DTYPES.get(self.plan.input_dtype, self.plan.input_dtype)
-            if dtype.startswith("float"):
-                produced = rng.standard_normal(shape).astype(dtype)
-            elif dtype == "bool":
-                produced = rng.random(shape) > 0.5
-            else:
-                produced = rng.integers(0, 10, shape).astype(dtype)
+        produced = given if given is not None else plan_inputs(self.plan, batch_size)
 
         def to_numpy(value: Any) -> Any:
             if hasattr(value, "detach"):
@@ -219,7 +210,89 @@ class OnnxBackend:
         return self.session.run(None, self._feeds(batch_size, inputs))[0]
 
     def info(self) -> dict[str, float]:
-        return {"model_size": float(Path(str(self.plan.onnx)).stat().st_size)}
+        """File size and parameters (elements of the graph's initializers)."""
+        path = Path(str(self.plan.onnx))
+        return {
+            "model_size": float(path.stat().st_size),
+            "params": float(initializer_elements(path)),
+        }
+
+    def threading(self) -> dict[str, Any]:
+        """The session's thread settings, read back from it."""
+        options = self.session.get_session_options()
+        return {
+            "ort_intra_op_threads": options.intra_op_num_threads,
+            "ort_inter_op_threads": options.inter_op_num_threads,
+            "ort_execution_mode": options.execution_mode.name,
+        }
+
+
+def initializer_elements(path: Path) -> int:
+    """Elements of the main graph's initializers (the weights) of an ONNX file.
+
+    Read from the protobuf wire format directly (ModelProto.graph = field 7,
+    GraphProto.initializer = 5, TensorProto.dims = 1), skipping the tensors' bytes, so that
+    counting needs neither the onnx package nor Python objects for the weights (the file's
+    bytes are read once; slices of them are views)."""
+    view = memoryview(path.read_bytes())
+    total = 0
+    for graph in _fields(view, 7):
+        for tensor in _fields(graph, 5):
+            total += math.prod(_integers(tensor, 1))
+    return total
+
+
+def _varint(data: memoryview, pos: int) -> tuple[int, int]:
+    result = shift = 0
+    while True:
+        byte = data[pos]
+        pos += 1
+        result |= (byte & 0x7F) << shift
+        if byte < 0x80:
+            return result, pos
+        shift += 7
+
+
+def _records(data: memoryview) -> Iterator[tuple[int, int | memoryview]]:
+    """(field number, value) of one protobuf message's varint fields (an integer) and
+    length-delimited fields (a view); fixed-size fields are skipped."""
+    pos = 0
+    while pos < len(data):
+        tag, pos = _varint(data, pos)
+        number, wire = tag >> 3, tag & 7
+        if wire == 0:
+            value, pos = _varint(data, pos)
+            yield number, value
+        elif wire == 2:
+            length, pos = _varint(data, pos)
+            yield number, data[pos : pos + length]
+            pos += length
+        elif wire in (1, 5):
+            pos += 8 if wire == 1 else 4
+        else:
+            raise MeasurementError(f"unexpected protobuf wire type {wire}", slug="model-load")
+
+
+def _fields(data: memoryview, number: int) -> Iterator[memoryview]:
+    for found, value in _records(data):
+        if found == number and isinstance(value, memoryview):
+            yield value
+
+
+def _integers(data: memoryview, number: int) -> list[int]:
+    """A repeated integer field, packed or not."""
+    values: list[int] = []
+    for found, value in _records(data):
+        if found != number:
+            continue
+        if isinstance(value, int):
+            values.append(value)
+        else:
+            pos = 0
+            while pos < len(value):
+                item, pos = _varint(value, pos)
+                values.append(item)
+    return values
 
 
 # A one-node model (Relu on float[1]; onnx.helper, opset 17, IR 8): what a node costs the

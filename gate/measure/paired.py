@@ -5,7 +5,9 @@ random order, each a fresh process; the per-round ratio head/base cancels whatev
 whole round down (a noisy neighbour, a thermal step). ``duet``: one fresh process loads both
 artifacts of an onnxruntime variant and alternates calls between them, so even the
 between-process noise cancels. Running all of the base first and then all of the head would
-turn drift into a "difference"; interleaving is the point.
+turn drift into a "difference"; interleaving is the point. Benchmarks of different thread
+counts never share a process (thread pools are sized when a process starts): each round runs
+one group of processes per thread count.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ from typing import Any
 from gate.errors import MeasurementError
 from gate.measure import BenchmarkPlan
 from gate.measure.runner import Runner
+
+Pair = tuple[BenchmarkPlan, BenchmarkPlan]  # (base, head)
 
 
 @dataclass
@@ -78,42 +82,73 @@ class PairedRunner:
             if not ab and not duet:
                 return
             index = 1 + max((into.rounds_of(h.name) for _, h in ab + duet), default=0)
-            jobs: list[str] = (["base", "head"] if ab else []) + (["duet"] if duet else [])
-            self.random.shuffle(jobs)
+            groups = self._groups(ab, duet)
             names = ", ".join(sorted({h.name for _, h in ab + duet}))
-            self.runner.progress(f"paired round {index}: {' / '.join(jobs)} ({names})")
-            outcome: dict[str, dict[str, Any]] = {}
-            try:
-                for job in jobs:
-                    seed = str(self.random.randrange(2**31))
-                    if job == "duet":
-                        outcome["duet"] = self.runner.worker(
-                            [h for _, h in duet],
-                            ["duet", "--seed", seed],
-                            self.runner.round_timeout([h for _, h in duet]) * 2,
-                            extra={"base_plans": [b.to_dict() for b, _ in duet]},
-                        )
-                    else:
-                        side = [b if job == "base" else h for b, h in ab]
-                        outcome[job] = self.runner.worker(
-                            side,
-                            ["round", "--seed", seed],
-                            self.runner.round_timeout(side),
-                            root=self.base_root if job == "base" else None,
-                        )
-            except MeasurementError as exc:
-                for _, head in ab + duet:
-                    into.errors.setdefault(head.name, f"paired round {index}: {exc}")
-                return
-            # Keep the pairing: a round counts for a benchmark only if both arms measured it.
-            if ab:
-                failed = set(outcome["base"]["errors"]) | set(outcome["head"]["errors"])
-                for arm in ("base", "head"):
-                    result = dict(outcome[arm])
-                    result["results"] = {
-                        k: v for k, v in result["results"].items() if k not in failed
-                    }
-                    self._collect(into, arm, result, index)
-            if duet:
-                self._collect(into, "base", outcome["duet"]["base"], index)
-                self._collect(into, "head", outcome["duet"]["head"], index)
+            order = " | ".join(" / ".join(jobs) for _, _, jobs in groups)
+            self.runner.progress(f"paired round {index}: {order} ({names})")
+            for group_ab, group_duet, jobs in groups:
+                self._round(group_ab, group_duet, jobs, index, into)
+
+    def _groups(
+        self,
+        ab: list[tuple[BenchmarkPlan, BenchmarkPlan]],
+        duet: list[tuple[BenchmarkPlan, BenchmarkPlan]],
+    ) -> list[tuple[list[Pair], list[Pair], list[str]]]:
+        """The round's pairs by thread count (a process's thread pools are sized at its start),
+        the groups in a random order and each group's jobs (base, head, duet) in a random order;
+        a group's jobs run back to back, so its arms are measured close together."""
+        threads = sorted({h.threads for _, h in ab + duet})
+        self.random.shuffle(threads)
+        groups = []
+        for count in threads:
+            group_ab = [pair for pair in ab if pair[1].threads == count]
+            group_duet = [pair for pair in duet if pair[1].threads == count]
+            jobs = (["base", "head"] if group_ab else []) + (["duet"] if group_duet else [])
+            self.random.shuffle(jobs)
+            groups.append((group_ab, group_duet, jobs))
+        return groups
+
+    def _round(
+        self,
+        ab: list[Pair],
+        duet: list[Pair],
+        jobs: list[str],
+        index: int,
+        into: PairedRounds,
+    ) -> None:
+        """One round of one thread count's pairs; a worker that fails fails its pairs."""
+        outcome: dict[str, dict[str, Any]] = {}
+        try:
+            for job in jobs:
+                seed = str(self.random.randrange(2**31))
+                if job == "duet":
+                    outcome["duet"] = self.runner.worker(
+                        [h for _, h in duet],
+                        ["duet", "--seed", seed],
+                        self.runner.round_timeout([h for _, h in duet]) * 2,
+                        extra={"base_plans": [b.to_dict() for b, _ in duet]},
+                    )
+                else:
+                    side = [b if job == "base" else h for b, h in ab]
+                    outcome[job] = self.runner.worker(
+                        side,
+                        ["round", "--seed", seed],
+                        self.runner.round_timeout(side),
+                        root=self.base_root if job == "base" else None,
+                    )
+        except MeasurementError as exc:
+            for _, head in ab + duet:
+                into.errors.setdefault(head.name, f"paired round {index}: {exc}")
+            return
+        # Keep the pairing: a round counts for a benchmark only if both arms measured it.
+        if ab:
+            failed = set(outcome["base"]["errors"]) | set(outcome["head"]["errors"])
+            for arm in ("base", "head"):
+                result = dict(outcome[arm])
+                result["results"] = {k: v for k, v in result["results"].items() if k not in failed}
+                self._collect(into, arm, result, index)
+            self.runner.observe(outcome["head"]["results"])
+        if duet:
+            self._collect(into, "base", outcome["duet"]["base"], index)
+            self._collect(into, "head", outcome["duet"]["head"], index)
+            self.runner.observe(outcome["duet"]["head"]["results"])

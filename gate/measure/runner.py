@@ -1,9 +1,12 @@
 """The parent side of measurement: prepare artifacts once, then run fresh worker processes.
 
-A round is one fresh worker process that measures every selected benchmark in a random order;
-the per-round median is the unit the statistics use, because the median moves several percent
-from one process to the next while calls within a process agree closely. Probes (memory and
-cold start) are separate fresh processes per benchmark.
+A round is one fresh worker process per thread count that measures every selected benchmark
+of that thread count in a random order (the processes of a round one after the other, in a
+random order): thread pools are sized from the environment when a process starts, so a
+benchmark with ``threads: 1`` never runs in a process set up for two. The per-round median is
+the unit the statistics use, because the median moves several percent from one process to the
+next while calls within a process agree closely. Probes (memory and cold start) are separate
+fresh processes per benchmark.
 """
 
 from __future__ import annotations
@@ -22,8 +25,17 @@ from typing import Any, NamedTuple
 
 from gate import stats
 from gate.config import GateConfig, MeasureSettings, ModelSpec
-from gate.errors import GateError, MeasurementError
-from gate.measure import ONNX_VARIANTS, BenchmarkPlan, VariantUnavailable
+from gate.errors import ConfigError, GateError, MeasurementError
+from gate.measure import (
+    ONNX_VARIANTS,
+    THREAD_ENV,
+    BadReference,
+    BenchmarkPlan,
+    VariantUnavailable,
+    check_references,
+    describe,
+    resolve_callable,
+)
 from gate.model import BenchmarkError, Direction, Metric, Sample
 from gate.units import UNIT_BYTES, UNIT_RATE, UNIT_SECONDS
 
@@ -33,6 +45,7 @@ LATENCY = Metric("latency", UNIT_SECONDS, Direction.LOWER)
 COLD_START = Metric("cold_start", UNIT_SECONDS, Direction.LOWER)
 MEMORY_PEAK = Metric("memory.peak", UNIT_BYTES, Direction.LOWER)
 MEMORY_LOAD = Metric("memory.load", UNIT_BYTES, Direction.LOWER)
+MEMORY_INFERENCE = Metric("memory.inference", UNIT_BYTES, Direction.LOWER)
 MODEL_SIZE = Metric("model_size", UNIT_BYTES, Direction.LOWER)
 GPU_MEMORY = Metric("gpu_memory.allocated", UNIT_BYTES, Direction.LOWER)
 
@@ -53,7 +66,7 @@ class Measured:
 def worker_environment(root: Path, threads: int) -> dict[str, str]:
     """The child's environment: threads pinned, the project root importable."""
     env = dict(os.environ)
-    for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+    for name in THREAD_ENV:
         env[name] = str(threads)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(root), env.get("PYTHONPATH")]))
     return env
@@ -80,11 +93,16 @@ def plan_model(model: ModelSpec, variant: str, config: GateConfig) -> BenchmarkP
 
 
 def prepare(plan: BenchmarkPlan, cache_dir: Path) -> BenchmarkPlan:
-    """Export/quantize what an ONNX variant needs (cached by content under ``cache_dir``)."""
+    """Check the plan's references, then export/quantize what an ONNX variant needs (cached by
+    content under ``cache_dir``).
+
+    Raises BadReference for a ``torch:`` or ``input:`` that cannot be resolved, before any
+    round runs; other failures raise what the export (or the user's code) raised."""
+    if plan.root not in sys.path:
+        sys.path.insert(0, plan.root)
+    check_references(plan)
     if plan.variant not in ONNX_VARIANTS:
         return plan
-    if sys.path[0] != plan.root and plan.root not in sys.path:
-        sys.path.insert(0, plan.root)
     onnx_path = Path(plan.onnx) if plan.onnx else None
     if onnx_path is None:
         from gate.measure.torch_backend import export_onnx
@@ -132,6 +150,8 @@ class Runner:
         self.work_dir = work_dir
         self.progress = progress
         self.max_time = max_time
+        # Thread settings the head's workers reported, by benchmark (the first report kept).
+        self.threading: dict[str, dict[str, Any]] = {}
         seed = (
             settings.seed if settings.seed is not None else random.SystemRandom().randrange(2**31)
         )
@@ -148,7 +168,9 @@ class Runner:
         live: bool = False,
     ) -> dict[str, Any]:
         """Run one worker process (``args[0]`` is its mode) and return its JSON result;
-        ``live`` lets its stderr (progress lines) through to ours.
+        ``live`` lets its stderr (progress lines) through to ours. Its thread variables are
+        the plans' thread count (timed modes get plans of one thread count; untimed ones with
+        several get the largest).
 
         Raises MeasurementError when it crashes, times out or writes nothing."""
         root = root or self.root
@@ -182,7 +204,7 @@ class Runner:
                     command,
                     cwd=root,
                     env=worker_environment(
-                        root, max([self.settings.threads, *(p.threads for p in plans)])
+                        root, max((p.threads for p in plans), default=self.settings.threads)
                     ),
                     stdout=subprocess.PIPE,
                     stderr=None if live else subprocess.PIPE,
@@ -208,6 +230,21 @@ class Runner:
         batches = sum(len(p.batch_sizes) for p in plans)
         return 120.0 + batches * (self.max_time + 30.0)
 
+    def thread_groups(self, plans: list[BenchmarkPlan]) -> list[list[BenchmarkPlan]]:
+        """``plans`` by thread count, the groups in a random order (one process each)."""
+        groups: dict[int, list[BenchmarkPlan]] = {}
+        for plan in plans:
+            groups.setdefault(plan.threads, []).append(plan)
+        ordered = [groups[threads] for threads in sorted(groups)]
+        self.random.shuffle(ordered)
+        return ordered
+
+    def observe(self, results: dict[str, Any]) -> None:
+        """Keep the thread settings a head worker reported for each benchmark."""
+        for name, entry in results.items():
+            if "threading" in entry:
+                self.threading.setdefault(name, entry["threading"])
+
     def measure(self, plans: list[BenchmarkPlan], *, timing: bool = True) -> Measured:
         """Run the rounds (unless ``timing`` is False) and the probes.
 
@@ -220,20 +257,31 @@ class Runner:
             live = [p for p in plans if p.name not in failed]
             if not live:
                 break
-            self.progress(f"round {index + 1}/{total}: {len(live)} benchmark(s) in a fresh process")
-            try:
-                result = self.worker(
-                    live,
-                    ["round", "--seed", str(self.random.randrange(2**31))],
-                    self.round_timeout(live),
-                )
-            except MeasurementError as exc:
-                for plan in live:
-                    failed.setdefault(plan.name, f"round {index + 1}: {exc}")
-                break
-            for name, message in result["errors"].items():
+            groups = self.thread_groups(live)
+            processes = (
+                "a fresh process"
+                if len(groups) == 1
+                else f"{len(groups)} fresh processes (one per thread count)"
+            )
+            self.progress(f"round {index + 1}/{total}: {len(live)} benchmark(s) in {processes}")
+            merged: dict[str, Any] = {"results": {}, "errors": {}}
+            for group in groups:
+                try:
+                    result = self.worker(
+                        group,
+                        ["round", "--seed", str(self.random.randrange(2**31))],
+                        self.round_timeout(group),
+                    )
+                except MeasurementError as exc:
+                    for plan in group:
+                        failed.setdefault(plan.name, f"round {index + 1}: {exc}")
+                    continue
+                merged["results"].update(result["results"])
+                merged["errors"].update(result["errors"])
+            for name, message in merged["errors"].items():
                 failed.setdefault(name, f"round {index + 1}: {message}")
-            rounds.append(result)
+            self.observe(merged["results"])
+            rounds.append(merged)
         probes = self._probes([p for p in plans if p.name not in failed], failed)
         for plan in plans:
             if plan.name in failed:
@@ -245,7 +293,9 @@ class Runner:
                 entries = [r["results"][plan.name] for r in rounds]
                 measured.samples.extend(round_samples(plan, entries))
             measured.samples.extend(_probe_samples(plan, probes.get(plan.name, [])))
-            measured.info[plan.name] = _info(plan, probes.get(plan.name, []))
+            measured.info[plan.name] = _info(
+                plan, probes.get(plan.name, []), self.threading.get(plan.name)
+            )
         return measured
 
     def _probes(
@@ -253,8 +303,10 @@ class Runner:
     ) -> dict[str, list[dict[str, Any]]]:
         """Fresh-process memory/cold-start probes, ``settings.probes`` per benchmark.
 
-        Probes may run two at a time on machines with spare cores: peak RSS is per process, and
-        each probe is single-threaded; timing rounds never run concurrently with anything.
+        Probes of benchmarks without ``cold_start`` may run two at a time on machines with
+        spare cores (peak RSS is per process, nothing in them is timed); a probe that times a
+        cold start runs alone, after them, like every timing: nothing timed ever runs
+        concurrently with another process of perf-gate.
         """
         jobs = [
             (plan, index)
@@ -265,7 +317,10 @@ class Runner:
         if not jobs:
             return {}
         self.progress(f"probes: {len(jobs)} fresh process(es) for memory and cold start")
-        parallel = max(1, min(2, (os.cpu_count() or 1) // max(1, self.settings.threads)))
+        timed = [job for job in jobs if "cold_start" in job[0].metrics]
+        untimed = [job for job in jobs if "cold_start" not in job[0].metrics]
+        threads = max((plan.threads for plan, _ in untimed), default=1)
+        parallel = max(1, min(2, (os.cpu_count() or 1) // threads))
 
         def probe(job: tuple[BenchmarkPlan, int]) -> tuple[str, dict[str, Any]]:
             plan = job[0]
@@ -274,13 +329,15 @@ class Runner:
             except MeasurementError as exc:
                 return plan.name, {"error": str(exc)}
 
-        probes: dict[str, list[dict[str, Any]]] = {}
         with ThreadPoolExecutor(max_workers=parallel) as pool:
-            for name, result in pool.map(probe, jobs):
-                if "error" in result:
-                    failed.setdefault(name, f"probe: {result['error']}")
-                else:
-                    probes.setdefault(name, []).append(result)
+            results = list(pool.map(probe, untimed))
+        results += [probe(job) for job in timed]  # one at a time: cold start is timed
+        probes: dict[str, list[dict[str, Any]]] = {}
+        for name, result in results:
+            if "error" in result:
+                failed.setdefault(name, f"probe: {result['error']}")
+            else:
+                probes.setdefault(name, []).append(result)
         return probes
 
 
@@ -329,11 +386,21 @@ def _probe_samples(plan: BenchmarkPlan, probes: list[dict[str, Any]]) -> list[Sa
                 values=tuple(float(p["rss_peak"]) for p in probes),
             )
         )
+        # The model's own memory: peaks after the imports, minus the RSS the imports left.
         samples.append(
             Sample(
                 benchmark=plan.name,
                 metric=MEMORY_LOAD,
-                values=tuple(float(max(0, p["rss_load"] - p["rss_import"])) for p in probes),
+                values=tuple(float(max(0, p["rss_load_peak"] - p["rss_import"])) for p in probes),
+            )
+        )
+        samples.append(
+            Sample(
+                benchmark=plan.name,
+                metric=MEMORY_INFERENCE,
+                values=tuple(
+                    float(max(0, p["rss_inference_peak"] - p["rss_import"])) for p in probes
+                ),
             )
         )
         samples.append(
@@ -363,18 +430,32 @@ def _probe_samples(plan: BenchmarkPlan, probes: list[dict[str, Any]]) -> list[Sa
     return samples
 
 
-def _info(plan: BenchmarkPlan, probes: list[dict[str, Any]]) -> dict[str, Any]:
+def _info(
+    plan: BenchmarkPlan, probes: list[dict[str, Any]], threading: dict[str, Any] | None
+) -> dict[str, Any]:
+    """The record's info on a benchmark: what it is, its thread settings as a worker reported
+    them (a round's, else a probe's), parameters, sizes and how memory peaks were read."""
     info: dict[str, Any] = {
         "model": plan.model,
         "variant": plan.variant,
         "threads": plan.threads,
         "batch_sizes": list(plan.batch_sizes),
     }
+    threading = threading or next((p["threading"] for p in probes if "threading" in p), None)
+    if threading is not None:
+        info["threading"] = threading
     if probes:
         info["import_s"] = stats.median([p["import_s"] for p in probes])
         for key in ("params", "model_size"):
             if key in probes[0]:
                 info[key] = probes[0][key]
+        if "memory" in plan.metrics:
+            info["memory_peak_since"] = (
+                "imports (VmHWM reset after them)"
+                if all(p.get("peak_since") == "imports" for p in probes)
+                else "process start (ru_maxrss: the peak could not be reset after the imports "
+                "here, so memory.load and memory.inference include the imports' own peak)"
+            )
         for key in _CUDA_INFO:
             if key in probes[0]:
                 info[key] = stats.median([p[key] for p in probes])
@@ -403,22 +484,57 @@ class Prepared(NamedTuple):
 
 
 def prepare_all(config: GateConfig, selected: set[str] | None, progress: Progress) -> Prepared:
-    """Plans for the config's models (only ``selected`` names when given), artifacts prepared.
+    """Plans for the config's models (only ``selected`` names when given), references checked,
+    artifacts prepared.
 
     A variant this machine cannot run by design (TensorRT without its execution provider) is
-    skipped with a note; any other failure is that benchmark's error."""
+    skipped with a note; any other failure (the user's code raising included) is that
+    benchmark's error. Raises ConfigError, naming the file and the key, for a ``torch:``,
+    ``input:``, ``eval.callable`` or custom metric that cannot be resolved: no round could
+    measure it."""
     prepared = Prepared([], [], [])
     cache_dir = config.report_dir / "cache"
     for model in config.models:
-        for variant in model.variants:
-            plan = plan_model(model, variant, config)
-            if selected is not None and plan.name not in selected:
-                continue
+        plans = [plan_model(model, variant, config) for variant in model.variants]
+        plans = [p for p in plans if selected is None or p.name in selected]
+        if not plans:
+            continue
+        _check_eval_references(model, config)
+        for plan in plans:
             progress(f"preparing {plan.name}")
             try:
                 prepared.plans.append(prepare(plan, cache_dir))
+            except BadReference as exc:
+                raise ConfigError(f"{config.label}: {exc.message}", slug="import") from None
             except VariantUnavailable as exc:
                 prepared.skipped.append(f"{plan.name} skipped: {exc.message}")
             except GateError as exc:
                 prepared.errors.append(BenchmarkError(benchmark=plan.name, message=exc.message))
+            except Exception as exc:  # the user's factory or export raised: that benchmark's
+                message = f"preparing: {describe(exc)}"
+                prepared.errors.append(BenchmarkError(benchmark=plan.name, message=message))
     return prepared
+
+
+def _check_eval_references(model: ModelSpec, config: GateConfig) -> None:
+    """Resolve the model's eval callable and custom metric functions (with the arguments the
+    eval worker passes). Raises ConfigError naming the file and the key."""
+    if model.eval is None:
+        return
+    key = f"models.{model.name}.eval"
+    references: list[tuple[str, str, tuple[str, ...]]] = []
+    if model.eval.callable:
+        references.append((model.eval.callable, f"{key}.callable", ()))
+    references += [
+        (c.function, f"{key}.custom.{c.name}.function", ("predictions", "targets"))
+        for c in model.eval.custom
+    ]
+    if references and str(config.root) not in sys.path:
+        sys.path.insert(0, str(config.root))
+    for reference, where, arguments in references:
+        try:
+            resolve_callable(reference, where, arguments)
+        except BadReference as exc:
+            raise ConfigError(f"{config.label}: {exc.message}", slug="import") from None
+        except Exception:  # the user's module failed in its own code: the eval
+            pass  # worker meets the same failure and reports it for each variant

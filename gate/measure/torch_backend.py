@@ -14,10 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from gate.errors import MeasurementError
-from gate.measure import BenchmarkPlan, import_object
+from gate.measure import BenchmarkPlan, check_references, resolve_callable
 from gate.measure.profile import Calls, Recorded, robust_total
-
-_FLOAT_DTYPES = {"float32", "float16", "bfloat16", "float64"}
 
 
 def _torch() -> Any:
@@ -43,11 +41,13 @@ def set_threads(threads: int) -> None:
 
 
 def build_module(plan: BenchmarkPlan) -> Any:
-    """Call the config's ``torch:`` factory and check it returned an nn.Module in eval mode."""
+    """Call the config's ``torch:`` factory and check it returned an nn.Module in eval mode.
+
+    Raises BadReference when the factory cannot be resolved, MeasurementError when it returns
+    something else; what the factory itself raises propagates."""
     torch = _torch()
     assert plan.torch is not None
-    factory = import_object(plan.torch)
-    module = factory() if callable(factory) else factory
+    module = resolve_callable(plan.torch, plan.key("torch"))()
     if not isinstance(module, torch.nn.Module):
         raise MeasurementError(
             f"{plan.torch!r} returned {type(module).__name__}, expected a torch.nn.Module",
@@ -60,22 +60,21 @@ def make_inputs(
     plan: BenchmarkPlan, batch_size: int, given: Any = None
 ) -> tuple[tuple[Any, ...], dict[str, Any]]:
     """Inputs for one call at ``batch_size`` as (args, kwargs) of torch tensors; ``given``
-    (an eval batch: array, tensor, tuple or dict) instead of the plan's own inputs."""
+    (an eval batch: array, tensor, tuple or dict) instead of the plan's own inputs.
+
+    Random inputs (``input: {shape, dtype}``) are the numpy arrays onnxruntime gets too
+    (``gate.measure.evaluate.random_inputs``), in the plan's dtype."""
     torch = _torch()
     if given is not None:
         produced = given
     elif plan.input_callable:
-        produced = import_object(plan.input_callable)(batch_size)
+        make = resolve_callable(plan.input_callable, plan.key("input"), ("batch_size",))
+        produced = make(batch_size)
     else:
-        generator = torch.Generator().manual_seed(0)
-        shape = (batch_size, *plan.input_shape[1:])
-        dtype = getattr(torch, plan.input_dtype)
-        if plan.input_dtype in _FLOAT_DTYPES:
-            produced = torch.randn(shape, generator=generator).to(dtype)
-        elif plan.input_dtype == "bool":
-            produced = torch.rand(shape, generator=generator) > 0.5
-        else:
-            produced = torch.randint(0, 10, shape, generator=generator, dtype=dtype)
+        from gate.measure.evaluate import random_inputs
+
+        produced = torch.from_numpy(random_inputs(plan, batch_size))
+        produced = produced.to(getattr(torch, plan.input_dtype))
 
     def convert(value: Any) -> Any:
         return value if isinstance(value, torch.Tensor) else torch.as_tensor(value)
@@ -133,10 +132,7 @@ class TorchBackend:
 
     def import_runtime(self) -> None:
         set_threads(self.plan.threads)
-        if self.plan.input_callable:
-            import_object(self.plan.input_callable)
-        if self.plan.torch:
-            import_object(self.plan.torch)
+        check_references(self.plan)
 
     def load(self) -> None:
         torch = _torch()
@@ -145,10 +141,12 @@ class TorchBackend:
             torch.cuda.reset_peak_memory_stats(self.device)
             self.sync = lambda: torch.cuda.synchronize(self.device)
         module = build_module(self.plan)
+        # Counted before quantizing: dynamic int8 packs Linear weights, which are then no
+        # longer nn.Parameters (the count would drop to the biases of other layers, or 0).
+        self.params = sum(p.numel() for p in module.parameters())
         if self.plan.variant == "torch-int8":
             module = quantize_int8(module)
         self.size = module_size_bytes(module)
-        self.params = sum(p.numel() for p in module.parameters())
         module = module.to(self.device)
         if self.plan.variant == "torch-compile":
             module = torch.compile(module)
@@ -204,6 +202,14 @@ class TorchBackend:
         if self.plan.cuda:
             info.update(cuda_info(self.device))
         return info
+
+    def threading(self) -> dict[str, Any]:
+        """torch's thread pools as they are now (read back, not as asked)."""
+        torch = _torch()
+        return {
+            "torch_intra_op_threads": torch.get_num_threads(),
+            "torch_inter_op_threads": torch.get_num_interop_threads(),
+        }
 
 
 def cuda_device(plan: BenchmarkPlan) -> Any:

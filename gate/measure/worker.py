@@ -11,27 +11,31 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import sys
 import time
-import traceback
 from pathlib import Path
 from typing import Any
 
 from gate import stats
-from gate.measure import BenchmarkPlan, get_backend
-from gate.measure.memory import current_rss_bytes, peak_rss_bytes
+from gate.measure import THREAD_ENV, Backend, BadReference, BenchmarkPlan, describe, get_backend
+from gate.measure.memory import (
+    current_rss_bytes,
+    high_water_rss_bytes,
+    peak_rss_bytes,
+    reset_peak_rss,
+)
 from gate.measure.timing import time_calls
 
 # Per-call times sent back per (benchmark, batch size, round); enough for p99, bounded in size.
 MAX_CALLS_PER_ROUND = 2000
 
 
-def describe(exc: BaseException) -> str:
-    """``Type: message (file:line)`` with the innermost frame, for a one-line error."""
-    frames = traceback.extract_tb(exc.__traceback__)
-    where = f" ({Path(frames[-1].filename).name}:{frames[-1].lineno})" if frames else ""
-    return f"{type(exc).__name__}: {exc}{where}"
+def threading_of(backend: Backend) -> dict[str, Any]:
+    """The thread settings in effect for ``backend`` in this process: its runtime's pools (read
+    back from it) and the thread variables of this process's environment."""
+    return {**backend.threading(), **{name: os.environ.get(name) for name in THREAD_ENV}}
 
 
 def run_round(plans: list[BenchmarkPlan], settings: dict[str, Any], seed: int) -> dict[str, Any]:
@@ -56,7 +60,7 @@ def run_round(plans: list[BenchmarkPlan], settings: dict[str, Any], seed: int) -
                     sync=backend.sync,
                 )
                 batches[str(batch_size)] = _timed_batch(timed.first_call, list(timed.times))
-            results[plan.name] = {"batches": batches}
+            results[plan.name] = {"batches": batches, "threading": threading_of(backend)}
         except Exception as exc:  # report and continue with the other benchmarks
             errors[plan.name] = describe(exc)
     return {"order": [p.name for p in order], "results": results, "errors": errors}
@@ -120,8 +124,8 @@ def run_duet(
                         times[side].extend(timed.times[1:])  # its first call is the block's warm-up
                 for side in (0, 1):
                     batches[side][str(batch_size)] = _timed_batch(firsts[side], times[side])
-            base_results[head.name] = {"batches": batches[0]}
-            head_results[head.name] = {"batches": batches[1]}
+            base_results[head.name] = {"batches": batches[0], "threading": threading_of(arms[0])}
+            head_results[head.name] = {"batches": batches[1], "threading": threading_of(arms[1])}
         except Exception as exc:  # report and continue with the other pairs
             errors[head.name] = describe(exc)
     names = [h.name for _, h in order]
@@ -132,17 +136,23 @@ def run_duet(
 
 
 def run_prepare(plans: list[BenchmarkPlan], cache_dir: Path) -> dict[str, Any]:
-    """Export/quantize in this process (a base revision's code must not meet the head's)."""
+    """Check the references and export/quantize in this process (a base revision's code must
+    not meet the head's). A reference that cannot be resolved is reported apart from other
+    failures, under ``references``, as ``{"key": ..., "problem": ...}`` per benchmark."""
     from gate.measure.runner import prepare
 
     prepared: list[dict[str, Any]] = []
     errors: dict[str, str] = {}
+    references: dict[str, dict[str, str]] = {}
     for plan in plans:
         try:
             prepared.append(prepare(plan, cache_dir).to_dict())
+        except BadReference as exc:
+            references[plan.name] = {"key": exc.key, "problem": exc.problem}
+            errors[plan.name] = exc.message
         except Exception as exc:
             errors[plan.name] = describe(exc)
-    return {"plans": prepared, "errors": errors}
+    return {"plans": prepared, "errors": errors, "references": references}
 
 
 def run_profile(
@@ -168,17 +178,30 @@ def run_profile(
 
 
 def run_probe(plan: BenchmarkPlan) -> dict[str, Any]:
-    """Fresh-process memory and cold start: RSS after imports, after load, after inference."""
+    """Fresh-process memory and cold start.
+
+    RSS after imports; then the high-water mark is reset (Linux), so that the peaks during
+    loading (``rss_load_peak``) and over loading and inference at every batch size
+    (``rss_inference_peak``) are the model's own, not the imports'. Where the mark cannot be
+    reset, both peaks are ``ru_maxrss`` (since process start, imports included) and
+    ``peak_since`` says so. ``rss_peak`` is the absolute peak of the process (the reset clears
+    ``ru_maxrss`` as well, so the imports' peak is read before it)."""
     try:
         backend = get_backend(plan)
         start = time.perf_counter()
         backend.import_runtime()
         imported = time.perf_counter()
         rss_import = current_rss_bytes() or peak_rss_bytes()
+        import_peak = peak_rss_bytes()  # the reset clears ru_maxrss too
+        reset = reset_peak_rss() and high_water_rss_bytes() is not None
+
+        def peak_since_imports() -> int:
+            return (high_water_rss_bytes() if reset else None) or peak_rss_bytes()
+
         backend.load()
         fn = backend.call_for(plan.batch_sizes[0])
         loaded = time.perf_counter()
-        rss_load = current_rss_bytes() or peak_rss_bytes()
+        rss_load_peak = peak_since_imports()
         fn()
         if backend.sync is not None:
             backend.sync()
@@ -187,17 +210,21 @@ def run_probe(plan: BenchmarkPlan) -> dict[str, Any]:
             call = backend.call_for(batch_size)
             for _ in range(3):
                 call()
-        launch = getattr(backend, "launch", None)  # CUDA torch variants: kernel vs wall time
-        return {
-            **(launch(plan.batch_sizes[0]) if plan.cuda and launch is not None else {}),
+        readings = {
             "import_s": imported - start,
             "load_s": loaded - imported,
             "first_call_s": first - loaded,
             "rss_import": rss_import,
-            "rss_load": rss_load,
-            "rss_peak": peak_rss_bytes(),
-            **backend.info(),
+            "rss_load_peak": rss_load_peak,
+            "rss_inference_peak": peak_since_imports(),
+            "rss_peak": max(import_peak, peak_rss_bytes()),
+            "peak_since": "imports" if reset else "process start",
         }
+        launch = getattr(backend, "launch", None)  # CUDA torch variants: kernel vs wall time
+        if plan.cuda and launch is not None:
+            readings.update(launch(plan.batch_sizes[0]))
+        # After the readings: counting parameters reads the artifact again.
+        return {**readings, **backend.info(), "threading": threading_of(backend)}
     except Exception as exc:
         return {"error": describe(exc)}
 

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from gate.errors import MeasurementError
-from gate.measure import BenchmarkPlan, get_backend
+from gate.measure import BadReference, BenchmarkPlan, get_backend
 from gate.measure.runner import prepare, smoke_test
 from gate.measure.timing import time_calls
 
@@ -60,6 +60,17 @@ def not_a_module():
     return {"weights": [1.0, 2.0]}
 
 
+NOT_CALLABLE = 3
+
+
+def build_with(width):
+    return nn.Linear(16, width)
+
+
+def no_arguments():
+    return torch.ones(2, 16)
+
+
 def inputs(batch_size):
     return torch.ones(batch_size, 16)
 
@@ -102,13 +113,14 @@ def project(tmp_path_factory: pytest.TempPathFactory):
             f"{MODULE}.py": MODELS,
             "pg_stale_v1.py": STALE_V1,
             "pg_stale_v2.py": STALE_V2,
+            "pg_needs_missing.py": "import pg_missing_dependency\n",
         },
     )
     sys.path.insert(0, str(root))
     yield root
     while str(root) in sys.path:
         sys.path.remove(str(root))
-    for name in (MODULE, "pg_stale_v1", "pg_stale_v2"):
+    for name in (MODULE, "pg_stale_v1", "pg_stale_v2", "pg_needs_missing"):
         sys.modules.pop(name, None)
 
 
@@ -170,9 +182,26 @@ def test_torch_variant_loads_runs_and_computes_the_model(project, variant, dtype
     assert info["model_size"] > 0
 
 
-def test_torch_backend_reports_parameters_of_the_model(project):
-    backend = loaded(make_plan(project, "torch"))
-    assert backend.info()["params"] == 16 * 32 + 32 + 32 * 4 + 4
+PARAMS = 16 * 32 + 32 + 32 * 4 + 4
+
+
+@pytest.mark.parametrize("variant", ["torch", "torch-int8", "onnxruntime"])
+def test_every_backend_reports_the_parameters_of_the_model(project, cache, variant):
+    # dynamic int8 packs Linear weights out of nn.Parameters; ONNX keeps them as initializers
+    backend = loaded(prepare(make_plan(project, variant), cache))
+    assert backend.info()["params"] == PARAMS
+
+
+def test_onnx_parameters_are_the_elements_of_the_initializers(project, cache):
+    import onnx
+
+    from gate.measure.onnx_backend import initializer_elements
+
+    for variant in ("onnxruntime", "onnxruntime-int8"):
+        path = Path(prepare(make_plan(project, variant, "build_big", model="big"), cache).onnx)
+        graph = onnx.load(str(path)).graph
+        expected = sum(int(np.prod(t.dims)) for t in graph.initializer)
+        assert initializer_elements(path) == expected
 
 
 def test_torch_int8_really_contains_quantized_linear_modules(project):
@@ -314,6 +343,20 @@ def test_callable_inputs_reach_both_runtimes_identically(project, cache):
     np.testing.assert_allclose(ort_out, torch_out.numpy(), atol=1e-5)
 
 
+@pytest.mark.parametrize(
+    ("dtype", "factory", "shape"),
+    [("float32", "build", (1, 16)), ("int64", "build_embedding", (1, 6))],
+)
+def test_random_inputs_are_the_same_numbers_in_both_runtimes(project, cache, dtype, factory, shape):
+    def plan(variant: str) -> BenchmarkPlan:
+        changes = {"input_callable": None, "input_shape": shape, "input_dtype": dtype}
+        return prepare(make_plan(project, variant, factory, model=factory, **changes), cache)
+
+    torch_out = loaded(plan("torch")).call_for(3)()
+    (ort_out,) = loaded(plan("onnxruntime")).call_for(3)()
+    np.testing.assert_allclose(ort_out, torch_out.numpy(), atol=1e-5)
+
+
 # --- a given ONNX file ----------------------------------------------------------------------
 
 
@@ -353,19 +396,67 @@ def test_factory_returning_a_non_module_is_a_measurement_error(project, cache, v
     assert caught.value.exit_code == 3
 
 
+BAD_FACTORIES = [
+    (
+        "pg_no_such_module:build",
+        "cannot import module 'pg_no_such_module' (No module named 'pg_no_such_module'); "
+        "check the module path (relative to the config file's directory)",
+    ),
+    (f"{MODULE}:no_such_factory", f"module '{MODULE}' has no attribute 'no_such_factory'"),
+    (f"{MODULE}:NOT_CALLABLE", f"'{MODULE}:NOT_CALLABLE' is an int, not a callable"),
+    (
+        f"{MODULE}:build_with",
+        f"'{MODULE}:build_with' cannot be called as build_with() "
+        "(missing a required argument: 'width'); perf-gate passes exactly these arguments",
+    ),
+]
+
+
 @pytest.mark.parametrize("variant", ["torch", "onnxruntime"])
-@pytest.mark.parametrize("reference", ["pg_no_such_module:build", f"{MODULE}:no_such_factory"])
-def test_bad_model_reference_is_a_measurement_error_naming_it(project, cache, variant, reference):
+@pytest.mark.parametrize(("reference", "problem"), BAD_FACTORIES)
+def test_bad_model_reference_is_found_by_prepare_and_names_its_key(
+    project, cache, variant, reference, problem
+):
     plan = make_plan(project, variant, torch=reference)
+    with pytest.raises(BadReference) as caught:
+        prepare(plan, cache)  # before any round: preparation checks the references
+    assert caught.value.key == "models.tiny.torch"
+    assert caught.value.problem == problem
+    assert caught.value.message == f"models.tiny.torch: {problem}"
+    if variant == "torch":  # a worker loading the torch variant reports the same
+        with pytest.raises(BadReference, match=r"^models\.tiny\.torch: "):
+            smoke_test(plan)
+
+
+@pytest.mark.parametrize(
+    ("reference", "problem"),
+    [
+        (f"{MODULE}:no_such_inputs", f"module '{MODULE}' has no attribute 'no_such_inputs'"),
+        (
+            f"{MODULE}:no_arguments",
+            f"'{MODULE}:no_arguments' cannot be called as no_arguments(batch_size) "
+            "(too many positional arguments); perf-gate passes exactly these arguments",
+        ),
+    ],
+)
+@pytest.mark.parametrize("variant", ["torch", "onnxruntime"])
+def test_bad_input_reference_names_the_input_key(project, cache, variant, reference, problem):
+    plan = make_plan(project, variant, input_callable=reference)
+    with pytest.raises(BadReference) as caught:
+        prepare(plan, cache)
+    assert caught.value.key == "models.tiny.input"
+    assert caught.value.problem == problem
+
+
+def test_a_module_failing_to_import_its_own_dependency_is_not_a_bad_reference(project, cache):
+    plan = make_plan(project, "torch", torch="pg_needs_missing:build")
     with pytest.raises(MeasurementError) as caught:
-        smoke_test(prepare(plan, cache))
-    assert f"'{reference}'" in str(caught.value)
-
-
-def test_bad_input_reference_is_a_measurement_error_naming_it(project):
-    plan = make_plan(project, "torch", input_callable=f"{MODULE}:no_such_inputs")
-    with pytest.raises(MeasurementError, match=f"'{MODULE}:no_such_inputs'"):
-        smoke_test(plan)
+        prepare(plan, cache)
+    assert not isinstance(caught.value, BadReference)
+    assert caught.value.message == (
+        "models.tiny.torch: importing module 'pg_needs_missing' failed: "
+        "No module named 'pg_missing_dependency'"
+    )
 
 
 def test_unknown_variant_is_a_measurement_error(project):

@@ -86,6 +86,7 @@ ALL_METRICS = {
     "throughput@4",
     "memory.peak",
     "memory.load",
+    "memory.inference",
     "model_size",
     "cold_start",
 }
@@ -159,7 +160,9 @@ def test_round_metrics_have_one_value_per_round(measured, name, metric):
 
 
 @pytest.mark.parametrize("name", GOOD)
-@pytest.mark.parametrize("metric", ["memory.peak", "memory.load", "model_size", "cold_start"])
+@pytest.mark.parametrize(
+    "metric", ["memory.peak", "memory.load", "memory.inference", "model_size", "cold_start"]
+)
 def test_probe_metrics_have_one_value_per_probe(measured, name, metric):
     result, _ = measured
     found = sample(result, name, metric)
@@ -192,8 +195,13 @@ def test_memory_samples_are_consistent(measured, name):
     result, _ = measured
     peak = sample(result, name, "memory.peak").values[0]
     load = sample(result, name, "memory.load").values[0]
+    inference = sample(result, name, "memory.inference").values[0]
     assert peak > 10 * 2**20  # a Python process with a runtime loaded
-    assert 0 <= load < peak
+    # both peaks count from the RSS after the imports; inference includes loading
+    assert 0 <= load <= inference < peak
+    assert sample(result, name, "memory.inference").metric.unit == "B"
+    assert sample(result, name, "memory.inference").metric.direction.value == "lower"
+    assert result.info[name]["memory_peak_since"] == "imports (VmHWM reset after them)"
 
 
 def test_model_size_is_the_real_artifact_size(measured, prepared):
@@ -220,7 +228,26 @@ def test_info_describes_each_measured_variant(measured):
     assert torch_info["batch_sizes"] == [1, 4]
     assert torch_info["params"] == 16 * 32 + 32 + 32 * 4 + 4
     assert torch_info["import_s"] > 0
-    assert result.info["tiny[onnxruntime]"]["model_size"] > 0
+    onnx_info = result.info["tiny[onnxruntime]"]
+    assert onnx_info["model_size"] > 0
+    assert onnx_info["params"] == torch_info["params"]  # the initializers are the weights
+
+
+def test_info_records_the_thread_settings_the_workers_reported(measured):
+    result, _ = measured
+    one = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
+    assert result.info["tiny[torch]"]["threading"] == {
+        "torch_intra_op_threads": 1,
+        "torch_inter_op_threads": 1,
+        **one,
+    }
+    for name in ("tiny[onnxruntime]", "rate[onnxruntime]"):  # rate has no probes: from a round
+        assert result.info[name]["threading"] == {
+            "ort_intra_op_threads": 1,
+            "ort_inter_op_threads": 1,
+            "ort_execution_mode": "ORT_SEQUENTIAL",
+            **one,
+        }
 
 
 def test_a_model_that_raises_in_forward_is_an_error_for_that_benchmark_only(measured):
