@@ -27,8 +27,8 @@ import pytest
 
 from gate import app, stats
 from gate.config import GateConfig, MeasureSettings, find_config, load_config, parse_threshold
-from gate.errors import GateError
-from gate.measure import VariantUnavailable
+from gate.errors import ConfigError, GateError
+from gate.measure import BadReference, VariantUnavailable
 from gate.measure.runner import Progress, plan_model, prepare, smoke_test
 from gate.model import BenchmarkError, Direction, ExitCode, Metric, Replication, Sample
 from gate.perf import Perf
@@ -137,6 +137,7 @@ class _State:
     collect_only: bool = False
     perf_nodes: list[str] = field(default_factory=list)
     passed_models: list[str] = field(default_factory=list)
+    skipped_models: list[str] = field(default_factory=list)  # variant unavailable here
     thresholds: dict[str, str] = field(default_factory=dict)
     worker_results: dict[str, Any] = field(default_factory=dict)
     worker_errors: dict[str, str] = field(default_factory=dict)
@@ -337,7 +338,15 @@ class ModelItem(pytest.Item):
                 state.config.report_dir / "cache",
             )
         except VariantUnavailable as exc:
+            state.skipped_models.append(self.benchmark)
             pytest.skip(exc.message)
+        except BadReference as exc:
+            # The config names something that does not exist: a usage error (exit 2) that no
+            # other benchmark's result would make useful, so the session stops here.
+            error = ConfigError(f"{state.config.label}: {exc.message}", slug="import")
+            state.error, state.error_code = error.one_line(), ExitCode.USAGE
+            self.session.shouldstop = "perf-gate: the config names a callable that cannot be used"
+            raise error from None
         smoke_test(plan)
         state.passed_models.append(self.benchmark)
 
@@ -525,8 +534,8 @@ def _gate(session: pytest.Session, state: _State) -> None:
             gate_config.policy, overrides={**gate_config.policy.overrides, **thresholds}
         )
         gate_config = replace(gate_config, policy=policy)
-    collected = {i.nodeid.rsplit("::", 1)[-1] for i in session.items if isinstance(i, ModelItem)}
-    failed_models = sorted(collected - set(state.passed_models))
+    model_items = {i.benchmark: i.nodeid for i in session.items if isinstance(i, ModelItem)}
+    failed_models = sorted(set(model_items) - set(state.passed_models) - set(state.skipped_models))
     request = GateRequest(
         selected=set(state.passed_models),
         perf_nodes=tuple(n for n in dict.fromkeys(state.perf_nodes) if n not in state.failed),
@@ -535,7 +544,9 @@ def _gate(session: pytest.Session, state: _State) -> None:
         extra_samples=tuple(_benchmark_samples(config, state.failed)),
         extra_errors=tuple(
             BenchmarkError(
-                benchmark=n, message=f"its pytest item failed: {state.failed.get(n, '')}"
+                benchmark=n,
+                message="its pytest item failed: "
+                + state.failed.get(model_items[n], "see the test report above"),
             )
             for n in failed_models
         )
@@ -580,6 +591,9 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         state.worker_out.write_text(
             json.dumps({"results": state.worker_results, "errors": state.failed}), encoding="utf-8"
         )
+        return
+    if state.enabled and state.error is not None and state.error_code == ExitCode.USAGE:
+        session.exitstatus = ExitCode.USAGE  # a config mistake, whatever the tests did
         return
     if not state.enabled or exitstatus not in (0, 5):
         return

@@ -154,6 +154,26 @@ def test_a_report_folder_that_cannot_be_created_is_refused_before_anything_runs(
     assert "blocker is a file, not a folder" in line
 
 
+def test_a_config_naming_a_missing_callable_exits_2_and_measures_nothing(project):
+    """A ``torch:`` that cannot be imported is the config's mistake: the item fails with the
+    file and key, the session stops, and the exit status is 2 (not 1, as for a failing test)."""
+    write_files(
+        project.path,
+        {
+            "perf-gate.yaml": MODELS.replace("tinymodel:build", "nosuchmod:build"),
+            "test_x.py": "def test_x():\n    pass\n",
+        },
+    )
+    result = project.runpytest_subprocess("--perf-gate")
+    output = output_of(result)
+    assert result.ret == 2, output
+    assert (
+        "perf-gate: error: perf-gate.yaml: models.tiny.torch: cannot import module 'nosuchmod'"
+        in output
+    )
+    assert not (project.path / ".perf-gate" / "results.json").exists()
+
+
 # --- model variants as collected items ------------------------------------------------------
 
 
