@@ -301,6 +301,16 @@ def quality(
     return values, outcomes
 
 
+# Below 1 / (1 - bound) examples, a top-1 bound fails only when the disagreements would be this
+# unlikely (exact binomial tail) for a variant that just meets it.
+TOP1_FEW_EXAMPLES_LEVEL = 0.01
+
+
+def _binomial_tail(k: int, n: int, p: float) -> float:
+    """P(X >= k) for X ~ Binomial(n, p)."""
+    return sum(math.comb(n, i) * p**i * (1.0 - p) ** (n - i) for i in range(k, n + 1))
+
+
 def parity(reference: Any, outputs: Any, bounds: dict[str, Any], task: str) -> dict[str, Any]:
     """How far ``outputs`` are from the reference's, and whether that is within ``bounds``."""
     if reference.shape != outputs.shape:
@@ -323,7 +333,22 @@ def parity(reference: Any, outputs: Any, bounds: dict[str, Any], task: str) -> d
     if task == "classification" and ref.ndim == 2:
         result["top1_agreement"] = float(np.mean(ref.argmax(axis=1) == out.argmax(axis=1)))
         wanted = bounds.get("top1_agreement")
-        if wanted is not None and result["top1_agreement"] < wanted:
+        examples = len(ref)
+        disagree = examples - round(result["top1_agreement"] * examples)
+        if (
+            wanted is not None
+            and result["top1_agreement"] < wanted
+            and examples * (1.0 - wanted) < 1.0
+            and _binomial_tail(disagree, examples, 1.0 - wanted) >= TOP1_FEW_EXAMPLES_LEVEL
+        ):
+            # One disagreement alone breaches the bound (8 generated examples against 99%), and
+            # this many are not unlikely for a variant that meets it: shown, not judged.
+            result["top1_judged"] = False
+            reasons.append(
+                f"top-1 agreement not judged: {disagree} disagreement(s) in {examples} examples "
+                f"are too few to tell from >= {wanted * 100:g}%; give the model an eval set"
+            )
+        elif wanted is not None and result["top1_agreement"] < wanted:
             ok = False
             reasons.append(
                 f"top-1 agreement {result['top1_agreement'] * 100:.2f}% < {wanted * 100:g}%"

@@ -198,6 +198,11 @@ def variant_table(result: GateResult) -> list[str]:
                 f"{v.parity.get('max_abs_diff', math.nan):.2g}"
                 + (f", top-1 {agreement * 100:.1f}%" if isinstance(agreement, float) else "")
                 + f" vs {v.parity.get('reference')}"
+                + (
+                    " (top-1 not judged: too few examples)"
+                    if v.parity.get("top1_judged") is False
+                    else ""
+                )
             )
         rows.append(
             (

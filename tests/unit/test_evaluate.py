@@ -270,9 +270,9 @@ def test_parity_matches_numpy_allclose() -> None:
 
 
 def test_parity_top1_agreement() -> None:
-    reference = np.eye(4)[[0, 1, 2, 3, 0, 1, 2, 3, 0, 1]]
+    reference = np.eye(4)[[i % 4 for i in range(20)]]
     outputs = reference.copy()
-    outputs[0] = [0.0, 1.0, 0.0, 0.0]  # one of ten disagrees
+    outputs[0] = outputs[1] = [0.0, 0.0, 0.0, 1.0]  # two of twenty disagree
     result = ev.parity(reference, outputs, {"top1_agreement": 0.95}, "classification")
     assert result["top1_agreement"] == pytest.approx(0.9)
     assert result["ok"] is False
@@ -280,14 +280,38 @@ def test_parity_top1_agreement() -> None:
     assert ev.parity(reference, outputs, {"top1_agreement": 0.9}, "classification")["ok"]
 
 
+def test_parity_top1_agreement_is_not_judged_on_too_few_examples() -> None:
+    """With 8 examples one disagreement is 12.5%: against a 99% bound it happens to 7.7% of
+    variants that meet the bound, so it is reported, not judged; two (p = 0.27%) fail."""
+    reference = np.eye(4)[[i % 4 for i in range(8)]]
+    outputs = reference.copy()
+    outputs[0] = [0.0, 1.0, 0.0, 0.0]
+    result = ev.parity(reference, outputs, {"top1_agreement": 0.99}, "classification")
+    assert result["top1_agreement"] == pytest.approx(0.875)
+    assert result["ok"] is True
+    assert result["top1_judged"] is False
+    assert result["reason"].startswith("top-1 agreement not judged: 1 disagreement(s) in 8")
+    outputs[1] = [0.0, 0.0, 1.0, 0.0]
+    two = ev.parity(reference, outputs, {"top1_agreement": 0.99}, "classification")
+    assert two["ok"] is False
+    assert two["reason"] == "top-1 agreement 75.00% < 99%"
+
+
+def test_binomial_tail_matches_the_closed_forms() -> None:
+    assert ev._binomial_tail(1, 8, 0.01) == pytest.approx(1 - 0.99**8)
+    assert ev._binomial_tail(0, 5, 0.3) == pytest.approx(1.0)
+    assert ev._binomial_tail(5, 5, 0.3) == pytest.approx(0.3**5)
+
+
 def test_parity_both_bounds_fail_together() -> None:
-    reference = np.eye(3)
-    outputs = np.eye(3)[[1, 1, 2]]
+    reference = np.eye(3)[[i % 3 for i in range(100)]]
+    outputs = reference.copy()
+    outputs[:34] = np.eye(3)[[(i + 1) % 3 for i in range(34)]]
     result = ev.parity(
         reference, outputs, {"atol": 0.01, "rtol": 0.0, "top1_agreement": 0.99}, "classification"
     )
     assert result["ok"] is False
-    assert result["reason"].startswith("top-1 agreement 66.67% < 99%; max |diff| 1 exceeds atol")
+    assert result["reason"].startswith("top-1 agreement 66.00% < 99%; max |diff| 1 exceeds atol")
 
 
 def test_parity_regression_ignores_top1() -> None:
