@@ -138,6 +138,7 @@ class _State:
     perf_nodes: list[str] = field(default_factory=list)
     passed_models: list[str] = field(default_factory=list)
     skipped_models: list[str] = field(default_factory=list)  # variant unavailable here
+    config_mistake: bool = False  # a model item found a reference the config cannot use
     thresholds: dict[str, str] = field(default_factory=dict)
     worker_results: dict[str, Any] = field(default_factory=dict)
     worker_errors: dict[str, str] = field(default_factory=dict)
@@ -345,6 +346,7 @@ class ModelItem(pytest.Item):
             # other benchmark's result would make useful, so the session stops here.
             error = ConfigError(f"{state.config.label}: {exc.message}", slug="import")
             state.error, state.error_code = error.one_line(), ExitCode.USAGE
+            state.config_mistake = True
             self.session.shouldstop = "perf-gate: the config names a callable that cannot be used"
             raise error from None
         smoke_test(plan)
@@ -592,8 +594,8 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
             json.dumps({"results": state.worker_results, "errors": state.failed}), encoding="utf-8"
         )
         return
-    if state.enabled and state.error is not None and state.error_code == ExitCode.USAGE:
-        session.exitstatus = ExitCode.USAGE  # a config mistake, whatever the tests did
+    if state.config_mistake:
+        session.exitstatus = ExitCode.USAGE  # the config names what cannot be used: exit 2
         return
     if not state.enabled or exitstatus not in (0, 5):
         return
