@@ -98,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
         for label, threads in settings.items():
             measure = dataclasses.replace(base.measure, threads=threads, rounds=1, seed=args.seed)
             config = dataclasses.replace(base, measure=measure)
-            plans, errors = prepare_all(config, None, lambda message: None)
+            plans, errors, _ = prepare_all(config, None, lambda message: None)
             if errors:
                 for error in errors:
                     print(f"error: {error.benchmark}: {error.message}", file=sys.stderr)

@@ -303,10 +303,11 @@ class Runner:
     ) -> dict[str, list[dict[str, Any]]]:
         """Fresh-process memory/cold-start probes, ``settings.probes`` per benchmark.
 
-        Probes of benchmarks without ``cold_start`` may run two at a time on machines with
-        spare cores (peak RSS is per process, nothing in them is timed); a probe that times a
-        cold start runs alone, after them, like every timing: nothing timed ever runs
-        concurrently with another process of perf-gate.
+        Two run at a time on machines with spare cores, so that one's imports overlap the
+        other's (peak RSS is per process). The cold start is timed alone all the same: the
+        probes share a lock file, held shared while a probe works and exclusively while it
+        loads the model and makes the first call (worker ``_TimingLock``), so nothing else of
+        perf-gate runs during a timed cold start. Without ``fcntl``, one at a time.
         """
         jobs = [
             (plan, index)
@@ -317,21 +318,23 @@ class Runner:
         if not jobs:
             return {}
         self.progress(f"probes: {len(jobs)} fresh process(es) for memory and cold start")
-        timed = [job for job in jobs if "cold_start" in job[0].metrics]
-        untimed = [job for job in jobs if "cold_start" not in job[0].metrics]
-        threads = max((plan.threads for plan, _ in untimed), default=1)
-        parallel = max(1, min(2, (os.cpu_count() or 1) // threads))
+        threads = max(plan.threads for plan, _ in jobs)
+        lockable = os.name == "posix"
+        parallel = max(1, min(2, (os.cpu_count() or 1) // threads)) if lockable else 1
+        self.work_dir.mkdir(parents=True, exist_ok=True)
+        lock = self.work_dir / "probe-timing.lock"
+        lock_args = ["--timing-lock", str(lock)] if lockable else []
 
         def probe(job: tuple[BenchmarkPlan, int]) -> tuple[str, dict[str, Any]]:
             plan = job[0]
+            args = ["probe", "--benchmark", plan.name, *lock_args]
             try:
-                return plan.name, self.worker([plan], ["probe", "--benchmark", plan.name], 300.0)
+                return plan.name, self.worker([plan], args, 300.0)
             except MeasurementError as exc:
                 return plan.name, {"error": str(exc)}
 
         with ThreadPoolExecutor(max_workers=parallel) as pool:
-            results = list(pool.map(probe, untimed))
-        results += [probe(job) for job in timed]  # one at a time: cold start is timed
+            results = list(pool.map(probe, jobs))
         probes: dict[str, list[dict[str, Any]]] = {}
         for name, result in results:
             if "error" in result:

@@ -177,7 +177,36 @@ def run_profile(
     return {"profiles": profiles, "errors": errors}
 
 
-def run_probe(plan: BenchmarkPlan) -> dict[str, Any]:
+class _TimingLock:
+    """A lock file shared by the probes of one run, so that two can start side by side (their
+    imports overlap) while a cold start is timed alone: a probe holds it shared while it works
+    and exclusively while it times loading and the first call, so no other probe runs then.
+    Without a path (or without ``fcntl``), it does nothing and the parent runs probes one at a
+    time."""
+
+    def __init__(self, path: Path | None) -> None:
+        self.handle = None
+        if path is not None:
+            try:
+                import fcntl
+            except ImportError:  # pragma: no cover - not POSIX
+                return
+            self.fcntl = fcntl
+            self.handle = open(path, "a+b")  # held for the life of the process
+            fcntl.flock(self.handle, fcntl.LOCK_SH)
+
+    def exclusive(self) -> None:
+        if self.handle is not None:
+            self.fcntl.flock(self.handle, self.fcntl.LOCK_UN)
+            self.fcntl.flock(self.handle, self.fcntl.LOCK_EX)
+
+    def shared(self) -> None:
+        if self.handle is not None:
+            self.fcntl.flock(self.handle, self.fcntl.LOCK_UN)
+            self.fcntl.flock(self.handle, self.fcntl.LOCK_SH)
+
+
+def run_probe(plan: BenchmarkPlan, lock: _TimingLock | None = None) -> dict[str, Any]:
     """Fresh-process memory and cold start.
 
     RSS after imports; then the high-water mark is reset (Linux), so that the peaks during
@@ -198,6 +227,9 @@ def run_probe(plan: BenchmarkPlan) -> dict[str, Any]:
         def peak_since_imports() -> int:
             return (high_water_rss_bytes() if reset else None) or peak_rss_bytes()
 
+        lock = lock or _TimingLock(None)
+        lock.exclusive()  # the cold start is timed: no other probe works meanwhile
+        load_start = time.perf_counter()
         backend.load()
         fn = backend.call_for(plan.batch_sizes[0])
         loaded = time.perf_counter()
@@ -206,13 +238,14 @@ def run_probe(plan: BenchmarkPlan) -> dict[str, Any]:
         if backend.sync is not None:
             backend.sync()
         first = time.perf_counter()
+        lock.shared()
         for batch_size in plan.batch_sizes:
             call = backend.call_for(batch_size)
             for _ in range(3):
                 call()
         readings = {
             "import_s": imported - start,
-            "load_s": loaded - imported,
+            "load_s": loaded - load_start,
             "first_call_s": first - loaded,
             "rss_import": rss_import,
             "rss_load_peak": rss_load_peak,
@@ -237,7 +270,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--benchmark", default=None)
     parser.add_argument("--cache-dir", type=Path, default=None)
+    parser.add_argument("--timing-lock", type=Path, default=None)
     args = parser.parse_args(argv)
+    lock = _TimingLock(args.timing_lock if args.mode == "probe" else None)
     document = json.loads(args.plan.read_text(encoding="utf-8"))
     root = document["root"]
     if root not in sys.path:
@@ -261,7 +296,7 @@ def main(argv: list[str] | None = None) -> int:
         if not chosen:
             print(f"no benchmark named {args.benchmark!r} in the plan", file=sys.stderr)
             return 2
-        result = run_probe(chosen[0])
+        result = run_probe(chosen[0], lock)
     args.out.write_text(json.dumps(result), encoding="utf-8")
     return 0
 

@@ -6,6 +6,7 @@ cannot be resolved reported as config errors before any round runs.
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -28,8 +29,8 @@ MODULE = "pg_isolation_models"
 SPIKE = 256 * 2**20  # bytes held for a moment while loading or inside forward
 
 MODELS = f"""
-import atexit
 import os
+import time
 
 import torch
 from torch import nn
@@ -87,24 +88,32 @@ def stamped(batch_size):
     return torch.ones(batch_size, 16)
 
 
-def _since_boot():
-    with open("/proc/uptime") as uptime:
-        return float(uptime.read().split()[0])
+def _log(event):
+    if _LOG:
+        with open(_LOG, "a") as out:
+            out.write(f"{{os.getpid()}} {{event}} {{time.monotonic()}}\\n")
 
 
-def _started_since_boot():
-    with open("/proc/self/stat") as stat:
-        ticks = int(stat.read().rpartition(")")[2].split()[19])  # field 22: starttime
-    return ticks / os.sysconf("SC_CLK_TCK")
+class Logged(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.inner = build()
+
+    def forward(self, x):
+        _log("forward-start")
+        out = self.inner(x)
+        _log("forward-end")
+        return out
+
+
+def build_logged():
+    _log("build")
+    time.sleep(0.3)  # a cold start long enough that two unguarded probes would overlap
+    return Logged()
 
 
 _LOG = os.environ.get("PG_ISOLATION_LOG")
-if _LOG:  # a probe process: when it started (before its imports) and when it exited
-    atexit.register(
-        lambda: open(_LOG, "a").write(
-            f"{{os.getpid()}} {{_started_since_boot()}} {{_since_boot()}}\\n"
-        )
-    )
+_log("import")
 """
 
 SETTINGS = "measure: {rounds: 2, warmup: 1, min_calls: 5, min_time: 0.01s, probes: 1, seed: 1}\n"
@@ -127,8 +136,8 @@ def project(tmp_path: Path):
     """A project with the models module; writes its config with ``configure(models)``."""
     root = write_files(tmp_path / "project", {f"{MODULE}.py": MODELS})
 
-    def configure(*models: str) -> Path:
-        write_files(root, {"perf-gate.yaml": "models:\n" + "".join(models) + SETTINGS})
+    def configure(*models: str, settings: str = SETTINGS) -> Path:
+        write_files(root, {"perf-gate.yaml": "models:\n" + "".join(models) + settings})
         return root
 
     yield configure
@@ -331,26 +340,40 @@ def test_paired_rounds_run_one_group_of_processes_per_thread_count(project):
 # --- probes -----------------------------------------------------------------------------------
 
 
-@pytest.mark.skipif(not Path("/proc/self/stat").is_file(), reason="reads process times in /proc")
-def test_probes_that_time_a_cold_start_never_overlap(project, tmp_path, monkeypatch):
-    """Each probe process logs its start (before any import) and exit, on the boot clock."""
+def test_probes_time_their_cold_start_while_no_other_probe_works(project, tmp_path, monkeypatch):
+    """Probes run two at a time, but a cold start (building the model, the first call) is timed
+    under an exclusive lock: no other probe's import, cold start or later calls fall inside it.
+    Events are stamped with the system-wide monotonic clock by the model module itself."""
     log = tmp_path / "probes.log"
     monkeypatch.setenv("PG_ISOLATION_LOG", str(log))  # the workers inherit it
-    stamped = f"{MODULE}:stamped"
+    logged = f"{MODULE}:build_logged"
     root = project(
-        model("first", input=stamped, variants="[torch]", metrics="[cold_start]"),
-        model("second", input=stamped, variants="[torch]", metrics="[memory, cold_start]"),
+        *(
+            model(name, torch=logged, variants="[torch]", metrics="[memory, cold_start]")
+            for name in ("first", "second")
+        ),
+        settings=SETTINGS.replace("probes: 1", "probes: 2"),
     )
     config, runner = runner_for(root)
     plans, _, _ = prepare_all(config, None, lambda message: None)
     measured = runner.measure(plans, timing=False)
     assert measured.errors == []
-    spans = sorted(
-        (float(start), float(end))
-        for _, start, end in (line.split() for line in log.read_text().splitlines())
-    )
-    assert len(spans) == 2
-    assert spans[1][0] >= spans[0][1], f"probes overlapped: {spans}"
+    events: dict[str, list[tuple[str, float]]] = {}
+    for line in log.read_text().splitlines():
+        pid, event, stamp = line.split()
+        if int(pid) != os.getpid():  # preparation imports the module here, in the parent
+            events.setdefault(pid, []).append((event, float(stamp)))
+    assert len(events) == 4  # 2 benchmarks x 2 probes, each its own process
+    windows = {}
+    for pid, stamps in events.items():
+        assert [e for e, _ in stamps][:2] == ["import", "build"]  # imported while shared
+        first_call_end = next(t for e, t in stamps if e == "forward-end")
+        windows[pid] = (stamps[1][1], first_call_end)  # the timed cold start: build .. 1st call
+    for pid, (start, end) in windows.items():
+        for other, stamps in events.items():
+            if other != pid:
+                inside = [(e, t) for e, t in stamps if start <= t <= end]
+                assert not inside, f"probe {other} worked during {pid}'s cold start: {inside}"
 
 
 # --- memory -----------------------------------------------------------------------------------
