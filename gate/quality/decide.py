@@ -307,7 +307,8 @@ def variant_summaries(current: RunRecord) -> tuple[VariantSummary, ...]:
     for name in sorted(evaluated):
         model, _, variant = name.partition("[")
         latency = current.sample(name, "latency")
-        memory = current.sample(name, "memory.peak")
+        # The model's own memory (records before memory.inference: the process's peak).
+        memory = current.sample(name, "memory.inference") or current.sample(name, "memory.peak")
         parity = current.info.get(name, {}).get("parity")
         summaries.append(
             VariantSummary(

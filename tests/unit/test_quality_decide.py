@@ -7,6 +7,7 @@ import json
 import math
 import random
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -801,6 +802,20 @@ def test_variant_summaries() -> None:
     assert onnx.latency is None
     assert onnx.parity is not None
     assert onnx.parity["ok"] is True
+
+
+def test_variant_memory_is_the_models_own_when_recorded() -> None:
+    """memory.inference (counted from after the imports) tells variants apart; the process's
+    peak, mostly imports, is the fallback for records that lack it."""
+    record = variants_record()
+    own = Sample(
+        benchmark=FP32,
+        metric=Metric("memory.inference", "B", Direction.LOWER),
+        values=(3e6, 3.2e6, 3.1e6),
+    )
+    record = replace(record, samples=(*record.samples, own))
+    fp32 = next(s for s in variant_summaries(record) if s.benchmark == FP32)
+    assert fp32.memory == pytest.approx(3.1e6)
 
 
 def test_parity_only_models_list_the_reference_variant() -> None:
