@@ -17,9 +17,8 @@ import os
 import shlex
 import sys
 import traceback
-from collections.abc import Generator, Iterator, Sequence
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field, replace
-from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -32,25 +31,13 @@ from gate.measure import BadReference, VariantUnavailable
 from gate.measure.runner import Progress, plan_model, prepare, smoke_test
 from gate.model import BenchmarkError, Direction, ExitCode, Metric, Replication, Sample
 from gate.perf import Perf
+from gate.pytest_options import misread_path_option, worker_args
 from gate.session import GateRequest, run_gate
 
 MARKER = "perf_gate"
 MARKER_KWARGS = ("threshold",)
 # pytest-benchmark keeps every round; these are in-process rounds, so a few hundred suffice.
 MAX_BENCHMARK_ROUNDS = 1000
-# Options whose value is a path. Written with a space, the value is read by pytest as a test
-# path while it picks the rootdir (plugin options are not known yet at that point), which can
-# move the rootdir and so rename every custom benchmark.
-PATH_OPTIONS = ("--perf-gate-config", "--perf-gate-baseline", "--perf-gate-report")
-# Options of the user's command line that shape collection and import; worker rounds repeat
-# them so that a perf test finds the same plugins, conftests and fixtures. Test selection
-# (paths, -k, -m, --deselect) is never repeated: a worker is given node ids. The rootdir is
-# not repeated either: a worker runs in the rootdir and is pinned to it (measure/custom.py).
-FORWARDED_FLAGS = frozenset({"--noconftest", "--pyargs"})
-FORWARDED_VALUES = frozenset(
-    {"-p", "-W", "--pythonwarnings", "-o", "--override-ini", "--import-mode"}
-)
-FORWARDED_PATHS = frozenset({"-c", "--config-file", "--confcutdir"})
 # A failure becomes one line of a benchmark's error; a long assertion diff is cut here.
 MAX_FAILURE_CHARS = 500
 
@@ -184,84 +171,22 @@ def _settings_from(config: pytest.Config) -> _State:
 
 
 def _worker_args(config: pytest.Config, gate_config: GateConfig) -> list[str]:
-    """The pytest options of a worker round: the user's ini ``addopts`` apply there as they
-    are; this adds what the command line said about collection, the config, and switches off
-    what must not run inside a round (parallel workers, coverage, reordering, reports)."""
-    root = Path(str(config.rootpath))
-    args = forwarded_options(config.invocation_params.args, config.invocation_params.dir, root)
-    if gate_config.path is not None:
-        args.append(f"--perf-gate-config={gate_config.path}")
-    plugins = config.pluginmanager
-    if plugins.hasplugin("xdist"):
-        args += ["-n", "0"]  # addopts may ask for workers; a round is one process
-    if plugins.hasplugin("pytest_cov"):
-        args.append("--no-cov")
-    if plugins.hasplugin("randomly"):
-        args.append("--randomly-dont-reorganize")  # the rounds shuffle the tests themselves
-    if plugins.hasplugin("junitxml"):
-        args.append("--junitxml=")  # the user's report is the parent's, not a round's
-    if plugins.hasplugin("cacheprovider"):
-        # Keeps --lf/--ff in addopts valid while leaving the user's cache alone.
-        cache = (gate_config.report_dir / "work" / "cache").resolve()
-        args.append(f"--override-ini=cache_dir={cache}")
-    return args
-
-
-def forwarded_options(args: Sequence[str], invocation: Path, root: Path) -> list[str]:
-    """The options in ``args`` (a command line run in ``invocation``) that shape collection,
-    for a pytest process that runs in ``root``: relative paths are rewritten relative to
-    ``root``, so they name the same files in the head and in a base revision's worktree."""
-    forwarded: list[str] = []
-    index = 0
-    while index < len(args):
-        arg = args[index]
-        index += 1
-        if arg == "--":
-            break
-        name, value = _option_parts(arg)
-        if name in FORWARDED_FLAGS:
-            forwarded.append(arg)
-        elif name in FORWARDED_VALUES or name in FORWARDED_PATHS:
-            given = [arg]
-            if value is None and index < len(args):
-                value = args[index]
-                given.append(value)
-                index += 1
-            if value is None:
-                break
-            if name in FORWARDED_PATHS and not Path(value).is_absolute():
-                given = [name, os.path.relpath(invocation / value, root)]
-            forwarded += given
-    return forwarded
-
-
-def _option_parts(arg: str) -> tuple[str, str | None]:
-    """``--name=value`` -> (name, value), ``-pNAME`` -> ("-p", NAME), ``-p`` -> ("-p", None)."""
-    if arg.startswith("--"):
-        name, equals, value = arg.partition("=")
-        return name, value if equals else None
-    if arg.startswith("-") and len(arg) > 2:
-        value = arg[2:]
-        return arg[:2], value[1:] if value.startswith("=") else value
-    return arg, None
+    """The pytest options of a worker round (see ``pytest_options.worker_args``)."""
+    return worker_args(
+        config.invocation_params.args,
+        invocation=config.invocation_params.dir,
+        root=Path(str(config.rootpath)),
+        config_path=gate_config.path,
+        report_dir=gate_config.report_dir,
+        has_plugin=config.pluginmanager.hasplugin,
+    )
 
 
 def _misread_path_option(config: pytest.Config) -> str | None:
-    """The one-line refusal when a perf-gate path option was written with a space, or None.
-
-    pytest picks its rootdir before plugins add their options, so it reads ``FILE`` in
-    ``--perf-gate-baseline FILE`` as a test path; a file outside the project moves the rootdir
-    and renames every custom benchmark. The ``=`` form is read as one option."""
+    """The one-line refusal for a perf-gate path option written with a space, or None."""
     env = shlex.split(os.environ.get("PYTEST_ADDOPTS", ""))
-    for source, args in (("", config.invocation_params.args), (" in PYTEST_ADDOPTS", env)):
-        for arg, value in pairwise(args):
-            if arg in PATH_OPTIONS and not value.startswith("-"):
-                return _usage_line(
-                    f"{arg} {value}{source}: pytest reads a path after a space as a test path "
-                    f"when it picks the rootdir, which renames the benchmarks; write "
-                    f"{arg}={value}"
-                )
-    return None
+    problem = misread_path_option(config.invocation_params.args, env)
+    return _usage_line(problem) if problem else None
 
 
 def _usage_line(message: str) -> str:
