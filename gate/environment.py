@@ -15,6 +15,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from gate.environment_diff import ENVIRONMENT_KEY_FIELDS
 from gate.model import GitInfo
 
 PACKAGES = (
@@ -157,7 +158,7 @@ def fingerprint(threads: int) -> dict[str, Any]:
 
 def environment_key(environment: dict[str, Any]) -> str:
     """A short key of the fields that make timings comparable: OS, CPU model, accelerator."""
-    text = "|".join(str(environment.get(field)) for field in ("os", "machine", "cpu_model", "gpu"))
+    text = "|".join(str(environment.get(field)) for field in ENVIRONMENT_KEY_FIELDS)
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 

@@ -12,14 +12,14 @@ import pytest
 
 from gate import app, stats
 from gate.baseline import write_record
-from gate.compare import (
+from gate.compare import decide
+from gate.config import load_config
+from gate.environment import environment_key, fingerprint
+from gate.environment_diff import (
     ENVIRONMENT_KEY_FIELDS,
     ENVIRONMENT_MAPPINGS,
     ENVIRONMENT_OTHER_FIELDS,
-    decide,
 )
-from gate.config import load_config
-from gate.environment import environment_key, fingerprint
 from gate.errors import BaselineError, ConfigError
 from gate.model import (
     BenchmarkError,
