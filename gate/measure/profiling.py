@@ -55,7 +55,8 @@ class Profiler:
     def models(
         self, side: str, targets: list[tuple[BenchmarkPlan, int]], root: Path
     ) -> dict[str, Profiled]:
-        """Profile each (plan, batch size) in one worker rooted at ``root``."""
+        """Profile each (plan, batch size) in a worker rooted at ``root``: one worker per
+        thread count, as in the rounds (thread variables are read when the libraries load)."""
         if not targets:
             return {}
         scratch = self.folder / f".{side}"
@@ -63,20 +64,22 @@ class Profiler:
             plan.name: {"batch_size": batch_size, "trace": str(scratch / f"{index}.json")}
             for index, (plan, batch_size) in enumerate(targets)
         }
-        plans = [plan for plan, _ in targets]
-        try:
-            result = self.runner.worker(
-                plans,
-                ["profile"],
-                120.0 + 60.0 * len(plans),
-                root=root,
-                extra={"profile": document},
-            )
-        except MeasurementError as exc:
-            return {plan.name: exc.message for plan in plans}
-        profiled: dict[str, Profiled] = dict(result["errors"])
-        for name, data in result["profiles"].items():
-            profiled[name] = self._place(OperatorProfile.from_dict(data), name, side)
+        profiled: dict[str, Profiled] = {}
+        for plans in self.runner.thread_groups([plan for plan, _ in targets]):
+            try:
+                result = self.runner.worker(
+                    plans,
+                    ["profile"],
+                    120.0 + 60.0 * len(plans),
+                    root=root,
+                    extra={"profile": {plan.name: document[plan.name] for plan in plans}},
+                )
+            except MeasurementError as exc:
+                profiled.update({plan.name: exc.message for plan in plans})
+                continue
+            profiled.update(result["errors"])
+            for name, data in result["profiles"].items():
+                profiled[name] = self._place(OperatorProfile.from_dict(data), name, side)
         shutil.rmtree(scratch, ignore_errors=True)
         return profiled
 

@@ -16,6 +16,7 @@ from gate.config import load_config
 from gate.errors import ConfigError
 from gate.measure.evaluation import evaluate
 from gate.measure.paired import PairedRounds, PairedRunner
+from gate.measure.profiling import Profiler
 from gate.measure.runner import Runner, prepare_all
 
 from ._support import read_json, run_cli, write_files
@@ -104,6 +105,11 @@ class Logged(nn.Module):
         out = self.inner(x)
         _log("forward-end")
         return out
+
+
+def threads_logged(batch_size):
+    _log("omp=" + os.environ.get("OMP_NUM_THREADS", "unset"))
+    return torch.ones(batch_size, 16)
 
 
 def build_logged():
@@ -308,6 +314,30 @@ def test_a_round_runs_one_process_per_thread_count(project):
             s for s in measured.samples if s.benchmark == name and s.metric.name == "latency"
         )
         assert len(latency.values) == 2  # every round measured every benchmark
+
+
+def test_profiles_run_one_process_per_thread_count(project, tmp_path, monkeypatch):
+    """A diagnosis profiles each benchmark with its own thread settings, as the rounds do."""
+    log = tmp_path / "profile.log"
+    monkeypatch.setenv("PG_ISOLATION_LOG", str(log))
+    logged = f"{MODULE}:threads_logged"
+    root = project(
+        model("one", input=logged, variants="[torch]", threads="1"),
+        model("two", input=logged, variants="[torch]", threads="2"),
+    )
+    config, runner = runner_for(root)
+    plans, _, _ = prepare_all(config, None, lambda message: None)
+    log.unlink(missing_ok=True)  # preparation called the input here, in the parent
+    profiler = Profiler(runner, tmp_path / "profiles", max_trace=50 * 2**20)
+    profiled = profiler.models("head", [(plan, 1) for plan in plans], root)
+    assert set(profiled) == {"one[torch]", "two[torch]"}
+    assert all(not isinstance(result, str) for result in profiled.values()), profiled
+    seen: dict[str, set[str]] = {}
+    for line in log.read_text().splitlines():
+        pid, event, _ = line.split()
+        if event.startswith("omp="):
+            seen.setdefault(pid, set()).add(event)
+    assert sorted(map(sorted, seen.values())) == [["omp=1"], ["omp=2"]]
 
 
 def test_paired_rounds_run_one_group_of_processes_per_thread_count(project):
