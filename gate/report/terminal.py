@@ -219,7 +219,9 @@ def variant_table(result: GateResult) -> list[str]:
             )
         )
     widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
-    lines = ["What each variant costs (quality from the eval set, latency median, peak memory):"]
+    lines = [
+        "What each variant costs (quality from the eval set, latency median, memory.inference):"
+    ]
     for index, row in enumerate(rows):
         lines.append(
             "  " + "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
