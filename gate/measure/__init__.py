@@ -8,6 +8,7 @@ config key is wrong when it cannot (``BadReference``).
 
 from __future__ import annotations
 
+import difflib
 import importlib
 import inspect
 import traceback
@@ -157,8 +158,11 @@ def import_object(reference: str, key: str | None = None) -> Any:
         try:
             target = getattr(target, part)
         except AttributeError:
+            names = [n for n in dir(target) if not n.startswith("_")]
+            close = difflib.get_close_matches(part, names, n=1, cutoff=0.8)  # typos only
+            guess = f"; did you mean {close[0]!r}?" if close else ""
             raise BadReference(
-                where, f"module {module_name!r} has no attribute {attribute!r}"
+                where, f"module {module_name!r} has no attribute {attribute!r}{guess}"
             ) from None
     return target
 

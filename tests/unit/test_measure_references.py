@@ -91,6 +91,11 @@ def test_callables_that_take_the_arguments_resolve(targets: str, name: str, argu
             "directory)",
         ),
         (f"{MODULE}:nosuch", (), f"module '{MODULE}' has no attribute 'nosuch'"),
+        (
+            f"{MODULE}:factroy",
+            (),
+            f"module '{MODULE}' has no attribute 'factroy'; did you mean 'factory'?",
+        ),
         (f"{MODULE}:VALUE", (), f"'{MODULE}:VALUE' is a str, not a callable"),
         (f"{MODULE}:ITEMS", (), f"'{MODULE}:ITEMS' is a list, not a callable"),
         (
