@@ -62,8 +62,10 @@ def main() -> int:
     banner("2. a pull request swaps in a wider network (384x384 hidden units)")
     model = project / "model.py"
     source = model.read_text(encoding="utf-8")
-    changed = source.replace('def build() -> DigitsMLP:\n    return load("mlp")',
-                             'def build() -> DigitsMLP:\n    return load("wide")')
+    changed = source.replace(
+        'def build() -> DigitsMLP:\n    return load("mlp")',
+        'def build() -> DigitsMLP:\n    return load("wide")',
+    )
     assert changed != source, "model.py no longer has the expected build() function"
     model.write_text(changed, encoding="utf-8")
     git(project, "checkout", "-q", "-b", "wider-model")
