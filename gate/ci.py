@@ -21,7 +21,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, TextIO
 
-from gate import app, baselines
+from gate import app, baseline_pull, baselines
 from gate.actions import ActionsEnv, append_summary, write_outputs
 from gate.ci_event import CiOutcome, CiSettings, Event, resolve_mode, status_of
 from gate.ci_poster import ARTIFACT_PREFIX, post_comment, write_artifact
@@ -74,13 +74,13 @@ def pull_baseline(config: GateConfig, settings: CiSettings, progress: Progress) 
     """Pull this environment's baseline from DVC; returns a note when none has been promoted
     (the run then reports every result as new). Raises BaselineError for DVC failures."""
     try:
-        baselines.pull_target(config, settings.baseline_key, None)
+        baseline_pull.pull_target(config, settings.baseline_key, None)
     except BaselineError as exc:
         if exc.slug == "baseline-not-promoted":
             return "no baseline has been promoted for this environment yet"
         raise
     dvc = _dvc(config, settings.dvc_remote)
-    pulled = baselines.pull(config, dvc=dvc, key_override=settings.baseline_key)
+    pulled = baseline_pull.pull(config, dvc=dvc, key_override=settings.baseline_key)
     for path in pulled.fetched:
         progress(f"pulled {path}")
     return None

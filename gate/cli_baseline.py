@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from gate import app, baselines
+from gate import app, baseline_pull, baselines
 from gate import history as hist
 from gate.config import load_config
 from gate.dvc import Dvc, find_repo, pointer_of
@@ -110,7 +110,7 @@ def _dvc(root: Path) -> Dvc:
 
 def _pull(args: argparse.Namespace) -> int:
     config = load_config(args.config)
-    pulled = baselines.pull(
+    pulled = baseline_pull.pull(
         config,
         dvc=_dvc(config.root),
         key_override=args.baseline_key,
