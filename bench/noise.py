@@ -33,7 +33,8 @@ from pathlib import Path
 from gate import stats
 from gate.config import load_config
 from gate.measure import BenchmarkPlan
-from gate.measure.runner import LATENCY, Runner, prepare_all, throughput_metric
+from gate.measure.runner import Runner, prepare_all
+from gate.measure.samples import LATENCY, throughput_metric
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = ROOT / "examples" / "digits" / "perf-gate.yaml"

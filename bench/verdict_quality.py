@@ -70,7 +70,8 @@ from gate import stats
 from gate.compare import PairedBaseline, decide, inconclusive_benchmarks
 from gate.config import MeasureSettings, load_config
 from gate.measure import BenchmarkPlan
-from gate.measure.runner import LATENCY, Runner, prepare
+from gate.measure.runner import Runner, prepare
+from gate.measure.samples import LATENCY
 from gate.model import GateResult, Policy, RunRecord, Sample, Verdict
 
 LEVELS = (("e0", 0.0), ("e25", 0.025), ("e50", 0.05), ("e75", 0.075), ("e100", 0.10))

@@ -23,7 +23,8 @@ from gate.environment import environment_key, fingerprint
 from gate.errors import BaselineError, ConfigError
 from gate.measure import ONNX_VARIANTS
 from gate.measure.paired import PairedRounds, PairedRunner
-from gate.measure.runner import Progress, Runner, prepare_all, round_samples
+from gate.measure.runner import Progress, Runner, prepare_all
+from gate.measure.samples import round_samples
 
 THRESHOLDS = (0.01, 0.02, 0.05, 0.10)
 POWER = 0.8

@@ -34,8 +34,8 @@ from gate.measure.runner import (
     Runner,
     plan_model,
     prepare_all,
-    round_samples,
 )
+from gate.measure.samples import round_samples
 from gate.model import BenchmarkError, RunRecord, Sample
 
 

@@ -17,13 +17,12 @@ import random
 import subprocess
 import sys
 import tempfile
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from gate import stats
 from gate.config import GateConfig, MeasureSettings, ModelSpec
 from gate.errors import ConfigError, GateError, MeasurementError
 from gate.measure import (
@@ -36,22 +35,10 @@ from gate.measure import (
     describe,
     resolve_callable,
 )
-from gate.model import BenchmarkError, Direction, Metric, Sample
-from gate.units import UNIT_BYTES, UNIT_RATE, UNIT_SECONDS
+from gate.measure.samples import probe_samples, record_info, round_samples
+from gate.model import BenchmarkError, Sample
 
 Progress = Callable[[str], None]
-
-LATENCY = Metric("latency", UNIT_SECONDS, Direction.LOWER)
-COLD_START = Metric("cold_start", UNIT_SECONDS, Direction.LOWER)
-MEMORY_PEAK = Metric("memory.peak", UNIT_BYTES, Direction.LOWER)
-MEMORY_LOAD = Metric("memory.load", UNIT_BYTES, Direction.LOWER)
-MEMORY_INFERENCE = Metric("memory.inference", UNIT_BYTES, Direction.LOWER)
-MODEL_SIZE = Metric("model_size", UNIT_BYTES, Direction.LOWER)
-GPU_MEMORY = Metric("gpu_memory.allocated", UNIT_BYTES, Direction.LOWER)
-
-
-def throughput_metric(batch_size: int) -> Metric:
-    return Metric(f"throughput@{batch_size}", UNIT_RATE, Direction.HIGHER)
 
 
 @dataclass
@@ -292,8 +279,8 @@ class Runner:
             if rounds:
                 entries = [r["results"][plan.name] for r in rounds]
                 measured.samples.extend(round_samples(plan, entries))
-            measured.samples.extend(_probe_samples(plan, probes.get(plan.name, [])))
-            measured.info[plan.name] = _info(
+            measured.samples.extend(probe_samples(plan, probes.get(plan.name, [])))
+            measured.info[plan.name] = record_info(
                 plan, probes.get(plan.name, []), self.threading.get(plan.name)
             )
         return measured
@@ -342,140 +329,6 @@ class Runner:
             else:
                 probes.setdefault(name, []).append(result)
         return probes
-
-
-def round_samples(plan: BenchmarkPlan, entries: Iterable[dict[str, Any]]) -> list[Sample]:
-    """Latency and throughput samples from a benchmark's per-round worker entries."""
-    per_batch: dict[int, list[dict[str, Any]]] = {b: [] for b in plan.batch_sizes}
-    for entry in entries:
-        batches = entry["batches"]
-        for batch_size in plan.batch_sizes:
-            per_batch[batch_size].append(batches[str(batch_size)])
-    samples: list[Sample] = []
-    if "latency" in plan.metrics:
-        first = per_batch[plan.batch_sizes[0]]
-        samples.append(
-            Sample(
-                benchmark=plan.name,
-                metric=LATENCY,
-                values=tuple(r["median"] for r in first),
-                calls=tuple(c for r in first for c in r["calls"]),
-                first_calls=tuple(r["first_call"] for r in first),
-            )
-        )
-    if "throughput" in plan.metrics:
-        for batch_size, results in per_batch.items():
-            if "latency" in plan.metrics and batch_size == plan.batch_sizes[0]:
-                continue  # the same timings as latency: one comparison, not two
-            samples.append(
-                Sample(
-                    benchmark=plan.name,
-                    metric=throughput_metric(batch_size),
-                    values=tuple(batch_size / r["median"] for r in results),
-                )
-            )
-    return samples
-
-
-def _probe_samples(plan: BenchmarkPlan, probes: list[dict[str, Any]]) -> list[Sample]:
-    if not probes:
-        return []
-    samples: list[Sample] = []
-    if "memory" in plan.metrics:
-        samples.append(
-            Sample(
-                benchmark=plan.name,
-                metric=MEMORY_PEAK,
-                values=tuple(float(p["rss_peak"]) for p in probes),
-            )
-        )
-        # The model's own memory: peaks after the imports, minus the RSS the imports left.
-        samples.append(
-            Sample(
-                benchmark=plan.name,
-                metric=MEMORY_LOAD,
-                values=tuple(float(max(0, p["rss_load_peak"] - p["rss_import"])) for p in probes),
-            )
-        )
-        samples.append(
-            Sample(
-                benchmark=plan.name,
-                metric=MEMORY_INFERENCE,
-                values=tuple(
-                    float(max(0, p["rss_inference_peak"] - p["rss_import"])) for p in probes
-                ),
-            )
-        )
-        samples.append(
-            Sample(
-                benchmark=plan.name,
-                metric=MODEL_SIZE,
-                values=tuple(float(p["model_size"]) for p in probes),
-            )
-        )
-    if "cold_start" in plan.metrics:
-        samples.append(
-            Sample(
-                benchmark=plan.name,
-                metric=COLD_START,
-                values=tuple(p["load_s"] + p["first_call_s"] for p in probes),
-            )
-        )
-    if "gpu_memory" in plan.metrics and all("gpu_allocated" in p for p in probes):
-        # Gated on what tensors hold (allocated); the allocator's reserve is reported in info.
-        samples.append(
-            Sample(
-                benchmark=plan.name,
-                metric=GPU_MEMORY,
-                values=tuple(float(p["gpu_allocated"]) for p in probes),
-            )
-        )
-    return samples
-
-
-def _info(
-    plan: BenchmarkPlan, probes: list[dict[str, Any]], threading: dict[str, Any] | None
-) -> dict[str, Any]:
-    """The record's info on a benchmark: what it is, its thread settings as a worker reported
-    them (a round's, else a probe's), parameters, sizes and how memory peaks were read."""
-    info: dict[str, Any] = {
-        "model": plan.model,
-        "variant": plan.variant,
-        "threads": plan.threads,
-        "batch_sizes": list(plan.batch_sizes),
-    }
-    threading = threading or next((p["threading"] for p in probes if "threading" in p), None)
-    if threading is not None:
-        info["threading"] = threading
-    if probes:
-        info["import_s"] = stats.median([p["import_s"] for p in probes])
-        for key in ("params", "model_size"):
-            if key in probes[0]:
-                info[key] = probes[0][key]
-        if "memory" in plan.metrics:
-            info["memory_peak_since"] = (
-                "imports (VmHWM reset after them)"
-                if all(p.get("peak_since") == "imports" for p in probes)
-                else "process start (ru_maxrss: the peak could not be reset after the imports "
-                "here, so memory.load and memory.inference include the imports' own peak)"
-            )
-        for key in _CUDA_INFO:
-            if key in probes[0]:
-                info[key] = stats.median([p[key] for p in probes])
-    if plan.cuda:
-        info["device"] = plan.device
-    return info
-
-
-# Probe results on CUDA devices kept in the record's info (medians over probes).
-_CUDA_INFO = (
-    "gpu_reserved",
-    "tf32_matmul",
-    "tf32_cudnn",
-    "cudnn_benchmark",
-    "gpu_ms_per_call",
-    "wall_ms_per_call",
-)
 
 
 class Prepared(NamedTuple):
