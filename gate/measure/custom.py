@@ -9,7 +9,7 @@ A worker runs in the parent's rootdir, pinned to it with ``--rootdir=.``, so the
 ids name the same tests there. The project's ini ``addopts`` apply as in any pytest run (plugins
 loaded with ``-p``, warnings filters, plugin settings); the parent passes the rest in
 ``extra_args`` (the collection options of its command line, and the switches that keep a round
-one quiet process: see ``pytest_plugin._worker_args``).
+one quiet process: see ``pytest_options.worker_args``).
 """
 
 from __future__ import annotations
