@@ -119,18 +119,115 @@ def rebase_plan(plan: BenchmarkPlan, head_root: Path, base_root: Path) -> Benchm
     return replace(plan, root=str(base_root), onnx=onnx)
 
 
+@dataclass
+class _Paired:
+    """What the paired rounds of a run produced."""
+
+    head: list[Sample]  # the head's timing samples, and every sample of its custom benchmarks
+    base: list[Sample]  # the base revision's, same benchmarks and rounds
+    modes: dict[str, str]  # benchmark -> ab | duet
+    base_plans: dict[str, BenchmarkPlan]  # the base revision's prepared plans by name
+    errors: list[BenchmarkError]
+
+
 def _paired_timing(
     config: GateConfig,
+    request: GateRequest,
     runner: Runner,
     base: _Base,
     head_plans: list[BenchmarkPlan],
     mode: str,
     progress: Progress,
-) -> tuple[PairedRounds, list[Sample], list[Sample], dict[str, BenchmarkPlan]]:
-    """Sequential paired rounds; returns (rounds, head timing samples, base timing samples, the
-    base revision's prepared plans by name)."""
+    rng: random.Random,
+) -> _Paired:
+    """Sequential paired rounds of the config's models and of the ``perf`` tests: ``min_rounds``,
+    then ``round_step`` more for those still inconclusive, judged together as one run."""
     policy = config.policy
-    cache = config.report_dir / "cache" / "base"
+    by_name: dict[str, BenchmarkPlan] = {}
+    rounds = PairedRounds()
+    ab_pairs: list[tuple[BenchmarkPlan, BenchmarkPlan]] = []
+    duet_pairs: list[tuple[BenchmarkPlan, BenchmarkPlan]] = []
+    if head_plans:
+        by_name = _prepare_base(config, runner, base, head_plans, rounds, progress)
+        for head in head_plans:
+            if head.name not in by_name:
+                continue
+            pair = (by_name[head.name], head)
+            use_duet = head.variant in ONNX_VARIANTS and mode in ("auto", "duet")
+            (duet_pairs if use_duet else ab_pairs).append(pair)
+    nodes = list(request.perf_nodes) if request.pytest_root and base.pytest_root else []
+    tests = _custom_arms(config, request, progress, rng, base.pytest_root) if nodes else None
+    paired = PairedRunner(runner, base.root)
+
+    def more(names: set[str] | None, count: int) -> None:
+        def chosen(pair: tuple[BenchmarkPlan, BenchmarkPlan]) -> bool:
+            return names is None or pair[1].name in names
+
+        paired.run(
+            [p for p in ab_pairs if chosen(p)], [p for p in duet_pairs if chosen(p)], count, rounds
+        )
+        if tests is not None:
+            tests.run([n for n in nodes if names is None or n in names], count)
+
+    def rounds_of(name: str) -> int:
+        return (
+            tests.rounds_of(name) if tests is not None and name in nodes else rounds.rounds_of(name)
+        )
+
+    def collected() -> _Paired:
+        heads, bases = _timing_samples(head_plans, by_name, rounds)
+        modes = dict(rounds.modes)
+        errors = [BenchmarkError(benchmark=n, message=m) for n, m in rounds.errors.items()]
+        if tests is not None:
+            head_tests, base_tests = tests.measured(nodes)
+            heads += head_tests.samples  # perf.record values and memory too, compared as stored
+            bases += [
+                s
+                for s in (base_tests.samples if base_tests else [])
+                if s.metric.family in TIMING_FAMILIES
+            ]
+            errors += head_tests.errors
+            modes.update({n: "ab" for n in nodes})
+        return _Paired(heads, bases, modes, by_name, errors)
+
+    extendable = {h.name for _, h in ab_pairs + duet_pairs} | set(nodes)
+    started = time.monotonic()
+    more(None, policy.min_rounds)
+    while time.monotonic() - started <= policy.time_budget:
+        so_far = collected()
+        trial = decide(
+            None,
+            RunRecord(samples=tuple(so_far.head), environment={}),
+            policy,
+            paired=PairedBaseline(
+                samples=tuple(so_far.base), modes=so_far.modes, looks=_looks(config)
+            ),
+        )
+        # Only benchmarks still inconclusive and below max_rounds get more rounds, so no
+        # benchmark is looked at more often than the alpha split assumes.
+        pending = {
+            name
+            for name in inconclusive_benchmarks(trial)
+            if name in extendable and rounds_of(name) < policy.max_rounds
+        }
+        if not pending:
+            break
+        done = max(rounds_of(name) for name in pending)
+        step = min(policy.round_step, policy.max_rounds - done)
+        progress(f"{len(pending)} benchmark(s) inconclusive after {done} rounds: {step} more")
+        more(pending, step)
+    return collected()
+
+
+def _prepare_base(
+    config: GateConfig,
+    runner: Runner,
+    base: _Base,
+    head_plans: list[BenchmarkPlan],
+    rounds: PairedRounds,
+    progress: Progress,
+) -> dict[str, BenchmarkPlan]:
+    """The base revision's prepared plans by name; what failed to prepare goes to ``rounds``."""
     wanted = {p.name for p in head_plans}
     originals = [  # unprepared: the base's own code is exported, the base's own files used
         rebase_plan(plan_model(model, variant, config), config.root, base.root)
@@ -139,52 +236,11 @@ def _paired_timing(
         if benchmark_name(model.name, variant) in wanted
     ]
     progress(f"preparing the base revision {base.commit[:12]} in a worktree")
+    cache = config.report_dir / "cache" / "base"
     base_plans, base_errors = prepare_base(runner, originals, base.root, cache)
-    by_name = {p.name: p for p in base_plans}
-    rounds = PairedRounds()
     for name, message in base_errors.items():
         rounds.errors[name] = f"base revision {base.commit[:12]}: {message}"
-    ab_pairs: list[tuple[BenchmarkPlan, BenchmarkPlan]] = []
-    duet_pairs: list[tuple[BenchmarkPlan, BenchmarkPlan]] = []
-    for head in head_plans:
-        if head.name not in by_name:
-            continue
-        pair = (by_name[head.name], head)
-        use_duet = head.variant in ONNX_VARIANTS and mode in ("auto", "duet")
-        (duet_pairs if use_duet else ab_pairs).append(pair)
-    paired = PairedRunner(runner, base.root)
-    started = time.monotonic()
-    paired.run(ab_pairs, duet_pairs, policy.min_rounds, rounds)
-    while time.monotonic() - started <= policy.time_budget:
-        head_samples, base_samples = _timing_samples(head_plans, by_name, rounds)
-        trial = decide(
-            None,
-            RunRecord(samples=tuple(head_samples), environment={}),
-            policy,
-            paired=PairedBaseline(
-                samples=tuple(base_samples), modes=rounds.modes, looks=_looks(config)
-            ),
-        )
-        # Only benchmarks still inconclusive and below max_rounds get more rounds, so no
-        # benchmark is looked at more often than the alpha split assumes.
-        pending = {
-            name
-            for name in inconclusive_benchmarks(trial)
-            if rounds.rounds_of(name) < policy.max_rounds
-        }
-        if not pending:
-            break
-        done = max(rounds.rounds_of(name) for name in pending)
-        step = min(policy.round_step, policy.max_rounds - done)
-        progress(f"{len(pending)} benchmark(s) inconclusive after {done} rounds: {step} more")
-        paired.run(
-            [p for p in ab_pairs if p[1].name in pending],
-            [p for p in duet_pairs if p[1].name in pending],
-            step,
-            rounds,
-        )
-    head_samples, base_samples = _timing_samples(head_plans, by_name, rounds)
-    return rounds, head_samples, base_samples, by_name
+    return {p.name: p for p in base_plans}
 
 
 def _timing_samples(
@@ -217,36 +273,34 @@ def _measure_stored(
         measured.errors += head.errors
         measured.info.update(head.info)
     if request.perf_nodes and request.pytest_root:
-        _custom_rounds(config, request, measured, rng, progress, config.measure.rounds, None)
+        tests = _custom_arms(config, request, progress, rng, None)
+        nodes = list(request.perf_nodes)
+        tests.run(nodes, config.measure.rounds, planned=config.measure.rounds)
+        head_tests, _ = tests.measured(nodes)
+        measured.samples += head_tests.samples
+        measured.errors += head_tests.errors
 
 
-def _custom_rounds(
+def _custom_arms(
     config: GateConfig,
     request: GateRequest,
-    measured: Measured,
-    rng: random.Random,
     progress: Progress,
-    rounds: int,
+    rng: random.Random,
     base_root: Path | None,
-) -> list[Sample]:
-    """Rounds of the ``perf`` tests into ``measured``; returns the base's timing samples (ab)."""
+) -> custom.CustomRounds:
+    """Rounds of the ``perf`` tests: the head's pytest root, and the base's in ``ab`` mode."""
     assert request.pytest_root is not None
-    head, base = custom.run_rounds(
-        list(request.perf_nodes),
-        rounds=rounds,
-        root=request.pytest_root,
+    arms = {"head": request.pytest_root}
+    if base_root is not None:
+        arms["base"] = base_root
+    return custom.CustomRounds(
+        arms,
         work_dir=config.report_dir / "work",
         extra_args=list(request.pytest_args),
         threads=config.measure.threads,
         progress=progress,
         rng=rng,
-        base_root=base_root,
     )
-    measured.samples += head.samples
-    measured.errors += head.errors
-    if base is None:
-        return []
-    return [s for s in base.samples if s.metric.family in TIMING_FAMILIES]
 
 
 def run_gate(config: GateConfig, request: GateRequest, progress: Progress) -> app.Outcome:
@@ -309,43 +363,24 @@ def run_gate(config: GateConfig, request: GateRequest, progress: Progress) -> ap
                     None,
                     diagnose=investigation,
                 )
-            base_samples: list[Sample] = []
-            base_plans: dict[str, BenchmarkPlan] = {}
+            timing = _paired_timing(config, request, runner, base, plans, mode, progress, rng)
+            measured.samples += timing.head
+            measured.errors += timing.errors
             if plans:
-                rounds, head_timing, base_timing, base_plans = _paired_timing(
-                    config, runner, base, plans, mode, progress
-                )
                 probes = runner.measure(plans, timing=False)
-                measured.samples += head_timing + probes.samples
+                measured.samples += probes.samples
                 measured.info.update(probes.info)
                 measured.errors += probes.errors
-                measured.errors += [
-                    BenchmarkError(benchmark=name, message=message)
-                    for name, message in rounds.errors.items()
-                ]
-                base_samples += base_timing
-                modes = dict(rounds.modes)
-            else:
-                modes = {}
-            if request.perf_nodes and request.pytest_root and base.pytest_root:
-                base_samples += _custom_rounds(
-                    config,
-                    request,
-                    measured,
-                    rng,
-                    progress,
-                    config.policy.min_rounds,
-                    base.pytest_root,
-                )
-                modes.update({n: "ab" for n in request.perf_nodes})
-            if base_samples:  # rows measured in process (pytest-benchmark) stay stored
+            if timing.base:  # rows measured in process (pytest-benchmark) stay stored
                 notes.append(
                     f"timings paired against base revision {commit[:12]} ({mode}), measured "
                     "from a worktree with this interpreter and packages"
                 )
-            paired = PairedBaseline(samples=tuple(base_samples), modes=modes, looks=_looks(config))
+            paired = PairedBaseline(
+                samples=tuple(timing.base), modes=timing.modes, looks=_looks(config)
+            )
             # Diagnosis happens after the decision, while the worktree still exists.
-            side = BaseSide(root=base.root, plans=base_plans, pytest_root=base.pytest_root)
+            side = BaseSide(root=base.root, plans=timing.base_plans, pytest_root=base.pytest_root)
             return _finish(
                 run,
                 paired,

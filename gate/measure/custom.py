@@ -66,6 +66,89 @@ def run_pytest_worker(
         return result
 
 
+class CustomRounds:
+    """Rounds of custom benchmarks, added a few at a time: per arm and node id, the worker entry
+    of each round, and the nodes that failed.
+
+    ``arms`` maps "head" (and "base" in ``ab`` mode) to the directory each arm's workers run in.
+    Nodes still undecided can get more rounds than the rest (sequential rounds), so rounds are
+    kept per node, not per worker process.
+    """
+
+    def __init__(
+        self,
+        arms: dict[str, Path],
+        *,
+        work_dir: Path,
+        extra_args: list[str],
+        threads: int,
+        progress: Progress,
+        rng: random.Random,
+    ) -> None:
+        self.arms = arms
+        self.work_dir = work_dir
+        self.extra_args = extra_args
+        self.threads = threads
+        self.progress = progress
+        self.rng = rng
+        self.entries: dict[str, dict[str, list[dict[str, Any]]]] = {arm: {} for arm in arms}
+        self.failed: dict[str, str] = {}
+
+    def rounds_of(self, nodeid: str) -> int:
+        return min(len(self.entries[arm].get(nodeid, [])) for arm in self.arms)
+
+    def run(self, nodeids: list[str], rounds: int, *, planned: int | None = None) -> None:
+        """Add ``rounds`` rounds for ``nodeids`` (nodes that failed are skipped); ``planned``
+        is the round count the progress line counts towards."""
+        for _ in range(rounds):
+            live = [n for n in nodeids if n not in self.failed]
+            if not live:
+                return
+            index = 1 + max(self.rounds_of(n) for n in live)
+            order = list(self.arms)
+            self.rng.shuffle(order)
+            of = f"/{planned}" if planned else ""
+            self.progress(
+                f"round {index}{of}: {len(live)} custom benchmark(s) ({' / '.join(order)})"
+            )
+            documents = {}
+            for arm in order:
+                selection = list(live)
+                self.rng.shuffle(selection)
+                documents[arm] = run_pytest_worker(
+                    self.arms[arm], selection, self.extra_args, self.threads, self.work_dir
+                )
+            for arm, document in documents.items():
+                for nodeid, message in document.get("errors", {}).items():
+                    self.failed.setdefault(nodeid, f"{arm} round {index}: {message}")
+                for nodeid in live:
+                    if nodeid not in document["results"] and nodeid not in self.failed:
+                        self.failed[nodeid] = (
+                            f"{arm} round {index}: the test did not run in the worker"
+                        )
+            for arm, document in documents.items():
+                for nodeid in live:
+                    if nodeid in document["results"]:
+                        self.entries[arm].setdefault(nodeid, []).append(document["results"][nodeid])
+
+    def measured(self, nodeids: list[str]) -> tuple[Measured, Measured | None]:
+        """(head, base) measurements, one value per round a node had in both arms; base is None
+        without a base arm. A node that failed anywhere is an error of the head."""
+        measured = {arm: Measured() for arm in self.arms}
+        for nodeid in nodeids:
+            if nodeid in self.failed:
+                measured["head"].errors.append(
+                    BenchmarkError(benchmark=nodeid, message=self.failed[nodeid])
+                )
+                continue
+            n = self.rounds_of(nodeid)
+            if n == 0:
+                continue
+            for arm in self.arms:
+                measured[arm].samples.extend(_samples(nodeid, self.entries[arm][nodeid][:n]))
+        return measured["head"], measured.get("base")
+
+
 def run_rounds(
     nodeids: list[str],
     *,
@@ -81,38 +164,16 @@ def run_rounds(
     """Run ``rounds`` worker rounds over ``nodeids``: (head, base) measurements, one value per
     round; base is None unless ``base_root`` is given (``ab`` mode)."""
     arms = {"head": root} if base_root is None else {"head": root, "base": base_root}
-    per_round: dict[str, list[dict[str, Any]]] = {arm: [] for arm in arms}
-    failed: dict[str, str] = {}
-    for index in range(rounds):
-        live = [n for n in nodeids if n not in failed]
-        if not live:
-            break
-        order = list(arms)
-        rng.shuffle(order)
-        progress(
-            f"round {index + 1}/{rounds}: {len(live)} custom benchmark(s) ({' / '.join(order)})"
-        )
-        documents = {}
-        for arm in order:
-            selection = list(live)
-            rng.shuffle(selection)
-            documents[arm] = run_pytest_worker(arms[arm], selection, extra_args, threads, work_dir)
-        for arm, document in documents.items():
-            for nodeid, message in document.get("errors", {}).items():
-                failed.setdefault(nodeid, f"{arm} round {index + 1}: {message}")
-            for nodeid in live:
-                if nodeid not in document["results"] and nodeid not in failed:
-                    failed[nodeid] = f"{arm} round {index + 1}: the test did not run in the worker"
-        for arm, document in documents.items():
-            per_round[arm].append(document["results"])
-    measured = {arm: Measured() for arm in arms}
-    for nodeid in nodeids:
-        if nodeid in failed:
-            measured["head"].errors.append(BenchmarkError(benchmark=nodeid, message=failed[nodeid]))
-            continue
-        for arm in arms:
-            measured[arm].samples.extend(_samples(nodeid, [r[nodeid] for r in per_round[arm]]))
-    return measured["head"], measured.get("base")
+    custom = CustomRounds(
+        arms,
+        work_dir=work_dir,
+        extra_args=extra_args,
+        threads=threads,
+        progress=progress,
+        rng=rng,
+    )
+    custom.run(nodeids, rounds, planned=rounds)
+    return custom.measured(nodeids)
 
 
 def _samples(nodeid: str, rounds: list[dict[str, Any]]) -> list[Sample]:

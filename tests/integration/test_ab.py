@@ -245,3 +245,45 @@ def test_perf_tests_are_paired_against_the_base_revision(tmp_path: Path) -> None
     assert entry["verdict"] == "regression"
     assert entry["n_baseline"] == entry["n_current"] in (3, 8)
     assert len(worktrees(repo)) == 1
+
+
+# Every process that imports it runs twice as long as the one before: no two rounds agree, so
+# the paired ratios stay far apart and the verdict stays inconclusive, whatever the machine.
+DOUBLING = """
+from pathlib import Path
+
+_RUNS = Path(__file__).parent / ".perf-gate" / "runs"
+_RUNS.parent.mkdir(exist_ok=True)
+_RUNS.write_text(_RUNS.read_text() + "x" if _RUNS.exists() else "x")
+SIZE = 200 * 2 ** len(_RUNS.read_text())
+
+
+def compute():
+    return sum(range(SIZE))
+"""
+
+
+def test_perf_tests_still_inconclusive_get_more_paired_rounds(tmp_path: Path) -> None:
+    config = "policy: {min_rounds: 2, max_rounds: 4, round_step: 2, thresholds: {latency: 20%}}\n"
+    config += "measure: {warmup: 2, min_calls: 20, min_time: 0.01s}\n"
+    repo = repo_with(
+        tmp_path,
+        {
+            "pytest.ini": "[pytest]\n",
+            "perf-gate.yaml": config,
+            "work.py": FAST,
+            "test_work.py": PERF_TEST,
+        },
+    )
+    write_files(repo, {"work.py": DOUBLING})
+    commit_all(repo, "a test that slows down in every process")
+    ran = run_pytest(repo, "--perf-gate", "--perf-gate-ab", "HEAD~1")
+    assert ran.ret in (0, 1), ran.output
+    entry = latency(repo, "test_work.py::test_work")
+    assert entry["mode"] == "ab"
+    # inconclusive after min_rounds (2), so round_step (2) more, and no more than max_rounds
+    assert entry["n_baseline"] == entry["n_current"] == 4, (entry, ran.output)
+    results = read_json(repo / ".perf-gate" / "results.json")
+    (sample,) = [s for s in results["samples"] if s["benchmark"] == "test_work.py::test_work"]
+    assert len(sample["values"]) == 4
+    assert sample["values"] == sorted(sample["values"])  # each round slower than the last
