@@ -6,9 +6,11 @@
 2. A separate toy project gates its own ``perf`` tests and model with ``pytest --perf-gate``.
 
 Measurement settings are shrunk (0.05 s per benchmark, 1 probe) to keep each run to seconds. The
-example's 5 rounds are kept: its policy (alpha 0.01, Holm-corrected over a dozen comparisons) needs
-them to call the ~2x latency change of the wide network significant with certainty; with 3 rounds
-one noisy round can leave it inconclusive.
+example's 5 rounds are kept: its policy (alpha 0.01, Holm-corrected over 16 comparisons) needs
+them. The wide network is ~2x slower per call and ~5x slower at batch 32. The test holds the gate
+to the batch-32 throughput regression: on a 2-core machine that ran whole processes up to 2x slow
+(seen on a shared CI runner), the per-call latency stayed `inconclusive` (+80%, interval -47% to
++513%) while the 5x drop was still found. The latency row must still show the slowdown.
 """
 
 from __future__ import annotations
@@ -112,22 +114,26 @@ def test_digits_variants_show_their_accuracy_and_parity(digits):
 def test_digits_pull_request_with_the_wide_network_fails_the_gate(digits):
     run = digits["pull_request"]
     assert run.ret == 1, run.output
-    (row,) = run.rows(TORCH, "latency")
+    (row,) = run.rows(TORCH, "throughput@32")
     assert "regression" in row
     comparison = digits["comparison"]
     assert comparison["exit_code"] == 1
-    latency = by_key(comparison["comparisons"])[(TORCH, "latency")]
-    assert latency["verdict"] == "regression"
-    assert latency["fails"] is True
-    assert latency["relative_change"] > 0.05
+    entries = by_key(comparison["comparisons"])
+    throughput = entries[(TORCH, "throughput@32")]
+    assert throughput["verdict"] == "regression"
+    assert throughput["fails"] is True
+    assert throughput["relative_change"] < -0.5  # ~5x fewer images per second
+    latency = entries[(TORCH, "latency")]
+    assert latency["verdict"] in ("regression", "inconclusive"), latency
+    assert latency["relative_change"] > 0.3  # ~2x per call
 
 
 def test_digits_compare_of_the_written_records_agrees(digits):
     compare = digits["compare"]
     assert compare.ret == 1, compare.output
     report = json.loads(compare.stdout)
-    latency = by_key(report["comparisons"])[(TORCH, "latency")]
-    assert latency["verdict"] == "regression"
+    throughput = by_key(report["comparisons"])[(TORCH, "throughput@32")]
+    assert throughput["verdict"] == "regression"
     assert report["comparisons"] == digits["comparison"]["comparisons"]
 
 
