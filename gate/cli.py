@@ -13,7 +13,16 @@ import traceback
 from collections.abc import Callable
 from pathlib import Path
 
-from gate import __version__, app, calibrate, cli_baseline, cli_ci, cli_publish, shard
+from gate import (
+    __version__,
+    app,
+    calibrate,
+    cli_baseline,
+    cli_ci,
+    cli_explain,
+    cli_publish,
+    shard,
+)
 from gate.config import load_config
 from gate.errors import GateError
 from gate.model import ExitCode
@@ -94,6 +103,7 @@ def _parser() -> argparse.ArgumentParser:
     cli_baseline.register(commands)
     cli_publish.register(commands)
     cli_ci.register(commands)
+    cli_explain.register(commands)
     return parser
 
 

@@ -7,11 +7,10 @@ exit code; nobody below them prints a traceback for a user's mistake.
 
 from __future__ import annotations
 
-DOCS_URL = "docs/errors.md"
-
 
 class GateError(Exception):
-    """Base class: a message for people and a slug that names its section in docs/errors.md."""
+    """Base class: a message for people and a slug that names its section in gate/errors.md
+    (``perf-gate explain <slug>`` prints it)."""
 
     exit_code = 3
     default_slug = "internal"
@@ -25,9 +24,9 @@ class GateError(Exception):
         return self.message
 
     def one_line(self) -> str:
-        """The message as the CLI prints it, with a pointer to the docs."""
+        """The message as the CLI prints it, with a pointer to its guide."""
         text = " ".join(self.message.split())
-        return f"perf-gate: error: {text} (see {DOCS_URL}#{self.slug})"
+        return f"perf-gate: error: {text} (perf-gate explain {self.slug})"
 
 
 class ConfigError(GateError):

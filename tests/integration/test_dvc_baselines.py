@@ -344,7 +344,7 @@ def test_promote_is_refused_off_the_default_branch(
         "refusing to promote on branch 'topic': baselines are promoted only from the default "
         "branch 'main'"
     ) in ran.output
-    assert "docs/errors.md#baseline-branch" in ran.output
+    assert "perf-gate explain baseline-branch" in ran.output
     assert project.snapshot() == before
     git(project.repo, "checkout", "-q", "--detach")
     detached = perf_gate(project.repo, "baseline", "promote", "--from", str(source))
@@ -398,7 +398,7 @@ def test_corrupted_cache_object(templates: dict[str, Project], tmp_path: Path) -
     ran = perf_gate(project.repo, "baseline", "pull")
     assert ran.ret == 2
     assert "checksum mismatch: the cached object" in ran.output
-    assert "docs/errors.md#baseline-checksum" in ran.output
+    assert "perf-gate explain baseline-checksum" in ran.output
     assert not project.baseline.exists()  # reported, not used
 
 
@@ -411,7 +411,7 @@ def test_pointer_to_a_missing_object(templates: dict[str, Project], tmp_path: Pa
     ran = perf_gate(project.repo, "baseline", "pull")
     assert ran.ret == 2
     assert f"{project.baseline.name} (md5 {'deadbeef' * 4}): not in the DVC cache" in ran.output
-    assert "docs/errors.md#dvc-missing-object" in ran.output
+    assert "perf-gate explain dvc-missing-object" in ran.output
 
 
 def test_pull_never_silently_replaces_local_changes(

@@ -229,7 +229,7 @@ def test_401_is_a_configuration_error_with_the_fix(harness: Harness, fake: FakeG
     assert (lenient.action, lenient.exit_code) == ("failed", 0)
     assert "Bad credentials" in harness.warnings[-1]
     assert "GITHUB_TOKEN: ${{ github.token }}" in harness.warnings[-1]
-    assert "docs/errors.md#github-auth" in harness.warnings[-1]
+    assert "perf-gate explain github-auth" in harness.warnings[-1]
     fake.script("GET", 401, {"message": "Bad credentials", "status": "401"})
     strict = harness.run(strict=True)
     assert strict.exit_code == ConfigError.exit_code == 2

@@ -262,7 +262,7 @@ def test_perf_gate_run_exits_2_with_one_line_for_a_bad_reference(project):
     assert "Traceback" not in ran.output
     assert ran.stderr.strip().splitlines()[-1] == (
         f"perf-gate: error: perf-gate.yaml: models.tiny.torch: module '{MODULE}' has no "
-        "attribute 'nosuch' (see docs/errors.md#import)"
+        "attribute 'nosuch' (perf-gate explain import)"
     )
 
 

@@ -182,7 +182,7 @@ def test_cli_summary_and_compare_markdown(
     history.write_text("[{}]", encoding="utf-8")
     assert cli.main(["summary", "--history", str(history)]) == 2
     assert (
-        "history.json: points[0].benchmark: expected a string (see docs/errors.md#history-file)"
+        "history.json: points[0].benchmark: expected a string (perf-gate explain history-file)"
         in (capsys.readouterr().err)
     )
 
@@ -214,7 +214,7 @@ def test_compare_format_markdown_renders_a_real_decision(
 
 def test_every_slug_of_the_publishing_modules_is_documented() -> None:
     root = Path(__file__).resolve().parents[2]
-    headings = set(re.findall(r"^## (\S+)$", (root / "docs/errors.md").read_text(), flags=re.M))
+    headings = set(re.findall(r"^## (\S+)$", (root / "gate/errors.md").read_text(), flags=re.M))
     modules = ["gate/github.py", "gate/actions.py", "gate/publish.py", "gate/report/markdown.py"]
     modules += ["gate/report/trend.py"]
     slugs = {

@@ -748,15 +748,14 @@ def test_config_error_one_line(make_config) -> None:
     assert error.exit_code == 2
     line = error.one_line()
     assert line.startswith("perf-gate: error: perf-gate.yaml: models.m.variants[1]: unknown value")
-    assert "docs/errors.md#" in line
-    assert line.endswith("(see docs/errors.md#config)")
+    assert line.endswith("(perf-gate explain config)")
     assert "\n" not in line
 
 
 def test_one_line_collapses_whitespace_and_uses_slug() -> None:
     error = ConfigError("first line\n   second\tline", slug="config-syntax")
     assert error.one_line() == (
-        "perf-gate: error: first line second line (see docs/errors.md#config-syntax)"
+        "perf-gate: error: first line second line (perf-gate explain config-syntax)"
     )
     assert str(error) == "first line\n   second\tline"
     assert ConfigError("x").slug == "config"
