@@ -32,6 +32,7 @@ from gate.measure.runner import (
     Measured,
     Progress,
     Runner,
+    names_of,
     plan_model,
     prepare_all,
 )
@@ -214,7 +215,7 @@ def _paired_timing(
             break
         done = max(rounds_of(name) for name in pending)
         step = min(policy.round_step, policy.max_rounds - done)
-        progress(f"{len(pending)} benchmark(s) inconclusive after {done} rounds: {step} more")
+        progress(f"inconclusive after {done} rounds, {step} more: {names_of(sorted(pending))}")
         more(pending, step)
     return collected()
 

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from gate.errors import MeasurementError
-from gate.measure.runner import Measured, Progress, worker_environment
+from gate.measure.runner import Measured, Progress, names_of, worker_environment
 from gate.model import BenchmarkError, Direction, Metric, Sample
 
 
@@ -108,9 +108,7 @@ class CustomRounds:
             order = list(self.arms)
             self.rng.shuffle(order)
             of = f"/{planned}" if planned else ""
-            self.progress(
-                f"round {index}{of}: {len(live)} custom benchmark(s) ({' / '.join(order)})"
-            )
+            self.progress(f"round {index}{of}: {names_of(live)} ({' / '.join(order)})")
             documents = {}
             for arm in order:
                 selection = list(live)

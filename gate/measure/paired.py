@@ -18,7 +18,7 @@ from typing import Any
 
 from gate.errors import MeasurementError
 from gate.measure import BenchmarkPlan
-from gate.measure.runner import Runner
+from gate.measure.runner import Runner, names_of
 
 Pair = tuple[BenchmarkPlan, BenchmarkPlan]  # (base, head)
 
@@ -83,7 +83,7 @@ class PairedRunner:
                 return
             index = 1 + max((into.rounds_of(h.name) for _, h in ab + duet), default=0)
             groups = self._groups(ab, duet)
-            names = ", ".join(sorted({h.name for _, h in ab + duet}))
+            names = names_of(sorted({h.name for _, h in ab + duet}))
             order = " | ".join(" / ".join(jobs) for _, _, jobs in groups)
             self.runner.progress(f"paired round {index}: {order} ({names})")
             for group_ab, group_duet, jobs in groups:

@@ -17,7 +17,7 @@ import random
 import subprocess
 import sys
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,6 +39,12 @@ from gate.measure.samples import probe_samples, record_info, round_samples
 from gate.model import BenchmarkError, Sample
 
 Progress = Callable[[str], None]
+
+
+def names_of(names: Sequence[str], limit: int = 4) -> str:
+    """Benchmark names for a progress line: all of them, or the first few and how many more."""
+    shown = ", ".join(names[:limit])
+    return shown if len(names) <= limit else f"{shown} and {len(names) - limit} more"
 
 
 @dataclass
@@ -250,7 +256,8 @@ class Runner:
                 if len(groups) == 1
                 else f"{len(groups)} fresh processes (one per thread count)"
             )
-            self.progress(f"round {index + 1}/{total}: {len(live)} benchmark(s) in {processes}")
+            names = names_of([p.name for p in live])
+            self.progress(f"round {index + 1}/{total}: {names} in {processes}")
             merged: dict[str, Any] = {"results": {}, "errors": {}}
             for group in groups:
                 try:
@@ -313,7 +320,8 @@ class Runner:
         lock_args = ["--timing-lock", str(lock)] if lockable else []
 
         def probe(job: tuple[BenchmarkPlan, int]) -> tuple[str, dict[str, Any]]:
-            plan = job[0]
+            plan, index = job
+            self.progress(f"probe {index + 1}/{self.settings.probes}: {plan.name}")
             args = ["probe", "--benchmark", plan.name, *lock_args]
             try:
                 return plan.name, self.worker([plan], args, 300.0)

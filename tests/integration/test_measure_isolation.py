@@ -292,7 +292,13 @@ def test_a_round_runs_one_process_per_thread_count(project):
     plans, _, _ = prepare_all(config, None, lambda message: None)
     measured = runner.measure(plans)
     assert measured.errors == []
-    assert "round 1/2: 3 benchmark(s) in 2 fresh processes (one per thread count)" in messages
+    (line,) = [m for m in messages if m.startswith("round 1/2: ")]
+    assert line.endswith(" in 2 fresh processes (one per thread count)")
+    assert sorted(line[len("round 1/2: ") : line.index(" in ")].split(", ")) == [
+        "one[onnxruntime]",
+        "one[torch]",
+        "two[torch]",
+    ]
     assert measured.info["one[torch]"]["threading"] == {
         "torch_intra_op_threads": 1,
         "torch_inter_op_threads": 1,
@@ -384,10 +390,14 @@ def test_probes_time_their_cold_start_while_no_other_probe_works(project, tmp_pa
         ),
         settings=SETTINGS.replace("probes: 1", "probes: 2"),
     )
-    config, runner = runner_for(root)
+    messages: list[str] = []
+    config, runner = runner_for(root, messages)
     plans, _, _ = prepare_all(config, None, lambda message: None)
     measured = runner.measure(plans, timing=False)
     assert measured.errors == []
+    assert sorted(m for m in messages if m.startswith("probe ")) == [
+        f"probe {k}/2: {name}" for k in (1, 2) for name in ("first[torch]", "second[torch]")
+    ]
     events: dict[str, list[tuple[str, float]]] = {}
     for line in log.read_text().splitlines():
         pid, event, stamp = line.split()
