@@ -31,6 +31,9 @@ MIN_CALLS = 10
 MAX_CALLS = 100
 MIN_TIME = 0.3  # seconds
 MIN_WARMUP = 10  # calls before profiling starts (lazy initialisation, caches, allocator)
+# Recorded operator events per profile: torch builds its event list in Python (about 80,000
+# events a second here), so a small model of many operators is profiled over fewer calls.
+EVENT_BUDGET = 15_000
 # Flame-graph slices of a cProfile trace narrower than this share of the total are left out.
 MIN_SLICE = 0.002
 MAX_DEPTH = 64
@@ -44,12 +47,13 @@ def repeat_calls(
     *,
     sync: Callable[[], None] | None = None,
     clock: Callable[[], float] = time.perf_counter,
+    max_calls: int = MAX_CALLS,
 ) -> int:
-    """Call ``fn`` at least MIN_CALLS times and MIN_TIME seconds, at most MAX_CALLS times;
+    """Call ``fn`` at least MIN_CALLS times and MIN_TIME seconds, at most ``max_calls`` times;
     returns how many calls were made."""
     start = clock()
     count = 0
-    while count < MAX_CALLS:
+    while count < max(MIN_CALLS, max_calls):
         fn()
         if sync is not None:
             sync()
@@ -78,8 +82,16 @@ class Calls:
         )
         return stats.median(list(timed.times))
 
-    def profiled(self, fn: Callable[[], object], sync: Callable[[], None] | None = None) -> int:
-        return repeat_calls(fn, sync=sync)
+    def profiled(
+        self,
+        fn: Callable[[], object],
+        sync: Callable[[], None] | None = None,
+        events_per_call: int = 0,
+    ) -> int:
+        """Profiled calls of ``fn``; with ``events_per_call`` known, no more than keep the
+        recorded events within EVENT_BUDGET (but at least MIN_CALLS)."""
+        limit = MAX_CALLS if events_per_call <= 0 else EVENT_BUDGET // events_per_call
+        return repeat_calls(fn, sync=sync, max_calls=min(MAX_CALLS, limit))
 
 
 @dataclass(frozen=True)

@@ -406,8 +406,15 @@ def profile_operators(plan: BenchmarkPlan, batch_size: int, trace: Path, calls: 
     device = "cuda" if plan.cuda else None
     with torch.autograd.profiler.profile(
         record_shapes=True, use_kineto=True, use_device=device
+    ) as first:  # one call: how many events a call records
+        call()
+        if backend.sync is not None:
+            backend.sync()
+    events = len(first.function_events)
+    with torch.autograd.profiler.profile(
+        record_shapes=True, use_kineto=True, use_device=device
     ) as recorder:
-        count = calls.profiled(call, backend.sync)
+        count = calls.profiled(call, backend.sync, events_per_call=events)
     recorder.export_chrome_trace(str(trace))
     durations: dict[tuple[str, str], list[float]] = {}
     for event in recorder.function_events:

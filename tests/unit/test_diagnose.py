@@ -17,8 +17,10 @@ from gate.errors import ConfigError
 from gate.investigate import NO_BASE, NOT_RERUNNABLE, BaseSide, Investigation, batch_size
 from gate.measure import BenchmarkPlan
 from gate.measure.profile import (
+    EVENT_BUDGET,
     MAX_CALLS,
     MIN_CALLS,
+    Calls,
     per_call,
     profile_python,
     repeat_calls,
@@ -320,6 +322,14 @@ def test_repeat_calls_stays_within_its_bounds() -> None:
     assert slow == MIN_CALLS
     fast = repeat_calls(lambda: None, clock=lambda: 0.0)
     assert fast == MAX_CALLS
+
+
+def test_a_call_of_many_events_is_profiled_fewer_times() -> None:
+    calls = Calls(warmup=0)
+    assert calls.profiled(lambda: None) == MAX_CALLS  # a fast call: the call cap
+    assert calls.profiled(lambda: None, events_per_call=10) == MAX_CALLS
+    assert calls.profiled(lambda: None, events_per_call=EVENT_BUDGET // 20) == 20
+    assert calls.profiled(lambda: None, events_per_call=EVENT_BUDGET) == MIN_CALLS  # the floor
 
 
 def test_rows_are_medians_per_call() -> None:
