@@ -267,9 +267,14 @@ def test_progress_reports_rounds_and_probes(measured):
     assert any(m.startswith("round 1/2") for m in messages)
     assert any(m.startswith("round 2/2") for m in messages)
     # the broken model failed in round 1 and is not measured again
-    assert any(m.startswith("round 1/2: 4 benchmark(s)") for m in messages)
-    assert any(m.startswith("round 2/2: 3 benchmark(s)") for m in messages)
+    (first,) = [m for m in messages if m.startswith("round 1/2: ")]
+    (second,) = [m for m in messages if m.startswith("round 2/2: ")]
+    assert first.count("[") == 4
+    assert "broken[torch]" in first
+    assert second.count("[") == 3
+    assert "broken[torch]" not in second
     assert any(m.startswith("probes: 2 fresh") for m in messages)
+    assert [m for m in messages if m.startswith("probe 1/1: ")]
 
 
 def test_a_crashing_worker_fails_its_benchmarks_with_the_exit_code(project, tmp_path):
