@@ -4,40 +4,34 @@
 checked out in a worktree and measured in interleaved rounds with the head, paired per round.
 ``duet``: onnxruntime variants of base and head in one process, calls alternated. ``auto`` picks
 ``ab`` (with ``duet`` for onnxruntime variants) when a base revision is available, else
-``stored``. Paired rounds are sequential: ``min_rounds``, then ``round_step`` more for the
-benchmarks still inconclusive, up to ``max_rounds`` or ``time_budget``.
+``stored``. Paired rounds are sequential (``gate/sequential.py``).
 """
 
 from __future__ import annotations
 
-import math
 import random
-import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 from gate import app, baselines
 from gate.calibrate import unresolvable
-from gate.compare import TIMING_FAMILIES, PairedBaseline, decide, inconclusive_benchmarks
-from gate.config import GateConfig, benchmark_name
+from gate.compare import PairedBaseline
+from gate.config import GateConfig
 from gate.environment import git_info, gpu_state, gpu_state_changes
 from gate.errors import ConfigError
 from gate.gitrepo import BaseRevisionUnavailable, Git
 from gate.investigate import NO_BASE, BaseSide, Investigation
 from gate.limits import launch_bound_notes
-from gate.measure import ONNX_VARIANTS, BenchmarkPlan, custom
+from gate.measure import BenchmarkPlan, custom
 from gate.measure.evaluation import evaluate
-from gate.measure.paired import PairedRounds, PairedRunner, prepare_base
 from gate.measure.runner import (
     Measured,
     Progress,
     Runner,
-    names_of,
-    plan_model,
     prepare_all,
 )
-from gate.measure.samples import round_samples
 from gate.model import BenchmarkError, RunRecord, Sample
+from gate.sequential import BaseRevision, looks, paired_timing
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -73,19 +67,6 @@ class _Run:
     gpu_before: list[dict[str, str]]
 
 
-@dataclass
-class _Base:
-    commit: str
-    root: Path  # the config directory inside the worktree
-    pytest_root: Path | None
-    notes: list[str] = field(default_factory=list)
-
-
-def _looks(config: GateConfig) -> int:
-    policy = config.policy
-    return 1 + math.ceil(max(0, policy.max_rounds - policy.min_rounds) / policy.round_step)
-
-
 def resolve_mode(
     config: GateConfig, request: GateRequest, baseline: RunRecord | None
 ) -> tuple[str, str | None, list[str]]:
@@ -112,152 +93,6 @@ def resolve_mode(
     return mode, commit, []
 
 
-def rebase_plan(plan: BenchmarkPlan, head_root: Path, base_root: Path) -> BenchmarkPlan:
-    """The same benchmark as seen from the base revision's worktree."""
-    onnx = plan.onnx
-    if onnx and Path(onnx).is_relative_to(head_root):
-        onnx = str(base_root / Path(onnx).relative_to(head_root))
-    return replace(plan, root=str(base_root), onnx=onnx)
-
-
-@dataclass
-class _Paired:
-    """What the paired rounds of a run produced."""
-
-    head: list[Sample]  # the head's timing samples, and every sample of its custom benchmarks
-    base: list[Sample]  # the base revision's, same benchmarks and rounds
-    modes: dict[str, str]  # benchmark -> ab | duet
-    base_plans: dict[str, BenchmarkPlan]  # the base revision's prepared plans by name
-    errors: list[BenchmarkError]
-
-
-def _paired_timing(
-    config: GateConfig,
-    request: GateRequest,
-    runner: Runner,
-    base: _Base,
-    head_plans: list[BenchmarkPlan],
-    mode: str,
-    progress: Progress,
-    rng: random.Random,
-) -> _Paired:
-    """Sequential paired rounds of the config's models and of the ``perf`` tests: ``min_rounds``,
-    then ``round_step`` more for those still inconclusive, judged together as one run."""
-    policy = config.policy
-    by_name: dict[str, BenchmarkPlan] = {}
-    rounds = PairedRounds()
-    ab_pairs: list[tuple[BenchmarkPlan, BenchmarkPlan]] = []
-    duet_pairs: list[tuple[BenchmarkPlan, BenchmarkPlan]] = []
-    if head_plans:
-        by_name = _prepare_base(config, runner, base, head_plans, rounds, progress)
-        for head in head_plans:
-            if head.name not in by_name:
-                continue
-            pair = (by_name[head.name], head)
-            use_duet = head.variant in ONNX_VARIANTS and mode in ("auto", "duet")
-            (duet_pairs if use_duet else ab_pairs).append(pair)
-    nodes = list(request.perf_nodes) if request.pytest_root and base.pytest_root else []
-    tests = _custom_arms(config, request, progress, rng, base.pytest_root) if nodes else None
-    paired = PairedRunner(runner, base.root)
-
-    def more(names: set[str] | None, count: int) -> None:
-        def chosen(pair: tuple[BenchmarkPlan, BenchmarkPlan]) -> bool:
-            return names is None or pair[1].name in names
-
-        paired.run(
-            [p for p in ab_pairs if chosen(p)], [p for p in duet_pairs if chosen(p)], count, rounds
-        )
-        if tests is not None:
-            tests.run([n for n in nodes if names is None or n in names], count)
-
-    def rounds_of(name: str) -> int:
-        return (
-            tests.rounds_of(name) if tests is not None and name in nodes else rounds.rounds_of(name)
-        )
-
-    def collected() -> _Paired:
-        heads, bases = _timing_samples(head_plans, by_name, rounds)
-        modes = dict(rounds.modes)
-        errors = [BenchmarkError(benchmark=n, message=m) for n, m in rounds.errors.items()]
-        if tests is not None:
-            head_tests, base_tests = tests.measured(nodes)
-            heads += head_tests.samples  # perf.record values and memory too, compared as stored
-            bases += [
-                s
-                for s in (base_tests.samples if base_tests else [])
-                if s.metric.family in TIMING_FAMILIES
-            ]
-            errors += head_tests.errors
-            modes.update({n: "ab" for n in nodes})
-        return _Paired(heads, bases, modes, by_name, errors)
-
-    extendable = {h.name for _, h in ab_pairs + duet_pairs} | set(nodes)
-    started = time.monotonic()
-    more(None, policy.min_rounds)
-    while time.monotonic() - started <= policy.time_budget:
-        so_far = collected()
-        trial = decide(
-            None,
-            RunRecord(samples=tuple(so_far.head), environment={}),
-            policy,
-            paired=PairedBaseline(
-                samples=tuple(so_far.base), modes=so_far.modes, looks=_looks(config)
-            ),
-        )
-        # Only benchmarks still inconclusive and below max_rounds get more rounds, so no
-        # benchmark is looked at more often than the alpha split assumes.
-        pending = {
-            name
-            for name in inconclusive_benchmarks(trial)
-            if name in extendable and rounds_of(name) < policy.max_rounds
-        }
-        if not pending:
-            break
-        done = max(rounds_of(name) for name in pending)
-        step = min(policy.round_step, policy.max_rounds - done)
-        progress(f"inconclusive after {done} rounds, {step} more: {names_of(sorted(pending))}")
-        more(pending, step)
-    return collected()
-
-
-def _prepare_base(
-    config: GateConfig,
-    runner: Runner,
-    base: _Base,
-    head_plans: list[BenchmarkPlan],
-    rounds: PairedRounds,
-    progress: Progress,
-) -> dict[str, BenchmarkPlan]:
-    """The base revision's prepared plans by name; what failed to prepare goes to ``rounds``."""
-    wanted = {p.name for p in head_plans}
-    originals = [  # unprepared: the base's own code is exported, the base's own files used
-        rebase_plan(plan_model(model, variant, config), config.root, base.root)
-        for model in config.models
-        for variant in model.variants
-        if benchmark_name(model.name, variant) in wanted
-    ]
-    progress(f"preparing the base revision {base.commit[:12]} in a worktree")
-    cache = config.report_dir / "cache" / "base"
-    base_plans, base_errors = prepare_base(runner, originals, base.root, cache)
-    for name, message in base_errors.items():
-        rounds.errors[name] = f"base revision {base.commit[:12]}: {message}"
-    return {p.name: p for p in base_plans}
-
-
-def _timing_samples(
-    head_plans: list[BenchmarkPlan], base_by_name: dict[str, BenchmarkPlan], rounds: PairedRounds
-) -> tuple[list[Sample], list[Sample]]:
-    heads: list[Sample] = []
-    bases: list[Sample] = []
-    for plan in head_plans:
-        n = rounds.rounds_of(plan.name)
-        if plan.name in rounds.errors or n == 0 or plan.name not in base_by_name:
-            continue
-        heads.extend(round_samples(plan, rounds.head[plan.name][:n]))
-        bases.extend(round_samples(base_by_name[plan.name], rounds.base[plan.name][:n]))
-    return heads, bases
-
-
 def _measure_stored(
     config: GateConfig,
     request: GateRequest,
@@ -275,9 +110,8 @@ def _measure_stored(
         measured.info.update(head.info)
     if request.perf_nodes and request.pytest_root:
         tests = _custom_arms(config, request, progress, rng, None)
-        nodes = list(request.perf_nodes)
-        tests.run(nodes, config.measure.rounds, planned=config.measure.rounds)
-        head_tests, _ = tests.measured(nodes)
+        tests.run(tests.nodes, config.measure.rounds, planned=config.measure.rounds)
+        head_tests, _ = tests.measured()
         measured.samples += head_tests.samples
         measured.errors += head_tests.errors
 
@@ -295,6 +129,7 @@ def _custom_arms(
     if base_root is not None:
         arms["base"] = base_root
     return custom.CustomRounds(
+        list(request.perf_nodes),
         arms,
         work_dir=config.report_dir / "work",
         extra_args=list(request.pytest_args),
@@ -337,7 +172,7 @@ def run_gate(config: GateConfig, request: GateRequest, progress: Progress) -> ap
         git = Git(config.root)
         top = git.toplevel()
         with git.worktree(commit) as tree:
-            base = _Base(
+            base = BaseRevision(
                 commit=commit,
                 root=tree / config.root.relative_to(top),
                 pytest_root=tree / request.pytest_root.relative_to(top)
@@ -364,7 +199,10 @@ def run_gate(config: GateConfig, request: GateRequest, progress: Progress) -> ap
                     None,
                     diagnose=investigation,
                 )
-            timing = _paired_timing(config, request, runner, base, plans, mode, progress, rng)
+            tests = None
+            if request.perf_nodes and request.pytest_root and base.pytest_root:
+                tests = _custom_arms(config, request, progress, rng, base.pytest_root)
+            timing = paired_timing(config, runner, base, plans, mode, progress, tests)
             measured.samples += timing.head
             measured.errors += timing.errors
             if plans:
@@ -378,7 +216,7 @@ def run_gate(config: GateConfig, request: GateRequest, progress: Progress) -> ap
                     "from a worktree with this interpreter and packages"
                 )
             paired = PairedBaseline(
-                samples=tuple(timing.base), modes=timing.modes, looks=_looks(config)
+                samples=tuple(timing.base), modes=timing.modes, looks=looks(config)
             )
             # Diagnosis happens after the decision, while the worktree still exists.
             side = BaseSide(root=base.root, plans=timing.base_plans, pytest_root=base.pytest_root)

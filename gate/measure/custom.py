@@ -70,13 +70,14 @@ class CustomRounds:
     """Rounds of custom benchmarks, added a few at a time: per arm and node id, the worker entry
     of each round, and the nodes that failed.
 
-    ``arms`` maps "head" (and "base" in ``ab`` mode) to the directory each arm's workers run in.
-    Nodes still undecided can get more rounds than the rest (sequential rounds), so rounds are
-    kept per node, not per worker process.
+    ``nodes`` are the node ids measured; ``arms`` maps "head" (and "base" in ``ab`` mode) to
+    the directory each arm's workers run in. Nodes still undecided can get more rounds than the
+    rest (sequential rounds), so rounds are kept per node, not per worker process.
     """
 
     def __init__(
         self,
+        nodes: list[str],
         arms: dict[str, Path],
         *,
         work_dir: Path,
@@ -85,6 +86,7 @@ class CustomRounds:
         progress: Progress,
         rng: random.Random,
     ) -> None:
+        self.nodes = nodes
         self.arms = arms
         self.work_dir = work_dir
         self.extra_args = extra_args
@@ -129,11 +131,11 @@ class CustomRounds:
                     if nodeid in document["results"]:
                         self.entries[arm].setdefault(nodeid, []).append(document["results"][nodeid])
 
-    def measured(self, nodeids: list[str]) -> tuple[Measured, Measured | None]:
+    def measured(self) -> tuple[Measured, Measured | None]:
         """(head, base) measurements, one value per round a node had in both arms; base is None
         without a base arm. A node that failed anywhere is an error of the head."""
         measured = {arm: Measured() for arm in self.arms}
-        for nodeid in nodeids:
+        for nodeid in self.nodes:
             if nodeid in self.failed:
                 measured["head"].errors.append(
                     BenchmarkError(benchmark=nodeid, message=self.failed[nodeid])
@@ -145,33 +147,6 @@ class CustomRounds:
             for arm in self.arms:
                 measured[arm].samples.extend(_samples(nodeid, self.entries[arm][nodeid][:n]))
         return measured["head"], measured.get("base")
-
-
-def run_rounds(
-    nodeids: list[str],
-    *,
-    rounds: int,
-    root: Path,
-    work_dir: Path,
-    extra_args: list[str],
-    threads: int,
-    progress: Progress,
-    rng: random.Random,
-    base_root: Path | None = None,
-) -> tuple[Measured, Measured | None]:
-    """Run ``rounds`` worker rounds over ``nodeids``: (head, base) measurements, one value per
-    round; base is None unless ``base_root`` is given (``ab`` mode)."""
-    arms = {"head": root} if base_root is None else {"head": root, "base": base_root}
-    custom = CustomRounds(
-        arms,
-        work_dir=work_dir,
-        extra_args=extra_args,
-        threads=threads,
-        progress=progress,
-        rng=rng,
-    )
-    custom.run(nodeids, rounds, planned=rounds)
-    return custom.measured(nodeids)
 
 
 def _samples(nodeid: str, rounds: list[dict[str, Any]]) -> list[Sample]:

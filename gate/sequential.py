@@ -1,0 +1,184 @@
+"""Sequential paired rounds (``ab`` and ``duet``): the orchestration of a paired gate run.
+
+The base revision's plans are prepared in its worktree; every benchmark (config models and
+``perf`` tests alike) gets ``min_rounds`` paired rounds, then those still inconclusive get
+``round_step`` more, up to ``max_rounds`` or ``time_budget``. Each look is a trial decision over
+the whole run, and the alpha of every look is split ``looks`` ways, so stopping early cannot
+inflate the false-alarm rate (docs/STATISTICS.md, section 6).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from gate.compare import TIMING_FAMILIES, PairedBaseline, decide, inconclusive_benchmarks
+from gate.config import GateConfig, benchmark_name
+from gate.measure import ONNX_VARIANTS, BenchmarkPlan
+from gate.measure.custom import CustomRounds
+from gate.measure.paired import PairedRounds, PairedRunner, prepare_base
+from gate.measure.runner import Progress, Runner, names_of, plan_model
+from gate.measure.samples import round_samples
+from gate.model import BenchmarkError, RunRecord, Sample
+
+
+@dataclass
+class BaseRevision:
+    """The base revision checked out in a temporary worktree."""
+
+    commit: str
+    root: Path  # the config directory inside the worktree
+    pytest_root: Path | None
+
+
+def looks(config: GateConfig) -> int:
+    """How often a benchmark can be looked at: min_rounds, then every round_step to max_rounds."""
+    policy = config.policy
+    return 1 + math.ceil(max(0, policy.max_rounds - policy.min_rounds) / policy.round_step)
+
+
+def rebase_plan(plan: BenchmarkPlan, head_root: Path, base_root: Path) -> BenchmarkPlan:
+    """The same benchmark as seen from the base revision's worktree."""
+    onnx = plan.onnx
+    if onnx and Path(onnx).is_relative_to(head_root):
+        onnx = str(base_root / Path(onnx).relative_to(head_root))
+    return replace(plan, root=str(base_root), onnx=onnx)
+
+
+@dataclass
+class PairedTiming:
+    """What the paired rounds of a run produced."""
+
+    head: list[Sample]  # the head's timing samples, and every sample of its custom benchmarks
+    base: list[Sample]  # the base revision's, same benchmarks and rounds
+    modes: dict[str, str]  # benchmark -> ab | duet
+    base_plans: dict[str, BenchmarkPlan]  # the base revision's prepared plans by name
+    errors: list[BenchmarkError]
+
+
+def paired_timing(
+    config: GateConfig,
+    runner: Runner,
+    base: BaseRevision,
+    head_plans: list[BenchmarkPlan],
+    mode: str,
+    progress: Progress,
+    tests: CustomRounds | None = None,
+) -> PairedTiming:
+    """Sequential paired rounds of the config's models and of the ``perf`` tests in ``tests``:
+    ``min_rounds``, then ``round_step`` more for those still inconclusive, judged together as one
+    run."""
+    policy = config.policy
+    by_name: dict[str, BenchmarkPlan] = {}
+    rounds = PairedRounds()
+    ab_pairs: list[tuple[BenchmarkPlan, BenchmarkPlan]] = []
+    duet_pairs: list[tuple[BenchmarkPlan, BenchmarkPlan]] = []
+    if head_plans:
+        by_name = _prepare_base(config, runner, base, head_plans, rounds, progress)
+        for head in head_plans:
+            if head.name not in by_name:
+                continue
+            pair = (by_name[head.name], head)
+            use_duet = head.variant in ONNX_VARIANTS and mode in ("auto", "duet")
+            (duet_pairs if use_duet else ab_pairs).append(pair)
+    nodes = list(tests.nodes) if tests is not None else []
+    paired = PairedRunner(runner, base.root)
+
+    def more(names: set[str] | None, count: int) -> None:
+        def chosen(pair: tuple[BenchmarkPlan, BenchmarkPlan]) -> bool:
+            return names is None or pair[1].name in names
+
+        paired.run(
+            [p for p in ab_pairs if chosen(p)], [p for p in duet_pairs if chosen(p)], count, rounds
+        )
+        if tests is not None:
+            tests.run([n for n in nodes if names is None or n in names], count)
+
+    def rounds_of(name: str) -> int:
+        return (
+            tests.rounds_of(name) if tests is not None and name in nodes else rounds.rounds_of(name)
+        )
+
+    def collected() -> PairedTiming:
+        heads, bases = _timing_samples(head_plans, by_name, rounds)
+        modes = dict(rounds.modes)
+        errors = [BenchmarkError(benchmark=n, message=m) for n, m in rounds.errors.items()]
+        if tests is not None:
+            head_tests, base_tests = tests.measured()
+            heads += head_tests.samples  # perf.record values and memory too, compared as stored
+            bases += [
+                s
+                for s in (base_tests.samples if base_tests else [])
+                if s.metric.family in TIMING_FAMILIES
+            ]
+            errors += head_tests.errors
+            modes.update({n: "ab" for n in nodes})
+        return PairedTiming(heads, bases, modes, by_name, errors)
+
+    extendable = {h.name for _, h in ab_pairs + duet_pairs} | set(nodes)
+    started = time.monotonic()
+    more(None, policy.min_rounds)
+    while time.monotonic() - started <= policy.time_budget:
+        so_far = collected()
+        trial = decide(
+            None,
+            RunRecord(samples=tuple(so_far.head), environment={}),
+            policy,
+            paired=PairedBaseline(
+                samples=tuple(so_far.base), modes=so_far.modes, looks=looks(config)
+            ),
+        )
+        # Only benchmarks still inconclusive and below max_rounds get more rounds, so no
+        # benchmark is looked at more often than the alpha split assumes.
+        pending = {
+            name
+            for name in inconclusive_benchmarks(trial)
+            if name in extendable and rounds_of(name) < policy.max_rounds
+        }
+        if not pending:
+            break
+        done = max(rounds_of(name) for name in pending)
+        step = min(policy.round_step, policy.max_rounds - done)
+        progress(f"inconclusive after {done} rounds, {step} more: {names_of(sorted(pending))}")
+        more(pending, step)
+    return collected()
+
+
+def _prepare_base(
+    config: GateConfig,
+    runner: Runner,
+    base: BaseRevision,
+    head_plans: list[BenchmarkPlan],
+    rounds: PairedRounds,
+    progress: Progress,
+) -> dict[str, BenchmarkPlan]:
+    """The base revision's prepared plans by name; what failed to prepare goes to ``rounds``."""
+    wanted = {p.name for p in head_plans}
+    originals = [  # unprepared: the base's own code is exported, the base's own files used
+        rebase_plan(plan_model(model, variant, config), config.root, base.root)
+        for model in config.models
+        for variant in model.variants
+        if benchmark_name(model.name, variant) in wanted
+    ]
+    progress(f"preparing the base revision {base.commit[:12]} in a worktree")
+    cache = config.report_dir / "cache" / "base"
+    base_plans, base_errors = prepare_base(runner, originals, base.root, cache)
+    for name, message in base_errors.items():
+        rounds.errors[name] = f"base revision {base.commit[:12]}: {message}"
+    return {p.name: p for p in base_plans}
+
+
+def _timing_samples(
+    head_plans: list[BenchmarkPlan], base_by_name: dict[str, BenchmarkPlan], rounds: PairedRounds
+) -> tuple[list[Sample], list[Sample]]:
+    heads: list[Sample] = []
+    bases: list[Sample] = []
+    for plan in head_plans:
+        n = rounds.rounds_of(plan.name)
+        if plan.name in rounds.errors or n == 0 or plan.name not in base_by_name:
+            continue
+        heads.extend(round_samples(plan, rounds.head[plan.name][:n]))
+        bases.extend(round_samples(base_by_name[plan.name], rounds.base[plan.name][:n]))
+    return heads, bases
