@@ -17,6 +17,7 @@ import random
 import subprocess
 import sys
 import tempfile
+import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -319,9 +320,12 @@ class Runner:
         lock = self.work_dir / "probe-timing.lock"
         lock_args = ["--timing-lock", str(lock)] if lockable else []
 
+        said = threading.Lock()  # probes start in pool threads: one progress line at a time
+
         def probe(job: tuple[BenchmarkPlan, int]) -> tuple[str, dict[str, Any]]:
             plan, index = job
-            self.progress(f"probe {index + 1}/{self.settings.probes}: {plan.name}")
+            with said:
+                self.progress(f"probe {index + 1}/{self.settings.probes}: {plan.name}")
             args = ["probe", "--benchmark", plan.name, *lock_args]
             try:
                 return plan.name, self.worker([plan], args, 300.0)

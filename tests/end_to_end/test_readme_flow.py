@@ -5,7 +5,8 @@
    ``perf-gate run`` fails with a latency regression of ``digits-mlp[torch]``.
 2. A separate toy project gates its own ``perf`` tests and model with ``pytest --perf-gate``.
 
-Measurement settings are shrunk (0.05 s per benchmark, 1 probe) to keep each run to seconds. The
+Measurement settings are shrunk (0.05 s per benchmark, 1 probe, no diagnosis of the regressions)
+to keep each run to seconds. The
 example's 5 rounds are kept: its policy (alpha 0.01, Holm-corrected over 16 comparisons) needs
 them. The wide network is ~2x slower per call and ~5x slower at batch 32. The test holds the gate
 to the batch-32 throughput regression: on a 2-core machine that ran whole processes up to 2x slow
@@ -51,6 +52,7 @@ def digits(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
     config = project / "perf-gate.yaml"
     data = yaml.safe_load(config.read_text(encoding="utf-8"))
     data["measure"].update(rounds=ROUNDS, min_time="0.05s", probes=1)
+    data["policy"]["diagnose"] = "never"  # profiling is tests/integration/test_diagnosis.py's
     config.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
 
     outcome: dict[str, object] = {"project": project}

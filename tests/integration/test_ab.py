@@ -21,13 +21,18 @@ from ._support import (
 
 pytestmark = pytest.mark.slow
 
+# Diagnosis (profiling a regression) has its own tests (test_diagnosis.py); here it would only
+# add two profiling processes to every regression.
 SETTINGS = """
-policy: {min_rounds: 3, max_rounds: 3, thresholds: {latency: 20%}}
+policy: {min_rounds: 3, max_rounds: 3, thresholds: {latency: 20%}, diagnose: never}
 measure: {rounds: 3, warmup: 2, min_calls: 20, min_time: 0.02s, probes: 1}
 """
 # Tests that expect a regression allow one sequential look more: three rounds on a loaded
 # 2-core machine can leave even a 30x slowdown inconclusive (df=2 makes the interval wide).
-SEQUENTIAL = "policy: {min_rounds: 3, max_rounds: 8, round_step: 5, thresholds: {latency: 20%}}"
+SEQUENTIAL = (
+    "policy: {min_rounds: 3, max_rounds: 8, round_step: 5, thresholds: {latency: 20%}, "
+    "diagnose: never}"
+)
 TORCH_CONFIG = (
     """
 models:
@@ -247,15 +252,15 @@ def test_perf_tests_are_paired_against_the_base_revision(tmp_path: Path) -> None
     assert len(worktrees(repo)) == 1
 
 
-# Every process that imports it runs twice as long as the one before: no two rounds agree, so
-# the paired ratios stay far apart and the verdict stays inconclusive, whatever the machine.
+# Every process that imports it runs four times as long as the one before: no two rounds agree,
+# so the paired ratios stay far apart and the verdict stays inconclusive, whatever the machine.
 DOUBLING = """
 from pathlib import Path
 
 _RUNS = Path(__file__).parent / ".perf-gate" / "runs"
 _RUNS.parent.mkdir(exist_ok=True)
 _RUNS.write_text(_RUNS.read_text() + "x" if _RUNS.exists() else "x")
-SIZE = 200 * 2 ** len(_RUNS.read_text())
+SIZE = 50 * 4 ** len(_RUNS.read_text())
 
 
 def compute():
@@ -264,7 +269,8 @@ def compute():
 
 
 def test_perf_tests_still_inconclusive_get_more_paired_rounds(tmp_path: Path) -> None:
-    config = "policy: {min_rounds: 2, max_rounds: 4, round_step: 2, thresholds: {latency: 20%}}\n"
+    config = "policy: {min_rounds: 2, max_rounds: 4, round_step: 2, thresholds: {latency: 20%}, "
+    config += "diagnose: never}\n"
     config += "measure: {warmup: 2, min_calls: 20, min_time: 0.01s}\n"
     repo = repo_with(
         tmp_path,

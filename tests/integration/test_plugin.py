@@ -52,6 +52,7 @@ models:
 policy:
   alpha: 0.2
   thresholds: {{default: 300%, latency: 300%}}
+  diagnose: never  # profiling a regression is test_diagnosis.py's subject
 measure: {{rounds: {ROUNDS}, warmup: 2, min_calls: 20, min_time: 0.02s, probes: 1, seed: 11}}
 """
 
