@@ -229,20 +229,19 @@ FAST = "def compute():\n    return sum(range(200))\n"
 SLOW = "def compute():\n    return sum(range(200)) + sum(range(20_000))\n"
 
 
+def perf_test_history(tmp_path: Path, config: str, head_work: str) -> Path:
+    """A repository whose perf test times FAST in HEAD~1 and ``head_work`` in HEAD."""
+    files = {"pytest.ini": "[pytest]\n", "perf-gate.yaml": config, "test_work.py": PERF_TEST}
+    repo = repo_with(tmp_path, {**files, "work.py": FAST})
+    write_files(repo, {"work.py": head_work})
+    commit_all(repo, "work.py changed")
+    return repo
+
+
 def test_perf_tests_are_paired_against_the_base_revision(tmp_path: Path) -> None:
     config = SEQUENTIAL + "\n"
     config += "measure: {warmup: 2, min_calls: 50, min_time: 0.02s}\n"
-    repo = repo_with(
-        tmp_path,
-        {
-            "pytest.ini": "[pytest]\n",
-            "perf-gate.yaml": config,
-            "work.py": FAST,
-            "test_work.py": PERF_TEST,
-        },
-    )
-    write_files(repo, {"work.py": SLOW})
-    commit_all(repo, "slower")
+    repo = perf_test_history(tmp_path, config, SLOW)
     ran = run_pytest(repo, "--perf-gate", "--perf-gate-ab", "HEAD~1")
     assert ran.ret == 1, ran.output
     entry = latency(repo, "test_work.py::test_work")
@@ -272,17 +271,7 @@ def test_perf_tests_still_inconclusive_get_more_paired_rounds(tmp_path: Path) ->
     config = "policy: {min_rounds: 2, max_rounds: 4, round_step: 2, thresholds: {latency: 20%}, "
     config += "diagnose: never}\n"
     config += "measure: {warmup: 2, min_calls: 20, min_time: 0.01s}\n"
-    repo = repo_with(
-        tmp_path,
-        {
-            "pytest.ini": "[pytest]\n",
-            "perf-gate.yaml": config,
-            "work.py": FAST,
-            "test_work.py": PERF_TEST,
-        },
-    )
-    write_files(repo, {"work.py": DOUBLING})
-    commit_all(repo, "a test that slows down in every process")
+    repo = perf_test_history(tmp_path, config, DOUBLING)
     ran = run_pytest(repo, "--perf-gate", "--perf-gate-ab", "HEAD~1")
     assert ran.ret in (0, 1), ran.output
     entry = latency(repo, "test_work.py::test_work")
