@@ -1,15 +1,18 @@
 """The gate decision: (baseline, current, policy) -> verdicts. Pure: no I/O, no clock.
 
-A metric regresses only when the change is both *significant* (Welch's t-test on the logarithms
-of the per-process values, Holm-corrected across every comparison in the run) and *material*
-(the estimated change exceeds the metric's threshold). docs/STATISTICS.md explains the choices.
+A timing regresses only when the change is both *significant* (its interval excludes no change:
+paired t on per-round log ratios, or Welch on log values, at alpha split Bonferroni-wise over
+the run's tests and sequential looks) and *material* (the estimate exceeds the metric's
+threshold); the interval printed is the one the decision used. Sizes are exact, memory follows
+the memory rule (the probes' spread, no test), cold starts are advisory.
+docs/STATISTICS.md explains the choices.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 from gate import stats
 from gate.environment_diff import environment_differences, environment_notes, other_environment
@@ -58,12 +61,34 @@ class _Test:
     p_value: float
     mde: float
     note: str = ""
+    # The statistic of each side that the change is the ratio of (geometric means of the kept
+    # rounds on the log scale, means on the raw scale): the report's baseline/current columns.
+    base_centre: float = math.nan
+    current_centre: float = math.nan
 
 
 # Metric families that are timings: re-measured side by side in the paired modes.
 TIMING_FAMILIES = frozenset({"latency", "throughput"})
 # Metric families that are exact (a file or state-dict size): compared without a test.
 DETERMINISTIC_FAMILIES = frozenset({"model_size"})
+# Memory in bytes: near-deterministic per process, judged by the memory rule, not a test.
+MEMORY_FAMILIES = frozenset({"memory", "gpu_memory"})
+# Cold start: a probe per process, few of them; tested (advisory) only with this many per side.
+MIN_COLD_START_PROBES = 5
+
+
+def kind_of(metric: Metric) -> str:
+    """How a metric is judged: ``exact`` (sizes: the change itself), ``memory`` (the memory
+    rule: a material change beyond the probes' spread), ``cold_start`` (advisory, tested among
+    the cold starts alone) or ``tested`` (timings and custom values: the run's test family,
+    the same at every sequential look)."""
+    if metric.family in DETERMINISTIC_FAMILIES:
+        return "exact"
+    if metric.family in MEMORY_FAMILIES and metric.unit == "B":
+        return "memory"
+    if metric.family == "cold_start":
+        return "cold_start"
+    return "tested"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -72,12 +97,14 @@ class PairedBaseline:
 
     ``samples`` are index-aligned with the current run's values (round i of the base belongs to
     round i of the head); ``modes`` says per benchmark how (``ab`` or ``duet``); ``looks`` is how
-    many times the sequential procedure could have stopped (its alpha is split across them).
+    many times the sequential procedure could have stopped (its alpha is split across them);
+    ``notes`` what the rounds of a benchmark went through (slow processes replaced).
     """
 
     samples: tuple[Sample, ...]
     modes: Mapping[str, str]
     looks: int = 1
+    notes: Mapping[str, str] = field(default_factory=dict)  # per benchmark, e.g. rounds replaced
 
     def sample(self, benchmark: str, metric: str) -> Sample | None:
         for sample in self.samples:
@@ -94,25 +121,37 @@ def _expm1(x: float) -> float:
         return math.inf
 
 
-def _without_outliers(logs: list[float]) -> tuple[list[float], int]:
+def _kept(logs: list[float]) -> list[int]:
+    """Indices of the values that are not gross outliers (stats.gross_outliers)."""
     dropped = set(stats.gross_outliers(logs))
-    return [v for i, v in enumerate(logs) if i not in dropped], len(dropped)
+    return [i for i in range(len(logs)) if i not in dropped]
 
 
 def _outlier_note(count: int) -> str:
     return f"{count} outlier round(s) excluded" if count else ""
 
 
+def _geometric_mean(logs: Sequence[float]) -> float:
+    try:
+        return math.exp(stats.mean(logs))
+    except OverflowError:
+        return math.inf
+
+
 def _relative_test(base: Sequence[float], current: Sequence[float], alpha: float) -> _Test:
-    """Unpaired: relative change of current over base with its interval and p-value (Welch).
+    """Unpaired: relative change of current over base with its 1 - alpha interval and p-value
+    (Welch).
 
     Positive values are compared on the log scale (ratio of geometric means, which is what the
     noise of timings is multiplicative in), after excluding gross outlier rounds on each side;
     others on the raw scale relative to |mean(base)|.
     """
     if min(base) > 0 and min(current) > 0:
-        base_logs, dropped_base = _without_outliers([math.log(v) for v in base])
-        current_logs, dropped_current = _without_outliers([math.log(v) for v in current])
+        all_base = [math.log(v) for v in base]
+        all_current = [math.log(v) for v in current]
+        base_logs = [all_base[i] for i in _kept(all_base)]
+        current_logs = [all_current[i] for i in _kept(all_current)]
+        dropped = len(all_base) - len(base_logs) + len(all_current) - len(current_logs)
         result = stats.welch(base_logs, current_logs, alpha)
         mde = stats.minimum_detectable_effect(result.se, result.df, alpha)
         return _Test(
@@ -121,7 +160,9 @@ def _relative_test(base: Sequence[float], current: Sequence[float], alpha: float
             _expm1(result.ci_high),
             result.p_value,
             _expm1(mde),
-            _outlier_note(dropped_base + dropped_current),
+            _outlier_note(dropped),
+            _geometric_mean(base_logs),
+            _geometric_mean(current_logs),
         )
     result = stats.welch(base, current, alpha)
     scale = abs(stats.mean(base))  # never 0: _pair does not test a zero baseline
@@ -132,14 +173,19 @@ def _relative_test(base: Sequence[float], current: Sequence[float], alpha: float
         result.ci_high / scale,
         result.p_value,
         mde / scale,
+        base_centre=stats.mean(base),
+        current_centre=stats.mean(current),
     )
 
 
 def _paired_test(base: Sequence[float], current: Sequence[float], alpha: float) -> _Test:
-    """Paired: per-round log ratios current/base, Student's t with a Wilcoxon cross-check."""
-    ratios, dropped = _without_outliers(
-        [math.log(c / b) for b, c in zip(base, current, strict=False)]
-    )
+    """Paired: per-round log ratios current/base, Student's t (1 - alpha interval) with a
+    Wilcoxon cross-check. The columns are the geometric means of the kept rounds of each side,
+    so their ratio is the estimate exactly."""
+    pairs = list(zip(base, current, strict=False))
+    logs = [math.log(c / b) for b, c in pairs]
+    kept = _kept(logs)
+    ratios = [logs[i] for i in kept]
     result = stats.paired(ratios, alpha / 2.0)  # the two one-sided bounds form a 1-alpha interval
     p_value = min(1.0, 2.0 * min(result.p_worse, result.p_better))
     note = ""
@@ -147,7 +193,7 @@ def _paired_test(base: Sequence[float], current: Sequence[float], alpha: float) 
     wilcoxon_can_reject = 2.0 / 2.0 ** len(ratios) <= alpha
     if wilcoxon_can_reject and (p_value <= alpha) != (result.wilcoxon_p <= alpha):
         note = f"t-test p={p_value:.2g} and Wilcoxon p={result.wilcoxon_p:.2g} disagree"
-    note = "; ".join(n for n in (_outlier_note(dropped), note) if n)
+    note = "; ".join(n for n in (_outlier_note(len(logs) - len(kept)), note) if n)
     return _Test(
         _expm1(result.estimate),
         _expm1(result.lower),
@@ -155,6 +201,8 @@ def _paired_test(base: Sequence[float], current: Sequence[float], alpha: float) 
         p_value,
         _expm1(result.mde),
         note,
+        _geometric_mean([math.log(pairs[i][0]) for i in kept]),
+        _geometric_mean([math.log(pairs[i][1]) for i in kept]),
     )
 
 
@@ -191,21 +239,34 @@ def _pair(
         note = f"unit changed from {base.metric.unit} to {current.metric.unit}"
         return replace(comparison, verdict=Verdict.ERROR, note=note)
     paired = mode in ("ab", "duet")
-    if current.metric.family in DETERMINISTIC_FAMILIES:
-        # Sizes do not vary between processes: one reading each is exact.
-        b, c = stats.median(base.values), stats.median(current.values)
-        change = (c - b) / abs(b) if b else (0.0 if c == b else math.inf)
-        return replace(
-            comparison,
-            relative_change=change,
-            ci_low=change,
-            ci_high=change,
-            p_value=0.0 if c != b else 1.0,
-            mde=0.0,
-        )
+    kind = kind_of(current.metric)
+    if kind == "exact":
+        return _exact(comparison, base, current, policy)
+    if kind == "memory":
+        return _memory_rule(comparison, base, current, policy)
     if min(len(base.values), len(current.values)) < 2:
         note = "fewer than two rounds on one side; nothing can be tested"
         return replace(comparison, verdict=Verdict.INCONCLUSIVE, note=note)
+    if kind == "cold_start":
+        comparison = replace(comparison, advisory=True)
+        fewest = min(len(base.values), len(current.values))
+        if fewest < MIN_COLD_START_PROBES and min(base.values + current.values) > 0:
+            change = math.exp(
+                stats.mean([math.log(v) for v in current.values])
+                - stats.mean([math.log(v) for v in base.values])
+            )
+            note = (
+                f"{fewest} probe(s) on one side: shown, not tested (a cold-start test needs "
+                f"measure.probes >= {MIN_COLD_START_PROBES}); advisory"
+            )
+            return replace(
+                comparison,
+                verdict=Verdict.INCONCLUSIVE,
+                relative_change=change - 1.0,
+                baseline=_geometric_mean([math.log(v) for v in base.values]),
+                current=_geometric_mean([math.log(v) for v in current.values]),
+                note=_join(comparison.note, note),
+            )
     if paired and min(base.values + current.values) <= 0:
         note = "paired ratios need positive values"
         return replace(comparison, verdict=Verdict.INCONCLUSIVE, note=note)
@@ -217,6 +278,8 @@ def _pair(
         test = _relative_test(base.values, current.values, interval_alpha)
     return replace(
         comparison,
+        baseline=test.base_centre,
+        current=test.current_centre,
         relative_change=test.relative_change,
         ci_low=test.ci_low,
         ci_high=test.ci_high,
@@ -224,6 +287,58 @@ def _pair(
         mde=test.mde,
         note="; ".join(n for n in (comparison.note, test.note) if n),
     )
+
+
+def _exact(comparison: Comparison, base: Sample, current: Sample, policy: Policy) -> Comparison:
+    """Sizes do not vary between processes: one reading each is exact, so the change itself
+    decides (no test, no interval, not part of the test family)."""
+    b, c = stats.median(base.values), stats.median(current.values)
+    change = (c - b) / abs(b) if b else (0.0 if c == b else math.inf)
+    comparison = replace(comparison, relative_change=change, ci_low=change, ci_high=change)
+    if _material(comparison, change, policy):
+        worse = _worse(comparison.metric.direction, change)
+        return replace(comparison, verdict=Verdict.REGRESSION if worse else Verdict.IMPROVEMENT)
+    return replace(comparison, verdict=Verdict.UNCHANGED)
+
+
+def _memory_rule(
+    comparison: Comparison, base: Sample, current: Sample, policy: Policy
+) -> Comparison:
+    """Memory is near-deterministic per fresh process (its probes repeat to ~0.1%), so it is
+    judged without a test: the change of the medians, and as its interval the range of every
+    probe-to-probe difference, [min(current) - max(base), max(current) - min(base)], relative to
+    the baseline's median. A regression needs even the lower end of that range to be material
+    (beyond the threshold and the memory floor); ``unchanged`` needs both ends within them;
+    otherwise the probes spread too much to say (``inconclusive``)."""
+    b, c = stats.median(base.values), stats.median(current.values)
+    if b <= 0:
+        return _zero_baseline(comparison, base, current)
+    low = (min(current.values) - max(base.values)) / b
+    high = (max(current.values) - min(base.values)) / b
+    comparison = replace(
+        comparison,
+        relative_change=(c - b) / b,
+        ci_low=low,
+        ci_high=high,
+        note=_join(
+            comparison.note,
+            f"memory rule: range of the probes' differences ({len(base.values)} + "
+            f"{len(current.values)} probes), not a test",
+        ),
+    )
+    low_material = _material(comparison, low, policy)
+    high_material = _material(comparison, high, policy)
+    worse = _worse(comparison.metric.direction, 1.0)  # memory: lower is better
+    if low_material and low > 0:
+        verdict = Verdict.REGRESSION if worse else Verdict.IMPROVEMENT
+    elif high_material and high < 0:
+        verdict = Verdict.IMPROVEMENT if worse else Verdict.REGRESSION
+    elif not low_material and not high_material:
+        verdict = Verdict.UNCHANGED
+    else:
+        verdict = Verdict.INCONCLUSIVE
+    floor = _floor_note(comparison, verdict, policy)
+    return replace(comparison, verdict=verdict, note=_join(comparison.note, floor))
 
 
 def _zero_baseline(comparison: Comparison, base: Sample, current: Sample) -> Comparison:
@@ -361,17 +476,30 @@ def decide(
     counterparts = [
         (_counterpart(s, baseline, paired), s) for s in current.samples if not is_quality(s)
     ]
-    testable = sum(1 for (base, _), sample in counterparts if _testable(base, sample))
-    # Intervals at alpha / (m * looks) hold simultaneously for the run, so an interval that
-    # excludes zero agrees with the Holm decision (Holm rejects at least as much as Bonferroni).
-    # Not the converse: a later Holm step tests at up to alpha (see _holm_step_note).
+    # The test family: timings and custom values (kind "tested"). Sizes, memory and cold starts
+    # are judged by their own rules, so a trial decision between sequential looks (timings only)
+    # and the final one (with the probes) split alpha the same way.
+    testable = sum(
+        1
+        for (base, _), sample in counterparts
+        if kind_of(sample.metric) == "tested" and _testable(base, sample)
+    )
+    cold_starts = sum(
+        1
+        for (base, _), sample in counterparts
+        if kind_of(sample.metric) == "cold_start"
+        and base is not None
+        and min(len(base.values), len(sample.values)) >= MIN_COLD_START_PROBES
+    )
+    # Intervals at alpha / (m * looks) hold simultaneously for the run, and the decision is
+    # the interval's: significant when it excludes no change (Bonferroni), so the printed
+    # interval is the one the verdict used.
     interval_alpha = policy.alpha / max(1, testable) / looks
+    cold_alpha = policy.alpha / max(1, cold_starts)
     elsewhere = ""
     if baseline is not None and other_environment(baseline, current):
         elsewhere = "baseline from another environment: timing verdict advisory"
     comparisons: list[Comparison] = []
-    # The samples behind each tested comparison, by index: a Holm step's interval is redone.
-    tests: dict[int, tuple[Sample, Sample, bool]] = {}
     for (base, mode), sample in counterparts:
         if base is None:
             note = "not in the baseline" if baseline is not None else ""
@@ -384,10 +512,11 @@ def decide(
             if mismatched is not None:
                 comparisons.append(mismatched)
                 continue
-        tests[len(comparisons)] = (base, sample, mode in ("ab", "duet"))
-        comparisons.append(
-            _pair(base, sample, policy, interval_alpha, mode=mode, advisory_note=advisory_note)
-        )
+        level = cold_alpha if kind_of(sample.metric) == "cold_start" else interval_alpha
+        compared = _pair(base, sample, policy, level, mode=mode, advisory_note=advisory_note)
+        if paired is not None and mode in ("ab", "duet") and sample.benchmark in paired.notes:
+            compared = replace(compared, note=_join(paired.notes[sample.benchmark], compared.note))
+        comparisons.append(compared)
     if baseline is not None:
         measured = {(s.benchmark, s.metric.name) for s in current.samples}
         failed: dict[str, str] = {}
@@ -407,22 +536,16 @@ def decide(
                         else "not measured",
                     )
                 )
-    tested = [i for i, c in enumerate(comparisons) if not math.isnan(c.p_value)]
-    p_values = [comparisons[i].p_value for i in tested]
-    rejected = stats.holm(p_values, policy.alpha / looks)
-    steps = _holm_steps(p_values, policy.alpha / looks)
-    for index, significant, step in zip(tested, rejected, steps, strict=True):
-        comparison = comparisons[index]
+    for index, comparison in enumerate(comparisons):
+        if math.isnan(comparison.p_value) or comparison.verdict is not Verdict.UNCHANGED:
+            continue  # not tested (new, missing, sizes, memory) or already decided
+        significant = comparison.ci_low > 0.0 or comparison.ci_high < 0.0
         verdict = _verdict(comparison, significant, policy)
-        step_note = ""
-        decided = verdict in (Verdict.REGRESSION, Verdict.IMPROVEMENT)
-        if decided and index in tests and comparison.ci_low <= 0.0 <= comparison.ci_high:
-            step_note = _holm_step_note(tests[index], step, len(tested))
         comparisons[index] = replace(
             comparison,
             significant=significant,
             verdict=verdict,
-            note=_join(comparison.note, _floor_note(comparison, verdict, policy), step_note),
+            note=_join(comparison.note, _floor_note(comparison, verdict, policy)),
         )
     comparisons.extend(quality_comparisons(baseline, current, policy))
     comparisons.extend(parity_failures(current))
@@ -459,35 +582,6 @@ def decide(
         fail_on_inconclusive=policy.fail_on_inconclusive,
         tails=tail_latencies(baseline, current),
         variants=variant_summaries(current),
-    )
-
-
-def _holm_steps(p_values: Sequence[float], alpha: float) -> list[tuple[int, float]]:
-    """Per p-value its Holm step (1 = smallest p) and the level that step tests at."""
-    order = sorted(range(len(p_values)), key=lambda i: p_values[i])
-    steps = [(0, 0.0)] * len(p_values)
-    for rank, index in enumerate(order):
-        steps[index] = (rank + 1, alpha / (len(p_values) - rank))
-    return steps
-
-
-def _percent(value: float) -> str:
-    if abs(value) > 10.0:
-        return ">+1000%" if value > 0 else "<-1000%"
-    return f"{value * 100:+.1f}%"
-
-
-def _holm_step_note(samples: tuple[Sample, Sample, bool], step: tuple[int, float], m: int) -> str:
-    """Why a significant change shows a simultaneous interval that includes no change: Holm's
-    later steps test at up to alpha, the simultaneous interval is at alpha / m. The interval at
-    the step's own level excludes 0 (the test and the interval are dual)."""
-    base, current, paired = samples
-    rank, level = step
-    test = (_paired_test if paired else _relative_test)(base.values, current.values, level)
-    return (
-        f"significant at Holm step {rank} of {m} (alpha {level:.2g}): "
-        f"[{_percent(test.ci_low)}, {_percent(test.ci_high)}] at that level; "
-        "the simultaneous interval is wider"
     )
 
 

@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
+from gate import stats
 from gate.compare import TIMING_FAMILIES, PairedBaseline, decide, inconclusive_benchmarks
 from gate.config import GateConfig, benchmark_name
 from gate.measure import ONNX_VARIANTS, BenchmarkPlan
@@ -21,7 +23,11 @@ from gate.measure.custom import CustomRounds
 from gate.measure.paired import PairedRounds, PairedRunner, prepare_base
 from gate.measure.runner import Progress, Runner, names_of, plan_model
 from gate.measure.samples import round_samples
-from gate.model import BenchmarkError, RunRecord, Sample
+from gate.model import BenchmarkError, Direction, Metric, RunRecord, Sample
+
+# Replacement rounds per benchmark for slow processes, at most (beyond it, slow rounds stay and
+# the decision's gross-outlier rule and interval deal with them).
+MAX_REPLACED = 6
 
 
 @dataclass
@@ -56,6 +62,16 @@ class PairedTiming:
     modes: dict[str, str]  # benchmark -> ab | duet
     base_plans: dict[str, BenchmarkPlan]  # the base revision's prepared plans by name
     errors: list[BenchmarkError]
+    notes: dict[str, str] = field(default_factory=dict)  # benchmark -> rounds replaced, why
+
+    def paired_baseline(self, looks: int) -> PairedBaseline:
+        """The base side for the decision; ``looks`` is 1 when nothing was paired."""
+        return PairedBaseline(
+            samples=tuple(self.base),
+            modes=self.modes,
+            looks=looks if self.base else 1,
+            notes=self.notes,
+        )
 
 
 def paired_timing(
@@ -66,10 +82,13 @@ def paired_timing(
     mode: str,
     progress: Progress,
     tests: CustomRounds | None = None,
+    baseline: RunRecord | None = None,
 ) -> PairedTiming:
     """Sequential paired rounds of the config's models and of the ``perf`` tests in ``tests``:
     ``min_rounds``, then ``round_step`` more for those still inconclusive, judged together as one
-    run."""
+    run (with ``baseline`` for what is compared as stored, so every look tests the same family).
+    A round in which one side's process ran slow as a whole (``stats.slow_processes``, against
+    that side's own rounds) is replaced by a fresh pair, up to ``MAX_REPLACED`` per benchmark."""
     policy = config.policy
     by_name: dict[str, BenchmarkPlan] = {}
     rounds = PairedRounds()
@@ -115,20 +134,44 @@ def paired_timing(
             ]
             errors += head_tests.errors
             modes.update({n: "ab" for n in nodes})
-        return PairedTiming(heads, bases, modes, by_name, errors)
+        return PairedTiming(heads, bases, modes, by_name, errors, replaced.notes())
 
     extendable = {h.name for _, h in ab_pairs + duet_pairs} | set(nodes)
+    replaced = _Replaced()
+    # Only pairs measured by two processes can have one slow side: a duet's arms share one.
+    two_process = {h.name for _, h in ab_pairs} | set(nodes)
     started = time.monotonic()
+
+    def within_budget() -> bool:
+        return time.monotonic() - started <= policy.time_budget
+
+    def replace_slow() -> None:
+        owed: dict[str, int] = {}  # rounds dropped and not yet run again, per benchmark
+        while within_budget():
+            missing = replaced.drop_slow(rounds, tests, two_process)
+            if missing:
+                progress(
+                    "slow process(es), rounds to run again: "
+                    + names_of([f"{name} round {r}" for name, r in missing])
+                )
+            for name, _ in missing:
+                owed[name] = owed.get(name, 0) + 1
+            due = {name for name, count in owed.items() if count > 0}
+            if not due:
+                return
+            more(due, 1)
+            for name in due:
+                owed[name] -= 1
+
     more(None, policy.min_rounds)
-    while time.monotonic() - started <= policy.time_budget:
+    replace_slow()
+    while within_budget():
         so_far = collected()
         trial = decide(
-            None,
+            baseline,
             RunRecord(samples=tuple(so_far.head), environment={}),
             policy,
-            paired=PairedBaseline(
-                samples=tuple(so_far.base), modes=so_far.modes, looks=looks(config)
-            ),
+            paired=so_far.paired_baseline(looks(config)),
         )
         # Only benchmarks still inconclusive and below max_rounds get more rounds, so no
         # benchmark is looked at more often than the alpha split assumes.
@@ -143,7 +186,65 @@ def paired_timing(
         step = min(policy.round_step, policy.max_rounds - done)
         progress(f"inconclusive after {done} rounds, {step} more: {names_of(sorted(pending))}")
         more(pending, step)
+        replace_slow()
     return collected()
+
+
+def _timing_logs(entry: dict[str, Any], custom: bool) -> list[float]:
+    """One round's timing values of one side, on the log scale with slower = larger: every
+    batch size's median of a model round, every timing metric of a ``perf`` test round."""
+    if not custom:
+        return [math.log(b["median"]) for b in entry["batches"].values() if b["median"] > 0]
+    logs = []
+    for name, value in entry.items():
+        if Metric(name, "", Direction.LOWER).family in TIMING_FAMILIES and value["value"] > 0:
+            sign = -1.0 if value.get("higher_is_better") else 1.0
+            logs.append(sign * math.log(value["value"]))
+    return logs
+
+
+@dataclass
+class _Replaced:
+    """Rounds dropped because one side's process ran slow as a whole, per benchmark."""
+
+    why: dict[str, list[str]] = field(default_factory=dict)
+
+    def drop_slow(
+        self, rounds: PairedRounds, tests: CustomRounds | None, names: set[str]
+    ) -> list[tuple[str, int]]:
+        """Drop (from both arms) each round of ``names`` where a side's process was slow
+        against that side's own rounds; returns (benchmark, round number) per dropped round."""
+        dropped: list[tuple[str, int]] = []
+        for name in sorted(names):
+            custom = tests is not None and name in tests.nodes
+            arms = (
+                {arm: tests.entries[arm].get(name, []) for arm in ("base", "head")}
+                if tests is not None and custom
+                else {"base": rounds.base.get(name, []), "head": rounds.head.get(name, [])}
+            )
+            n = min(len(entries) for entries in arms.values())
+            if n < 3 or len(self.why.get(name, [])) >= MAX_REPLACED:
+                continue
+            slow: dict[int, str] = {}
+            for arm, entries in arms.items():
+                series = list(zip(*(_timing_logs(e, custom) for e in entries[:n]), strict=False))
+                for values in series:
+                    for index, factor in stats.slow_processes(values):
+                        slow.setdefault(index, f"{arm} {factor:.1f}x")
+            room = MAX_REPLACED - len(self.why.get(name, []))
+            for index in sorted(slow, reverse=True)[:room]:
+                for entries in arms.values():
+                    del entries[index]
+                self.why.setdefault(name, []).append(slow[index])
+                dropped.append((name, index + 1))
+        return dropped
+
+    def notes(self) -> dict[str, str]:
+        return {
+            name: f"{len(why)} round(s) replaced by a fresh pair: slow process ({', '.join(why)} "
+            "its side's median)"
+            for name, why in self.why.items()
+        }
 
 
 def _prepare_base(

@@ -202,7 +202,9 @@ def run_gate(config: GateConfig, request: GateRequest, progress: Progress) -> ap
             tests = None
             if request.perf_nodes and request.pytest_root and base.pytest_root:
                 tests = _custom_arms(config, request, progress, rng, base.pytest_root)
-            timing = paired_timing(config, runner, base, plans, mode, progress, tests)
+            timing = paired_timing(
+                config, runner, base, plans, mode, progress, tests, baseline=baseline
+            )
             measured.samples += timing.head
             measured.errors += timing.errors
             if plans:
@@ -215,9 +217,7 @@ def run_gate(config: GateConfig, request: GateRequest, progress: Progress) -> ap
                     f"timings paired against base revision {commit[:12]} ({mode}), measured "
                     "from a worktree with this interpreter and packages"
                 )
-            paired = PairedBaseline(
-                samples=tuple(timing.base), modes=timing.modes, looks=looks(config)
-            )
+            paired = timing.paired_baseline(looks(config))
             # Diagnosis happens after the decision, while the worktree still exists.
             side = BaseSide(root=base.root, plans=timing.base_plans, pytest_root=base.pytest_root)
             return _finish(

@@ -313,6 +313,22 @@ def gross_outliers(
     return sorted(candidates[:limit])
 
 
+def slow_processes(
+    values: Sequence[float], *, z: float = 4.0, floor: float = 0.15
+) -> list[tuple[int, float]]:
+    """Rounds whose whole process ran slow, judged against the same side's other rounds:
+    (index, how many times slower than the side's median) for each log-scale value more than
+    ``z`` robust standard deviations (1.4826 x MAD) *and* more than ``floor`` (15% on the log
+    scale) above the median. Only the slow direction counts: a process can be slowed down by
+    a neighbour, not sped up. Fewer than three values are never judged."""
+    if len(values) < 3:
+        return []
+    centre = median(values)
+    spread = 1.4826 * median([abs(v - centre) for v in values])
+    limit = max(floor, z * spread)
+    return [(i, math.exp(v - centre)) for i, v in enumerate(values) if v - centre > limit]
+
+
 # --------------------------------------------------------------------------------------------
 # Quality metrics: proportions (accuracy) and per-example errors, over one eval set.
 

@@ -103,8 +103,8 @@ def test_known_latency_shift_is_a_regression(seed: int) -> None:
     assert 0.2 < c.relative_change < 0.4
     assert c.ci_low < 0.30 < c.ci_high
     assert c.n_baseline == c.n_current == 8
-    assert c.baseline == pytest.approx(stats.median(base))
-    assert c.current == pytest.approx(stats.median(current))
+    assert c.baseline == pytest.approx(math.exp(stats.mean([math.log(v) for v in base])))
+    assert c.current / c.baseline - 1 == pytest.approx(c.relative_change)
     assert c.threshold == Threshold(value=0.05)
     assert result.failed
     assert result.exit_code is ExitCode.REGRESSION
@@ -649,3 +649,80 @@ def test_comparisons_are_in_report_order() -> None:
     ]
     assert verdicts == sorted(verdicts, key=REPORT_ORDER.__getitem__)
     assert set(REPORT_ORDER) == set(Verdict)
+
+
+# --------------------------------------------------------------------------------------------
+# the test family: sizes, memory and cold starts are judged by their own rules
+
+MIB = 2**20
+SIZE = Metric("model_size", "B", Direction.LOWER)
+COLD = Metric("cold_start", "s", Direction.LOWER)
+MEMORY_LOAD = Metric("memory.load", "B", Direction.LOWER)
+
+
+def test_sizes_memory_and_cold_starts_do_not_widen_the_timing_intervals() -> None:
+    base, current = shifted_pair(3, 1.0, sigma=0.03)
+    timings_only = decide(record(sample("m", base)), record(sample("m", current)), POLICY)
+    probes = (
+        sample("m", [4e6, 4e6], SIZE),
+        sample("m", [300 * MIB, 301 * MIB, 300.5 * MIB], MEMORY),
+        sample("m", [0.5, 0.6, 0.55], COLD),
+    )
+    everything = decide(
+        record(sample("m", base), *probes), record(sample("m", current), *probes), POLICY
+    )
+    alone, among = only(timings_only, "m"), only(everything, "m")
+    assert (among.ci_low, among.ci_high) == (alone.ci_low, alone.ci_high)
+    size = only(everything, "m", "model_size")
+    assert size.verdict is Verdict.UNCHANGED
+    assert math.isnan(size.p_value)
+
+
+def test_memory_rule_unchanged_regression_and_too_spread() -> None:
+    steady = [300 * MIB, 300.2 * MIB, 300.1 * MIB]
+    cases = {
+        "same": ([v + 1 * MIB for v in steady], Verdict.UNCHANGED),  # within 10% and 8 MiB
+        "grew": ([v * 1.3 for v in steady], Verdict.REGRESSION),
+        "shrank": ([v * 0.7 for v in steady], Verdict.IMPROVEMENT),
+        "spread": ([300 * MIB, 420 * MIB, 310 * MIB], Verdict.INCONCLUSIVE),
+    }
+    result = decide(
+        record(*(sample(name, steady, MEMORY) for name in cases)),
+        record(*(sample(name, now, MEMORY) for name, (now, _) in cases.items())),
+        POLICY,
+    )
+    for name, (now, verdict) in cases.items():
+        c = only(result, name, "memory.peak")
+        assert c.verdict is verdict, (name, c)
+        assert math.isnan(c.p_value)
+        assert c.ci_low == pytest.approx((min(now) - max(steady)) / stats.median(steady))
+        assert c.ci_high == pytest.approx((max(now) - min(steady)) / stats.median(steady))
+        assert "memory rule" in c.note
+    # A large relative change of a small number stays below the floor: unchanged.
+    small = decide(
+        record(sample("s", [2 * MIB, 2.1 * MIB], MEMORY_LOAD)),
+        record(sample("s", [3 * MIB, 1 * MIB], MEMORY_LOAD)),
+        POLICY,
+    )
+    assert only(small, "s", "memory.load").verdict is Verdict.UNCHANGED
+
+
+def test_a_cold_start_of_few_probes_is_shown_not_tested() -> None:
+    result = decide(
+        record(sample("m", [0.50, 0.52], COLD)), record(sample("m", [1.0, 1.1], COLD)), POLICY
+    )
+    c = only(result, "m", "cold_start")
+    assert c.verdict is Verdict.INCONCLUSIVE
+    assert c.advisory and not c.fails
+    assert math.isnan(c.ci_low) and math.isnan(c.ci_high)
+    assert 0.9 < c.relative_change < 1.2
+    assert "measure.probes >= 5" in c.note
+    many = decide(
+        record(sample("m", [0.50, 0.52, 0.51, 0.49, 0.50], COLD)),
+        record(sample("m", [1.0, 1.02, 1.01, 0.99, 1.0], COLD)),
+        POLICY,
+    )
+    tested = only(many, "m", "cold_start")
+    assert tested.verdict is Verdict.REGRESSION
+    assert tested.advisory and not tested.fails
+    assert tested.ci_low > 0.5

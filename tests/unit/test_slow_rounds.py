@@ -1,0 +1,75 @@
+"""Slow whole processes: detected per side against that side's own rounds, their rounds dropped
+from both arms so that a fresh pair replaces them (gate.stats.slow_processes and
+gate.sequential's replacement), and the decision's note."""
+
+from __future__ import annotations
+
+import math
+
+from gate import stats
+from gate.compare import PairedBaseline, decide
+from gate.measure.paired import PairedRounds
+from gate.model import Direction, Metric, Policy, RunRecord, Sample
+from gate.sequential import MAX_REPLACED, _Replaced
+
+
+def logs(values: list[float]) -> list[float]:
+    return [math.log(v) for v in values]
+
+
+def test_the_issue_s_two_slow_base_processes_are_found() -> None:
+    base = [23.7, 23.5, 52.6, 41.7, 24.0]
+    head = [48.6, 48.1, 48.9, 48.7, 48.3]
+    assert [i for i, _ in stats.slow_processes(logs(base))] == [2, 3]
+    assert stats.slow_processes(logs(head)) == []
+    (_, factor), _ = stats.slow_processes(logs(base))
+    assert 2.1 < factor < 2.3
+
+
+def test_ordinary_spread_and_fast_rounds_are_not_slow() -> None:
+    assert stats.slow_processes(logs([10.0, 10.3, 9.8, 10.6, 9.9, 10.2])) == []
+    assert stats.slow_processes(logs([10.0, 10.1, 5.0, 10.0])) == []  # faster is not slower
+    assert stats.slow_processes(logs([10.0, 30.0])) == []  # too few to judge
+
+
+def entry(median: float) -> dict[str, object]:
+    return {"batches": {"1": {"median": median}}}
+
+
+def test_a_slow_round_is_dropped_from_both_arms_and_noted() -> None:
+    rounds = PairedRounds()
+    rounds.base["m[torch]"] = [entry(v) for v in (1.0, 1.01, 2.0, 0.99, 1.0)]
+    rounds.head["m[torch]"] = [entry(v) for v in (1.5, 1.52, 1.49, 1.51, 1.5)]
+    replaced = _Replaced()
+    assert replaced.drop_slow(rounds, None, {"m[torch]"}) == [("m[torch]", 3)]
+    assert rounds.rounds_of("m[torch]") == 4
+    assert [e["batches"]["1"]["median"] for e in rounds.head["m[torch]"]] == [1.5, 1.52, 1.51, 1.5]
+    assert replaced.drop_slow(rounds, None, {"m[torch]"}) == []
+    assert replaced.notes()["m[torch]"].startswith("1 round(s) replaced by a fresh pair")
+    assert "base 2.0x" in replaced.notes()["m[torch]"]
+
+
+def test_replacements_are_capped_per_benchmark() -> None:
+    rounds = PairedRounds()
+    replaced = _Replaced()
+    for _ in range(MAX_REPLACED + 3):
+        rounds.base["m"] = [entry(v) for v in (1.0, 1.0, 1.0, 1.0, 3.0)]
+        rounds.head["m"] = [entry(1.0) for _ in range(5)]
+        replaced.drop_slow(rounds, None, {"m"})
+    assert len(replaced.why["m"]) == MAX_REPLACED
+
+
+def test_the_replacement_note_reaches_the_row() -> None:
+    latency = Metric("latency", "s", Direction.LOWER)
+    head = Sample(benchmark="m", metric=latency, values=(1.0, 1.01, 0.99, 1.0))
+    base = Sample(benchmark="m", metric=latency, values=(1.0, 1.0, 1.0, 1.01))
+    result = decide(
+        None,
+        RunRecord(samples=(head,), environment={}),
+        Policy(),
+        paired=PairedBaseline(
+            samples=(base,), modes={"m": "ab"}, notes={"m": "1 round(s) replaced by a fresh pair"}
+        ),
+    )
+    (row,) = result.comparisons
+    assert row.note.startswith("1 round(s) replaced by a fresh pair")
