@@ -1,0 +1,273 @@
+"""The base revision's workers import the base revision's code, whatever the install mode.
+
+In the paired ``ab`` mode the base revision is checked out in a temporary worktree and measured
+by worker processes rooted there. A project installed in editable mode stays importable through
+paths into the head checkout: a ``.pth`` path entry (setuptools with a ``src/`` layout,
+hatchling, flit, pdm, poetry), a meta-path finder appended after ``PathFinder`` (setuptools'
+``__editable__`` finders, ``editables``), an absolute ``PYTHONPATH`` entry. A base worker
+started with the parent's environment would import the head's code and compare the head with
+itself.
+
+Parent side (``isolated``): the directories inside the head repository the project is imported
+from are found once (this interpreter's ``sys.path``, which holds the ``.pth`` entries; the
+editable finders' mappings; the conventional ``src/``) and their counterparts in the worktree
+go on the base workers' ``PYTHONPATH`` (``worker_environment``, called by
+``runner.worker_environment``), absolute ``PYTHONPATH`` entries into the head are rewritten the
+same way. ``PathFinder`` searches ``sys.path`` before any finder appended to ``sys.meta_path``,
+and ``PYTHONPATH`` comes before ``site-packages`` and its ``.pth`` entries, so the worktree's
+copy wins. A directory the base revision lacks is left out: a module added in the head is
+absent in the base, as it should be.
+
+Worker side (``check_worker``): after the user's code ran, every loaded module whose file lies
+inside the head repository but outside the worktree (and outside the interpreter's prefixes: a
+virtualenv inside the repository) is head code in a base worker. The worker reports it and
+fails; the parent refuses the paired run in one line (``ForeignImport``, exit 2), never a
+silent comparison of the head with itself.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+import tempfile
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from importlib.machinery import all_suffixes
+from pathlib import Path
+
+from gate.errors import ConfigError
+
+# Set in a base worker's environment: the head repository, the worktree and the report file.
+ENV = "PERF_GATE_BASE_IMPORTS"
+
+
+class ForeignImport(ConfigError):
+    """A base-revision worker imported the head's code; paired timings cannot be trusted."""
+
+    default_slug = "base-imports"
+
+
+def _resolved(entry: str) -> Path | None:
+    """``entry`` as an absolute path without symlinks ('' is the working directory)."""
+    try:
+        return Path(os.path.abspath(entry or os.curdir)).resolve()
+    except (OSError, ValueError):
+        return None
+
+
+def _prefixes() -> tuple[Path, ...]:
+    """The interpreter's own trees (a virtualenv may live inside the repository)."""
+    raw = {sys.prefix, sys.exec_prefix, sys.base_prefix, sys.base_exec_prefix}
+    found = {Path(os.path.abspath(p)) for p in raw}
+    found |= {r for p in raw if (r := _resolved(p)) is not None}
+    return tuple(sorted(found))
+
+
+def search_root(name: str, location: Path) -> Path | None:
+    """The directory from which ``PathFinder`` imports ``name`` as ``location`` (a package's
+    directory or ``__init__.py``, a module's file or its path without suffix); None when the
+    names differ (``package_dir={"mylib": "lib"}``)."""
+    if location.name == "__init__.py":
+        location = location.parent
+    else:
+        for suffix in sorted(all_suffixes(), key=len, reverse=True):
+            if location.name.endswith(suffix) and location.name != suffix:
+                location = location.with_name(location.name[: -len(suffix)])
+                break
+    for part in reversed(name.split(".")):
+        if location.name != part:
+            return None
+        location = location.parent
+    return location
+
+
+def _finder_locations() -> Iterator[tuple[str, str]]:
+    """(module name, location) of the editable finders on ``sys.meta_path``: setuptools'
+    ``__editable___*_finder`` modules (``MAPPING``, ``NAMESPACES``) and ``editables``'
+    redirecting finder."""
+    for finder in sys.meta_path:
+        owner = str(getattr(finder, "__module__", "") or "")
+        module = sys.modules.get(owner)
+        tables: list[object] = []
+        if owner.startswith("__editable__") and module is not None:
+            tables.append(getattr(module, "MAPPING", None))
+            namespaces = getattr(module, "NAMESPACES", None)
+            if isinstance(namespaces, dict):
+                tables.extend(
+                    {name: path} for name, paths in namespaces.items() for path in paths or ()
+                )
+        if owner.split(".")[0] == "editables":
+            tables.append(getattr(finder, "_redirections", None))
+        for table in tables:
+            if isinstance(table, dict):
+                for name, location in table.items():
+                    if isinstance(name, str) and isinstance(location, str):
+                        yield name, location
+
+
+def import_dirs(head: Path) -> list[Path]:
+    """The directories inside ``head`` this interpreter imports code from, in ``sys.path``
+    order: ``sys.path`` entries (with the editable installs' ``.pth`` entries), the roots of
+    the editable finders' mappings, then ``head/src``."""
+    prefixes = _prefixes()
+    found: list[Path] = []
+    candidates = [_resolved(entry) for entry in sys.path if isinstance(entry, str)]
+    for name, location in _finder_locations():
+        place = _resolved(location)
+        candidates.append(search_root(name, place) if place is not None else None)
+    candidates.append(head / "src")
+    for path in candidates:
+        if (
+            path is not None
+            and path.is_relative_to(head)
+            and not any(path.is_relative_to(p) for p in prefixes)
+            and path not in found
+        ):
+            found.append(path)
+    return found
+
+
+@dataclass(frozen=True)
+class BaseImports:
+    """The base workers' import setting for one worktree of the head repository ``head``."""
+
+    head: Path
+    base: Path
+    paths: tuple[Path, ...]  # worktree directories that go on the base workers' PYTHONPATH
+    report: Path  # base workers append the modules they loaded from the head here
+
+    def counterpart(self, entry: str) -> str:
+        """A ``PYTHONPATH`` entry as the base worker needs it: an absolute path into the head
+        becomes the same place in the worktree when the base revision has it."""
+        if not os.path.isabs(entry):
+            return entry  # relative to the worker's directory, which is in the worktree
+        path = _resolved(entry)
+        if (
+            path is None
+            or not path.is_relative_to(self.head)
+            or path.is_relative_to(self.base)
+            or any(path.is_relative_to(p) for p in _prefixes())
+        ):
+            return entry
+        mapped = self.base / path.relative_to(self.head)
+        return str(mapped) if mapped.is_dir() else entry
+
+    def environment(self, env: dict[str, str]) -> dict[str, str]:
+        """``env`` of a base worker: its ``PYTHONPATH`` entries into the head mapped into the
+        worktree, the worktree's import directories after them, and the check's setting."""
+        entries = [e for e in env.get("PYTHONPATH", "").split(os.pathsep) if e]
+        ordered = [self.counterpart(e) for e in entries] + [str(p) for p in self.paths]
+        env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(ordered))
+        env[ENV] = json.dumps(
+            {"head": str(self.head), "base": str(self.base), "report": str(self.report)}
+        )
+        return env
+
+    def check(self) -> None:
+        """Raise ForeignImport with the first report of a base worker that ran head code."""
+        try:
+            lines = self.report.read_text(encoding="utf-8").splitlines()
+        except OSError:
+            return
+        for line in lines:
+            if line.strip():
+                raise ForeignImport(line.strip())
+
+
+_ACTIVE: list[BaseImports] = []
+
+
+@contextmanager
+def isolated(head: Path, base: Path) -> Iterator[BaseImports]:
+    """While inside, workers rooted in the worktree ``base`` of the repository ``head`` get
+    the base revision's import paths and check what they imported."""
+    head_path = _resolved(str(head)) or head
+    base_path = _resolved(str(base)) or base
+    paths = []
+    for directory in import_dirs(head_path):
+        mapped = base_path / directory.relative_to(head_path)
+        if mapped.is_dir():
+            paths.append(mapped)
+    folder = Path(tempfile.mkdtemp(prefix="perf-gate-imports-"))
+    imports = BaseImports(head_path, base_path, tuple(paths), folder / "foreign.txt")
+    _ACTIVE.append(imports)
+    try:
+        yield imports
+    finally:
+        _ACTIVE.remove(imports)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def worker_environment(root: Path, env: dict[str, str]) -> dict[str, str]:
+    """``env`` for a worker rooted in ``root``: a base worker's when ``root`` lies in an
+    active worktree, else ``env`` without the check's setting."""
+    env.pop(ENV, None)
+    where = _resolved(str(root))
+    for imports in _ACTIVE:
+        if where is not None and where.is_relative_to(imports.base):
+            return imports.environment(env)
+    return env
+
+
+def foreign_modules(
+    head: Path, base: Path, modules: Mapping[str, object] | None = None
+) -> list[tuple[str, Path]]:
+    """(name, file) of the loaded modules whose file lies in ``head`` but not in ``base`` (nor
+    in the interpreter's prefixes), outermost first."""
+    prefixes = _prefixes()
+    raw_prefixes = tuple(str(p) + os.sep for p in prefixes)
+    found = []
+    for name, module in list((sys.modules if modules is None else modules).items()):
+        file = getattr(module, "__file__", None)
+        if not isinstance(file, str) or os.path.abspath(file).startswith(raw_prefixes):
+            continue
+        path = _resolved(file)
+        if (
+            path is not None
+            and path.is_relative_to(head)
+            and not path.is_relative_to(base)
+            and not any(path.is_relative_to(p) for p in prefixes)
+        ):
+            found.append((name, path))
+    return sorted(found, key=lambda item: (item[0].count("."), item[0]))
+
+
+def refusal(foreign: list[tuple[str, Path]]) -> str:
+    """The one line that refuses a paired run whose base worker imported head code."""
+    name, path = foreign[0]
+    others = f" (and {len(foreign) - 1} more modules)" if len(foreign) > 1 else ""
+    return (
+        f"a worker of the base revision imported {name} from the head checkout ({path}){others}, "
+        "not from the base revision's worktree, so the paired timings would compare the head "
+        "with itself; perf-gate maps the directories the project is imported from into the "
+        f"worktree, and {name} comes through a path it cannot map: give each package a "
+        "directory of its own name (a src/ or flat layout) and reinstall it "
+        "(pip install -e .), or compare with the stored baseline (--mode stored, "
+        "--perf-gate-mode stored)"
+    )
+
+
+def check_worker() -> str | None:
+    """In a base worker (its environment has ``ENV``): the refusal when head code was loaded,
+    appended to the parent's report file too; None otherwise."""
+    raw = os.environ.get(ENV)
+    if not raw:
+        return None
+    try:
+        setting = json.loads(raw)
+        head, base, report = (Path(setting[key]) for key in ("head", "base", "report"))
+    except (ValueError, KeyError, TypeError):
+        return None
+    foreign = foreign_modules(head, base)
+    if not foreign:
+        return None
+    message = refusal(foreign)
+    try:
+        with report.open("a", encoding="utf-8") as handle:
+            handle.write(message + "\n")
+    except OSError:
+        pass
+    return message

@@ -1,0 +1,111 @@
+"""gate.measure.base_imports on its own: the names a path can be imported by, which loaded
+modules are head code, and the base worker's PYTHONPATH."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+from gate.measure import base_imports
+from gate.measure.base_imports import (
+    ENV,
+    BaseImports,
+    ForeignImport,
+    foreign_modules,
+    refusal,
+    search_root,
+)
+
+
+@pytest.mark.parametrize(
+    ("name", "location", "root"),
+    [
+        ("mylib", "/r/src/mylib", "/r/src"),  # setuptools MAPPING: a package's directory
+        ("mylib", "/r/src/mylib/__init__.py", "/r/src"),  # editables: its __init__.py
+        ("single", "/r/single", "/r"),  # setuptools MAPPING of a module: no suffix
+        ("single", "/r/single.py", "/r"),
+        ("fast", "/r/fast.cpython-311-x86_64-linux-gnu.so", "/r"),
+        ("acme.mylib", "/r/src/acme/mylib", "/r/src"),  # namespace portions
+        ("mylib", "/r/lib", None),  # package_dir={"mylib": "lib"}: no directory makes it
+        ("acme.mylib", "/r/src/other/mylib", None),
+    ],
+)
+def test_search_root(name: str, location: str, root: str | None) -> None:
+    assert search_root(name, Path(location)) == (Path(root) if root else None)
+
+
+def module(name: str, file: Path | None) -> ModuleType:
+    made = ModuleType(name)
+    made.__file__ = str(file) if file else None
+    return made
+
+
+def test_foreign_modules_are_files_in_the_head_outside_the_worktree(tmp_path: Path) -> None:
+    head, base = tmp_path / "repo", tmp_path / "worktree"
+    loaded = {
+        "mylib.sub": module("mylib.sub", head / "src" / "mylib" / "sub.py"),
+        "mylib": module("mylib", head / "src" / "mylib" / "__init__.py"),
+        "based": module("based", base / "src" / "based.py"),
+        "elsewhere": module("elsewhere", tmp_path / "site" / "elsewhere.py"),
+        "builtin": module("builtin", None),
+        "venv_in_repo": module("venv_in_repo", Path(sys.prefix) / "lib" / "x.py"),
+    }
+    found = foreign_modules(head.resolve(), base.resolve(), loaded)
+    assert [name for name, _ in found] == ["mylib", "mylib.sub"]  # outermost first
+    assert found[0][1] == (head / "src" / "mylib" / "__init__.py").resolve()
+
+
+def test_the_refusal_is_one_line_naming_the_module_the_file_and_the_fix() -> None:
+    line = refusal([("mylib", Path("/r/lib/__init__.py")), ("mylib.sub", Path("/r/lib/sub.py"))])
+    assert "\n" not in line
+    assert "imported mylib from the head checkout (/r/lib/__init__.py) (and 1 more" in line
+    assert "pip install -e ." in line
+    assert "--mode stored" in line
+    assert ForeignImport(line).one_line().endswith("(perf-gate explain base-imports)")
+    assert ForeignImport(line).exit_code == 2
+
+
+def test_base_worker_pythonpath_maps_head_entries_into_the_worktree(tmp_path: Path) -> None:
+    head, base = tmp_path / "repo", tmp_path / "worktree"
+    for folder in (head / "lib", base / "lib", head / "new", base / "src"):
+        folder.mkdir(parents=True)
+    imports = BaseImports(head, base, (base / "src",), tmp_path / "report")
+    entries = [str(base), str(head / "lib"), str(head / "new"), "relative", str(tmp_path)]
+    env = imports.environment({"PYTHONPATH": os.pathsep.join(entries)})
+    assert env["PYTHONPATH"].split(os.pathsep) == [
+        str(base),
+        str(base / "lib"),  # the worktree's copy of an absolute entry into the head
+        str(head / "new"),  # the base revision lacks it: unchanged (the check watches it)
+        "relative",  # relative to the worker's directory, which is in the worktree
+        str(tmp_path),
+        str(base / "src"),
+    ]
+    assert json.loads(env[ENV]) == {
+        "head": str(head),
+        "base": str(base),
+        "report": str(tmp_path / "report"),
+    }
+
+
+def test_only_workers_rooted_in_the_worktree_get_the_base_setting(tmp_path: Path) -> None:
+    head, tree = tmp_path / "repo", tmp_path / "tree"
+    (head / "src").mkdir(parents=True)
+    (tree / "src").mkdir(parents=True)
+    with base_imports.isolated(head, tree) as imports:
+        assert (tree / "src").resolve() in imports.paths
+        based = base_imports.worker_environment(tree / "bench", {"PYTHONPATH": str(tree)})
+        assert ENV in based
+        assert str((tree / "src").resolve()) in based["PYTHONPATH"].split(os.pathsep)
+        headed = base_imports.worker_environment(head, {"PYTHONPATH": str(head), ENV: "{}"})
+        assert headed == {"PYTHONPATH": str(head)}
+        imports.check()  # nothing reported
+        imports.report.write_text("the base worker ran head code\n", encoding="utf-8")
+        with pytest.raises(ForeignImport, match="ran head code"):
+            imports.check()
+    assert not imports.report.parent.exists()
+    assert ENV not in base_imports.worker_environment(tree, {})
