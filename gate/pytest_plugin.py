@@ -28,6 +28,7 @@ from gate import app, stats
 from gate.config import GateConfig, MeasureSettings, find_config, load_config, parse_threshold
 from gate.errors import ConfigError, GateError
 from gate.measure import BadReference, VariantUnavailable
+from gate.measure.base_imports import check_worker
 from gate.measure.runner import Progress, plan_model, prepare, smoke_test
 from gate.model import BenchmarkError, Direction, ExitCode, Metric, Replication, Sample
 from gate.perf import Perf
@@ -515,9 +516,11 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if state is None:
         return
     if state.worker_out is not None:
-        state.worker_out.write_text(
-            json.dumps({"results": state.worker_results, "errors": state.failed}), encoding="utf-8"
-        )
+        document: dict[str, Any] = {"results": state.worker_results, "errors": state.failed}
+        foreign = check_worker()  # in the base revision's worktree: did head code run?
+        if foreign is not None:
+            document["base_imports"] = foreign
+        state.worker_out.write_text(json.dumps(document), encoding="utf-8")
         return
     if state.config_mistake:
         session.exitstatus = ExitCode.USAGE  # the config names what cannot be used: exit 2

@@ -18,11 +18,11 @@ from gate.calibrate import unresolvable
 from gate.compare import PairedBaseline
 from gate.config import GateConfig
 from gate.environment import git_info, gpu_state, gpu_state_changes
-from gate.errors import ConfigError
+from gate.errors import ConfigError, MeasurementError
 from gate.gitrepo import BaseRevisionUnavailable, Git
 from gate.investigate import NO_BASE, BaseSide, Investigation
 from gate.limits import launch_bound_notes
-from gate.measure import BenchmarkPlan, custom
+from gate.measure import BenchmarkPlan, base_imports, custom
 from gate.measure.evaluation import evaluate
 from gate.measure.runner import (
     Measured,
@@ -171,7 +171,7 @@ def run_gate(config: GateConfig, request: GateRequest, progress: Progress) -> ap
     else:
         git = Git(config.root)
         top = git.toplevel()
-        with git.worktree(commit) as tree:
+        with git.worktree(commit) as tree, base_imports.isolated(top, tree) as imports:
             base = BaseRevision(
                 commit=commit,
                 root=tree / config.root.relative_to(top),
@@ -202,9 +202,14 @@ def run_gate(config: GateConfig, request: GateRequest, progress: Progress) -> ap
             tests = None
             if request.perf_nodes and request.pytest_root and base.pytest_root:
                 tests = _custom_arms(config, request, progress, rng, base.pytest_root)
-            timing = paired_timing(
-                config, runner, base, plans, mode, progress, tests, baseline=baseline
-            )
+            try:
+                timing = paired_timing(
+                    config, runner, base, plans, mode, progress, tests, baseline=baseline
+                )
+            except MeasurementError:
+                imports.check()  # a base worker that ran head code failed: say so, exit 2
+                raise
+            imports.check()
             measured.samples += timing.head
             measured.errors += timing.errors
             if plans:

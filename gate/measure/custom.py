@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from gate.errors import MeasurementError
+from gate.measure.base_imports import ForeignImport
 from gate.measure.runner import Measured, Progress, names_of, worker_environment
 from gate.model import BenchmarkError, Direction, Metric, Sample
 
@@ -32,7 +33,9 @@ def run_pytest_worker(
 ) -> dict[str, Any]:
     """One ``pytest --perf-gate-worker`` process in ``root``; returns its JSON results.
 
-    Raises MeasurementError when the process wrote nothing (a crash, a collection error)."""
+    Raises MeasurementError when the process wrote nothing (a crash, a collection error), and
+    ForeignImport (exit 2) when a worker in the base revision's worktree imported the head's
+    code (``base_imports``)."""
     work_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=work_dir) as scratch:
         out = Path(scratch) / "perf.json"
@@ -63,6 +66,8 @@ def run_pytest_worker(
                 slug="worker",
             )
         result: dict[str, Any] = json.loads(out.read_text(encoding="utf-8"))
+        if result.get("base_imports"):  # a base-revision worker ran head code
+            raise ForeignImport(str(result["base_imports"]))
         return result
 
 

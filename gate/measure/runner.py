@@ -36,6 +36,7 @@ from gate.measure import (
     describe,
     resolve_callable,
 )
+from gate.measure.base_imports import worker_environment as base_environment
 from gate.measure.samples import probe_samples, record_info, round_samples
 from gate.model import BenchmarkError, Sample
 
@@ -58,12 +59,13 @@ class Measured:
 
 
 def worker_environment(root: Path, threads: int) -> dict[str, str]:
-    """The child's environment: threads pinned, the project root importable."""
+    """The child's environment: threads pinned, the project root importable; a worker in the
+    base revision's worktree imports the base revision's code (``base_imports``)."""
     env = dict(os.environ)
     for name in THREAD_ENV:
         env[name] = str(threads)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(root), env.get("PYTHONPATH")]))
-    return env
+    return base_environment(root, env)
 
 
 def plan_model(model: ModelSpec, variant: str, config: GateConfig) -> BenchmarkPlan:

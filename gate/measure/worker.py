@@ -20,6 +20,7 @@ from typing import Any
 
 from gate import stats
 from gate.measure import THREAD_ENV, Backend, BadReference, BenchmarkPlan, describe, get_backend
+from gate.measure.base_imports import check_worker
 from gate.measure.memory import (
     current_rss_bytes,
     high_water_rss_bytes,
@@ -297,6 +298,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"no benchmark named {args.benchmark!r} in the plan", file=sys.stderr)
             return 2
         result = run_probe(chosen[0], lock)
+    foreign = check_worker()  # a base-revision worker that ran head code measured nothing
+    if foreign is not None:
+        print(f"perf-gate: {foreign}", file=sys.stderr)
+        return 2
     args.out.write_text(json.dumps(result), encoding="utf-8")
     return 0
 
