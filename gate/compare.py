@@ -67,6 +67,9 @@ class _Test:
     current_centre: float = math.nan
 
 
+# How a paired base side was measured: base then head worker (ab), both workers at the same
+# time in step (parallel), both artifacts in one process (duet).
+PAIRED_MODES = ("ab", "parallel", "duet")
 # Metric families that are timings: re-measured side by side in the paired modes.
 TIMING_FAMILIES = frozenset({"latency", "throughput"})
 # Metric families that are exact (a file or state-dict size): compared without a test.
@@ -238,7 +241,7 @@ def _pair(
     if base.metric.unit != current.metric.unit:
         note = f"unit changed from {base.metric.unit} to {current.metric.unit}"
         return replace(comparison, verdict=Verdict.ERROR, note=note)
-    paired = mode in ("ab", "duet")
+    paired = mode in PAIRED_MODES
     kind = kind_of(current.metric)
     if kind == "exact":
         return _exact(comparison, base, current, policy)
@@ -514,7 +517,7 @@ def decide(
                 continue
         level = cold_alpha if kind_of(sample.metric) == "cold_start" else interval_alpha
         compared = _pair(base, sample, policy, level, mode=mode, advisory_note=advisory_note)
-        if paired is not None and mode in ("ab", "duet") and sample.benchmark in paired.notes:
+        if paired is not None and mode in PAIRED_MODES and sample.benchmark in paired.notes:
             compared = replace(compared, note=_join(paired.notes[sample.benchmark], compared.note))
         comparisons.append(compared)
     if baseline is not None:

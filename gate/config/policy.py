@@ -30,6 +30,7 @@ POLICY_KEYS = (
     "thresholds",
     "budgets",
     "timing_mode",
+    "parallel",
     "min_rounds",
     "max_rounds",
     "round_step",
@@ -129,6 +130,9 @@ def parse_policy(ctx: Checker, raw: Any) -> Policy:
             "policy.timing_mode",
             f"unknown mode {mode!r}; expected one of {', '.join(TIMING_MODES)}",
         )
+    parallel = raw.get("parallel", "auto")
+    if parallel not in ("auto", "never"):
+        raise ctx.error("policy.parallel", f"unknown value {parallel!r}; expected auto or never")
     min_rounds = ctx.integer(raw.get("min_rounds", 8), "policy.min_rounds", 2)
     max_rounds = ctx.integer(raw.get("max_rounds", 24), "policy.max_rounds", 2)
     if max_rounds < min_rounds:
@@ -145,6 +149,7 @@ def parse_policy(ctx: Checker, raw: Any) -> Policy:
         thresholds=thresholds,
         budgets=tuple(budgets),
         timing_mode=mode,
+        parallel=str(parallel),
         min_rounds=min_rounds,
         max_rounds=max_rounds,
         round_step=ctx.integer(raw.get("round_step", 4), "policy.round_step", 1),

@@ -12,12 +12,14 @@ one group of processes per thread count.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from gate.errors import MeasurementError
 from gate.measure import BenchmarkPlan
+from gate.measure.lockstep import Barrier, parallel_possible
 from gate.measure.runner import Runner, names_of
 
 Pair = tuple[BenchmarkPlan, BenchmarkPlan]  # (base, head)
@@ -51,10 +53,11 @@ def prepare_base(
 class PairedRunner:
     """Runs ``ab`` rounds (two processes) and ``duet`` rounds (one process) for plan pairs."""
 
-    def __init__(self, runner: Runner, base_root: Path) -> None:
+    def __init__(self, runner: Runner, base_root: Path, parallel: bool = True) -> None:
         self.runner = runner
         self.base_root = base_root
         self.random = runner.random
+        self.parallel = parallel  # base and head workers side by side where the cores allow
 
     def _collect(self, into: PairedRounds, arm: str, result: dict[str, Any], index: int) -> None:
         for name, message in result["errors"].items():
@@ -73,7 +76,8 @@ class PairedRunner:
     ) -> None:
         """Add ``rounds`` rounds for the given pairs (benchmarks that failed are skipped)."""
         for _, head in ab_pairs:
-            into.modes[head.name] = "ab"
+            side_by_side = self.parallel and parallel_possible(head.threads)
+            into.modes[head.name] = "parallel" if side_by_side else "ab"
         for _, head in duet_pairs:
             into.modes[head.name] = "duet"
         for _ in range(rounds):
@@ -103,10 +107,50 @@ class PairedRunner:
         for count in threads:
             group_ab = [pair for pair in ab if pair[1].threads == count]
             group_duet = [pair for pair in duet if pair[1].threads == count]
-            jobs = (["base", "head"] if group_ab else []) + (["duet"] if group_duet else [])
+            if group_ab and self.parallel and parallel_possible(count):
+                jobs = ["parallel"]  # base and head at the same time (gate.measure.lockstep)
+            else:
+                jobs = ["base", "head"] if group_ab else []
+            jobs += ["duet"] if group_duet else []
             self.random.shuffle(jobs)
             groups.append((group_ab, group_duet, jobs))
         return groups
+
+    def _side_by_side(self, ab: list[Pair], seed: str) -> dict[str, dict[str, Any]]:
+        """The base and head workers of a round at the same time, in step: one seed (the same
+        benchmark order) and a barrier before each timed measurement. Raises MeasurementError
+        when either fails."""
+        barrier = Barrier()
+        outcome: dict[str, dict[str, Any]] = {}
+        failures: list[MeasurementError] = []
+        arms = ["base", "head"]
+        self.random.shuffle(arms)  # which one is spawned first
+
+        def run(index: int, arm: str) -> None:
+            side = [b if arm == "base" else h for b, h in ab]
+            try:
+                outcome[arm] = self.runner.worker(
+                    side,
+                    ["round", "--seed", seed, "--barrier", barrier.spec(index)],
+                    self.runner.round_timeout(side),
+                    root=self.base_root if arm == "base" else None,
+                    pass_fds=barrier.fds(index),
+                    on_start=lambda: barrier.started(index),
+                )
+            except MeasurementError as exc:
+                failures.append(exc)
+            finally:
+                barrier.started(index)
+
+        threads = [threading.Thread(target=run, args=(i, arm)) for i, arm in enumerate(arms)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        barrier.join(timeout=10.0)
+        if failures:
+            raise failures[0]
+        return outcome
 
     def _round(
         self,
@@ -121,7 +165,9 @@ class PairedRunner:
         try:
             for job in jobs:
                 seed = str(self.random.randrange(2**31))
-                if job == "duet":
+                if job == "parallel":
+                    outcome.update(self._side_by_side(ab, seed))
+                elif job == "duet":
                     outcome["duet"] = self.runner.worker(
                         [h for _, h in duet],
                         ["duet", "--seed", seed],
