@@ -13,7 +13,7 @@ import importlib
 import inspect
 import traceback
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -53,7 +53,9 @@ class BadReference(MeasurementError):
 
 @dataclass(frozen=True, kw_only=True)
 class BenchmarkPlan:
-    """One model variant as a worker sees it; ``onnx`` is the prepared artifact for ORT variants."""
+    """One model variant as a worker sees it; ``onnx`` is the prepared artifact for ORT variants,
+    ``inputs`` the prepared inputs of an ``input:`` callable (batch size -> .npz file) that an
+    onnxruntime worker reads instead of calling it."""
 
     name: str
     model: str
@@ -68,6 +70,7 @@ class BenchmarkPlan:
     metrics: tuple[str, ...] = ("latency",)
     threads: int = 1
     device: str = "cpu"  # or cuda / cuda:N
+    inputs: dict[str, str] = field(default_factory=dict, hash=False)
 
     @property
     def cuda(self) -> bool:
@@ -90,6 +93,7 @@ class BenchmarkPlan:
         data["input_shape"] = tuple(data.get("input_shape", ()))
         data["batch_sizes"] = tuple(data.get("batch_sizes", (1,)))
         data["metrics"] = tuple(data.get("metrics", ("latency",)))
+        data["inputs"] = {str(k): str(v) for k, v in (data.get("inputs") or {}).items()}
         return cls(**data)
 
 

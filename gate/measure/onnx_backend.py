@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from gate.errors import MeasurementError
-from gate.measure import BenchmarkPlan, resolve_callable
+from gate.measure import BenchmarkPlan, artifacts, resolve_callable
 from gate.measure.profile import Calls, Recorded, interquartile_mean, robust_total
 
 
@@ -29,26 +29,19 @@ def _ort() -> Any:
     return onnxruntime
 
 
-def file_digest(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as stream:
-        for block in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def quantize_int8(source: Path, cache_dir: Path) -> Path:
-    """Dynamic int8 quantization of ``source`` (onnxruntime.quantization), cached by content
-    and by onnxruntime's version (another quantizer may write another file)."""
+    """Dynamic int8 quantization of ``source`` (onnxruntime.quantization), named by the
+    source's bytes and onnxruntime's version (another quantizer may write another file): the
+    same graph reuses its quantization, a changed graph never meets an old one. The source's
+    quantizations beyond the few most recently used are deleted."""
     ort = _ort()
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    key = hashlib.sha256(f"{file_digest(source)} {ort.__version__}".encode()).hexdigest()
-    target = cache_dir / f"{source.stem}-int8-{key[:16]}.onnx"
-    if target.is_file():
+    key = artifacts.text_digest(f"{artifacts.file_digest(source)} {ort.__version__}")
+    target = cache_dir / artifacts.quantized_name(source, key)
+    if artifacts.reuse(target):
         return target
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    partial = target.with_name(target.name + ".partial")
+    partial = artifacts.partial_file(cache_dir, target.stem)
     root_logger = logging.getLogger()
     level = root_logger.level
     root_logger.setLevel(logging.ERROR)  # quantize_dynamic logs advice on every call
@@ -62,8 +55,92 @@ def quantize_int8(source: Path, cache_dir: Path) -> Path:
         ) from exc
     finally:
         root_logger.setLevel(level)
-    partial.replace(target)
+    artifacts.publish(partial, target)
+    artifacts.prune(cache_dir, artifacts.quantized_family(source))
     return target
+
+
+def prepare_inputs(plan: BenchmarkPlan, graph: Path, cache_dir: Path) -> dict[str, str]:
+    """The plan's own inputs (its ``input:`` callable's results) per batch size as .npz files
+    under ``cache_dir``, for a worker to read instead of calling the callable: the callable
+    usually builds torch tensors, and an onnxruntime worker that imports torch pays its
+    import time and its memory. Named by the model, the batch size, ``graph``'s digest and
+    the arrays' own digest (kept when unchanged); the model's older ones beyond the few most
+    recently used at each batch size are deleted.
+
+    Returns ``{batch size: path}``. Raises MeasurementError for inputs that are not arrays."""
+    import numpy as np
+
+    from gate.measure.evaluate import plan_inputs
+
+    graph_digest = artifacts.file_digest(graph)
+    paths: dict[str, str] = {}
+    for batch_size in plan.batch_sizes:
+        kind, arrays = _input_arrays(plan, plan_inputs(plan, batch_size))
+        digest = hashlib.sha256(f"{graph_digest} {kind}".encode())
+        for entry, array in arrays.items():
+            digest.update(f"{entry} {array.dtype.str} {array.shape}".encode())
+            digest.update(np.ascontiguousarray(array).tobytes())
+        key = digest.hexdigest()
+        target = cache_dir / artifacts.inputs_name(plan.model, batch_size, graph_digest, key)
+        if not artifacts.reuse(target):
+            partial = artifacts.partial_file(cache_dir, target.stem)
+            try:
+                payload: dict[str, Any] = {_KIND: np.array(kind)}
+                payload.update({_ARRAY + entry: array for entry, array in arrays.items()})
+                with partial.open("wb") as stream:
+                    np.savez(stream, **payload)
+            except BaseException:
+                partial.unlink(missing_ok=True)
+                raise
+            artifacts.publish(partial, target)
+            artifacts.prune(cache_dir, artifacts.inputs_family(plan.model, batch_size))
+        paths[str(batch_size)] = str(target)
+    return paths
+
+
+_KIND = "kind"  # the .npz entry that says how the arrays were given: dict, sequence or single
+_ARRAY = "array."  # the prefix of the arrays' entries (then an input name or argN)
+
+
+def _input_arrays(plan: BenchmarkPlan, produced: Any) -> tuple[str, dict[str, Any]]:
+    """(``dict``, ``sequence`` or ``single``; the arrays by input name or position)."""
+    import numpy as np
+
+    def array(value: Any) -> Any:
+        if hasattr(value, "detach"):
+            value = value.detach().cpu().numpy()
+        converted = np.asarray(value)
+        if converted.dtype.hasobject:
+            raise MeasurementError(
+                f"{plan.key('input')}: the input callable returned {type(value).__name__} "
+                "values that are not numeric arrays",
+                slug="inputs",
+            )
+        return converted
+
+    if isinstance(produced, dict):
+        return "dict", {str(k): array(v) for k, v in produced.items()}
+    if isinstance(produced, (tuple, list)):
+        return "sequence", {f"arg{i}": array(v) for i, v in enumerate(produced)}
+    return "single", {"arg0": array(produced)}
+
+
+def read_inputs(path: Path) -> Any:
+    """Inputs written by ``prepare_inputs``, as the callable gave them: a dict of arrays by
+    input name, a tuple of arrays, or one array."""
+    import numpy as np
+
+    with np.load(path, allow_pickle=False) as data:
+        kind = str(data[_KIND])
+        arrays = {
+            name.removeprefix(_ARRAY): data[name] for name in data.files if name.startswith(_ARRAY)
+        }
+    if kind == "dict":
+        return arrays
+    if kind == "sequence":
+        return tuple(arrays[f"arg{i}"] for i in range(len(arrays)))
+    return arrays["arg0"]
 
 
 # Execution providers per variant, in order of preference (ORT falls back along the list).
@@ -108,7 +185,7 @@ class OnnxBackend:
         _ort()
         import numpy  # noqa: F401  (part of the runtime's import cost)
 
-        if self.plan.input_callable:
+        if self.plan.input_callable and not self.plan.inputs:
             resolve_callable(self.plan.input_callable, self.plan.key("input"), ("batch_size",))
 
     def load(self) -> None:
@@ -140,10 +217,16 @@ class OnnxBackend:
     def _feeds(self, batch_size: int, given: Any = None) -> dict[str, Any]:
         import numpy as np
 
-        from gate.measure.evaluate import plan_inputs
-
         names = [i.name for i in self.session.get_inputs()]
-        produced = given if given is not None else plan_inputs(self.plan, batch_size)
+        prepared = self.plan.inputs.get(str(batch_size))
+        if given is not None:
+            produced = given
+        elif prepared:  # written by preparation: the input callable is not called here
+            produced = read_inputs(Path(prepared))
+        else:
+            from gate.measure.evaluate import plan_inputs
+
+            produced = plan_inputs(self.plan, batch_size)
 
         def to_numpy(value: Any) -> Any:
             if hasattr(value, "detach"):

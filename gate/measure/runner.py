@@ -89,8 +89,11 @@ def plan_model(model: ModelSpec, variant: str, config: GateConfig) -> BenchmarkP
 
 
 def prepare(plan: BenchmarkPlan, cache_dir: Path) -> BenchmarkPlan:
-    """Check the plan's references, then export/quantize what an ONNX variant needs (cached by
-    content under ``cache_dir``).
+    """Check the plan's references, then prepare what an ONNX variant needs under
+    ``cache_dir``: the export (run every time, named by the graph's bytes), its int8
+    quantization, and the ``input:`` callable's inputs per batch size as .npz files (so that
+    its workers never call the callable nor import what it needs, usually torch); each is
+    named by the graph it belongs to, so nothing prepared for another graph is ever reused.
 
     Raises BadReference for a ``torch:`` or ``input:`` that cannot be resolved, before any
     round runs; other failures raise what the export (or the user's code) raised."""
@@ -99,22 +102,28 @@ def prepare(plan: BenchmarkPlan, cache_dir: Path) -> BenchmarkPlan:
     check_references(plan)
     if plan.variant not in ONNX_VARIANTS:
         return plan
-    onnx_path = Path(plan.onnx) if plan.onnx else None
-    if onnx_path is None:
+    graph = Path(plan.onnx) if plan.onnx else None
+    if graph is None:
         from gate.measure.torch_backend import export_onnx
 
-        onnx_path = export_onnx(plan, cache_dir)
+        graph = export_onnx(plan, cache_dir)
     if plan.variant == "onnxruntime-tensorrt":
         from gate.measure.onnx_backend import unavailable_reason
 
         reason = unavailable_reason(plan.variant)
         if reason:
             raise VariantUnavailable(reason, slug="variant-unavailable")
+    onnx_path = graph
     if plan.variant == "onnxruntime-int8":
         from gate.measure.onnx_backend import quantize_int8
 
-        onnx_path = quantize_int8(onnx_path, cache_dir)
-    return BenchmarkPlan.from_dict({**plan.to_dict(), "onnx": str(onnx_path)})
+        onnx_path = quantize_int8(graph, cache_dir)
+    inputs: dict[str, str] = {}
+    if plan.input_callable:
+        from gate.measure.onnx_backend import prepare_inputs
+
+        inputs = prepare_inputs(plan, graph, cache_dir)
+    return BenchmarkPlan.from_dict({**plan.to_dict(), "onnx": str(onnx_path), "inputs": inputs})
 
 
 def smoke_test(plan: BenchmarkPlan) -> None:

@@ -4,17 +4,16 @@ variants are prepared from."""
 
 from __future__ import annotations
 
-import hashlib
+import inspect
 import io
-import sys
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
 from gate.errors import MeasurementError
-from gate.measure import BenchmarkPlan, check_references, resolve_callable
+from gate.measure import BenchmarkPlan, artifacts, check_references, resolve_callable
 from gate.measure.profile import Calls, Recorded, robust_total
 
 
@@ -303,67 +302,43 @@ def first_output(output: Any) -> Any:
     return output
 
 
-def _source_files(plan: BenchmarkPlan, module: Any) -> set[str]:
-    """Python files of the factory's module and of every class in the model, outside torch."""
-    names = {type(m).__module__ for m in module.modules()}
-    if plan.torch:
-        names.add(plan.torch.partition(":")[0])
-    files = set()
-    for name in names:
-        if name.split(".")[0] == "torch":
-            continue
-        path = getattr(sys.modules.get(name), "__file__", None)
-        if path and path.endswith(".py") and Path(path).is_file():
-            files.add(path)
-    return files
-
-
-def content_key(plan: BenchmarkPlan, module: Any) -> str:
-    """A hash of everything an ONNX export depends on: code repr, weights, inputs, torch version."""
-    torch = _torch()
-    digest = hashlib.sha256()
-    digest.update(torch.__version__.encode())
-    digest.update(repr(module).encode())
-    # repr() does not show forward(): hash the source files that define the model's classes.
-    for source in sorted(_source_files(plan, module)):
-        digest.update(source.encode())
-        digest.update(Path(source).read_bytes())
-    for name, tensor in module.state_dict().items():
-        digest.update(name.encode())
-        if isinstance(tensor, torch.Tensor):
-            flat = tensor.detach().cpu().contiguous().reshape(-1)
-            digest.update(str(flat.dtype).encode())
-            digest.update(flat.view(torch.uint8).numpy().tobytes())
-    spec = (plan.input_callable, plan.input_shape, plan.input_dtype, plan.batch_sizes)
-    digest.update(repr(spec).encode())
-    if plan.input_callable:
-        args, kwargs = make_inputs(plan, 2)
-        for tensor in (*args, *kwargs.values()):
-            digest.update(repr((tuple(tensor.shape), str(tensor.dtype))).encode())
-    return digest.hexdigest()[:20]
+def forward_order(module: Any, names: Iterable[str]) -> list[str]:
+    """``names`` in the order of ``module.forward``'s parameters (the others after them)."""
+    try:
+        parameters = list(inspect.signature(module.forward).parameters)
+    except (TypeError, ValueError):
+        parameters = []
+    given = list(names)
+    return [p for p in parameters if p in given] + [n for n in given if n not in parameters]
 
 
 def export_onnx(plan: BenchmarkPlan, cache_dir: Path) -> Path:
-    """Export the plan's torch model to ONNX with a dynamic batch axis, cached by content.
+    """Export the plan's torch model to ONNX with a dynamic batch axis, named by the graph.
+
+    The export always runs (about 0.15 s for a small model once the exporter is loaded): what
+    a model computes can depend on more than its code and weights (a file read while it is
+    built, a plain attribute that steers ``forward``), and no key short of the graph itself
+    sees all of it. The file is named by the sha256 of its bytes, so an unchanged graph keeps
+    its file (and its quantization and prepared inputs) and a changed one gets a new name;
+    the model's older exports beyond the few most recently used are deleted with what was
+    derived from them (``gate.measure.artifacts``).
 
     Returns the path of the .onnx file. Raises MeasurementError when export fails.
     """
     torch = _torch()
     set_threads(plan.threads)
     module = build_module(plan)
-    target = cache_dir / f"{plan.model}-{content_key(plan, module)}.onnx"
-    if target.is_file():
-        return target
     args, kwargs = make_inputs(plan, 2)
     if kwargs:
+        # The graph takes named inputs in forward's order, whatever the dict's order is.
+        kwargs = {name: kwargs[name] for name in forward_order(module, kwargs)}
         input_names = list(kwargs)
     elif len(args) == 1:
         input_names = ["input"]
     else:
         input_names = [f"input_{i}" for i in range(len(args))]
     dynamic_axes = {name: {0: "batch"} for name in input_names}
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    partial = target.with_suffix(".onnx.partial")
+    partial = artifacts.partial_file(cache_dir, plan.model)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -376,6 +351,7 @@ def export_onnx(plan: BenchmarkPlan, cache_dir: Path) -> Path:
                 dynamic_axes=dynamic_axes,
                 dynamo=False,
             )
+        digest = artifacts.file_digest(partial)
     except Exception as exc:  # the exporter raises many types; all mean "cannot export"
         partial.unlink(missing_ok=True)
         raise MeasurementError(
@@ -383,7 +359,8 @@ def export_onnx(plan: BenchmarkPlan, cache_dir: Path) -> Path:
             "file with 'onnx:' or drop the onnxruntime variants",
             slug="onnx-export",
         ) from exc
-    partial.replace(target)
+    target = artifacts.publish(partial, cache_dir / artifacts.export_name(plan.model, digest))
+    artifacts.prune_exports(cache_dir, plan.model)
     return target
 
 
