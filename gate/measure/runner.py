@@ -157,6 +157,8 @@ class Runner:
         self.max_time = max_time
         # Thread settings the head's workers reported, by benchmark (the first report kept).
         self.threading: dict[str, dict[str, Any]] = {}
+        # Where each head round's time went, by benchmark (record info ``round_cost``).
+        self.costs: dict[str, list[dict[str, float]]] = {}
         seed = (
             settings.seed if settings.seed is not None else random.SystemRandom().randrange(2**31)
         )
@@ -245,10 +247,13 @@ class Runner:
         return ordered
 
     def observe(self, results: dict[str, Any]) -> None:
-        """Keep the thread settings a head worker reported for each benchmark."""
+        """Keep the thread settings a head worker reported for each benchmark (the first) and
+        the cost of its every round."""
         for name, entry in results.items():
             if "threading" in entry:
                 self.threading.setdefault(name, entry["threading"])
+            if "cost" in entry:
+                self.costs.setdefault(name, []).append(entry["cost"])
 
     def measure(self, plans: list[BenchmarkPlan], *, timing: bool = True) -> Measured:
         """Run the rounds (unless ``timing`` is False) and the probes.
@@ -300,7 +305,10 @@ class Runner:
                 measured.samples.extend(round_samples(plan, entries))
             measured.samples.extend(probe_samples(plan, probes.get(plan.name, [])))
             measured.info[plan.name] = record_info(
-                plan, probes.get(plan.name, []), self.threading.get(plan.name)
+                plan,
+                probes.get(plan.name, []),
+                self.threading.get(plan.name),
+                self.costs.get(plan.name),
             )
         return measured
 

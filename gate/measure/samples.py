@@ -5,6 +5,7 @@ throughput, the probes' memory, model size, cold start and GPU memory, and what 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from pathlib import PurePath
 from typing import Any
 
 from gate import stats
@@ -115,10 +116,15 @@ def probe_samples(plan: BenchmarkPlan, probes: list[dict[str, Any]]) -> list[Sam
 
 
 def record_info(
-    plan: BenchmarkPlan, probes: list[dict[str, Any]], threading: dict[str, Any] | None
+    plan: BenchmarkPlan,
+    probes: list[dict[str, Any]],
+    threading: dict[str, Any] | None,
+    costs: list[dict[str, float]] | None = None,
 ) -> dict[str, Any]:
-    """The record's info on a benchmark: what it is, its thread settings as a worker reported
-    them (a round's, else a probe's), parameters, sizes and how memory peaks were read."""
+    """The record's info on a benchmark: what it is (and the ONNX file measured), its thread
+    settings as a worker reported them (a round's, else a probe's), parameters, sizes, how
+    memory peaks were read and what the probe process had imported, and where its rounds' time
+    went (``costs``: the rounds' ``cost`` entries)."""
     info: dict[str, Any] = {
         "model": plan.model,
         "variant": plan.variant,
@@ -128,24 +134,56 @@ def record_info(
     threading = threading or next((p["threading"] for p in probes if "threading" in p), None)
     if threading is not None:
         info["threading"] = threading
+    if plan.onnx:  # an export's name holds the graph's digest: which graph was measured
+        info["onnx_file"] = PurePath(plan.onnx).name
+    if costs:
+        info["round_cost"] = round_cost(costs)
     if probes:
         info["import_s"] = stats.median([p["import_s"] for p in probes])
         for key in ("params", "model_size"):
             if key in probes[0]:
                 info[key] = probes[0][key]
+        if "runtimes" in probes[0]:
+            info["probe_runtimes"] = sorted({r for p in probes for r in p.get("runtimes", [])})
         if "memory" in plan.metrics:
-            info["memory_peak_since"] = (
-                "imports (VmHWM reset after them)"
-                if all(p.get("peak_since") == "imports" for p in probes)
-                else "process start (ru_maxrss: the peak could not be reset after the imports "
-                "here, so memory.load and memory.inference include the imports' own peak)"
-            )
+            info["memory_peak_since"] = memory_peak_since(probes)
         for key in _CUDA_INFO:
             if key in probes[0]:
                 info[key] = stats.median([p[key] for p in probes])
     if plan.cuda:
         info["device"] = plan.device
     return info
+
+
+def memory_peak_since(probes: list[dict[str, Any]]) -> str:
+    """How the probes read their peaks, the least exact reading named when they differ."""
+    if any(p.get("peak_source", "VmHWM") != "VmHWM" for p in probes):
+        return (
+            "process start (ru_maxrss: no /proc here, so memory.load and memory.inference "
+            "include the imports' own peak, and memory.peak may include the peak of the "
+            "process that started the probe)"
+        )
+    if all(p.get("peak_since") == "imports" for p in probes):
+        return "imports (VmHWM reset after them)"
+    return (
+        "process start (VmHWM: the peak could not be reset after the imports here, so "
+        "memory.load and memory.inference include the imports' own peak)"
+    )
+
+
+COST_PARTS = ("import_s", "load_s", "inputs_s", "warmup_s", "timing_s")
+
+
+def round_cost(costs: list[dict[str, float]]) -> dict[str, float]:
+    """Median seconds per round a benchmark spent importing its runtime (the process's first
+    benchmark pays for it), loading, making its inputs, warming up (first calls included) and
+    in timed calls, over ``costs``; ``rounds`` is how many rounds they are."""
+    summary = {
+        part: stats.median([c[part] for c in costs if part in c])
+        for part in COST_PARTS
+        if any(part in c for c in costs)
+    }
+    return {**summary, "rounds": len(costs)}
 
 
 # Probe results on CUDA devices kept in the record's info (medians over probes).

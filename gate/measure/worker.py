@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import random
 import sys
@@ -21,16 +22,12 @@ from typing import Any
 from gate import stats
 from gate.measure import THREAD_ENV, Backend, BadReference, BenchmarkPlan, describe, get_backend
 from gate.measure.base_imports import check_worker
-from gate.measure.memory import (
-    current_rss_bytes,
-    high_water_rss_bytes,
-    peak_rss_bytes,
-    reset_peak_rss,
-)
+from gate.measure.memory import current_rss_bytes, peak_rss_bytes, peak_source, reset_peak_rss
 from gate.measure.timing import time_calls
 
 # Per-call times sent back per (benchmark, batch size, round); enough for p99, bounded in size.
 MAX_CALLS_PER_ROUND = 2000
+RUNTIMES = ("torch", "onnxruntime")
 
 
 def threading_of(backend: Backend) -> dict[str, Any]:
@@ -47,24 +44,51 @@ def run_round(plans: list[BenchmarkPlan], settings: dict[str, Any], seed: int) -
     errors: dict[str, str] = {}
     for plan in order:
         try:
+            started = time.perf_counter()
             backend = get_backend(plan)
             backend.import_runtime()
+            imported = time.perf_counter()
             backend.load()
+            loaded = time.perf_counter()
+            # Where the round's time went for this benchmark (record info ``round_cost``).
+            cost = {"import_s": imported - started, "load_s": loaded - imported}
+            cost.update(inputs_s=0.0, warmup_s=0.0, timing_s=0.0)
             batches: dict[str, Any] = {}
             for batch_size in plan.batch_sizes:
+                before = time.perf_counter()
+                call = backend.call_for(batch_size)
+                ready = time.perf_counter()
                 timed = time_calls(
-                    backend.call_for(batch_size),
+                    call,
                     warmup=settings["warmup"],
                     min_calls=settings["min_calls"],
                     min_time=settings["min_time"],
                     max_time=settings["max_time"],
                     sync=backend.sync,
                 )
+                timing = math.fsum(timed.times)
+                cost["inputs_s"] += ready - before
+                cost["warmup_s"] += time.perf_counter() - ready - timing  # first call included
+                cost["timing_s"] += timing
                 batches[str(batch_size)] = _timed_batch(timed.first_call, list(timed.times))
-            results[plan.name] = {"batches": batches, "threading": threading_of(backend)}
+            results[plan.name] = {
+                "batches": batches,
+                "threading": threading_of(backend),
+                "cost": cost,
+            }
         except Exception as exc:  # report and continue with the other benchmarks
             errors[plan.name] = describe(exc)
-    return {"order": [p.name for p in order], "results": results, "errors": errors}
+    return {
+        "order": [p.name for p in order],
+        "results": results,
+        "errors": errors,
+        "runtimes": runtimes_imported(),
+    }
+
+
+def runtimes_imported() -> list[str]:
+    """The model runtimes this process has imported (its time and memory include theirs)."""
+    return [name for name in RUNTIMES if name in sys.modules]
 
 
 def _timed_batch(timed_first: float, times: list[float]) -> dict[str, Any]:
@@ -210,23 +234,27 @@ class _TimingLock:
 def run_probe(plan: BenchmarkPlan, lock: _TimingLock | None = None) -> dict[str, Any]:
     """Fresh-process memory and cold start.
 
-    RSS after imports; then the high-water mark is reset (Linux), so that the peaks during
-    loading (``rss_load_peak``) and over loading and inference at every batch size
-    (``rss_inference_peak``) are the model's own, not the imports'. Where the mark cannot be
-    reset, both peaks are ``ru_maxrss`` (since process start, imports included) and
-    ``peak_since`` says so. ``rss_peak`` is the absolute peak of the process (the reset clears
-    ``ru_maxrss`` as well, so the imports' peak is read before it)."""
+    Every peak is this process's own: VmHWM, which a fresh exec starts from nothing
+    (``ru_maxrss`` would start from the launching process's peak; it is read only where /proc
+    is missing, and ``peak_source`` says so). RSS after imports; then the high-water mark is
+    reset (Linux), so that the peaks during loading (``rss_load_peak``) and over loading and
+    inference at every batch size (``rss_inference_peak``) are the model's own, not the
+    imports'. Where the mark cannot be reset, both peaks count from process start, imports
+    included, and ``peak_since`` says so. ``rss_peak`` is the absolute peak of the process
+    (the reset restarts VmHWM, so the imports' peak is read before it); ``runtimes`` the model
+    runtimes the process imported."""
     try:
         backend = get_backend(plan)
         start = time.perf_counter()
         backend.import_runtime()
         imported = time.perf_counter()
         rss_import = current_rss_bytes() or peak_rss_bytes()
-        import_peak = peak_rss_bytes()  # the reset clears ru_maxrss too
-        reset = reset_peak_rss() and high_water_rss_bytes() is not None
+        source = peak_source()
+        import_peak = peak_rss_bytes()  # before the reset restarts VmHWM
+        reset = source == "VmHWM" and reset_peak_rss()
 
         def peak_since_imports() -> int:
-            return (high_water_rss_bytes() if reset else None) or peak_rss_bytes()
+            return peak_rss_bytes()  # since the reset, else since process start
 
         lock = lock or _TimingLock(None)
         lock.exclusive()  # the cold start is timed: no other probe works meanwhile
@@ -253,6 +281,8 @@ def run_probe(plan: BenchmarkPlan, lock: _TimingLock | None = None) -> dict[str,
             "rss_inference_peak": peak_since_imports(),
             "rss_peak": max(import_peak, peak_rss_bytes()),
             "peak_since": "imports" if reset else "process start",
+            "peak_source": source,
+            "runtimes": runtimes_imported(),
         }
         launch = getattr(backend, "launch", None)  # CUDA torch variants: kernel vs wall time
         if plan.cuda and launch is not None:
