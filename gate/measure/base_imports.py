@@ -16,11 +16,15 @@ go on the base workers' ``PYTHONPATH`` (``worker_environment``, called by
 same way. ``PathFinder`` searches ``sys.path`` before any finder appended to ``sys.meta_path``,
 and ``PYTHONPATH`` comes before ``site-packages`` and its ``.pth`` entries, so the worktree's
 copy wins. A directory the base revision lacks is left out: a module added in the head is
-absent in the base, as it should be.
+absent in the base, as it should be. A project installed from the repository without
+``-e`` (``pip install .``: a copy in ``site-packages``, ``direct_url.json`` naming the
+repository) is found by its distribution's top-level names, and the worktree's directory that
+holds each of them (``src/`` or the top) joins the path too.
 
 Worker side (``check_worker``): after the user's code ran, every loaded module whose file lies
 inside the head repository but outside the worktree (and outside the interpreter's prefixes: a
-virtualenv inside the repository) is head code in a base worker. The worker reports it and
+virtualenv inside the repository), and every module of those installed top-level names loaded
+from outside the worktree, is head code in a base worker. The worker reports it and
 fails; the parent refuses the paired run in one line (``ForeignImport``, exit 2), never a
 silent comparison of the head with itself.
 """
@@ -32,11 +36,13 @@ import os
 import shutil
 import sys
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
+from importlib import metadata
 from importlib.machinery import all_suffixes
 from pathlib import Path
+from urllib.parse import unquote, urlparse
 
 from gate.errors import ConfigError
 
@@ -66,17 +72,22 @@ def _prefixes() -> tuple[Path, ...]:
     return tuple(sorted(found))
 
 
+def _module_name(file: str) -> str | None:
+    """The module name of a file name (``mylib.py``, ``fast.cpython-311-x86_64-linux-gnu.so``)."""
+    for suffix in sorted(all_suffixes(), key=len, reverse=True):
+        if file.endswith(suffix) and file != suffix:
+            return file[: -len(suffix)]
+    return None
+
+
 def search_root(name: str, location: Path) -> Path | None:
     """The directory from which ``PathFinder`` imports ``name`` as ``location`` (a package's
     directory or ``__init__.py``, a module's file or its path without suffix); None when the
     names differ (``package_dir={"mylib": "lib"}``)."""
     if location.name == "__init__.py":
         location = location.parent
-    else:
-        for suffix in sorted(all_suffixes(), key=len, reverse=True):
-            if location.name.endswith(suffix) and location.name != suffix:
-                location = location.with_name(location.name[: -len(suffix)])
-                break
+    elif (stem := _module_name(location.name)) is not None:
+        location = location.with_name(stem)
     for part in reversed(name.split(".")):
         if location.name != part:
             return None
@@ -130,6 +141,47 @@ def import_dirs(head: Path) -> list[Path]:
     return found
 
 
+def _top_level(dist: metadata.Distribution) -> set[str]:
+    """The importable top-level names a distribution installed: its ``top_level.txt``, else the
+    first part of its RECORD's module files."""
+    listed = dist.read_text("top_level.txt")
+    if listed:
+        return {line.strip() for line in listed.splitlines() if line.strip().isidentifier()}
+    names = set()
+    for file in dist.files or ():
+        parts = file.parts
+        name = parts[0] if len(parts) > 1 else _module_name(parts[0])
+        if name and name.isidentifier() and not name.startswith("__editable__"):
+            names.add(name)
+    return names
+
+
+def project_names(head: Path) -> set[str]:
+    """Top-level names of the installed distributions built from a directory inside ``head``
+    (``direct_url.json`` with a ``file:`` URL, editable or not)."""
+    names: set[str] = set()
+    for dist in metadata.distributions():
+        try:
+            url = json.loads(dist.read_text("direct_url.json") or "{}").get("url", "")
+        except (ValueError, AttributeError):
+            continue
+        parsed = urlparse(url) if isinstance(url, str) else None
+        if parsed is None or parsed.scheme != "file":
+            continue
+        source = _resolved(unquote(parsed.path))
+        if source is not None and source.is_relative_to(head):
+            names |= _top_level(dist)
+    return names
+
+
+def _holder(name: str, folders: Iterable[Path]) -> Path | None:
+    """The first of ``folders`` from which ``PathFinder`` imports ``name``."""
+    for folder in folders:
+        if (folder / name).is_dir() or (folder / f"{name}.py").is_file():
+            return folder
+    return None
+
+
 @dataclass(frozen=True)
 class BaseImports:
     """The base workers' import setting for one worktree of the head repository ``head``."""
@@ -138,6 +190,7 @@ class BaseImports:
     base: Path
     paths: tuple[Path, ...]  # worktree directories that go on the base workers' PYTHONPATH
     report: Path  # base workers append the modules they loaded from the head here
+    names: tuple[str, ...] = ()  # the project's installed top-level names
 
     def counterpart(self, entry: str) -> str:
         """A ``PYTHONPATH`` entry as the base worker needs it: an absolute path into the head
@@ -162,7 +215,12 @@ class BaseImports:
         ordered = [self.counterpart(e) for e in entries] + [str(p) for p in self.paths]
         env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(ordered))
         env[ENV] = json.dumps(
-            {"head": str(self.head), "base": str(self.base), "report": str(self.report)}
+            {
+                "head": str(self.head),
+                "base": str(self.base),
+                "report": str(self.report),
+                "names": list(self.names),
+            }
         )
         return env
 
@@ -191,8 +249,14 @@ def isolated(head: Path, base: Path) -> Iterator[BaseImports]:
         mapped = base_path / directory.relative_to(head_path)
         if mapped.is_dir():
             paths.append(mapped)
+    names = sorted(project_names(head_path))
+    for name in names:  # installed without -e: the worktree's copy, where the base has one
+        if _holder(name, paths) is None:
+            holder = _holder(name, [base_path / "src", base_path])
+            if holder is not None:
+                paths.append(holder)
     folder = Path(tempfile.mkdtemp(prefix="perf-gate-imports-"))
-    imports = BaseImports(head_path, base_path, tuple(paths), folder / "foreign.txt")
+    imports = BaseImports(head_path, base_path, tuple(paths), folder / "foreign.txt", tuple(names))
     _ACTIVE.append(imports)
     try:
         yield imports
@@ -213,23 +277,30 @@ def worker_environment(root: Path, env: dict[str, str]) -> dict[str, str]:
 
 
 def foreign_modules(
-    head: Path, base: Path, modules: Mapping[str, object] | None = None
+    head: Path,
+    base: Path,
+    modules: Mapping[str, object] | None = None,
+    names: Iterable[str] = (),
 ) -> list[tuple[str, Path]]:
-    """(name, file) of the loaded modules whose file lies in ``head`` but not in ``base`` (nor
-    in the interpreter's prefixes), outermost first."""
+    """(name, file) of the loaded modules that are not the base revision's code, outermost
+    first: a file in ``head`` but not in ``base`` (nor in the interpreter's prefixes), or a
+    module under one of the project's top-level ``names`` from outside ``base``."""
     prefixes = _prefixes()
     raw_prefixes = tuple(str(p) + os.sep for p in prefixes)
+    project = set(names)
     found = []
     for name, module in list((sys.modules if modules is None else modules).items()):
         file = getattr(module, "__file__", None)
-        if not isinstance(file, str) or os.path.abspath(file).startswith(raw_prefixes):
+        if not isinstance(file, str):
+            continue
+        ours = name.split(".")[0] in project
+        if not ours and os.path.abspath(file).startswith(raw_prefixes):
             continue
         path = _resolved(file)
-        if (
-            path is not None
-            and path.is_relative_to(head)
-            and not path.is_relative_to(base)
-            and not any(path.is_relative_to(p) for p in prefixes)
+        if path is None or path.is_relative_to(base):
+            continue
+        if ours or (
+            path.is_relative_to(head) and not any(path.is_relative_to(p) for p in prefixes)
         ):
             found.append((name, path))
     return sorted(found, key=lambda item: (item[0].count("."), item[0]))
@@ -240,13 +311,12 @@ def refusal(foreign: list[tuple[str, Path]]) -> str:
     name, path = foreign[0]
     others = f" (and {len(foreign) - 1} more modules)" if len(foreign) > 1 else ""
     return (
-        f"a worker of the base revision imported {name} from the head checkout ({path}){others}, "
-        "not from the base revision's worktree, so the paired timings would compare the head "
-        "with itself; perf-gate maps the directories the project is imported from into the "
-        f"worktree, and {name} comes through a path it cannot map: give each package a "
-        "directory of its own name (a src/ or flat layout) and reinstall it "
-        "(pip install -e .), or compare with the stored baseline (--mode stored, "
-        "--perf-gate-mode stored)"
+        f"a worker of the base revision imported {name} from {path}{others}, not from the base "
+        "revision's worktree, so the paired timings would compare the head's code with itself; "
+        "perf-gate maps the directories the project is imported from into the worktree, and "
+        f"{name} comes through a path it cannot map: give each package a directory of its own "
+        "name (a src/ or flat layout) and install it with pip install -e ., or compare with "
+        "the stored baseline (--mode stored, --perf-gate-mode stored)"
     )
 
 
@@ -259,9 +329,10 @@ def check_worker() -> str | None:
     try:
         setting = json.loads(raw)
         head, base, report = (Path(setting[key]) for key in ("head", "base", "report"))
-    except (ValueError, KeyError, TypeError):
+        names = [str(name) for name in setting.get("names", [])]
+    except (ValueError, KeyError, TypeError, AttributeError):
         return None
-    foreign = foreign_modules(head, base)
+    foreign = foreign_modules(head, base, names=names)
     if not foreign:
         return None
     message = refusal(foreign)

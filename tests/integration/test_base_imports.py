@@ -82,12 +82,13 @@ def make_venv(where: Path) -> Path:
     return python
 
 
-def install_editable(python: Path, *projects: Path) -> None:
-    """``pip install -e`` offline, with the setuptools already installed."""
+def install_editable(python: Path, *projects: Path, copied: tuple[Path, ...] = ()) -> None:
+    """``pip install -e`` of ``projects`` (and ``pip install`` of ``copied``) offline, with the
+    setuptools already installed."""
     editables = [arg for project in projects for arg in ("-e", str(project))]
     command = [str(python), "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation"]
     completed = subprocess.run(
-        [*command, "--no-index", *editables],
+        [*command, "--no-index", *editables, *map(str, copied)],
         capture_output=True,
         text=True,
         env=clean_env(),
@@ -203,12 +204,42 @@ def unmappable_layout(repo: Path) -> tuple[str, list[str]]:
     return ".", ["bi_odd"]
 
 
+def copied_layout(repo: Path) -> tuple[str, list[str]]:
+    """Flat layout installed without -e (``pip install .``): a copy in site-packages, found by
+    its ``direct_url.json``; the config in a subdirectory, so the top is not on the path."""
+    setuptools = '\n[tool.setuptools]\npackages = ["bi_copy"]\n'
+    files = {"pyproject.toml": pyproject("bi-copy", setuptools), "bench/perf-gate.yaml": "{}\n"}
+    history(
+        repo,
+        {**files, "bi_copy/__init__.py": side("base")},
+        {**files, "bi_copy/__init__.py": side("head")},
+    )
+    return "bench", ["bi_copy"]
+
+
+def copied_unmappable_layout(repo: Path) -> tuple[str, list[str]]:
+    """Installed without -e from a directory of another name: only the copy in site-packages
+    has it."""
+    setuptools = '\n[tool.setuptools]\npackages = ["bi_copy_odd"]\n'
+    setuptools += 'package-dir = {bi_copy_odd = "lib"}\n'
+    files = {"pyproject.toml": pyproject("bi-copy-odd", setuptools)}
+    history(
+        repo,
+        {**files, "lib/__init__.py": side("base")},
+        {**files, "lib/__init__.py": side("head")},
+    )
+    return ".", ["bi_copy_odd"]
+
+
 LAYOUTS: dict[str, Callable[[Path], tuple[str, list[str]]]] = {
     "src": src_layout,
     "flat": flat_layout,
     "namespace": namespace_layout,
     "unmappable": unmappable_layout,
+    "copied": copied_layout,
+    "copied-unmappable": copied_unmappable_layout,
 }
+COPIED = {"copied", "copied-unmappable"}  # installed without -e
 
 
 @pytest.fixture(scope="module")
@@ -218,7 +249,11 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     python = make_venv(top / "venv")
     repos = {name: top / name for name in LAYOUTS}
     places = {name: make(repos[name]) for name, make in LAYOUTS.items()}
-    install_editable(python, *repos.values())
+    install_editable(
+        python,
+        *(repos[name] for name in LAYOUTS if name not in COPIED),
+        copied=tuple(repos[name] for name in sorted(COPIED)),
+    )
     probe = top / "probe.py"
     probe.write_text(PROBE, encoding="utf-8")
     return {"python": python, "probe": probe, "repos": repos, "places": places}
@@ -233,7 +268,7 @@ def probe(installed: dict[str, Any], layout: str, **env: str) -> dict[str, Any]:
     return result
 
 
-@pytest.mark.parametrize("layout", ["src", "flat", "namespace"])
+@pytest.mark.parametrize("layout", ["src", "flat", "namespace", "copied"])
 def test_base_worker_imports_the_worktree_copy(installed: dict[str, Any], layout: str) -> None:
     result = probe(installed, layout)
     tree = Path(result["tree"])
@@ -271,7 +306,15 @@ def test_a_module_that_cannot_be_mapped_is_caught(installed: dict[str, Any]) -> 
     file, label = result["modules"]["bi_odd"]
     assert label == "head"  # the head's finder served it ...
     assert Path(file).is_relative_to(installed["repos"]["unmappable"])
-    assert "imported bi_odd from the head checkout" in result["refusal"]  # ... and it is caught
+    assert f"imported bi_odd from {file}, not from" in result["refusal"]  # ... and it is caught
+
+
+def test_an_installed_copy_that_cannot_be_mapped_is_caught(installed: dict[str, Any]) -> None:
+    result = probe(installed, "copied-unmappable")
+    file, label = result["modules"]["bi_copy_odd"]
+    assert label == "head"  # the copy pip installed from the head ...
+    assert "site-packages" in Path(file).parts
+    assert f"imported bi_copy_odd from {file}, not from" in result["refusal"]  # ... is caught
 
 
 # --- whole paired runs -----------------------------------------------------------------------
@@ -355,7 +398,8 @@ def assert_refused(ran: Ran, repo: Path) -> None:
     assert ran.ret == 2, ran.output
     errors = ran.lines_with("perf-gate: error:")
     assert len(errors) == 1, ran.output
-    assert "a worker of the base revision imported e2e_odd from the head checkout" in errors[0]
+    assert "a worker of the base revision imported e2e_odd from " in errors[0]
+    assert str(repo / "lib" / "__init__.py") in errors[0]
     assert "pip install -e ." in errors[0]
     assert errors[0].endswith("(perf-gate explain base-imports)")
     assert "Traceback" not in ran.output

@@ -60,10 +60,23 @@ def test_foreign_modules_are_files_in_the_head_outside_the_worktree(tmp_path: Pa
     assert found[0][1] == (head / "src" / "mylib" / "__init__.py").resolve()
 
 
+def test_modules_of_the_project_from_outside_the_worktree_are_foreign(tmp_path: Path) -> None:
+    """``pip install .`` (no -e): the base worker must not use the copy in site-packages."""
+    head, base = tmp_path / "repo", tmp_path / "worktree"
+    site = Path(sys.prefix) / "lib" / "site-packages"
+    loaded = {
+        "mylib": module("mylib", site / "mylib" / "__init__.py"),
+        "mylib.sub": module("mylib.sub", base / "mylib" / "sub.py"),
+        "numpy": module("numpy", site / "numpy" / "__init__.py"),
+    }
+    found = foreign_modules(head, base, loaded, names=["mylib"])
+    assert found == [("mylib", (site / "mylib" / "__init__.py").resolve())]
+
+
 def test_the_refusal_is_one_line_naming_the_module_the_file_and_the_fix() -> None:
     line = refusal([("mylib", Path("/r/lib/__init__.py")), ("mylib.sub", Path("/r/lib/sub.py"))])
     assert "\n" not in line
-    assert "imported mylib from the head checkout (/r/lib/__init__.py) (and 1 more" in line
+    assert "imported mylib from /r/lib/__init__.py (and 1 more" in line
     assert "pip install -e ." in line
     assert "--mode stored" in line
     assert ForeignImport(line).one_line().endswith("(perf-gate explain base-imports)")
@@ -89,6 +102,7 @@ def test_base_worker_pythonpath_maps_head_entries_into_the_worktree(tmp_path: Pa
         "head": str(head),
         "base": str(base),
         "report": str(tmp_path / "report"),
+        "names": [],
     }
 
 
