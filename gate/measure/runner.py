@@ -173,11 +173,14 @@ class Runner:
         root: Path | None = None,
         extra: dict[str, Any] | None = None,
         live: bool = False,
+        pass_fds: Sequence[int] = (),
+        on_start: Callable[[], None] | None = None,
     ) -> dict[str, Any]:
         """Run one worker process (``args[0]`` is its mode) and return its JSON result;
-        ``live`` lets its stderr (progress lines) through to ours. Its thread variables are
-        the plans' thread count (timed modes get plans of one thread count; untimed ones with
-        several get the largest).
+        ``live`` lets its stderr (progress lines) through to ours; ``pass_fds`` it inherits
+        (a lockstep barrier), ``on_start`` is called once it was spawned (or failed to). Its
+        thread variables are the plans' thread count (timed modes get plans of one thread
+        count; untimed ones with several get the largest).
 
         Raises MeasurementError when it crashes, times out or writes nothing."""
         root = root or self.root
@@ -206,28 +209,36 @@ class Runner:
                 str(out_file),
                 *args[1:],
             ]
+            env = worker_environment(
+                root, max((p.threads for p in plans), default=self.settings.threads)
+            )
             try:
-                completed = subprocess.run(
+                process = subprocess.Popen(
                     command,
                     cwd=root,
-                    env=worker_environment(
-                        root, max((p.threads for p in plans), default=self.settings.threads)
-                    ),
+                    env=env,
                     stdout=subprocess.PIPE,
                     stderr=None if live else subprocess.PIPE,
                     text=True,
-                    timeout=timeout,
-                    check=False,
+                    pass_fds=pass_fds,
                 )
-            except subprocess.TimeoutExpired:
-                raise MeasurementError(
-                    f"a worker process ran past {timeout:.0f}s and was stopped", slug="worker"
-                ) from None
-            if completed.returncode != 0 or not out_file.is_file():
-                output = completed.stderr or "(see the output above)"
+            finally:
+                if on_start is not None:
+                    on_start()
+            with process:
+                try:
+                    _, stderr = process.communicate(timeout=timeout)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.communicate()
+                    raise MeasurementError(
+                        f"a worker process ran past {timeout:.0f}s and was stopped", slug="worker"
+                    ) from None
+            if process.returncode != 0 or not out_file.is_file():
+                output = stderr or "(see the output above)"
                 tail = " | ".join(output.strip().splitlines()[-3:])
                 raise MeasurementError(
-                    f"worker process exited with code {completed.returncode}: {tail}",
+                    f"worker process exited with code {process.returncode}: {tail}",
                     slug="worker",
                 )
             result: dict[str, Any] = json.loads(out_file.read_text(encoding="utf-8"))

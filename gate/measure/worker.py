@@ -16,12 +16,14 @@ import os
 import random
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from gate import stats
 from gate.measure import THREAD_ENV, Backend, BadReference, BenchmarkPlan, describe, get_backend
 from gate.measure.base_imports import check_worker
+from gate.measure.lockstep import worker_barrier
 from gate.measure.memory import current_rss_bytes, peak_rss_bytes, peak_source, reset_peak_rss
 from gate.measure.timing import time_calls
 
@@ -36,13 +38,21 @@ def threading_of(backend: Backend) -> dict[str, Any]:
     return {**backend.threading(), **{name: os.environ.get(name) for name in THREAD_ENV}}
 
 
-def run_round(plans: list[BenchmarkPlan], settings: dict[str, Any], seed: int) -> dict[str, Any]:
-    """Measure every plan once in this process, in an order shuffled by ``seed``."""
+def run_round(
+    plans: list[BenchmarkPlan],
+    settings: dict[str, Any],
+    seed: int,
+    barrier: Callable[[], None] | None = None,
+) -> dict[str, Any]:
+    """Measure every plan once in this process, in an order shuffled by ``seed``; with a
+    ``barrier`` (a parallel ``ab`` round, gate.measure.lockstep) each timed measurement starts
+    when the other worker's does, and a benchmark that fails still meets its barriers."""
     order = list(plans)
     random.Random(seed).shuffle(order)
     results: dict[str, Any] = {}
     errors: dict[str, str] = {}
     for plan in order:
+        met = 0  # barriers met for this plan
         try:
             started = time.perf_counter()
             backend = get_backend(plan)
@@ -58,6 +68,10 @@ def run_round(plans: list[BenchmarkPlan], settings: dict[str, Any], seed: int) -
                 before = time.perf_counter()
                 call = backend.call_for(batch_size)
                 ready = time.perf_counter()
+                met += 1
+                if barrier is not None:
+                    barrier()
+                    ready = time.perf_counter()  # waiting for the partner is no warm-up
                 timed = time_calls(
                     call,
                     warmup=settings["warmup"],
@@ -78,6 +92,9 @@ def run_round(plans: list[BenchmarkPlan], settings: dict[str, Any], seed: int) -
             }
         except Exception as exc:  # report and continue with the other benchmarks
             errors[plan.name] = describe(exc)
+            for _ in range(len(plan.batch_sizes) - met):
+                if barrier is not None:
+                    barrier()  # the partner measures this benchmark: keep in step
     return {
         "order": [p.name for p in order],
         "results": results,
@@ -302,6 +319,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--benchmark", default=None)
     parser.add_argument("--cache-dir", type=Path, default=None)
     parser.add_argument("--timing-lock", type=Path, default=None)
+    parser.add_argument("--barrier", default=None)  # R,W fds of a parallel ab round
     args = parser.parse_args(argv)
     lock = _TimingLock(args.timing_lock if args.mode == "probe" else None)
     document = json.loads(args.plan.read_text(encoding="utf-8"))
@@ -310,7 +328,8 @@ def main(argv: list[str] | None = None) -> int:
         sys.path.insert(0, root)
     plans = [BenchmarkPlan.from_dict(p) for p in document["plans"]]
     if args.mode == "round":
-        result = run_round(plans, document["settings"], args.seed)
+        barrier = worker_barrier(args.barrier)
+        result = run_round(plans, document["settings"], args.seed, barrier)
     elif args.mode == "duet":
         bases = [BenchmarkPlan.from_dict(p) for p in document["base_plans"]]
         result = run_duet(list(zip(bases, plans, strict=True)), document["settings"], args.seed)
