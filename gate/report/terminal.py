@@ -142,10 +142,11 @@ def render_table(result: GateResult, *, show_unchanged: bool = True, saving: boo
     if result.has_baseline:
         notes.append(
             "Change = current/baseline - 1 from per-process values (stored: Welch on logs; ab, "
-            "duet: paired per-round ratios) [simultaneous "
+            "parallel, duet: paired per-round ratios) [simultaneous "
             f"{(1 - result.alpha) * 100:g}% interval]; mde = smallest change this run could "
-            "detect (80% power). A regression needs significance (Holm-corrected, "
-            f"alpha={result.alpha:g}) and a change beyond the threshold."
+            "detect (80% power). A regression needs its interval to exclude no change "
+            f"(alpha={result.alpha:g} for the run) and a change beyond the threshold; memory is "
+            "judged by its probes' spread, cold start is advisory."
         )
     if notes:
         lines.append("")

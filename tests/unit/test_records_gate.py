@@ -1,6 +1,6 @@
 """What a decision on run records tells the user: report folders that cannot be made, baselines
-that share nothing with the run, measurement errors, environment labels, the mean and the
-first call of latency, zero baselines and the decision interval. Real records, real files, no mocks."""
+that share nothing with the run, measurement errors, environment labels, the mean and the first
+call of latency, zero baselines and the decision interval. Real records, real files, no mocks."""
 
 from __future__ import annotations
 
