@@ -68,7 +68,12 @@ def measure_spread(config: GateConfig, rounds: int, progress: Progress) -> list[
     runner = Runner(config.measure, config.root, config.report_dir / "work", progress)
     pairs = [(plan, plan) for plan in plans]
     into = PairedRounds()
-    PairedRunner(runner, config.root, parallel=config.policy.parallel == "auto").run(
+    PairedRunner(
+        runner,
+        config.root,
+        parallel=config.policy.parallel != "never",
+        pinned=config.policy.parallel == "pinned",
+    ).run(
         [p for p in pairs if p[1].variant not in ONNX_VARIANTS],
         [p for p in pairs if p[1].variant in ONNX_VARIANTS],
         rounds,

@@ -192,7 +192,7 @@ class Policy:
     budgets: tuple[Budget, ...] = ()
     overrides: Mapping[str, Threshold] = field(default_factory=dict)
     timing_mode: str = "auto"  # auto | stored | ab | duet
-    parallel: str = "auto"  # ab rounds: base and head side by side where the cores allow | never
+    parallel: str = "auto"  # ab rounds side by side where the cores allow | pinned | never
     min_rounds: int = 8
     max_rounds: int = 24
     round_step: int = 4

@@ -103,7 +103,9 @@ def paired_timing(
             use_duet = head.variant in ONNX_VARIANTS and mode in ("auto", "duet")
             (duet_pairs if use_duet else ab_pairs).append(pair)
     nodes = list(tests.nodes) if tests is not None else []
-    paired = PairedRunner(runner, base.root, parallel=policy.parallel == "auto")
+    paired = PairedRunner(
+        runner, base.root, parallel=policy.parallel != "never", pinned=policy.parallel == "pinned"
+    )
 
     def more(names: set[str] | None, count: int) -> None:
         def chosen(pair: tuple[BenchmarkPlan, BenchmarkPlan]) -> bool:

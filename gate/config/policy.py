@@ -131,8 +131,10 @@ def parse_policy(ctx: Checker, raw: Any) -> Policy:
             f"unknown mode {mode!r}; expected one of {', '.join(TIMING_MODES)}",
         )
     parallel = raw.get("parallel", "auto")
-    if parallel not in ("auto", "never"):
-        raise ctx.error("policy.parallel", f"unknown value {parallel!r}; expected auto or never")
+    if parallel not in ("auto", "pinned", "never"):
+        raise ctx.error(
+            "policy.parallel", f"unknown value {parallel!r}; expected auto, pinned or never"
+        )
     min_rounds = ctx.integer(raw.get("min_rounds", 8), "policy.min_rounds", 2)
     max_rounds = ctx.integer(raw.get("max_rounds", 24), "policy.max_rounds", 2)
     if max_rounds < min_rounds:

@@ -12,6 +12,7 @@ one group of processes per thread count.
 
 from __future__ import annotations
 
+import os
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -53,11 +54,14 @@ def prepare_base(
 class PairedRunner:
     """Runs ``ab`` rounds (two processes) and ``duet`` rounds (one process) for plan pairs."""
 
-    def __init__(self, runner: Runner, base_root: Path, parallel: bool = True) -> None:
+    def __init__(
+        self, runner: Runner, base_root: Path, parallel: bool = True, pinned: bool = False
+    ) -> None:
         self.runner = runner
         self.base_root = base_root
         self.random = runner.random
         self.parallel = parallel  # base and head workers side by side where the cores allow
+        self.pinned = pinned  # ... each on a core of its own, assigned at random per round
 
     def _collect(self, into: PairedRounds, arm: str, result: dict[str, Any], index: int) -> None:
         for name, message in result["errors"].items():
@@ -126,8 +130,14 @@ class PairedRunner:
         arms = ["base", "head"]
         self.random.shuffle(arms)  # which one is spawned first
 
+        cores = sorted(os.sched_getaffinity(0))
+        threads = max(h.threads for _, h in ab)
+
         def run(index: int, arm: str) -> None:
             side = [b if arm == "base" else h for b, h in ab]
+            if self.pinned:  # a child inherits the affinity of the thread that spawns it
+                own = cores[index * threads : (index + 1) * threads]
+                os.sched_setaffinity(0, own)
             try:
                 outcome[arm] = self.runner.worker(
                     side,
@@ -142,11 +152,11 @@ class PairedRunner:
             finally:
                 barrier.started(index)
 
-        threads = [threading.Thread(target=run, args=(i, arm)) for i, arm in enumerate(arms)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
+        workers = [threading.Thread(target=run, args=(i, arm)) for i, arm in enumerate(arms)]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join()
         barrier.join(timeout=10.0)
         if failures:
             raise failures[0]
