@@ -7,7 +7,7 @@
 
 Measurement settings are shrunk (0.05 s per benchmark, 1 probe, no diagnosis of the regressions)
 to keep each run to seconds. The
-example's 5 rounds are kept: its policy (alpha 0.01, Holm-corrected over 16 comparisons) needs
+example's 5 rounds are kept: its policy (alpha 0.01, split over its 8 timing comparisons) needs
 them. The wide network is ~2x slower per call and ~5x slower at batch 32. The test holds the gate
 to the batch-32 throughput regression: on a 2-core machine that ran whole processes up to 2x slow
 (seen on a shared CI runner), the per-call latency stayed `inconclusive` (+80%, interval -47% to
