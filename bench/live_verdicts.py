@@ -90,7 +90,7 @@ policy:
   alpha: 0.01
   thresholds: {latency: 5%, throughput: 5%, memory: 2%}
   diagnose: never
-measure: {warmup: 20, min_calls: 100, min_time: 0.2s, threads: 1, probes: 3}
+measure: {threads: 1, probes: 3}
 """
 
 BENCHMARK_TEST = """import torch

@@ -81,7 +81,8 @@ class Sample:
     """The raw values measured for one (benchmark, metric); statistics are derived, never stored.
 
     ``values`` holds one value per replication unit (a fresh process for ``Replication.PROCESS``):
-    the per-round median call time for latency, items/s for throughput, bytes for memory.
+    the round's call time for latency (its fastest block median, ``stats.best_block``), items/s
+    for throughput, bytes for memory.
     ``calls`` holds per-call times pooled over rounds (bounded) for percentiles; ``first_calls``
     the first, excluded call of each round.
     """

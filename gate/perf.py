@@ -115,7 +115,7 @@ class Perf:
         """Time ``fn(*args, **kwargs)`` per call; returns its result. Metric ``latency[.name]``."""
         metric = self._name("latency", name)
         result, times, first = self._time(lambda: fn(*args, **kwargs), metric)
-        value = stats.median(times) if times else math.nan
+        value = stats.best_block(times) if times else math.nan
         self._add(
             PerfMeasurement(
                 metric,
@@ -139,7 +139,7 @@ class Perf:
             )
         metric = self._name("throughput", name)
         result, times, first = self._time(lambda: fn(*args, **kwargs), metric, items)
-        value = items / stats.median(times) if times else math.nan
+        value = items / stats.best_block(times) if times else math.nan
         self._add(
             PerfMeasurement(
                 metric, UNIT_RATE, True, value, [], first, self._profiles.pop(metric, None)

@@ -22,12 +22,12 @@ from gate.measure import ONNX_VARIANTS, BenchmarkPlan
 from gate.measure.custom import CustomRounds
 from gate.measure.paired import PairedRounds, PairedRunner, prepare_base
 from gate.measure.runner import Progress, Runner, names_of, plan_model
-from gate.measure.samples import round_samples
+from gate.measure.samples import round_samples, round_value
 from gate.model import BenchmarkError, Direction, Metric, RunRecord, Sample
 
 # Replacement rounds per benchmark for slow processes, at most (beyond it, slow rounds stay and
 # the decision's gross-outlier rule and interval deal with them).
-MAX_REPLACED = 6
+MAX_REPLACED = 8
 
 
 @dataclass
@@ -196,7 +196,8 @@ def _timing_logs(entry: dict[str, Any], custom: bool) -> list[float]:
     """One round's timing values of one side, on the log scale with slower = larger: every
     batch size's median of a model round, every timing metric of a ``perf`` test round."""
     if not custom:
-        return [math.log(b["median"]) for b in entry["batches"].values() if b["median"] > 0]
+        values = [round_value(b) for b in entry["batches"].values()]
+        return [math.log(v) for v in values if v > 0]
     logs = []
     for name, value in entry.items():
         if Metric(name, "", Direction.LOWER).family in TIMING_FAMILIES and value["value"] > 0:

@@ -313,6 +313,25 @@ def gross_outliers(
     return sorted(candidates[:limit])
 
 
+def best_block(times: Sequence[float], blocks: int = 10, min_calls: int = 5) -> float:
+    """A round's value from its per-call times in the order they ran: the median of each of
+    ``blocks`` consecutive blocks, and the smallest of those (the median of all when there are
+    fewer than two blocks of ``min_calls`` calls).
+
+    On a shared machine a core runs slow for phases of 0.1-1 s (a neighbour, the hypervisor),
+    so a round's overall median depends on how much of its time fell in such phases (log SD of
+    22% between processes here); the fastest block is the speed the code has when nothing
+    interferes, which slow phases can only hide, never fake (log SD 4% on the same machine,
+    bench/noise.py). The noise of timing is additive: it only ever adds time (Chen and Revels,
+    "Robust benchmarking in noisy environments", 2016). A real change scales every block, so
+    the ratio of two rounds' best blocks estimates it as the ratio of medians would."""
+    count = min(blocks, len(times) // min_calls)
+    if count < 2:
+        return median(times)
+    size = len(times) // count
+    return min(median(times[i * size : (i + 1) * size]) for i in range(count))
+
+
 def slow_processes(
     values: Sequence[float], *, z: float = 4.0, floor: float = 0.15
 ) -> list[tuple[int, float]]:

@@ -3,10 +3,10 @@
 A round is one fresh worker process per thread count that measures every selected benchmark
 of that thread count in a random order (the processes of a round one after the other, in a
 random order): thread pools are sized from the environment when a process starts, so a
-benchmark with ``threads: 1`` never runs in a process set up for two. The per-round median is
-the unit the statistics use, because the median moves several percent from one process to the
-next while calls within a process agree closely. Probes (memory and cold start) are separate
-fresh processes per benchmark.
+benchmark with ``threads: 1`` never runs in a process set up for two. The round's value (its
+fastest block median, ``stats.best_block``) is the unit the statistics use, because it moves
+from one process to the next while calls within a process agree closely. Probes (memory and
+cold start) are separate fresh processes per benchmark.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
-"""Worker results -> samples and the record's info: the per-round medians of latency and
-throughput, the probes' memory, model size, cold start and GPU memory, and what a benchmark is
-(variant, threads, parameters, how memory peaks were read)."""
+"""Worker results -> samples and the record's info: the per-round values (fastest block
+medians) of latency and throughput, the probes' memory, model size, cold start and GPU memory,
+and what a benchmark is (variant, threads, parameters, how memory peaks were read)."""
 
 from __future__ import annotations
 
@@ -26,6 +26,12 @@ def throughput_metric(batch_size: int) -> Metric:
     return Metric(f"throughput@{batch_size}", UNIT_RATE, Direction.HIGHER)
 
 
+def round_value(batch: dict[str, Any]) -> float:
+    """What one round contributes for one batch size: the fastest block's median
+    (``stats.best_block``); a worker entry written before it existed has only its median."""
+    return float(batch.get("value", batch["median"]))
+
+
 def round_samples(plan: BenchmarkPlan, entries: Iterable[dict[str, Any]]) -> list[Sample]:
     """Latency and throughput samples from a benchmark's per-round worker entries."""
     per_batch: dict[int, list[dict[str, Any]]] = {b: [] for b in plan.batch_sizes}
@@ -40,7 +46,7 @@ def round_samples(plan: BenchmarkPlan, entries: Iterable[dict[str, Any]]) -> lis
             Sample(
                 benchmark=plan.name,
                 metric=LATENCY,
-                values=tuple(r["median"] for r in first),
+                values=tuple(round_value(r) for r in first),
                 calls=tuple(c for r in first for c in r["calls"]),
                 first_calls=tuple(r["first_call"] for r in first),
             )
@@ -53,7 +59,7 @@ def round_samples(plan: BenchmarkPlan, entries: Iterable[dict[str, Any]]) -> lis
                 Sample(
                     benchmark=plan.name,
                     metric=throughput_metric(batch_size),
-                    values=tuple(batch_size / r["median"] for r in results),
+                    values=tuple(batch_size / round_value(r) for r in results),
                 )
             )
     return samples

@@ -109,8 +109,12 @@ def runtimes_imported() -> list[str]:
 
 
 def _timed_batch(timed_first: float, times: list[float]) -> dict[str, Any]:
+    """A benchmark's timings at one batch size in this process: ``value`` is what the round
+    contributes (``stats.best_block``: the fastest of 10 consecutive blocks' medians), ``median``
+    the median of all calls, ``calls`` the per-call times (thinned) for percentiles."""
     return {
         "first_call": timed_first,
+        "value": stats.best_block(times),
         "median": stats.median(times),
         "calls": stats.thin(times, MAX_CALLS_PER_ROUND),
     }

@@ -73,3 +73,15 @@ def test_the_replacement_note_reaches_the_row() -> None:
     )
     (row,) = result.comparisons
     assert row.note.startswith("1 round(s) replaced by a fresh pair")
+
+
+def test_a_round_s_value_is_its_fastest_block() -> None:
+    fast, slow = [1.0, 1.01, 0.99, 1.0, 1.02], [1.8, 1.9, 1.85, 1.8, 1.75]
+    # a slow phase over most of the round moves the median, not the fastest block
+    times = slow * 6 + fast * 2 + slow * 2
+    assert stats.median(times) > 1.7
+    assert stats.best_block(times) == 1.0
+    # too few calls for two blocks of five: the median of all
+    assert stats.best_block([3.0, 1.0, 2.0]) == 2.0
+    # a change that scales every call scales the value by as much
+    assert stats.best_block([t * 1.1 for t in times]) == 1.1
