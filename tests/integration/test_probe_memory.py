@@ -109,3 +109,41 @@ def test_memory_of_a_probe_does_not_depend_on_its_launcher(project):
         for metric in ("memory.peak", "memory.load", "memory.inference"):
             difference = abs(readings[launcher][metric] - readings["small"][metric])
             assert difference < 8 * MIB, (launcher, metric, readings)
+
+
+LAUNCHERS_CONFIG = """
+models:
+  tiny:
+    torch: tinymodel:build
+    input: tinymodel:inputs
+    variants: [torch]
+    metrics: [memory]
+policy: {timing_mode: stored, diagnose: never}
+measure: {rounds: 2, warmup: 2, min_calls: 10, min_time: 0.01s, probes: 3}
+"""
+
+
+def test_a_baseline_recorded_by_perf_gate_run_gates_pytest_without_a_memory_change(
+    tmp_path: Path,
+) -> None:
+    # Recorded by `perf-gate run` (a small parent), gated by `pytest --perf-gate` (a parent
+    # that holds pytest and torch): unchanged code shows no memory change. With ru_maxrss the
+    # second launcher's probes started at its resident size and memory.peak rose by ~30%.
+    from ._support import read_json, run_cli, run_pytest
+
+    root = write_files(
+        tmp_path / "project",
+        {"perf-gate.yaml": LAUNCHERS_CONFIG, "tinymodel.py": MODEL},
+    )
+    assert run_cli(root, "run", "--save").ret == 0
+    gated = run_pytest(root, "--perf-gate", "-p", "no:cacheprovider")
+    assert gated.ret == 0, gated.output
+    rows = {
+        c["metric"]: c
+        for c in read_json(root / ".perf-gate" / "comparison.json")["comparisons"]
+        if c["metric"].startswith("memory")
+    }
+    assert set(rows) == {"memory.peak", "memory.load", "memory.inference"}
+    for metric, row in rows.items():
+        assert row["verdict"] == "unchanged", (metric, row)
+    assert abs(rows["memory.peak"]["relative_change"]) < 0.03

@@ -85,3 +85,15 @@ def test_a_round_s_value_is_its_fastest_block() -> None:
     assert stats.best_block([3.0, 1.0, 2.0]) == 2.0
     # a change that scales every call scales the value by as much
     assert stats.best_block([t * 1.1 for t in times]) == 1.1
+
+
+def test_a_run_with_nothing_paired_has_one_look() -> None:
+    # pytest --perf-gate with stored timings only: the same intervals as perf-gate compare
+    from gate.sequential import PairedTiming
+
+    latency = Metric("latency", "s", Direction.LOWER)
+    nothing = PairedTiming(head=[], base=[], modes={}, base_plans={}, errors=[])
+    assert nothing.paired_baseline(5).looks == 1
+    base = Sample(benchmark="m", metric=latency, values=(1.0, 1.1))
+    some = PairedTiming(head=[], base=[base], modes={"m": "ab"}, base_plans={}, errors=[])
+    assert some.paired_baseline(5).looks == 5
