@@ -42,6 +42,9 @@ mode this understates the drift between sessions on different days or machines (
 sessions are only minutes apart), so its rates are a best case.
 
     .venv/bin/python bench/verdict_quality.py [--rounds R] [--trials N] [--quick] [--seed S]
+
+Live gate runs (not resampled), quiet and beside a noisy neighbour, are bench/live_verdicts.py;
+``--live`` here runs it with the arguments that follow.
 """
 
 from __future__ import annotations
@@ -1010,6 +1013,13 @@ def print_calibration(calibration: Calibration, recording: Recording) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    arguments = sys.argv[1:] if argv is None else argv
+    if arguments[:1] == ["--live"]:  # live gate runs: bench/live_verdicts.py
+        import runpy
+
+        sys.argv = [str(Path(__file__).with_name("live_verdicts.py")), *arguments[1:]]
+        runpy.run_path(sys.argv[0], run_name="__main__")
+        return 0
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=None, help="recorded rounds per mode (10)")
     parser.add_argument("--trials", type=int, default=None, help="trials per cell (2000)")
