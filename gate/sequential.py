@@ -25,9 +25,9 @@ from gate.measure.runner import Progress, Runner, names_of, plan_model
 from gate.measure.samples import round_samples, round_value
 from gate.model import BenchmarkError, Direction, Metric, RunRecord, Sample
 
-# Replacement rounds per benchmark for slow processes, at most (beyond it, slow rounds stay and
-# the decision's gross-outlier rule and interval deal with them).
-MAX_REPLACED = 8
+# Replacement rounds per benchmark for slow processes, at most: policy.max_rounds (beyond it,
+# slow rounds stay and the decision's gross-outlier rule and interval deal with them). With 8,
+# every quiet A/A live run of 2026-12-06 used them all and a third still ended inconclusive.
 
 
 @dataclass
@@ -88,7 +88,8 @@ def paired_timing(
     ``min_rounds``, then ``round_step`` more for those still inconclusive, judged together as one
     run (with ``baseline`` for what is compared as stored, so every look tests the same family).
     A round in which one side's process ran slow as a whole (``stats.slow_processes``, against
-    that side's own rounds) is replaced by a fresh pair, up to ``MAX_REPLACED`` per benchmark."""
+    that side's own rounds) is replaced by a fresh pair, up to ``policy.max_rounds`` per
+    benchmark."""
     policy = config.policy
     by_name: dict[str, BenchmarkPlan] = {}
     rounds = PairedRounds()
@@ -139,7 +140,7 @@ def paired_timing(
         return PairedTiming(heads, bases, modes, by_name, errors, replaced.notes())
 
     extendable = {h.name for _, h in ab_pairs + duet_pairs} | set(nodes)
-    replaced = _Replaced()
+    replaced = _Replaced(limit=policy.max_rounds)
     # Only pairs measured by two processes can have one slow side: a duet's arms share one.
     two_process = {h.name for _, h in ab_pairs} | set(nodes)
     started = time.monotonic()
@@ -210,6 +211,7 @@ def _timing_logs(entry: dict[str, Any], custom: bool) -> list[float]:
 class _Replaced:
     """Rounds dropped because one side's process ran slow as a whole, per benchmark."""
 
+    limit: int = 24  # replacements per benchmark, at most
     why: dict[str, list[str]] = field(default_factory=dict)
 
     def drop_slow(
@@ -226,7 +228,7 @@ class _Replaced:
                 else {"base": rounds.base.get(name, []), "head": rounds.head.get(name, [])}
             )
             n = min(len(entries) for entries in arms.values())
-            if n < 3 or len(self.why.get(name, [])) >= MAX_REPLACED:
+            if n < 3 or len(self.why.get(name, [])) >= self.limit:
                 continue
             slow: dict[int, str] = {}
             for arm, entries in arms.items():
@@ -234,7 +236,7 @@ class _Replaced:
                 for values in series:
                     for index, factor in stats.slow_processes(values):
                         slow.setdefault(index, f"{arm} {factor:.1f}x")
-            room = MAX_REPLACED - len(self.why.get(name, []))
+            room = self.limit - len(self.why.get(name, []))
             for index in sorted(slow, reverse=True)[:room]:
                 for entries in arms.values():
                     del entries[index]

@@ -10,7 +10,7 @@ from gate import stats
 from gate.compare import PairedBaseline, decide
 from gate.measure.paired import PairedRounds
 from gate.model import Direction, Metric, Policy, RunRecord, Sample
-from gate.sequential import MAX_REPLACED, _Replaced
+from gate.sequential import _Replaced
 
 
 def logs(values: list[float]) -> list[float]:
@@ -51,12 +51,12 @@ def test_a_slow_round_is_dropped_from_both_arms_and_noted() -> None:
 
 def test_replacements_are_capped_per_benchmark() -> None:
     rounds = PairedRounds()
-    replaced = _Replaced()
-    for _ in range(MAX_REPLACED + 3):
+    replaced = _Replaced(limit=5)
+    for _ in range(5 + 3):
         rounds.base["m"] = [entry(v) for v in (1.0, 1.0, 1.0, 1.0, 3.0)]
         rounds.head["m"] = [entry(1.0) for _ in range(5)]
         replaced.drop_slow(rounds, None, {"m"})
-    assert len(replaced.why["m"]) == MAX_REPLACED
+    assert len(replaced.why["m"]) == 5
 
 
 def test_the_replacement_note_reaches_the_row() -> None:
