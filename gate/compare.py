@@ -254,10 +254,8 @@ def _pair(
         comparison = replace(comparison, advisory=True)
         fewest = min(len(base.values), len(current.values))
         if fewest < MIN_COLD_START_PROBES and min(base.values + current.values) > 0:
-            change = math.exp(
-                stats.mean([math.log(v) for v in current.values])
-                - stats.mean([math.log(v) for v in base.values])
-            )
+            base_mean = _geometric_mean([math.log(v) for v in base.values])
+            current_mean = _geometric_mean([math.log(v) for v in current.values])
             note = (
                 f"{fewest} probe(s) on one side: shown, not tested (a cold-start test needs "
                 f"measure.probes >= {MIN_COLD_START_PROBES}); advisory"
@@ -265,9 +263,9 @@ def _pair(
             return replace(
                 comparison,
                 verdict=Verdict.INCONCLUSIVE,
-                relative_change=change - 1.0,
-                baseline=_geometric_mean([math.log(v) for v in base.values]),
-                current=_geometric_mean([math.log(v) for v in current.values]),
+                relative_change=current_mean / base_mean - 1.0,
+                baseline=base_mean,
+                current=current_mean,
                 note=_join(comparison.note, note),
             )
     if paired and min(base.values + current.values) <= 0:
