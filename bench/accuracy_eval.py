@@ -4,7 +4,7 @@
 
 Both sides run in this process after the imports, on the same 10,000-example .npz set, at batch
 size 256, and include building the model: the plain loop is `model(x).argmax(1) == y` over
-slices; the harness is `gate.measure.evaluate.run_eval` (reads the .npz, hashes the arrays,
+slices; the harness is `gate.measure.worker.accuracy.run_eval` (reads the .npz, hashes the arrays,
 runs the batches, keeps the per-example outcomes, computes accuracy and f1_macro). Each side's
 time is the median of --repeats alternated runs; the table prints examples/s and the overhead.
 Goal: the harness costs < 5% over the plain loop.
@@ -25,8 +25,8 @@ import numpy as np
 import torch
 
 from gate.measure import BenchmarkPlan
-from gate.measure.evaluate import run_eval
-from gate.measure.worker import describe
+from gate.measure.worker.accuracy import run_eval
+from gate.measure.worker.main import describe
 
 MODELS = {
     # name: (input features, hidden widths, classes)

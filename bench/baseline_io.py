@@ -30,12 +30,12 @@ import tempfile
 import time
 from pathlib import Path
 
-from gate import history as hist
-from gate.baseline import baseline_bytes, read_record, write_bytes_atomic, write_record
-from gate.baselines import load_history
-from gate.dvc import find_dvc
-from gate.environment import environment_key, fingerprint
-from gate.model import Direction, GitInfo, Metric, RunRecord, Sample
+from gate.core.types import Direction, GitInfo, Metric, RunRecord, Sample
+from gate.measure.environment import environment_key, fingerprint
+from gate.store import history as hist
+from gate.store.baselines import load_history
+from gate.store.dvc import find_dvc
+from gate.store.records import baseline_bytes, read_record, write_bytes_atomic, write_record
 
 GOAL_BYTES = 2_000_000
 GOAL_SECONDS = 0.200

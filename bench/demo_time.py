@@ -3,7 +3,7 @@
 Parts, each timed on its own in a temporary directory (the repository is not written to):
 
 * process start: ``python -c pass``, ``python -c "import torch, onnxruntime"`` (paid by every
-  fresh worker process) and ``python -c "import gate.cli"`` (fastest of N);
+  fresh worker process) and ``python -c "import gate.integrations.cli.main"`` (fastest of N);
 * preparation: ``prepare_all`` (ONNX export + int8 quantization) on a copy of the example whose
   config has ``report_dir`` in the temporary directory: with an empty cache first (this process
   then also imports torch, onnx and onnxruntime.quantization), with another empty cache, warm;
@@ -12,7 +12,7 @@ Parts, each timed on its own in a temporary directory (the repository is not wri
   output, and each step into phases by gate's progress messages (preparing, rounds, probes, ...):
   the demo's stderr is a pseudo-terminal, so ``perf-gate run`` prints its progress there;
 * with ``--in-process`` (and ``--quick``): one gate run's measuring through
-  ``gate.app.measure_models`` in this process, phase by phase, with CPU seconds beside the wall
+  ``gate.pipeline.measure_models`` in this process, phase by phase, with CPU seconds beside the wall
   seconds, then ``make_record`` + ``gate_record``;
 * with ``--cli``: one whole ``python -m gate run`` on the copy on its own.
 
@@ -44,9 +44,9 @@ from pathlib import Path
 
 import yaml
 
-from gate.app import gate_record, make_record, measure_models
 from gate.config import load_config
 from gate.measure.runner import prepare_all
+from gate.records_app import gate_record, make_record, measure_models
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "digits"
@@ -250,10 +250,12 @@ def main(argv: list[str] | None = None) -> int:
         note = f"fastest of {args.imports}"
         bare = time_command([python, "-c", "pass"], tmp, args.imports)
         imports = time_command([python, "-c", "import torch, onnxruntime"], tmp, args.imports)
-        gate_import = time_command([python, "-c", "import gate.cli"], tmp, args.imports)
+        gate_import = time_command(
+            [python, "-c", "import gate.integrations.cli.main"], tmp, args.imports
+        )
         rows.append(("python start (-c pass)", *bare, note))
         rows.append(("python + import torch, onnxruntime", *imports, note))
-        rows.append(("python + import gate.cli", *gate_import, note))
+        rows.append(("python + import gate.integrations.cli.main", *gate_import, note))
 
         # Preparation: export + quantization into an empty cache (first in this process, so
         # with the imports of torch, onnx and onnxruntime.quantization; then into another empty

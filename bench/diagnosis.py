@@ -3,7 +3,7 @@
 Copies the digits example into a temporary git repository (the MLP 64 -> 128 -> 10, variants
 torch, torch-int8, onnxruntime, onnxruntime-int8, latency at batch 1), commits it, then commits
 a single-layer change: one more ``nn.Linear(128, 128)`` after the hidden ReLU (seeded weights).
-Each gate run (``gate.session.run_gate``, ab/duet against HEAD~1, ``policy.diagnose:
+Each gate run (``gate.pipeline.run_gate``, ab/duet against HEAD~1, ``policy.diagnose:
 on-regression``) is timed through its progress messages: the diagnosis starts at its
 "diagnosis: profiling ..." message and ends when the run returns (the profile diffs are made
 after the decision, so nothing else runs in between). Wall and CPU seconds (this process plus
@@ -43,8 +43,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from gate.config import load_config
-from gate.diagnosis import Diagnosis
-from gate.session import GateRequest, run_gate
+from gate.core.diagnosis import Diagnosis
+from gate.pipeline import GateRequest, run_gate
 from gate.units import format_value
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "digits"

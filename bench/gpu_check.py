@@ -184,7 +184,7 @@ def main() -> int:
     started = time.perf_counter()
     env = dict(os.environ, GPU_CHECK_QUICK="1" if args.quick else "0", PYTHONPATH=str(REPO))
 
-    from gate.environment import fingerprint
+    from gate.measure.environment import fingerprint
 
     print("fingerprint:", json.dumps(fingerprint(1), indent=1, default=str))
     tests_ok = "skipped (no GPU)"

@@ -2,7 +2,8 @@
 
 Each round is one fresh worker process (``gate.measure.runner.Runner``) that measures every
 variant, as in a gate run. Reported per variant, with the coefficient of variation
-(``gate.stats.coefficient_of_variation``) across rounds of the per-round latency median (batch 1)
+(``gate.core.stats.coefficient_of_variation``) across rounds of the per-round latency median
+(batch 1)
 and of the per-round throughput@32, and, for contrast, the within-process CV of the per-call
 times at batch 1 (median over rounds; with a robust IQR/median beside it, since per-call times
 have a long tail).
@@ -30,8 +31,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from gate import stats
 from gate.config import load_config
+from gate.core import stats
 from gate.measure import BenchmarkPlan
 from gate.measure.runner import Runner, prepare_all
 from gate.measure.samples import LATENCY, throughput_metric

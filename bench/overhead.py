@@ -1,7 +1,7 @@
 """The timing harness's own overhead per timed call.
 
 For callables of about 1 us, 10 us and 1 ms (a busy loop calibrated once) and an empty function,
-compares the median per-call time that ``gate.measure.timing.time_calls`` reports with a bare
+compares the median per-call time that ``gate.measure.worker.timing.time_calls`` reports with a bare
 loop (``t0 = perf_counter_ns(); fn(); t1 = perf_counter_ns()``, appended to a list) over the same
 number of calls. The two methods alternate in short slices (``--min-time``, order alternating):
 on a shared machine the speed of the same code drifts by several percent from one slice to the
@@ -29,7 +29,7 @@ import sys
 import time
 from collections.abc import Callable
 
-from gate.measure.timing import time_calls
+from gate.measure.worker.timing import time_calls
 
 GOAL_PERCENT = 2.0
 GOAL_TARGET_NS = 10_000

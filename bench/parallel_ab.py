@@ -26,8 +26,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from live_verdicts import make_repo, neighbour
 
-from gate import stats
 from gate.config import load_config
+from gate.core import stats
 from gate.measure.paired import PairedRounds, PairedRunner
 from gate.measure.runner import Runner, prepare_all
 from gate.measure.samples import round_samples

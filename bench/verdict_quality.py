@@ -23,9 +23,10 @@ worker with e0 plus a head worker with e75; duet: one duet worker with the pair;
 head worker alone; the stored baseline's rounds were paid earlier).
 
 Trials: recorded rounds are resampled with replacement (paired modes resample whole rounds, so
-the pairing is kept) and the gate's decision rule is applied unchanged: ``gate.compare.decide``
+the pairing is kept) and the gate's decision rule is applied unchanged:
+``gate.decide.compare.decide``
 with the default policy (threshold 5%, alpha 0.01); in ab and duet sequentially as
-``gate.session`` does it (min_rounds 8, then round_step 4 more while the timing comparison is
+``gate.pipeline`` does it (min_rounds 8, then round_step 4 more while the timing comparison is
 inconclusive, up to max_rounds 24; ``PairedBaseline(looks=5)``), in stored mode with 5 rounds on
 each side. Per cell: the share flagged as regression, the share inconclusive, the mean rounds
 used and the gate wall time they cost. The rules of two peers are applied to the same rounds:
@@ -34,7 +35,7 @@ process: flag when the median grew by more than 5%) and github-action-benchmark'
 alert (flag when the head's value is more than twice the base's); and the gate on 20 A/A
 benchmarks at once (Holm across them) gives the false-alarm rate of a whole run.
 
-Only for speed, ``gate.stats.t_ppf`` (a pure function of (p, df), bisection of 200 steps) is
+Only for speed, ``gate.core.stats.t_ppf`` (a pure function of (p, df), bisection of 200 steps) is
 wrapped in an ``lru_cache`` in the processes that run the trials; every result is unchanged.
 
 Resampling recorded rounds treats them as independent draws from one distribution: for stored
@@ -69,13 +70,13 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from gate import stats
-from gate.compare import PairedBaseline, decide, inconclusive_benchmarks
 from gate.config import MeasureSettings, load_config
+from gate.core import stats
+from gate.core.types import GateResult, Policy, RunRecord, Sample, Verdict
+from gate.decide.compare import PairedBaseline, decide, inconclusive_benchmarks
 from gate.measure import BenchmarkPlan
 from gate.measure.runner import Runner, prepare
 from gate.measure.samples import LATENCY
-from gate.model import GateResult, Policy, RunRecord, Sample, Verdict
 
 LEVELS = (("e0", 0.0), ("e25", 0.025), ("e50", 0.05), ("e75", 0.075), ("e100", 0.10))
 EFFECT = dict(LEVELS)
@@ -673,7 +674,7 @@ class Outcome:
 
 
 def looks_of(policy: Policy) -> int:
-    """As gate.session._looks: the number of times the sequential procedure may stop."""
+    """As gate.pipeline._looks: the number of times the sequential procedure may stop."""
     return 1 + math.ceil(max(0, policy.max_rounds - policy.min_rounds) / policy.round_step)
 
 

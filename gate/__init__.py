@@ -1,8 +1,8 @@
 """perf-gate: a CI performance-regression gate for PyTorch and ONNX Runtime models."""
 
 from gate._version import __version__
+from gate.core.types import Comparison, Direction, GateResult, Metric, RunRecord, Sample, Verdict
 from gate.errors import BaselineError, ConfigError, GateError, MeasurementError, PublishError
-from gate.model import Comparison, Direction, GateResult, Metric, RunRecord, Sample, Verdict
 
 __all__ = [
     "BaselineError",

@@ -1,5 +1,5 @@
 import sys
 
-from gate.cli import main
+from gate.integrations.cli.main import main
 
 sys.exit(main())

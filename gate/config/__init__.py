@@ -1,8 +1,8 @@
 """perf-gate.yaml (or ``[tool.perf-gate]`` in pyproject.toml) -> a validated :class:`GateConfig`.
 
 This module reads the file and assembles the config; the sections are parsed in ``models.py``
-(``models:``), ``policy.py`` (``policy:``), ``gate/quality/spec.py`` (``eval:``, ``parity:``,
-trade-offs) and ``gate/diagnosis.py`` (``policy.diagnose``), all through one
+(``models:``), ``policy.py`` (``policy:``), ``gate/config/quality.py`` (``eval:``, ``parity:``,
+trade-offs) and ``gate/core/diagnosis.py`` (``policy.diagnose``), all through one
 :class:`~gate.config.checks.Checker`. Every error is a :class:`ConfigError` whose message names the
 file, the key path and what was expected, e.g.
 ``perf-gate.yaml: models.digits-mlp.variants[1]: unknown value 'torch-int4'; expected ...``.
@@ -34,9 +34,9 @@ from gate.config.models import (
     parse_model,
 )
 from gate.config.policy import DEFAULT_THRESHOLDS, parse_policy, parse_threshold
-from gate.diagnosis import DiagnoseSettings, parse_diagnose
+from gate.core.diagnosis import DiagnoseSettings, parse_diagnose
+from gate.core.types import Policy
 from gate.errors import ConfigError
-from gate.model import Policy
 
 if sys.version_info >= (3, 11):
     import tomllib

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from gate.config.checks import CALLABLE, NAME, Checker, path_value
-from gate.quality.spec import EvalSpec, ParitySpec, parse_eval, parse_parity
+from gate.config.quality import EvalSpec, ParitySpec, parse_eval, parse_parity
 
 VARIANTS = (
     "torch",

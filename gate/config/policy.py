@@ -7,8 +7,8 @@ from typing import Any
 
 from gate import units
 from gate.config.checks import Checker
-from gate.model import Budget, Policy, Threshold
-from gate.quality.spec import parse_require_significance, parse_tradeoffs
+from gate.config.quality import parse_require_significance, parse_tradeoffs
+from gate.core.types import Budget, Policy, Threshold
 
 DEFAULT_THRESHOLDS = {
     "latency": "5%",

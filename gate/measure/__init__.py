@@ -118,11 +118,11 @@ class Backend(Protocol):
 def get_backend(plan: BenchmarkPlan) -> Backend:
     """The backend for ``plan.variant``. Raises MeasurementError for an unknown variant."""
     if plan.variant in TORCH_VARIANTS:
-        from gate.measure.torch_backend import TorchBackend
+        from gate.measure.backends.torch_backend import TorchBackend
 
         return TorchBackend(plan)
     if plan.variant in ONNX_VARIANTS:
-        from gate.measure.onnx_backend import OnnxBackend
+        from gate.measure.backends.onnx_backend import OnnxBackend
 
         return OnnxBackend(plan)
     raise MeasurementError(f"{plan.name}: unknown variant {plan.variant!r}")

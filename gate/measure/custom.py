@@ -22,10 +22,10 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from gate.core.types import BenchmarkError, Direction, Metric, Sample
 from gate.errors import MeasurementError
 from gate.measure.base_imports import ForeignImport
 from gate.measure.runner import Measured, Progress, names_of, worker_environment
-from gate.model import BenchmarkError, Direction, Metric, Sample
 
 
 def run_pytest_worker(

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from gate.config import GateConfig, MeasureSettings, ModelSpec
+from gate.core.types import BenchmarkError, Sample
 from gate.errors import ConfigError, GateError, MeasurementError
 from gate.measure import (
     ONNX_VARIANTS,
@@ -38,7 +39,6 @@ from gate.measure import (
 )
 from gate.measure.base_imports import worker_environment as base_environment
 from gate.measure.samples import probe_samples, record_info, round_samples
-from gate.model import BenchmarkError, Sample
 
 Progress = Callable[[str], None]
 
@@ -104,23 +104,23 @@ def prepare(plan: BenchmarkPlan, cache_dir: Path) -> BenchmarkPlan:
         return plan
     graph = Path(plan.onnx) if plan.onnx else None
     if graph is None:
-        from gate.measure.torch_backend import export_onnx
+        from gate.measure.backends.torch_backend import export_onnx
 
         graph = export_onnx(plan, cache_dir)
     if plan.variant == "onnxruntime-tensorrt":
-        from gate.measure.onnx_backend import unavailable_reason
+        from gate.measure.backends.onnx_backend import unavailable_reason
 
         reason = unavailable_reason(plan.variant)
         if reason:
             raise VariantUnavailable(reason, slug="variant-unavailable")
     onnx_path = graph
     if plan.variant == "onnxruntime-int8":
-        from gate.measure.onnx_backend import quantize_int8
+        from gate.measure.backends.onnx_backend import quantize_int8
 
         onnx_path = quantize_int8(graph, cache_dir)
     inputs: dict[str, str] = {}
     if plan.input_callable:
-        from gate.measure.onnx_backend import prepare_inputs
+        from gate.measure.backends.onnx_backend import prepare_inputs
 
         inputs = prepare_inputs(plan, graph, cache_dir)
     return BenchmarkPlan.from_dict({**plan.to_dict(), "onnx": str(onnx_path), "inputs": inputs})
@@ -203,7 +203,7 @@ class Runner:
             command = [
                 sys.executable,
                 "-m",
-                "gate.measure.worker",
+                "gate.measure.worker.main",
                 args[0],
                 str(plan_file),
                 str(out_file),

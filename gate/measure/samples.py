@@ -8,9 +8,9 @@ from collections.abc import Iterable
 from pathlib import PurePath
 from typing import Any
 
-from gate import stats
+from gate.core import stats
+from gate.core.types import Direction, Metric, Sample
 from gate.measure import BenchmarkPlan
-from gate.model import Direction, Metric, Sample
 from gate.units import UNIT_BYTES, UNIT_RATE, UNIT_SECONDS
 
 LATENCY = Metric("latency", UNIT_SECONDS, Direction.LOWER)

@@ -1,12 +1,13 @@
 """Diagnoses in the reports: the ``diagnosis`` list of comparison.json and the terminal's
-top operators per benchmark. Reads Diagnosis values only; the diff was made in gate/diagnose.py.
+top operators per benchmark. Reads Diagnosis values only; the diff was made in
+gate/diagnose/diff.py.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from gate.diagnosis import TOP, Diagnosis, OperatorChange, finite_or_none
+from gate.core.diagnosis import TOP, Diagnosis, OperatorChange, finite_or_none
 from gate.units import UNIT_SECONDS, format_value
 
 PERFETTO = "https://ui.perfetto.dev"

@@ -5,8 +5,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from gate.diagnosis import Diagnosis
-from gate.model import Comparison, GateResult, TailLatency, VariantSummary, Verdict
+from gate.core.diagnosis import Diagnosis
+from gate.core.types import Comparison, GateResult, TailLatency, VariantSummary, Verdict
 from gate.report.diagnosis import diagnosis_to_dict
 
 # Format history: 1 (perf-gate 0.1): first version; later keys (environment_key, diagnosis,

@@ -21,7 +21,7 @@ from jinja2 import FileSystemLoader, StrictUndefined
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from gate.errors import BaselineError, ConfigError, PublishError
-from gate.report.diagnosis_view import PROFILES_ARTIFACT, DiagnosisView, diagnosis_views
+from gate.report.diagnosis_sections import PROFILES_ARTIFACT, DiagnosisView, diagnosis_views
 from gate.report.escape import TEXT_LIMIT, escape_text, finalize, safe
 from gate.report.trend import Chart, TrendSeries, charts
 from gate.report.view import (

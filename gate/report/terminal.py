@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 
-from gate.model import Comparison, GateResult, TailLatency, Verdict
+from gate.core.types import Comparison, GateResult, TailLatency, Verdict
 from gate.units import UNIT_FRACTION, UNIT_SECONDS, format_points, format_value
 
 

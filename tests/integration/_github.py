@@ -32,7 +32,7 @@ LIST = re.compile(
 ONE = re.compile(
     r"^(?P<prefix>.*)/repos/(?P<owner>[^/]+)/(?P<repo>[^/]+)/issues/comments/(?P<id>\d+)$"
 )
-# The workflow_run poster's look-ups (gate/ci_poster.py).
+# The workflow_run poster's look-ups (gate/integrations/github/poster.py).
 PULL = re.compile(r"^(?P<prefix>.*)/repos/(?P<owner>[^/]+)/(?P<repo>[^/]+)/pulls/(?P<n>\d+)$")
 RUN = re.compile(
     r"^(?P<prefix>.*)/repos/(?P<owner>[^/]+)/(?P<repo>[^/]+)/actions/runs/(?P<id>\d+)$"

@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 
 from gate.measure import BenchmarkPlan, artifacts, get_backend
-from gate.measure.onnx_backend import read_inputs
+from gate.measure.backends.onnx_backend import read_inputs
 from gate.measure.runner import prepare, smoke_test
 
 from ._support import clean_env, read_json, run_cli, write_files
@@ -273,7 +273,7 @@ WRAPPER = """
 import json
 import sys
 
-from gate.measure.worker import main
+from gate.measure.worker.main import main
 
 code = main(sys.argv[1:])
 loaded = sorted({name.split(".")[0] for name in sys.modules} & {"torch", "onnxruntime"})

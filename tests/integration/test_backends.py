@@ -16,7 +16,7 @@ import pytest
 from gate.errors import MeasurementError
 from gate.measure import BadReference, BenchmarkPlan, get_backend
 from gate.measure.runner import prepare, smoke_test
-from gate.measure.timing import time_calls
+from gate.measure.worker.timing import time_calls
 
 from ._support import write_files, write_matmul_onnx
 
@@ -195,7 +195,7 @@ def test_every_backend_reports_the_parameters_of_the_model(project, cache, varia
 def test_onnx_parameters_are_the_elements_of_the_initializers(project, cache):
     import onnx
 
-    from gate.measure.onnx_backend import initializer_elements
+    from gate.measure.backends.onnx_backend import initializer_elements
 
     for variant in ("onnxruntime", "onnxruntime-int8"):
         path = Path(prepare(make_plan(project, variant, "build_big", model="big"), cache).onnx)
@@ -205,7 +205,7 @@ def test_onnx_parameters_are_the_elements_of_the_initializers(project, cache):
 
 
 def test_torch_int8_really_contains_quantized_linear_modules(project):
-    from gate.measure.torch_backend import quantize_int8
+    from gate.measure.backends.torch_backend import quantize_int8
 
     quantized_linear = torch.ao.nn.quantized.dynamic.Linear
     direct = quantize_int8(__import__(MODULE).build().eval())
@@ -224,7 +224,7 @@ def test_torch_int8_is_smaller_than_fp32_for_big_linear_layers(project):
 
 
 def test_quantize_int8_rejects_a_model_without_linear_layers(project):
-    from gate.measure.torch_backend import quantize_int8
+    from gate.measure.backends.torch_backend import quantize_int8
 
     with pytest.raises(MeasurementError, match="no Linear layers"):
         quantize_int8(__import__(MODULE).build_without_linear())

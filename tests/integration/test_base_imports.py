@@ -119,7 +119,7 @@ PROBE = textwrap.dedent(
     """
     import json, subprocess, sys
     from pathlib import Path
-    from gate.gitrepo import Git
+    from gate.store.git import Git
     from gate.measure import base_imports
     from gate.measure.runner import worker_environment
 

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from gate import ci
-from gate.ci_event import CiSettings
 from gate.config import load_config
 from gate.errors import BaselineError, ConfigError, GateError
+from gate.integrations.github import ci
+from gate.integrations.github.event import CiSettings
 
 IDENTITY = ["-c", "user.name=dev", "-c", "user.email=dev@example.invalid"]
 DVC = Path(sys.executable).parent / "dvc"

@@ -15,11 +15,11 @@ from typing import Any
 import pytest
 from pytest_httpserver import HTTPServer
 
-from gate import ci
-from gate.ci_event import CiOutcome, CiSettings
-from gate.ci_poster import ARTIFACT_META
 from gate.errors import ConfigError, PublishError
-from gate.github import GitHubClient, RetryPolicy, Secret
+from gate.integrations.github import ci
+from gate.integrations.github.client import GitHubClient, RetryPolicy, Secret
+from gate.integrations.github.event import CiOutcome, CiSettings
+from gate.integrations.github.poster import ARTIFACT_META
 
 from ._github import FIXTURES, TOKEN, FakeGitHub
 

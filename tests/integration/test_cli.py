@@ -1,6 +1,6 @@
 """The ``perf-gate`` console script as a user runs it: help, compare, run, errors, exit codes.
 
-Comparisons use run records written with ``gate.baseline.write_record`` (values chosen so the
+Comparisons use run records written with ``gate.store.records.write_record`` (values chosen so the
 verdict is certain) and records produced by a real ``perf-gate run`` on an ONNX-only project.
 """
 
@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 
 from gate import __version__
-from gate.baseline import write_record
-from gate.environment import environment_key
-from gate.model import BenchmarkError, Direction, Metric, RunRecord, Sample
+from gate.core.types import BenchmarkError, Direction, Metric, RunRecord, Sample
+from gate.measure.environment import environment_key
+from gate.store.records import write_record
 
 from ._support import comparisons_by_key, read_json, run_cli, write_files, write_matmul_onnx
 

@@ -18,10 +18,10 @@ from pathlib import Path
 
 import pytest
 
-from gate.baseline import write_record
-from gate.dvc import file_md5, pointer_of, read_pointer
-from gate.environment import environment_key, fingerprint
-from gate.model import Direction, GitInfo, Metric, RunRecord, Sample
+from gate.core.types import Direction, GitInfo, Metric, RunRecord, Sample
+from gate.measure.environment import environment_key, fingerprint
+from gate.store.dvc import file_md5, pointer_of, read_pointer
+from gate.store.records import write_record
 
 from ._support import clean_env, read_json, write_matmul_onnx
 

@@ -21,8 +21,13 @@ import requests
 from pytest_httpserver import HTTPServer
 
 from gate.errors import ConfigError, GateError
-from gate.github import GitHubClient, RetryPolicy, Secret, upsert_comment
-from gate.publish import CommentOutcome, CommentRequest, ReportInput, publish_comment
+from gate.integrations.github.client import GitHubClient, RetryPolicy, Secret, upsert_comment
+from gate.integrations.github.publish import (
+    CommentOutcome,
+    CommentRequest,
+    ReportInput,
+    publish_comment,
+)
 
 from ._github import FIXTURES, TOKEN, FakeGitHub
 

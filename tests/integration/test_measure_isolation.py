@@ -14,9 +14,9 @@ import pytest
 
 from gate.config import load_config
 from gate.errors import ConfigError
-from gate.measure.evaluation import evaluate
 from gate.measure.paired import PairedRounds, PairedRunner
-from gate.measure.profiling import Profiler
+from gate.measure.profiles import Profiler
+from gate.measure.quality import evaluate
 from gate.measure.runner import Runner, prepare_all
 
 from ._support import read_json, run_cli, write_files

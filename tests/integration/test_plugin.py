@@ -23,10 +23,10 @@ from typing import Any
 
 import pytest
 
-from gate.baseline import write_record
 from gate.config import MeasureSettings
-from gate.model import Direction, Metric, RunRecord, Sample
-from gate.perf import Perf
+from gate.core.types import Direction, Metric, RunRecord, Sample
+from gate.integrations.pytest.perf import Perf
+from gate.store.records import write_record
 
 from ._support import (
     SLOW_TORCH_MODULE,

@@ -50,7 +50,7 @@ import subprocess
 import sys
 
 held = b"\\x01" * (int(sys.argv[1]) * 2**20)
-completed = subprocess.run([sys.executable, "-m", "gate.measure.worker", *sys.argv[2:]])
+completed = subprocess.run([sys.executable, "-m", "gate.measure.worker.main", *sys.argv[2:]])
 sys.exit(completed.returncode)
 """
 
@@ -96,7 +96,9 @@ def test_memory_of_a_probe_does_not_depend_on_its_launcher(project):
     python = [sys.executable]
     small = probe(project, [*python, "launcher.py", "0"], "small.json")
     big = probe(project, [*python, "launcher.py", str(HELD_MIB)], "big.json")
-    here = probe(project, [*python, "-m", "gate.measure.worker"], "pytest.json")  # torch loaded
+    here = probe(
+        project, [*python, "-m", "gate.measure.worker.main"], "pytest.json"
+    )  # torch loaded
     assert "torch" in sys.modules
 
     readings = {name: memory(r) for name, r in (("small", small), ("big", big), ("here", here))}

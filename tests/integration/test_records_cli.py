@@ -8,11 +8,19 @@ from pathlib import Path
 
 import pytest
 
-from gate.baseline import write_record
-from gate.diagnose import diff
+from gate.core.types import (
+    BenchmarkError,
+    Comparison,
+    Direction,
+    Metric,
+    RunRecord,
+    Sample,
+    Verdict,
+)
+from gate.diagnose.diff import diff
 from gate.measure import BenchmarkPlan
-from gate.measure.profile import profile_plan
-from gate.model import BenchmarkError, Comparison, Direction, Metric, RunRecord, Sample, Verdict
+from gate.measure.worker.operators import profile_plan
+from gate.store.records import write_record
 
 from ._support import run_cli, run_pytest, write_files, write_matmul_onnx
 

@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 
 from gate.config import load_config
+from gate.core.types import BenchmarkError, Replication
 from gate.measure import BenchmarkPlan
 from gate.measure.runner import Runner, prepare_all
-from gate.model import BenchmarkError, Replication
 
 from ._support import write_files, write_matmul_onnx
 
@@ -205,7 +205,7 @@ def test_memory_samples_are_consistent(measured, name):
 
 
 def test_model_size_is_the_real_artifact_size(measured, prepared):
-    from gate.measure.torch_backend import module_size_bytes
+    from gate.measure.backends.torch_backend import module_size_bytes
 
     result, _ = measured
     _, plans = prepared

@@ -1,4 +1,5 @@
-"""gate.actions and perf-gate summary: workflow commands, outputs, event files, job summary."""
+"""gate.integrations.github.actions and perf-gate summary: workflow commands, outputs, event
+files, job summary."""
 
 from __future__ import annotations
 
@@ -10,8 +11,10 @@ from typing import Any
 
 import pytest
 
-from gate import cli
-from gate.actions import (
+from gate.core.types import Direction, GitInfo, Metric, RunRecord, Sample
+from gate.errors import BaselineError, ConfigError
+from gate.integrations.cli import main as cli
+from gate.integrations.github.actions import (
     ActionsEnv,
     annotation,
     escape_property,
@@ -19,10 +22,8 @@ from gate.actions import (
     regression_annotations,
     write_outputs,
 )
-from gate.baseline import write_record
-from gate.errors import BaselineError, ConfigError
-from gate.model import Direction, GitInfo, Metric, RunRecord, Sample
-from gate.publish import ReportInput, publish_summary
+from gate.integrations.github.publish import ReportInput, publish_summary
+from gate.store.records import write_record
 
 EVENTS = Path(__file__).resolve().parents[1] / "fixtures" / "github" / "events"
 
@@ -215,7 +216,12 @@ def test_compare_format_markdown_renders_a_real_decision(
 def test_every_slug_of_the_publishing_modules_is_documented() -> None:
     root = Path(__file__).resolve().parents[2]
     headings = set(re.findall(r"^## (\S+)$", (root / "gate/errors.md").read_text(), flags=re.M))
-    modules = ["gate/github.py", "gate/actions.py", "gate/publish.py", "gate/report/markdown.py"]
+    modules = [
+        "gate/integrations/github/client.py",
+        "gate/integrations/github/actions.py",
+        "gate/integrations/github/publish.py",
+        "gate/report/markdown.py",
+    ]
     modules += ["gate/report/trend.py"]
     slugs = {
         slug

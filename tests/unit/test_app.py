@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from gate import app
-from gate.baseline import read_record
+from gate import records_app as app
 from gate.config import load_config
+from gate.core.types import Direction, Metric, RunRecord, Sample
 from gate.errors import BaselineError
-from gate.model import Direction, Metric, RunRecord, Sample
+from gate.store.records import read_record
 
 LATENCY = Metric("latency", "s", Direction.LOWER)
 

@@ -1,4 +1,5 @@
-"""gate.baseline: run records <-> versioned JSON, validation of damaged files, atomic writes."""
+"""gate.store.records: run records <-> versioned JSON, validation of damaged files, atomic
+writes."""
 
 from __future__ import annotations
 
@@ -9,8 +10,18 @@ from typing import Any
 
 import pytest
 
-from gate import stats
-from gate.baseline import (
+from gate.core import stats
+from gate.core.types import (
+    BenchmarkError,
+    Direction,
+    GitInfo,
+    Metric,
+    Replication,
+    RunRecord,
+    Sample,
+)
+from gate.errors import BaselineError
+from gate.store.records import (
     FORMAT,
     KIND,
     MAX_CALLS,
@@ -20,16 +31,6 @@ from gate.baseline import (
     record_to_dict,
     write_json_atomic,
     write_record,
-)
-from gate.errors import BaselineError
-from gate.model import (
-    BenchmarkError,
-    Direction,
-    GitInfo,
-    Metric,
-    Replication,
-    RunRecord,
-    Sample,
 )
 
 LATENCY = Metric("latency", "s", Direction.LOWER)
@@ -303,7 +304,7 @@ def test_unsupported_format_7_message() -> None:
 
 
 def read_record_from(path: Path, data: Any) -> RunRecord:
-    from gate.baseline import _Reader
+    from gate.store.records import _Reader
 
     return _Reader(path).record(data)
 

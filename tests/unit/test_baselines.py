@@ -12,12 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from gate import baselines
-from gate.compare import decide, file_changes
 from gate.config import GateConfig, load_config
-from gate.dvc import Dvc, file_md5, pointer_of, read_pointer, tracked_files
+from gate.core.types import Direction, Metric, Policy, RunRecord, Sample, Threshold, Verdict
+from gate.decide.compare import decide, file_changes
 from gate.errors import BaselineError, ConfigError
-from gate.model import Direction, Metric, Policy, RunRecord, Sample, Threshold, Verdict
+from gate.store import baselines
+from gate.store.dvc import Dvc, file_md5, pointer_of, read_pointer, tracked_files
 
 LATENCY = Metric("latency", "s", Direction.LOWER)
 MEMORY = Metric("memory.peak", "B", Direction.LOWER)

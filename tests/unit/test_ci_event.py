@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from gate.actions import ActionsEnv
-from gate.ci_event import CiSettings, Event, resolve_mode, settings_from, status_of
 from gate.errors import ConfigError
+from gate.integrations.github.actions import ActionsEnv
+from gate.integrations.github.event import CiSettings, Event, resolve_mode, settings_from, status_of
 
 EVENTS = Path(__file__).resolve().parents[1] / "fixtures" / "github" / "events"
 

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from gate import cli
-from gate.cli_explain import explain, guide, sections
 from gate.errors import BaselineError, ConfigError
+from gate.integrations.cli import main as cli
+from gate.integrations.cli.explain import explain, guide, sections
 
 ROOT = Path(__file__).resolve().parents[2]
 

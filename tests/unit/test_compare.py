@@ -1,4 +1,5 @@
-"""gate.compare.decide on synthetic run records: verdicts, Holm, budgets, errors, environment."""
+"""gate.decide.compare.decide on synthetic run records: verdicts, budgets, errors,
+environment."""
 
 from __future__ import annotations
 
@@ -8,10 +9,8 @@ from collections.abc import Sequence
 
 import pytest
 
-from gate import stats
-from gate.compare import REPORT_ORDER, decide
-from gate.limits import check_budgets, matches
-from gate.model import (
+from gate.core import stats
+from gate.core.types import (
     BenchmarkError,
     Budget,
     Comparison,
@@ -27,6 +26,8 @@ from gate.model import (
     Threshold,
     Verdict,
 )
+from gate.decide.compare import REPORT_ORDER, decide
+from gate.decide.limits import check_budgets, matches
 
 LATENCY = Metric("latency", "s", Direction.LOWER)
 THROUGHPUT = Metric("throughput", "items/s", Direction.HIGHER)

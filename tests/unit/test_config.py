@@ -17,8 +17,8 @@ from gate.config import (
     load_config,
     parse_threshold,
 )
+from gate.core.types import Budget, Threshold
 from gate.errors import ConfigError
-from gate.model import Budget, Threshold
 
 DROP = object()  # marks a key to remove from the default config
 

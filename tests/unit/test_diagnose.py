@@ -11,12 +11,15 @@ from pathlib import Path
 import pytest
 
 from gate.config import MeasureSettings, load_config
-from gate.diagnose import MAX_CHANGES, diff, measured_change, missing, reference_times, targets
-from gate.diagnosis import Diagnosis, OperatorProfile, OperatorTime
+from gate.core.diagnosis import Diagnosis, OperatorProfile, OperatorTime
+from gate.core.types import Comparison, Direction, GateResult, Metric, Verdict
+from gate.diagnose.diff import MAX_CHANGES, diff, measured_change, missing, reference_times, targets
+from gate.diagnose.investigation import NO_BASE, NOT_RERUNNABLE, BaseSide, Investigation, batch_size
 from gate.errors import ConfigError
-from gate.investigate import NO_BASE, NOT_RERUNNABLE, BaseSide, Investigation, batch_size
 from gate.measure import BenchmarkPlan
-from gate.measure.profile import (
+from gate.measure.profiles import Profiler, trace_folder
+from gate.measure.runner import Runner
+from gate.measure.worker.operators import (
     EVENT_BUDGET,
     MAX_CALLS,
     MIN_CALLS,
@@ -26,9 +29,6 @@ from gate.measure.profile import (
     repeat_calls,
     robust_total,
 )
-from gate.measure.profiling import Profiler, trace_folder
-from gate.measure.runner import Runner
-from gate.model import Comparison, Direction, GateResult, Metric, Verdict
 from gate.report.diagnosis import render_diagnoses
 from gate.report.jsonreport import result_to_dict
 

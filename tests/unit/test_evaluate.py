@@ -1,5 +1,5 @@
-"""gate.measure.evaluate: metric functions, parity, eval-set readers (.npz, .parquet, callable)
-and the worker's eval loop with stand-in backends (numpy only, no model is loaded)."""
+"""gate.measure.worker.accuracy: metric functions, parity, eval-set readers (.npz, .parquet,
+callable) and the worker's eval loop with stand-in backends (numpy only, no model is loaded)."""
 
 from __future__ import annotations
 

@@ -8,10 +8,15 @@ from pathlib import Path
 import pytest
 
 from gate.config import load_config
-from gate.environment import GPU_STATE_FIELDS, environment_key, gpu_state_changes, parse_gpu_query
+from gate.core.types import Direction, Metric, RunRecord, Sample
+from gate.decide.limits import launch_bound_notes
 from gate.errors import ConfigError
-from gate.limits import launch_bound_notes
-from gate.model import Direction, Metric, RunRecord, Sample
+from gate.measure.environment import (
+    GPU_STATE_FIELDS,
+    environment_key,
+    gpu_state_changes,
+    parse_gpu_query,
+)
 from gate.units import budget_unit
 
 MODEL = """

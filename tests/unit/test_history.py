@@ -1,4 +1,4 @@
-"""gate.history: summaries of promoted baselines, the bound, trends and the file format."""
+"""gate.store.history: summaries of promoted baselines, the bound, trends and the file format."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from gate import history as hist
+from gate.core.types import Direction, GitInfo, Metric, RunRecord, Sample
 from gate.errors import BaselineError
-from gate.model import Direction, GitInfo, Metric, RunRecord, Sample
+from gate.store import history as hist
 
 LATENCY = Metric("latency", "s", Direction.LOWER)
 MEMORY = Metric("memory.peak", "B", Direction.LOWER)

@@ -14,23 +14,23 @@ GATE = Path(__file__).resolve().parents[2] / "gate"
 
 # third-party top-level package -> the only modules allowed to import it
 OWNERS = {
-    "torch": {"gate/measure/torch_backend.py"},
-    "onnxruntime": {"gate/measure/onnx_backend.py"},
+    "torch": {"gate/measure/backends/torch_backend.py"},
+    "onnxruntime": {"gate/measure/backends/onnx_backend.py"},
     "onnx": set(),
-    "numpy": {"gate/measure/onnx_backend.py", "gate/measure/evaluate.py"},
-    "pyarrow": {"gate/measure/evaluate.py"},
-    "pytest": {"gate/pytest_plugin.py"},
+    "numpy": {"gate/measure/backends/onnx_backend.py", "gate/measure/worker/accuracy.py"},
+    "pyarrow": {"gate/measure/worker/accuracy.py"},
+    "pytest": {"gate/integrations/pytest/plugin.py"},
     "_pytest": set(),
     "yaml": {"gate/config/__init__.py"},
-    "requests": {"gate/github.py"},
+    "requests": {"gate/integrations/github/client.py"},
     "jinja2": {"gate/report/markdown.py"},
 }
 FOUNDATION = {
-    "gate/model.py",
+    "gate/core/types.py",
     "gate/units.py",
     "gate/errors.py",
     "gate/_version.py",
-    "gate/diagnosis.py",
+    "gate/core/diagnosis.py",
 }
 
 
@@ -73,11 +73,11 @@ def test_core_runs_without_torch_onnxruntime_or_pytest() -> None:
         "import sys\n"
         "for name in ('torch', 'onnxruntime', 'onnx', 'pytest', 'numpy'):\n"
         "    sys.modules[name] = None\n"
-        "import gate, gate.config, gate.compare, gate.baseline, gate.stats, gate.app, gate.cli\n"
+        "import gate, gate.config, gate.decide.compare, gate.store.records, gate.core.stats, gate.records_app, gate.integrations.cli.main\n"
         "import gate.report.terminal, gate.report.jsonreport, gate.measure.runner\n"
-        "import gate.report.markdown, gate.publish, gate.cli_publish\n"
+        "import gate.report.markdown, gate.integrations.github.publish, gate.integrations.cli.publish\n"
         "try:\n"
-        "    gate.cli.main(['--version'])\n"
+        "    gate.integrations.cli.main.main(['--version'])\n"
         "except SystemExit as exit:\n"
         "    assert exit.code == 0, exit.code\n"
         "else:\n"

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from gate.environment import THREAD_VARIABLES, fingerprint
 from gate.errors import MeasurementError
 from gate.measure import THREAD_ENV, BadReference, BenchmarkPlan, check_references, resolve_callable
+from gate.measure.environment import THREAD_VARIABLES, fingerprint
 from gate.measure.runner import worker_environment
 
 MODULE = "pg_reference_targets"

@@ -1,4 +1,5 @@
-"""gate.measure.memory on the real kernel: a process's own peak (VmHWM) against ``ru_maxrss``,
+"""gate.measure.worker.memory on the real kernel: a process's own peak (VmHWM) against
+``ru_maxrss``,
 which a freshly exec'd child inherits from its parent, and how the record's info names the
 reading a probe used."""
 
@@ -12,7 +13,8 @@ from pathlib import Path
 import pytest
 
 from gate.measure import BenchmarkPlan
-from gate.measure.memory import (
+from gate.measure.samples import memory_peak_since, record_info, round_cost
+from gate.measure.worker.memory import (
     current_rss_bytes,
     high_water_rss_bytes,
     peak_rss_bytes,
@@ -20,14 +22,13 @@ from gate.measure.memory import (
     reset_peak_rss,
     ru_maxrss_bytes,
 )
-from gate.measure.samples import memory_peak_since, record_info, round_cost
 
 MIB = 2**20
 linux = pytest.mark.skipif(not Path("/proc/self/status").is_file(), reason="needs /proc (Linux)")
 
 READINGS = """
 import json
-from gate.measure.memory import peak_rss_bytes, peak_source, reset_peak_rss, ru_maxrss_bytes
+from gate.measure.worker.memory import peak_rss_bytes, peak_source, reset_peak_rss, ru_maxrss_bytes
 readings = {"peak": peak_rss_bytes(), "source": peak_source(), "ru_maxrss": ru_maxrss_bytes()}
 readings["reset"] = reset_peak_rss()
 readings["ru_maxrss_after_reset"] = ru_maxrss_bytes()

@@ -10,11 +10,12 @@ from typing import Any
 
 import pytest
 
-from gate import cli, merge
-from gate.baseline import read_record, write_record
+from gate.core.types import Direction, GitInfo, Metric, RunRecord, Sample
 from gate.errors import ConfigError
-from gate.model import Direction, GitInfo, Metric, RunRecord, Sample
+from gate.integrations.cli import main as cli
 from gate.report.markdown import render_comment
+from gate.store import merge
+from gate.store.records import read_record, write_record
 
 LATENCY = Metric("latency", "s", Direction.LOWER)
 CPU = {"key": "cpu000000001", "cpu_model": "AMD EPYC 7763", "gpu": None, "os": "Linux 6"}

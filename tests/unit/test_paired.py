@@ -7,9 +7,9 @@ import random
 
 import pytest
 
-from gate import stats
-from gate.compare import PairedBaseline, decide, inconclusive_benchmarks
-from gate.model import Direction, Metric, Policy, RunRecord, Sample, Threshold, Verdict
+from gate.core import stats
+from gate.core.types import Direction, Metric, Policy, RunRecord, Sample, Threshold, Verdict
+from gate.decide.compare import PairedBaseline, decide, inconclusive_benchmarks
 
 scipy_stats = pytest.importorskip("scipy.stats")
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from gate.pytest_options import forwarded_options
+from gate.integrations.pytest.options import forwarded_options
 
 ROOT = Path("/project")
 

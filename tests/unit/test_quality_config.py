@@ -1,4 +1,4 @@
-"""gate.config + gate.quality.spec: eval sets, parity bounds, require_significance and trade-off
+"""gate.config + gate.config.quality: eval sets, parity bounds, require_significance and trade-off
 rules in perf-gate.yaml; every bad input is a ConfigError naming the file and the key path."""
 
 from __future__ import annotations
@@ -12,9 +12,7 @@ import yaml
 
 from gate import units
 from gate.config import DEFAULT_THRESHOLDS, GateConfig, load_config
-from gate.errors import ConfigError
-from gate.model import Direction, Threshold
-from gate.quality.spec import (
+from gate.config.quality import (
     LOOSE_BOUNDS,
     PAIRED_METRICS,
     STRICT_BOUNDS,
@@ -23,6 +21,8 @@ from gate.quality.spec import (
     ParityBounds,
     ParitySpec,
 )
+from gate.core.types import Direction, Threshold
+from gate.errors import ConfigError
 
 FILE = "perf-gate.yaml"
 

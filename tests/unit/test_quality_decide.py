@@ -1,4 +1,4 @@
-"""gate.compare.decide on synthetic quality samples: paired and unpaired quality comparisons,
+"""gate.decide.compare.decide on synthetic quality samples: paired and unpaired quality comparisons,
 require_significance, parity failures, trade-off rules, variant summaries and their reports."""
 
 from __future__ import annotations
@@ -12,9 +12,8 @@ from typing import Any
 
 import pytest
 
-from gate import stats
-from gate.compare import PairedBaseline, decide
-from gate.model import (
+from gate.core import stats
+from gate.core.types import (
     Comparison,
     Direction,
     ExitCode,
@@ -30,7 +29,8 @@ from gate.model import (
     VariantSummary,
     Verdict,
 )
-from gate.quality.decide import (
+from gate.decide.compare import PairedBaseline, decide
+from gate.decide.quality import (
     PARITY,
     apply_tradeoffs,
     parity_failures,

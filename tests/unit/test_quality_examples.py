@@ -1,5 +1,5 @@
-"""gate.quality.examples: per-example outcomes <-> compact JSON, and their trip through the
-run record file (gate.baseline)."""
+"""gate.store.outcomes: per-example outcomes <-> compact JSON, and their trip through the
+run record file (gate.store.records)."""
 
 from __future__ import annotations
 
@@ -13,10 +13,10 @@ from typing import Any
 
 import pytest
 
-from gate.baseline import read_record, record_to_dict, write_record
+from gate.core.types import Direction, Metric, Replication, RunRecord, Sample
 from gate.errors import BaselineError
-from gate.model import Direction, Metric, Replication, RunRecord, Sample
-from gate.quality.examples import decode, encode
+from gate.store.outcomes import decode, encode
+from gate.store.records import read_record, record_to_dict, write_record
 
 ACCURACY = Metric("accuracy", "fraction", Direction.HIGHER)
 MAE = Metric("mae", "", Direction.LOWER)

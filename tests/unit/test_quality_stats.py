@@ -1,4 +1,4 @@
-"""gate.stats, quality section: proportions, McNemar, paired and unpaired intervals for
+"""gate.core.stats, quality section: proportions, McNemar, paired and unpaired intervals for
 quality metrics, checked against scipy and published worked examples."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import random
 
 import pytest
 
-from gate import stats
+from gate.core import stats
 
 scipy_stats = pytest.importorskip("scipy.stats")
 

@@ -5,9 +5,9 @@ nothing). Profiles as the profilers wrote them for such models; the reports rend
 
 from __future__ import annotations
 
-from gate.diagnose import diff
-from gate.diagnosis import OperatorProfile, OperatorTime
-from gate.model import Comparison, Direction, GateResult, Metric, Verdict
+from gate.core.diagnosis import OperatorProfile, OperatorTime
+from gate.core.types import Comparison, Direction, GateResult, Metric, Verdict
+from gate.diagnose.diff import diff
 from gate.report.diagnosis import render_diagnoses
 from gate.report.jsonreport import result_to_dict
 from gate.report.markdown import render_summary

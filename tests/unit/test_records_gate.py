@@ -10,18 +10,15 @@ from pathlib import Path
 
 import pytest
 
-from gate import app, stats
-from gate.baseline import write_record
-from gate.compare import decide
+from gate import records_app as app
 from gate.config import load_config
-from gate.environment import environment_key, fingerprint
-from gate.environment_diff import (
+from gate.core import stats
+from gate.core.environment_fields import (
     ENVIRONMENT_KEY_FIELDS,
     ENVIRONMENT_MAPPINGS,
     ENVIRONMENT_OTHER_FIELDS,
 )
-from gate.errors import BaselineError, ConfigError
-from gate.model import (
+from gate.core.types import (
     BenchmarkError,
     Direction,
     ExitCode,
@@ -31,8 +28,12 @@ from gate.model import (
     Sample,
     Verdict,
 )
+from gate.decide.compare import decide
+from gate.errors import BaselineError, ConfigError
+from gate.measure.environment import environment_key, fingerprint
 from gate.report.jsonreport import result_to_dict
 from gate.report.terminal import render_table
+from gate.store.records import write_record
 
 LATENCY = Metric("latency", "s", Direction.LOWER)
 MEMORY = Metric("memory.peak", "B", Direction.LOWER)

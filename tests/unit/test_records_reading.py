@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
-from gate.baseline import read_baseline, read_record, write_record
+from gate.core.types import Direction, Metric, RunRecord, Sample
 from gate.errors import BaselineError
-from gate.model import Direction, Metric, RunRecord, Sample
+from gate.store.records import read_baseline, read_record, write_record
 
 RECORD_FIX = "record a new one with `perf-gate run --save` or `pytest --perf-gate --perf-gate-save`"
 

@@ -7,8 +7,7 @@ import math
 
 import pytest
 
-from gate.compare import decide
-from gate.model import (
+from gate.core.types import (
     BenchmarkError,
     Budget,
     Comparison,
@@ -22,6 +21,7 @@ from gate.model import (
     Threshold,
     Verdict,
 )
+from gate.decide.compare import decide
 from gate.report.jsonreport import FORMAT, comparison_to_dict, result_to_dict
 from gate.report.terminal import format_change, headline, render_table, verdict_text
 

@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from gate import shard
-from gate.baseline import read_record, write_record
 from gate.config import GateConfig, load_config
+from gate.core.types import Direction, Metric, RunRecord, Sample
 from gate.errors import ConfigError
-from gate.model import Direction, Metric, RunRecord, Sample
+from gate.store import shard
+from gate.store.records import read_record, write_record
 
 MODEL = "    torch: m:build\n    input: m:inputs\n    variants: [{variants}]\n"
 

@@ -1,16 +1,16 @@
 """Slow whole processes: detected per side against that side's own rounds, their rounds dropped
-from both arms so that a fresh pair replaces them (gate.stats.slow_processes and
-gate.sequential's replacement), and the decision's note."""
+from both arms so that a fresh pair replaces them (gate.core.stats.slow_processes and
+gate.decide.sequential's replacement), and the decision's note."""
 
 from __future__ import annotations
 
 import math
 
-from gate import stats
-from gate.compare import PairedBaseline, decide
+from gate.core import stats
+from gate.core.types import Direction, Metric, Policy, RunRecord, Sample
+from gate.decide.compare import PairedBaseline, decide
+from gate.decide.sequential import _Replaced
 from gate.measure.paired import PairedRounds
-from gate.model import Direction, Metric, Policy, RunRecord, Sample
-from gate.sequential import _Replaced
 
 
 def logs(values: list[float]) -> list[float]:
@@ -89,7 +89,7 @@ def test_a_round_s_value_is_its_fastest_block() -> None:
 
 def test_a_run_with_nothing_paired_has_one_look() -> None:
     # pytest --perf-gate with stored timings only: the same intervals as perf-gate compare
-    from gate.sequential import PairedTiming
+    from gate.decide.sequential import PairedTiming
 
     latency = Metric("latency", "s", Direction.LOWER)
     nothing = PairedTiming(head=[], base=[], modes={}, base_plans={}, errors=[])

@@ -1,4 +1,4 @@
-"""gate.stats against scipy (and numpy, which scipy brings): t, Welch, Holm, summaries."""
+"""gate.core.stats against scipy (and numpy, which scipy brings): t, Welch, Holm, summaries."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from gate import stats
+from gate.core import stats
 
 scipy_stats = pytest.importorskip("scipy.stats")
 np = pytest.importorskip("numpy")

@@ -1,0 +1,254 @@
+"""The diff of two operator profiles, and which benchmarks to diagnose. Pure: no I/O, no clock.
+
+Profiles are aggregated per operator (a torch operator, an onnxruntime node type, a Python
+function): self time and invocations per benchmark call, the input shapes seen, and (for
+onnxruntime) the node names. The diff ranks operators by the absolute increase of their self time
+per call and sets it against the change the timing rounds measured, which the profiles cannot
+give: profiled times include the profiler's own overhead, and a profile is one process.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
+
+from gate.core.diagnosis import TOP, Diagnosis, NodeChange, OperatorChange, OperatorProfile
+from gate.core.types import Comparison, Direction, GateResult, Verdict
+from gate.decide.compare import TIMING_FAMILIES
+from gate.units import UNIT_SECONDS
+
+MAX_CHANGES = 300  # operators kept per diagnosis (the largest changes either way)
+MAX_SHAPES = 4  # input shapes listed per operator and side, by time
+MAX_NODES = 3  # onnxruntime nodes listed per operator type, by increase
+# Below this share the operators' times do not explain the change: the invocation counts
+# (exact, unlike times near the profiler's resolution) are named instead.
+LOW_EXPLAINED = 0.5
+
+
+def targets(result: GateResult, when: str) -> list[Comparison]:
+    """One timing comparison per benchmark to diagnose, in report order.
+
+    ``on-regression``: benchmarks with a timing ``regression`` (latency rather than throughput
+    when both regressed); ``always``: every benchmark with a timing comparison, new ones
+    excepted (the regressed metric where there is one, else latency); ``never``: none."""
+    if when == "never":
+        return []
+    chosen: dict[str, Comparison] = {}
+    for comparison in sorted(result.comparisons, key=_preference):
+        if comparison.metric.family not in TIMING_FAMILIES:
+            continue
+        if comparison.verdict in (Verdict.ERROR, Verdict.MISSING, Verdict.NEW):
+            continue  # nothing measured, or nothing to compare it with
+        if when == "on-regression" and comparison.verdict is not Verdict.REGRESSION:
+            continue
+        chosen.setdefault(comparison.benchmark, comparison)
+    return list(chosen.values())
+
+
+def _preference(comparison: Comparison) -> tuple[int, int, str]:
+    regression = 0 if comparison.verdict is Verdict.REGRESSION else 1
+    latency = 0 if comparison.metric.family == "latency" else 1
+    return regression, latency, comparison.metric.name
+
+
+def measured_change(comparison: Comparison, items: int) -> float | None:
+    """Head minus base in seconds per benchmark call, from the timing comparison.
+
+    Latency: the base median times the relative change. Throughput (``items`` per call): the
+    base time per call (items / base rate) times 1/(1 + change) - 1. None when undefined."""
+    change, base = comparison.relative_change, comparison.baseline
+    if base is None or base <= 0 or not math.isfinite(change) or change <= -1.0:
+        return None
+    if comparison.metric.unit == UNIT_SECONDS and comparison.metric.direction is Direction.LOWER:
+        return base * change
+    if comparison.metric.direction is Direction.HIGHER:
+        return (items / base) * (1.0 / (1.0 + change) - 1.0)
+    return None
+
+
+def reference_times(comparison: Comparison, items: int) -> tuple[float | None, float | None]:
+    """(base, head) seconds per call from the timing rounds' medians; None where undefined."""
+
+    def per_call(value: float | None) -> float | None:
+        if value is None or not value > 0 or not math.isfinite(value):
+            return None
+        if comparison.metric.direction is Direction.HIGHER:
+            return items / value
+        return value if comparison.metric.unit == UNIT_SECONDS else None
+
+    return per_call(comparison.baseline), per_call(comparison.current)
+
+
+def normalised(
+    profile: OperatorProfile, reference: float | None, side: str
+) -> tuple[OperatorProfile, str]:
+    """The profile with its times scaled by the timing rounds' time per call over the time per
+    call measured in the profiling process (just before profiling, without the profiler).
+
+    One profiling process per side is one sample of the machine: on a shared runner a whole
+    process can run slower (a busy sibling core) and every operator would look slower with it.
+    The timing rounds know better what a call costs; the scaling keeps the operators' shares of
+    the process and puts the process on the rounds' scale. Returns (profile, a note when the
+    factor is far from 1)."""
+    if profile.wall is None or reference is None or profile.wall <= 0:
+        return profile, ""
+    factor = reference / profile.wall
+    rows = tuple(replace(row, time=row.time * factor) for row in profile.rows)
+    note = ""
+    if abs(factor - 1.0) > 0.15:
+        note = (
+            f"{side}: profile times scaled by {factor:.2f} to the timing rounds' time per call "
+            "(the profiling process ran at a different speed)"
+        )
+    return replace(profile, rows=rows, wall=reference), note
+
+
+def missing(comparison: Comparison, reason: str) -> Diagnosis:
+    """A diagnosis that could not be made, with the reason the reports show."""
+    return Diagnosis(
+        benchmark=comparison.benchmark,
+        metric=comparison.metric.name,
+        verdict=comparison.verdict.value,
+        missing=reason,
+    )
+
+
+@dataclass
+class _Operator:
+    time: float = 0.0
+    calls: float = 0.0
+    shapes: dict[str, float] = field(default_factory=dict)
+    nodes: dict[str, float] = field(default_factory=dict)
+
+
+def _aggregate(profile: OperatorProfile) -> dict[str, _Operator]:
+    operators: dict[str, _Operator] = {}
+    for row in profile.rows:
+        entry = operators.setdefault(row.operator, _Operator())
+        entry.time += row.time
+        entry.calls += row.calls
+        if row.shapes:
+            entry.shapes[row.shapes] = entry.shapes.get(row.shapes, 0.0) + row.time
+        if row.node:
+            entry.nodes[row.node] = entry.nodes.get(row.node, 0.0) + row.time
+    return operators
+
+
+def _largest(weights: dict[str, float], count: int) -> tuple[str, ...]:
+    return tuple(name for name, _ in sorted(weights.items(), key=lambda kv: (-kv[1], kv[0])))[
+        :count
+    ]
+
+
+def _only(shapes: dict[str, float], other: dict[str, float]) -> dict[str, float]:
+    return {shape: time for shape, time in shapes.items() if shape not in other}
+
+
+def _nodes(base: _Operator, head: _Operator) -> tuple[NodeChange, ...]:
+    names = set(base.nodes) | set(head.nodes)
+    changes = [
+        NodeChange(node=n, base_time=base.nodes.get(n, 0.0), head_time=head.nodes.get(n, 0.0))
+        for n in names
+    ]
+    changes.sort(key=lambda c: (-c.increase, c.node))
+    return tuple(c for c in changes if c.increase > 0)[:MAX_NODES]
+
+
+def _change(operator: str, base: _Operator | None, head: _Operator | None) -> OperatorChange:
+    status = "new" if base is None else "vanished" if head is None else "changed"
+    both = status == "changed"
+    base, head = base or _Operator(), head or _Operator()
+    return OperatorChange(
+        operator=operator,
+        status=status,
+        base_time=base.time,
+        head_time=head.time,
+        base_calls=base.calls,
+        head_calls=head.calls,
+        base_shapes=_largest(base.shapes, MAX_SHAPES),
+        head_shapes=_largest(head.shapes, MAX_SHAPES),
+        added_shapes=_largest(_only(head.shapes, base.shapes), MAX_SHAPES) if both else (),
+        removed_shapes=_largest(_only(base.shapes, head.shapes), MAX_SHAPES) if both else (),
+        nodes=_nodes(base, head),
+    )
+
+
+def _with_shares(changes: Iterable[OperatorChange], measured: float | None) -> list[OperatorChange]:
+    if measured is None or measured <= 0:
+        return list(changes)
+    return [replace(c, share=c.increase / measured if c.increase > 0 else None) for c in changes]
+
+
+def _invocation_note(changes: list[OperatorChange], explained: float) -> str:
+    """When the operators' times explain little, the operators whose invocations per call
+    changed: onnxruntime records whole microseconds and subtracts its own cost per node, so a
+    node shorter than that records nothing, and its time shows outside the operators."""
+    counted = [c for c in changes if abs(c.head_calls - c.base_calls) >= 0.5]
+    if not counted:
+        return ""
+    counted.sort(key=lambda c: (-abs(c.head_calls - c.base_calls), c.operator))
+    listed = ", ".join(f"{c.operator} {c.base_calls:g} -> {c.head_calls:g}" for c in counted[:TOP])
+    more = f" (+{len(counted) - TOP} more)" if len(counted) > TOP else ""
+    return (
+        f"the operators' self times explain {explained * 100:.0f}% of the change, but "
+        f"invocations per call changed: {listed}{more}; operators shorter than the profiler "
+        "resolves record little or nothing, and their time shows outside the operators"
+    )
+
+
+def diff(
+    comparison: Comparison,
+    base: OperatorProfile,
+    head: OperatorProfile,
+    *,
+    traces: dict[str, str] | None = None,
+) -> Diagnosis:
+    """Base against head for one benchmark: every operator's change, largest increase first.
+
+    Both profiles are first put on the timing rounds' scale (``normalised``). ``explained`` is
+    the sum of the top increases over the measured change (can exceed 100%: profiled times
+    carry the profiler's overhead, and small changes drown in noise)."""
+    base_reference, head_reference = reference_times(comparison, head.items)
+    base, base_scaled = normalised(base, base_reference, "base")
+    head, head_scaled = normalised(head, head_reference, "head")
+    base_ops, head_ops = _aggregate(base), _aggregate(head)
+    names = sorted(set(base_ops) | set(head_ops))
+    changes = [_change(name, base_ops.get(name), head_ops.get(name)) for name in names]
+    changes.sort(key=lambda c: -abs(c.increase))
+    truncated = max(0, len(changes) - MAX_CHANGES)
+    kept = sorted(changes[:MAX_CHANGES], key=lambda c: (-c.increase, c.operator))
+    measured = measured_change(comparison, head.items)
+    # Shares of a change the rounds did not establish are noise over noise (a +6 ns change
+    # "explained 7081%"): only a significant slowdown is divided up.
+    slowdown = comparison.significant and measured is not None and measured > 0
+    kept = _with_shares(kept, measured if slowdown else None)
+    notes = [note for note in (base.trace_note, head.trace_note) if note]
+    if base.note and base.note == head.note:
+        notes.append(base.note)
+    else:
+        notes += [f"{side}: {p.note}" for side, p in (("base", base), ("head", head)) if p.note]
+    notes += [note for note in (base_scaled, head_scaled) if note]
+    explained: float | None = None
+    if slowdown and measured is not None:
+        explained = sum(c.increase for c in kept[:TOP] if c.increase > 0) / measured
+        if explained < LOW_EXPLAINED:
+            notes.append(_invocation_note(changes, explained))
+    else:
+        notes.append("the timing rounds found no significant slowdown: shares are not computed")
+    return Diagnosis(
+        benchmark=comparison.benchmark,
+        metric=comparison.metric.name,
+        verdict=comparison.verdict.value,
+        tool=head.tool,
+        measured_change=measured,
+        base_total=base.total,
+        head_total=head.total,
+        base_wall=base.wall,
+        head_wall=head.wall,
+        changes=tuple(kept),
+        explained=explained,
+        traces=dict(traces or {}),
+        notes=tuple(note for note in notes if note),
+        truncated=truncated,
+    )

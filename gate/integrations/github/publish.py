@@ -1,0 +1,287 @@
+"""Publishing the report: the sticky PR comment, the job summary, annotations and outputs.
+
+Orchestration for ``perf-gate comment`` and ``perf-gate summary``: read comparison.json (and
+the optional trend history), render, then hand the text to GitHub (github.py) or to the
+runner's files (actions.py). Collaborators come in as arguments: the environment mapping, a
+factory for the GitHub client, the output streams. Publishing never changes the gate's verdict:
+a comment that cannot be posted is a warning (an error only with ``strict``), and a fork's
+read-only token degrades to ``.perf-gate/comment.md``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+from gate import __version__
+from gate.core.types import ExitCode
+from gate.errors import BaselineError, ConfigError, GateError
+from gate.integrations.github.actions import (
+    ActionsEnv,
+    append_summary,
+    read_event,
+    regression_annotations,
+    write_outputs,
+)
+from gate.integrations.github.client import GitHubClient, ReadOnlyTokenError, Secret, upsert_comment
+from gate.report.markdown import (
+    ReportOptions,
+    check_comparison,
+    marker,
+    render_comment,
+    render_summary,
+)
+from gate.report.trend import TrendSeries, trend_from_json
+
+COMMENT_NAME = "comment.md"
+SUMMARY_NAME = "summary.md"
+WHEN = ("always", "on-change", "never")
+FAILING = ("regression", "over-budget", "parity-fail", "error")
+
+
+@dataclass(frozen=True, kw_only=True)
+class ReportInput:
+    """Where the report comes from and how it is labelled."""
+
+    comparison: Path
+    report_dir: Path
+    history: Path | None = None
+    name: str = "main"
+    chart: bool = True
+
+
+def _read_json(path: Path, what: str, slug: str) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise BaselineError(
+            f"{path}: no such {what}; run the gate first (it writes .perf-gate/comparison.json) "
+            "or pass the file's path",
+            slug=slug,
+        ) from None
+    except (OSError, ValueError) as exc:
+        raise BaselineError(f"{path}: cannot read the {what}: {exc}", slug=slug) from exc
+
+
+def load_report(source: ReportInput) -> tuple[Mapping[str, Any], tuple[TrendSeries, ...]]:
+    """The checked comparison dict and the trend series (empty without ``history``).
+
+    Raises BaselineError for a missing or unreadable comparison, ConfigError for a bad history.
+    """
+    data = check_comparison(
+        _read_json(source.comparison, "comparison report", "comparison-file"),
+        str(source.comparison),
+    )
+    if source.history is None:
+        return data, ()
+    try:
+        raw = json.loads(source.history.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ConfigError(
+            f"{source.history}: cannot read the history (--history): {exc}", slug="history-file"
+        ) from exc
+    return data, trend_from_json(raw, str(source.history))
+
+
+def options_for(source: ReportInput, env: ActionsEnv) -> ReportOptions:
+    marker(source.name)  # a bad --name is a usage error before anything is written
+    return ReportOptions(
+        name=source.name, chart=source.chart, run_url=env.run_url, tool_version=__version__
+    )
+
+
+def failing_count(data: Mapping[str, Any]) -> int:
+    """Comparisons that fail the gate (advisory ones do not)."""
+    return sum(
+        1 for c in data["comparisons"] if c.get("verdict") in FAILING and not c.get("advisory")
+    )
+
+
+def status_of(data: Mapping[str, Any]) -> str:
+    return {0: "passed", 1: "failed"}.get(data["exit_code"], "error")
+
+
+def _write(path: Path, text: str) -> Path:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise BaselineError(
+            f"{path}: cannot write the report: {exc}", slug="baseline-write"
+        ) from exc
+    return path
+
+
+# ---------------------------------------------------------------------------------------------
+# perf-gate summary
+
+
+@dataclass(frozen=True, kw_only=True)
+class SummaryOutcome:
+    path: Path
+    appended: bool
+    annotations: tuple[str, ...]
+    outputs: Mapping[str, str]
+
+
+def publish_summary(source: ReportInput, env: ActionsEnv, stdout: TextIO) -> SummaryOutcome:
+    """Write the full report to ``summary.md``, append it to the job summary, print the
+    annotations (in Actions) and set the outputs ``status``, ``regressions``, ``report-path``.
+
+    Raises BaselineError/ConfigError for unreadable inputs.
+    """
+    data, trend = load_report(source)
+    text = render_summary(data, options_for(source, env), trend)
+    path = _write(source.report_dir / SUMMARY_NAME, text)
+    if env.step_summary is not None:
+        append_summary(env.step_summary, text)
+    lines = tuple(regression_annotations(data)) if env.in_actions else ()
+    for line in lines:
+        print(line, file=stdout)
+    outputs = {
+        "status": status_of(data),
+        "regressions": str(failing_count(data)),
+        "report-path": str(path),
+    }
+    if env.output is not None:
+        write_outputs(env.output, outputs)
+    return SummaryOutcome(
+        path=path, appended=env.step_summary is not None, annotations=lines, outputs=outputs
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# perf-gate comment
+
+
+@dataclass(frozen=True, kw_only=True)
+class CommentRequest:
+    source: ReportInput
+    pr: int | None = None
+    repository: str | None = None
+    when: str = "always"
+    strict: bool = False
+
+
+@dataclass(frozen=True, kw_only=True)
+class CommentOutcome:
+    """``action``: created, updated, skipped, file (fork) or failed; ``exit_code`` is 0 unless
+    ``strict`` and the comment failed."""
+
+    action: str
+    message: str
+    file: Path
+    exit_code: int = ExitCode.OK
+    outputs: Mapping[str, str] = field(default_factory=dict)
+
+
+ClientFactory = Callable[[str, Secret], GitHubClient]
+
+
+def _changed(data: Mapping[str, Any]) -> bool:
+    """Something a reader should see: any verdict but unchanged, errors, or no baseline."""
+    return (
+        not data["has_baseline"]
+        or bool(data.get("errors"))
+        or any(c.get("verdict") != "unchanged" for c in data["comparisons"])
+    )
+
+
+def _target(request: CommentRequest, env: ActionsEnv) -> tuple[str, int] | None:
+    """(repository, PR number) from the arguments or the event file; None: not a PR."""
+    event = read_event(env.event_path) if env.event_path and env.event_path.is_file() else None
+    number = request.pr if request.pr is not None else event.number if event else None
+    if number is None:
+        return None
+    repository = request.repository or env.repository or (event.repository if event else "")
+    if not repository:
+        raise ConfigError(
+            "which repository? set GITHUB_REPOSITORY or pass --repo OWNER/NAME",
+            slug="github-event",
+        )
+    return repository, number
+
+
+def publish_comment(
+    request: CommentRequest,
+    environ: Mapping[str, str],
+    make_client: ClientFactory,
+    warn: Callable[[str], None],
+) -> CommentOutcome:
+    """Render the comment to ``comment.md``, then create or update the PR's sticky comment.
+
+    Raises GateError only for unreadable inputs or a bad ``--name``; publishing failures are
+    outcomes (``failed``, with exit code 0 unless ``strict``).
+    """
+    env = ActionsEnv.from_environ(environ)
+    source = request.source
+    data, trend = load_report(source)
+    options = options_for(source, env)
+    path = _write(source.report_dir / COMMENT_NAME, render_comment(data, options, trend))
+
+    def outcome(
+        action: str,
+        message: str,
+        code: int = ExitCode.OK,
+        outputs: Mapping[str, str] | None = None,
+    ) -> CommentOutcome:
+        written = {"comment-file-written": "true" if action in ("file", "skipped") else "false"}
+        result = CommentOutcome(
+            action=action,
+            message=message,
+            file=path,
+            exit_code=code,
+            outputs={**written, **(outputs or {})},
+        )
+        if env.output is not None:
+            write_outputs(env.output, result.outputs)
+        return result
+
+    if request.when == "never":
+        return outcome("skipped", f"not posted (--when never); the comment is in {path}")
+    try:
+        target = _target(request, env)
+        if target is None:
+            if request.strict:
+                raise ConfigError(
+                    "no pull request: pass --pr N or run on a pull_request event",
+                    slug="github-event",
+                )
+            return outcome("skipped", f"not a pull request; the comment is in {path}")
+        repository, number = target
+        token = environ.get("GITHUB_TOKEN", "")
+        if not token:
+            raise ConfigError(
+                "GITHUB_TOKEN is not set; give the step `env: GITHUB_TOKEN: ${{ github.token }}`",
+                slug="github-auth",
+            )
+        client = make_client(environ.get("GITHUB_API_URL") or env.api_url, Secret(token))
+        done = upsert_comment(
+            client,
+            repository,
+            number,
+            marker(source.name),
+            lambda limit: render_comment(
+                data, options, trend, **({"limit": limit} if limit else {})
+            ),
+            create=request.when == "always" or _changed(data),
+        )
+    except ReadOnlyTokenError as exc:
+        warn(f"{exc.message}: {path}")
+        return outcome("file", f"the token cannot comment (fork); the comment is in {path}")
+    except GateError as exc:
+        warn(f"comment not posted: {exc.one_line().removeprefix('perf-gate: error: ')}")
+        code = exc.exit_code if request.strict else ExitCode.OK
+        return outcome("failed", f"comment not posted; it is in {path}", code)
+    if done is None:
+        return outcome(
+            "skipped", "nothing changed and no earlier comment: not posted (--when on-change)"
+        )
+    return outcome(
+        done.action,
+        f"{done.action} comment {done.comment.url or done.comment.id} on {repository}#{number}",
+        outputs={"comment-id": str(done.comment.id), "comment-url": done.comment.url},
+    )

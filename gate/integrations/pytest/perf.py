@@ -1,0 +1,180 @@
+"""The ``perf`` fixture's object: custom benchmarks written as ordinary pytest tests.
+
+Three modes. ``quick`` (no --perf-gate, and the parent process of a --perf-gate run): each
+measurement calls the function once, so the test runs fast and never rots. ``measure`` (inside a
+round's worker process): real timing, kept for the parent. The parent then turns the worker
+rounds into samples with one value per process. A worker started for a diagnosis
+(``profile_dir`` set) profiles the timed functions with cProfile instead of timing them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from gate.config import MeasureSettings
+from gate.core import stats
+from gate.errors import ConfigError
+from gate.measure.worker.memory import (
+    current_rss_bytes,
+    high_water_rss_bytes,
+    peak_rss_bytes,
+    reset_peak_rss,
+)
+from gate.measure.worker.operators import MIN_WARMUP, profile_python
+from gate.measure.worker.timing import time_calls
+from gate.units import UNIT_BYTES, UNIT_RATE, UNIT_SECONDS
+
+MAX_CALLS = 2000
+
+
+@dataclass
+class PerfMeasurement:
+    """What one ``perf.*`` call measured in one process (JSON-able)."""
+
+    metric: str
+    unit: str
+    higher_is_better: bool
+    value: float
+    calls: list[float] = field(default_factory=list)
+    first_call: float | None = None
+    profile: dict[str, Any] | None = None  # a diagnosis worker's operator profile
+
+
+class Perf:
+    """``perf.latency``, ``perf.throughput``, ``perf.memory`` and ``perf.record`` for one test."""
+
+    def __init__(
+        self,
+        nodeid: str,
+        settings: MeasureSettings,
+        *,
+        measuring: bool,
+        profile_dir: Path | None = None,
+        root: Path | None = None,
+    ) -> None:
+        self.nodeid = nodeid
+        self.settings = settings
+        self.measuring = measuring
+        self.profile_dir = profile_dir
+        self.root = root or Path.cwd()
+        self.measurements: dict[str, PerfMeasurement] = {}
+        self._profiles: dict[str, dict[str, Any]] = {}
+
+    def _add(self, measurement: PerfMeasurement) -> None:
+        if measurement.metric in self.measurements:
+            raise ConfigError(
+                f"{self.nodeid}: metric {measurement.metric!r} is measured twice in one test; "
+                "pass name='...' to tell them apart",
+                slug="perf-fixture",
+            )
+        self.measurements[measurement.metric] = measurement
+
+    @staticmethod
+    def _name(kind: str, name: str | None) -> str:
+        return kind if name is None else f"{kind}.{name}"
+
+    def _time(
+        self, fn: Callable[[], object], metric: str, items: int = 1
+    ) -> tuple[object, list[float], float | None]:
+        if not self.measuring:
+            return fn(), [], None
+        if self.profile_dir is not None:
+            return self._profile(fn, metric, items)
+        timed = time_calls(
+            fn,
+            warmup=self.settings.warmup,
+            min_calls=self.settings.min_calls,
+            min_time=self.settings.min_time,
+        )
+        # The result comes from one more, untimed call, so the first timed call is the real first.
+        return fn(), list(timed.times), timed.first_call
+
+    def _profile(
+        self, fn: Callable[[], object], metric: str, items: int
+    ) -> tuple[object, list[float], float | None]:
+        """Warm-up, then cProfile over repeated calls; the profile goes with the measurement
+        (its time per call stands in for the timing, which the parent does not use)."""
+        assert self.profile_dir is not None
+        for _ in range(max(self.settings.warmup, MIN_WARMUP)):
+            fn()
+        digest = hashlib.sha1(self.nodeid.encode()).hexdigest()[:12]
+        profile = profile_python(
+            fn, trace=self.profile_dir / f"{digest}-{metric}.json", root=self.root, items=items
+        )
+        self._profiles[metric] = profile.to_dict()
+        return fn(), [profile.total] if profile.total > 0 else [], None
+
+    def latency(
+        self, fn: Callable[..., Any], *args: Any, name: str | None = None, **kwargs: Any
+    ) -> Any:
+        """Time ``fn(*args, **kwargs)`` per call; returns its result. Metric ``latency[.name]``."""
+        metric = self._name("latency", name)
+        result, times, first = self._time(lambda: fn(*args, **kwargs), metric)
+        value = stats.best_block(times) if times else math.nan
+        self._add(
+            PerfMeasurement(
+                metric,
+                UNIT_SECONDS,
+                False,
+                value,
+                stats.thin(times, MAX_CALLS),
+                first,
+                self._profiles.pop(metric, None),
+            )
+        )
+        return result
+
+    def throughput(
+        self, fn: Callable[..., Any], *args: Any, items: int, name: str | None = None, **kwargs: Any
+    ) -> Any:
+        """Items per second of ``fn`` handling ``items`` items a call; ``throughput[.name]``."""
+        if isinstance(items, bool) or not isinstance(items, int) or items < 1:
+            raise ConfigError(
+                f"{self.nodeid}: perf.throughput(items=...) must be a positive integer"
+            )
+        metric = self._name("throughput", name)
+        result, times, first = self._time(lambda: fn(*args, **kwargs), metric, items)
+        value = items / stats.best_block(times) if times else math.nan
+        self._add(
+            PerfMeasurement(
+                metric, UNIT_RATE, True, value, [], first, self._profiles.pop(metric, None)
+            )
+        )
+        return result
+
+    def memory(
+        self, fn: Callable[..., Any], *args: Any, name: str | None = None, **kwargs: Any
+    ) -> Any:
+        """Peak RSS growth while ``fn`` runs, in bytes. Metric ``memory[.name]``."""
+        before = current_rss_bytes() or peak_rss_bytes()
+        reset = reset_peak_rss()
+        result = fn(*args, **kwargs)
+        after = (high_water_rss_bytes() if reset else None) or peak_rss_bytes()
+        self._add(
+            PerfMeasurement(
+                self._name("memory", name), UNIT_BYTES, False, float(max(0, after - before))
+            )
+        )
+        return result
+
+    def record(
+        self, name: str, value: float, *, unit: str = "", higher_is_better: bool = False
+    ) -> None:
+        """Any number the test computed itself (an accuracy, a size, a count)."""
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, (int, float))
+            or not math.isfinite(value)
+        ):
+            raise ConfigError(
+                f"{self.nodeid}: perf.record({name!r}) needs a finite number, got {value!r}"
+            )
+        self._add(PerfMeasurement(name, unit, higher_is_better, float(value)))
+
+    def to_json(self) -> dict[str, Any]:
+        return {m.metric: vars(m) for m in self.measurements.values()}
