@@ -33,7 +33,7 @@ from pathlib import Path
 from gate.core.types import Direction, GitInfo, Metric, RunRecord, Sample
 from gate.measure.environment import environment_key, fingerprint
 from gate.store import history as hist
-from gate.store.baselines import load_history
+from gate.store.baseline_store import load_history
 from gate.store.dvc import find_dvc
 from gate.store.records import baseline_bytes, read_record, write_bytes_atomic, write_record
 

@@ -46,7 +46,7 @@ import yaml
 
 from gate.config import load_config
 from gate.measure.runner import prepare_all
-from gate.records_app import gate_record, make_record, measure_models
+from gate.pipeline import gate_record, make_record, measure_models
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "digits"

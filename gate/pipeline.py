@@ -1,71 +1,189 @@
-"""One gate run from start to finish, in the timing mode that applies (orchestration layer).
+"""One gate run, top to bottom: request -> mode -> measure -> record -> decide -> diagnose ->
+write -> render (``run_gate``); and the same without measuring for two records
+(``compare_records``).
 
-``stored``: timing rounds compared with the baseline's stored rounds. ``ab``: the base revision
-checked out in a worktree and measured in interleaved rounds with the head, paired per round.
-``duet``: onnxruntime variants of base and head in one process, calls alternated. ``auto`` picks
-``ab`` (with ``duet`` for onnxruntime variants) when a base revision is available, else
-``stored``. Paired rounds are sequential (``gate/decide/sequential.py``).
+Timing modes: ``stored`` (timing rounds compared with the baseline's stored rounds), ``ab``
+(the base revision checked out in a worktree and measured in rounds paired with the head's;
+``parallel`` when both run at once), ``duet`` (onnxruntime variants of base and head in one
+process, calls alternated). ``auto`` picks ``ab`` (with ``duet`` for onnxruntime variants) when a
+base revision is available, else ``stored``. The paired rounds follow the sequential rule of
+``gate/decide/sequential.py``.
+
+Entry points (``gate/integrations``) parse their arguments, build a :class:`GateRequest` and
+call in here; collaborators (the progress callback, the clock) are passed in, not imported.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import random
-from dataclasses import dataclass
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
-from gate import records_app as app
+from gate import __version__
 from gate.config import GateConfig
-from gate.core.types import BenchmarkError, RunRecord, Sample
+from gate.core.diagnosis import Diagnosis
+from gate.core.types import BenchmarkError, ExitCode, GateResult, RunRecord, Sample
 from gate.decide.calibrate import unresolvable
-from gate.decide.compare import PairedBaseline
+from gate.decide.compare import PairedBaseline, decide, unrelated_baseline
 from gate.decide.limits import launch_bound_notes
 from gate.decide.sequential import BaseRevision, looks, paired_timing
 from gate.diagnose.investigation import NO_BASE, BaseSide, Investigation
-from gate.errors import ConfigError, MeasurementError
+from gate.errors import BaselineError, ConfigError, MeasurementError
 from gate.measure import BenchmarkPlan, base_imports, custom
-from gate.measure.environment import git_info, gpu_state, gpu_state_changes
-from gate.measure.quality import evaluate
-from gate.measure.runner import (
-    Measured,
-    Progress,
-    Runner,
-    prepare_all,
+from gate.measure.environment import (
+    environment_key,
+    fingerprint,
+    git_info,
+    gpu_state,
+    gpu_state_changes,
 )
-from gate.store import baselines
+from gate.measure.quality import evaluate
+from gate.measure.runner import Measured, Progress, Runner, prepare_all
+from gate.report.diagnosis import render_diagnoses
+from gate.report.jsonreport import result_to_dict
+from gate.report.terminal import render_table
+from gate.store import baseline_store as baselines
+from gate.store.dvc import file_md5, tracked_files
 from gate.store.git import BaseRevisionUnavailable, Git
+from gate.store.records import (
+    read_baseline,
+    read_record,
+    write_baseline,
+    write_json_atomic,
+    write_record,
+)
+
+RESULTS_NAME = "results.json"
+COMPARISON_NAME = "comparison.json"
+
+
+@dataclass(frozen=True, kw_only=True)
+class PytestPart:
+    """What only ``pytest --perf-gate`` brings: its ``perf`` tests (measured in worker rounds
+    of ``pytest --perf-gate-worker``) and what pytest already measured or saw fail."""
+
+    root: Path
+    nodes: tuple[str, ...] = ()
+    args: tuple[str, ...] = ()  # the user's options that the worker rounds repeat
+    samples: tuple[Sample, ...] = ()  # pytest-benchmark's in-process results
+    errors: tuple[BenchmarkError, ...] = ()  # model items and perf tests that failed
 
 
 @dataclass(frozen=True, kw_only=True)
 class GateRequest:
-    """What to run: from the CLI or the pytest plugin."""
+    """What to run: from the CLI, the action or the pytest plugin (``pytest``)."""
 
-    selected: set[str] | None = None
-    perf_nodes: tuple[str, ...] = ()
-    pytest_root: Path | None = None
-    pytest_args: tuple[str, ...] = ()
-    extra_samples: tuple[Sample, ...] = ()
-    extra_errors: tuple[BenchmarkError, ...] = ()
-    mode: str | None = None
+    selected: set[str] | None = None  # model benchmark names; None: all of the config's
+    mode: str | None = None  # overrides policy.timing_mode
     base_ref: str | None = None
     baseline_path: Path | None = None
     baseline_key: str | None = None
     results_path: Path | None = None
     save: bool = False
     diagnose: str | None = None  # overrides policy.diagnose.when (--profile: "always")
+    pytest: PytestPart | None = None
 
 
 @dataclass
-class _Run:
-    """What a gate run carries from preparation to the decision."""
+class Outcome:
+    """What a gate run produced: the record, the decision, the table and where files went."""
 
-    config: GateConfig
-    request: GateRequest
-    runner: Runner
-    plans: list[BenchmarkPlan]
-    measured: Measured
-    notes: list[str]
-    baseline_path: Path
-    gpu_before: list[dict[str, str]]
+    record: RunRecord
+    result: GateResult
+    table: str
+    exit_code: ExitCode
+    files: list[Path] = field(default_factory=list)
+    diagnoses: tuple[Diagnosis, ...] = ()
+
+
+@dataclass(frozen=True)
+class Baseline:
+    """The baseline a run is compared with, read once: where, what (None: none yet) and, when
+    a damaged one is being replaced by ``--save``, what was wrong with it."""
+
+    path: Path
+    record: RunRecord | None
+    replaced: str = ""
+
+
+# Called with the decision, returns the profile diffs of the benchmarks that need one
+# (gate.diagnose.investigation.Investigation); never raises for a profiling failure.
+Diagnose = Callable[[GateResult], tuple[Diagnosis, ...]]
+
+
+def run_gate(config: GateConfig, request: GateRequest, progress: Progress) -> Outcome:
+    """Measure, compare and write the reports; returns the Outcome (exit code, table, files).
+
+    Raises GateError subclasses for what the user must fix (bad baseline, refused save)."""
+    check_report_dir(config)  # workers exchange files there: before anything is measured
+    if request.save:
+        baselines.refuse_pull_request_save()
+    baseline, notes = _read_baseline(config, request)
+    mode, commit, mode_notes = resolve_mode(config, request, baseline.record)
+    notes += mode_notes
+    plans, prepare_errors, skipped = prepare_all(config, request.selected, progress)
+    gpu_before = gpu_state() if any(p.cuda for p in plans) else []
+    runner = Runner(config.measure, config.root, config.report_dir / "work", progress)
+    measured = Measured(
+        errors=[*prepare_errors, *(request.pytest.errors if request.pytest else ())]
+    )
+    notes += skipped
+    with _base_revision(config, request, commit, notes) as base:
+        paired = _measure(config, request, runner, plans, measured, base, mode, baseline, notes)
+        evaluated = evaluate(config, runner, plans, progress)  # accuracy and parity
+        measured.samples += evaluated.samples
+        measured.errors += evaluated.errors
+        for name, info in evaluated.info.items():
+            measured.info.setdefault(name, {}).update(info)
+        if request.pytest:
+            measured.samples += request.pytest.samples
+        if not measured.samples and not measured.errors:
+            raise ConfigError(
+                "nothing was measured: no config models, no tests using the 'perf' fixture and "
+                "no pytest-benchmark results were selected",
+                slug="nothing-measured",
+            )
+        record = make_record(config, measured.samples, measured.info, measured.errors)
+        calibrated = request.baseline_path or config.baseline
+        notes += unresolvable(config, calibrated, str(record.environment.get("key")))
+        if gpu_before:
+            notes += gpu_state_changes(gpu_before, gpu_state())
+        notes += launch_bound_notes(record)
+        # The diagnosis comes after the decision, while the base worktree still exists.
+        investigation = _investigation(config, request, runner, plans, base)
+        return _decide_and_write(
+            config,
+            record,
+            baseline,
+            results_path=request.results_path,
+            save=request.save,
+            paired=paired,
+            notes=tuple(notes),
+            diagnose=investigation,
+        )
+
+
+def _read_baseline(config: GateConfig, request: GateRequest) -> tuple[Baseline, list[str]]:
+    """The run's baseline file (this environment's, or the one given), its record, and notes
+    on local changes to it.
+
+    Raises ConfigError for a baseline named on the command line that does not exist,
+    BaselineError for a damaged one (unless saving) or a DVC pointer without its content."""
+    path = request.baseline_path or baselines.locate(config, request.baseline_key)
+    if request.baseline_path and not request.save and not path.exists():
+        raise ConfigError(
+            f"{path}: the baseline given on the command line does not exist; check the "
+            "path, or record one with --save / --perf-gate-save",
+            slug="baseline-missing",
+        )
+    notes = baselines.check_local(path, save=request.save)
+    record, replaced = load_baseline(path, save=request.save)
+    return Baseline(path, record, replaced), list(notes)
 
 
 def resolve_mode(
@@ -94,147 +212,122 @@ def resolve_mode(
     return mode, commit, []
 
 
-def _measure_stored(
+@dataclass
+class _Base:
+    """The base revision's checkout while a paired run lasts (``revision`` None: stored)."""
+
+    revision: BaseRevision | None = None
+    imports: base_imports.BaseImports | None = None
+    no_base: str = NO_BASE  # why there is nothing to profile against
+    side: BaseSide | None = None  # what the diagnosis profiles, once the base was measured
+
+
+@contextmanager
+def _base_revision(
+    config: GateConfig, request: GateRequest, commit: str | None, notes: list[str]
+) -> Iterator[_Base]:
+    """The base revision in a temporary worktree whose workers import its own code; nothing
+    when timings are stored (no commit) or the config's folder is not in that revision."""
+    if commit is None:
+        yield _Base()
+        return
+    git = Git(config.root)
+    top = git.toplevel()
+    pytest_root = request.pytest.root if request.pytest else None
+    with git.worktree(commit) as tree, base_imports.isolated(top, tree) as imports:
+        revision = BaseRevision(
+            commit=commit,
+            root=tree / config.root.relative_to(top),
+            pytest_root=tree / pytest_root.relative_to(top) if pytest_root else None,
+        )
+        if revision.root.is_dir():
+            yield _Base(revision, imports)
+            return
+        missing = (
+            f"{config.root.relative_to(top)} does not exist in the base revision {commit[:12]}"
+        )
+        notes.append(f"{missing}: timings compared as stored")
+        yield _Base(no_base=f"{missing}: nothing to profile against")
+
+
+def _measure(
     config: GateConfig,
     request: GateRequest,
     runner: Runner,
     plans: list[BenchmarkPlan],
     measured: Measured,
-    rng: random.Random,
-    progress: Progress,
-) -> None:
-    """Timing rounds, probes and custom rounds of the head alone (``stored`` mode)."""
+    base: _Base,
+    mode: str,
+    baseline: Baseline,
+    notes: list[str],
+) -> PairedBaseline | None:
+    """Timing rounds (stored, or paired with the base revision), probes and the ``perf``
+    tests' rounds into ``measured``; the paired baseline when timings were paired."""
+    rng = random.Random(config.measure.seed)
+    progress = runner.progress
+    revision = base.revision
+    if revision is None:  # stored: the head alone
+        if plans:
+            head = runner.measure(plans)
+            measured.samples += head.samples
+            measured.errors += head.errors
+            measured.info.update(head.info)
+        if request.pytest and request.pytest.nodes:
+            rounds = _custom_arms(config, request.pytest, progress, rng, None)
+            rounds.run(rounds.nodes, config.measure.rounds, planned=config.measure.rounds)
+            head_tests, _ = rounds.measured()
+            measured.samples += head_tests.samples
+            measured.errors += head_tests.errors
+        return None
+    assert base.imports is not None
+    tests: custom.CustomRounds | None = None
+    if request.pytest and request.pytest.nodes and revision.pytest_root:
+        tests = _custom_arms(config, request.pytest, progress, rng, revision.pytest_root)
+    try:
+        timing = paired_timing(
+            config, runner, revision, plans, mode, progress, tests, baseline=baseline.record
+        )
+    except MeasurementError:
+        base.imports.check()  # a base worker that ran head code failed: say so, exit 2
+        raise
+    base.imports.check()
+    measured.samples += timing.head
+    measured.errors += timing.errors
     if plans:
-        head = runner.measure(plans)
-        measured.samples += head.samples
-        measured.errors += head.errors
-        measured.info.update(head.info)
-    if request.perf_nodes and request.pytest_root:
-        tests = _custom_arms(config, request, progress, rng, None)
-        tests.run(tests.nodes, config.measure.rounds, planned=config.measure.rounds)
-        head_tests, _ = tests.measured()
-        measured.samples += head_tests.samples
-        measured.errors += head_tests.errors
+        probes = runner.measure(plans, timing=False)
+        measured.samples += probes.samples
+        measured.info.update(probes.info)
+        measured.errors += probes.errors
+    if timing.base:  # rows measured in process (pytest-benchmark) stay stored
+        notes.append(
+            f"timings paired against base revision {revision.commit[:12]} ({mode}), measured "
+            "from a worktree with this interpreter and packages"
+        )
+    base.side = BaseSide(
+        root=revision.root, plans=timing.base_plans, pytest_root=revision.pytest_root
+    )
+    return timing.paired_baseline(looks(config))
 
 
 def _custom_arms(
     config: GateConfig,
-    request: GateRequest,
+    tests: PytestPart,
     progress: Progress,
     rng: random.Random,
     base_root: Path | None,
 ) -> custom.CustomRounds:
     """Rounds of the ``perf`` tests: the head's pytest root, and the base's in ``ab`` mode."""
-    assert request.pytest_root is not None
-    arms = {"head": request.pytest_root}
+    arms = {"head": tests.root}
     if base_root is not None:
         arms["base"] = base_root
     return custom.CustomRounds(
-        list(request.perf_nodes),
+        list(tests.nodes),
         arms,
         work_dir=config.report_dir / "work",
-        extra_args=list(request.pytest_args),
+        extra_args=list(tests.args),
         threads=config.measure.threads,
         progress=progress,
         rng=rng,
-    )
-
-
-def run_gate(config: GateConfig, request: GateRequest, progress: Progress) -> app.Outcome:
-    """Measure, compare and write the reports; returns the Outcome (exit code, table, files).
-
-    Raises GateError subclasses for what the user must fix (bad baseline, refused save)."""
-    app.check_report_dir(config)
-    if request.save:
-        baselines.refuse_pull_request_save()
-    baseline_path = request.baseline_path or baselines.locate(config, request.baseline_key)
-    if request.baseline_path and not request.save and not baseline_path.exists():
-        raise ConfigError(
-            f"{baseline_path}: the baseline given on the command line does not exist; check the "
-            "path, or record one with --save / --perf-gate-save",
-            slug="baseline-missing",
-        )
-    local_notes = baselines.check_local(baseline_path, save=request.save)
-    baseline, _ = app.load_baseline(baseline_path, save=request.save)
-    mode, commit, notes = resolve_mode(config, request, baseline)
-    notes = [*local_notes, *notes]
-    plans, prepare_errors, skipped = prepare_all(config, request.selected, progress)
-    notes += skipped
-    gpu_before = gpu_state() if any(p.cuda for p in plans) else []
-    runner = Runner(config.measure, config.root, config.report_dir / "work", progress)
-    rng = random.Random(config.measure.seed)
-    measured = Measured(errors=list(prepare_errors) + list(request.extra_errors))
-    run = _Run(config, request, runner, plans, measured, notes, baseline_path, gpu_before)
-    paired: PairedBaseline | None = None
-    if commit is None:
-        _measure_stored(config, request, runner, plans, measured, rng, progress)
-        investigation = _investigation(config, request, runner, plans, None)
-    else:
-        git = Git(config.root)
-        top = git.toplevel()
-        with git.worktree(commit) as tree, base_imports.isolated(top, tree) as imports:
-            base = BaseRevision(
-                commit=commit,
-                root=tree / config.root.relative_to(top),
-                pytest_root=tree / request.pytest_root.relative_to(top)
-                if request.pytest_root
-                else None,
-            )
-            if not base.root.is_dir():
-                notes.append(
-                    f"{config.root.relative_to(top)} does not exist in the base revision "
-                    f"{commit[:12]}: timings compared as stored"
-                )
-                _measure_stored(config, request, runner, plans, measured, rng, progress)
-                investigation = _investigation(
-                    config,
-                    request,
-                    runner,
-                    plans,
-                    None,
-                    f"{config.root.relative_to(top)} does not exist in the base revision "
-                    f"{commit[:12]}: nothing to profile against",
-                )
-                return _finish(
-                    run,
-                    None,
-                    diagnose=investigation,
-                )
-            tests = None
-            if request.perf_nodes and request.pytest_root and base.pytest_root:
-                tests = _custom_arms(config, request, progress, rng, base.pytest_root)
-            try:
-                timing = paired_timing(
-                    config, runner, base, plans, mode, progress, tests, baseline=baseline
-                )
-            except MeasurementError:
-                imports.check()  # a base worker that ran head code failed: say so, exit 2
-                raise
-            imports.check()
-            measured.samples += timing.head
-            measured.errors += timing.errors
-            if plans:
-                probes = runner.measure(plans, timing=False)
-                measured.samples += probes.samples
-                measured.info.update(probes.info)
-                measured.errors += probes.errors
-            if timing.base:  # rows measured in process (pytest-benchmark) stay stored
-                notes.append(
-                    f"timings paired against base revision {commit[:12]} ({mode}), measured "
-                    "from a worktree with this interpreter and packages"
-                )
-            paired = timing.paired_baseline(looks(config))
-            # Diagnosis happens after the decision, while the worktree still exists.
-            side = BaseSide(root=base.root, plans=timing.base_plans, pytest_root=base.pytest_root)
-            return _finish(
-                run,
-                paired,
-                diagnose=_investigation(config, request, runner, plans, side),
-            )
-    return _finish(
-        run,
-        paired,
-        diagnose=investigation,
     )
 
 
@@ -243,53 +336,261 @@ def _investigation(
     request: GateRequest,
     runner: Runner,
     plans: list[BenchmarkPlan],
-    base: BaseSide | None,
-    no_base: str = NO_BASE,
+    base: _Base,
 ) -> Investigation:
-    """The diagnosis step of this run (``base`` None: nothing to profile against)."""
+    """The diagnosis step of this run (no base side: nothing to profile against)."""
+    tests = request.pytest
     return Investigation(
         config=config,
         runner=runner,
         when=request.diagnose or config.diagnose.when,
         head_plans={p.name: p for p in plans},
-        base=base,
-        no_base=no_base,
-        perf_nodes=request.perf_nodes,
-        pytest_root=request.pytest_root,
-        pytest_args=request.pytest_args,
+        base=base.side,
+        no_base=base.no_base,
+        perf_nodes=tests.nodes if tests else (),
+        pytest_root=tests.root if tests else None,
+        pytest_args=tests.args if tests else (),
     )
 
 
-def _finish(
-    run: _Run, paired: PairedBaseline | None, *, diagnose: app.Diagnose | None = None
-) -> app.Outcome:
-    """Evaluate quality, write the record, decide, diagnose; notes on GPU state changes and
-    launch-bound benchmarks join the run's notes."""
-    config, request, measured = run.config, run.request, run.measured
-    evaluated = evaluate(config, run.runner, run.plans, run.runner.progress)
-    measured.samples += evaluated.samples + list(request.extra_samples)
-    measured.errors += evaluated.errors
-    for name, info in evaluated.info.items():
-        measured.info.setdefault(name, {}).update(info)
-    if not measured.samples and not measured.errors:
-        raise ConfigError(
-            "nothing was measured: no config models, no tests using the 'perf' fixture and no "
-            "pytest-benchmark results were selected",
-            slug="nothing-measured",
+def utc_now() -> str:
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def make_record(
+    config: GateConfig,
+    samples: list[Sample],
+    info: dict[str, dict[str, object]],
+    errors: list[BenchmarkError],
+    *,
+    clock: Callable[[], str] = utc_now,
+) -> RunRecord:
+    """A run record of what was measured now, with the environment and git context."""
+    environment = fingerprint(config.measure.threads)
+    environment["key"] = environment_key(environment)
+    return RunRecord(
+        samples=tuple(samples),
+        environment=environment,
+        git=git_info(config.root),
+        created=clock(),
+        tool_version=__version__,
+        config_digest=config.digest,
+        settings={
+            "rounds": config.measure.rounds,
+            "warmup": config.measure.warmup,
+            "min_calls": config.measure.min_calls,
+            "min_time": config.measure.min_time,
+            "threads": config.measure.threads,
+            "probes": config.measure.probes,
+        },
+        info=info,
+        errors=tuple(errors),
+        files=input_files(config),
+    )
+
+
+def input_files(config: GateConfig) -> dict[str, str]:
+    """md5 of the files the results depend on besides code: the config's ONNX models and every
+    DVC-tracked file under the config directory, except the baselines themselves."""
+    folder = config.baseline.parent
+    skip = [folder] if folder != config.root else []
+    files = {
+        path: digest
+        for path, digest in tracked_files(config.root, skip).items()
+        if not (config.root / path).name.startswith(config.baseline.stem)
+        or (config.root / path).parent != folder
+    }
+    for model in config.models:
+        if model.onnx is not None and model.onnx.is_file():
+            relative = (
+                model.onnx.relative_to(config.root).as_posix()
+                if model.onnx.is_relative_to(config.root)
+                else str(model.onnx)
+            )
+            files.setdefault(relative, file_md5(model.onnx))
+    return files
+
+
+def check_report_dir(config: GateConfig) -> None:
+    """Create the report folder (``report_dir``) now, before anything is measured into it.
+
+    Raises ConfigError naming the folder, what is in the way and the fix (exit 2)."""
+    folder = config.report_dir
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        blocker = next(
+            (p for p in (folder, *folder.parents) if p.exists() and not p.is_dir()), None
         )
-    record = app.make_record(config, measured.samples, measured.info, measured.errors)
-    calibrated = request.baseline_path or config.baseline
-    notes = run.notes + unresolvable(config, calibrated, str(record.environment.get("key")))
-    if run.gpu_before:
-        notes += gpu_state_changes(run.gpu_before, gpu_state())
-    notes += launch_bound_notes(record)
-    return app.gate_record(
-        config,
-        record,
-        baseline_path=run.baseline_path,
-        results_path=request.results_path,
-        save=request.save,
-        paired=paired,
-        notes=tuple(notes),
-        diagnose=diagnose,
+        reason = f"{blocker} is a file, not a folder" if blocker else exc.strerror or str(exc)
+        where = f"report_dir in {config.path}" if config.path else "report_dir"
+        raise ConfigError(
+            f"{folder}: the report folder cannot be created ({reason}); point {where} or "
+            "--perf-gate-report at a folder perf-gate can write"
+            + (f", or move {blocker} away" if blocker else ""),
+            slug="config",
+        ) from None
+
+
+def measure_models(
+    config: GateConfig, selected: set[str] | None = None, progress: Progress = lambda m: None
+) -> Measured:
+    """Prepare and measure the config's model benchmarks (all, or the ``selected`` names).
+
+    Raises ConfigError when the report folder (where workers exchange files) cannot be made."""
+    check_report_dir(config)
+    plans, errors, _ = prepare_all(config, selected, progress)
+    runner = Runner(config.measure, config.root, config.report_dir / "work", progress)
+    measured = runner.measure(plans) if plans else Measured()
+    measured.errors[:0] = errors
+    return measured
+
+
+def load_baseline(path: Path, *, save: bool) -> tuple[RunRecord | None, str]:
+    """The baseline, or None; with ``save``, a damaged one is replaced (its error is the note).
+
+    Raises BaselineError for a damaged baseline when not saving (exit 2).
+    """
+    try:
+        return read_baseline(path), ""
+    except BaselineError as exc:
+        if not save:
+            raise
+        # The error message tells users to re-record with --save: that must work.
+        return None, f"The previous baseline could not be read and was replaced: {exc}"
+
+
+def gate_record(
+    config: GateConfig,
+    record: RunRecord,
+    *,
+    baseline_path: Path | None = None,
+    results_path: Path | None = None,
+    save: bool = False,
+) -> Outcome:
+    """Compare a record made elsewhere (bench/, tests) with the config's baseline: the steps
+    of ``run_gate`` after measuring, with the report folder checked and the baseline read.
+
+    Raises as ``_decide_and_write``, and ConfigError for a report folder that cannot be made.
+    """
+    check_report_dir(config)
+    path = baseline_path or config.baseline
+    baseline = Baseline(path, *load_baseline(path, save=save))
+    return _decide_and_write(config, record, baseline, results_path=results_path, save=save)
+
+
+def _decide_and_write(
+    config: GateConfig,
+    record: RunRecord,
+    baseline: Baseline,
+    *,
+    results_path: Path | None = None,
+    save: bool = False,
+    paired: PairedBaseline | None = None,
+    notes: tuple[str, ...] = (),
+    diagnose: Diagnose | None = None,
+) -> Outcome:
+    """Decide (timings against ``paired`` when given), diagnose what ``diagnose`` picks (after
+    the decision, which it cannot change), write results.json and comparison.json, save the
+    baseline if asked, render the terminal table.
+
+    Raises BaselineError for a refused save or a report that cannot be written (exit 2).
+    """
+    result = decide(baseline.record, record, config.policy, paired=paired)
+    if not save:  # a save replaces the baseline: whatever it held no longer matters
+        notes = (*notes, *_unrelated_note(baseline.path, baseline.record, record, paired))
+    if notes:
+        result = replace(result, notes=(*notes, *result.notes))
+    diagnoses = diagnose(result) if diagnose is not None and not save else ()
+    report_dir = config.report_dir
+    results_path = results_path or report_dir / RESULTS_NAME
+    comparison_path = report_dir / COMPARISON_NAME
+    files = [results_path, comparison_path]
+    write_record(results_path, record)
+    try:
+        write_json_atomic(comparison_path, report_dict(result, record, diagnoses))
+    except OSError as exc:
+        raise BaselineError(
+            f"{comparison_path}: cannot write: {exc}", slug="baseline-write"
+        ) from exc
+    table = render_table(result, saving=save) + render_diagnoses(diagnoses)
+    exit_code = result.exit_code
+    if save:
+        if record.errors:
+            names = ", ".join(e.benchmark for e in record.errors)
+            raise BaselineError(
+                f"{baseline.path}: not saved because some benchmarks failed ({names}); fix "
+                "them or drop them from the config, then save again",
+                slug="baseline-incomplete",
+            )
+        write_baseline(baseline.path, record)
+        files.append(baseline.path)
+        table += f"\n\nSaved the baseline to {baseline.path} ({len(record.samples)} samples)."
+        if baseline.replaced:
+            table += "\n" + baseline.replaced
+        exit_code = ExitCode.OK
+    return Outcome(
+        record=record,
+        result=result,
+        table=table,
+        exit_code=exit_code,
+        files=files,
+        diagnoses=diagnoses,
     )
+
+
+def _unrelated_note(
+    path: Path, baseline: RunRecord | None, record: RunRecord, paired: PairedBaseline | None
+) -> tuple[str, ...]:
+    """A baseline that shares no benchmark with the run passes everything as ``new``: say so."""
+    if baseline is None or not unrelated_baseline(baseline, record):
+        return ()
+    paired_timings = " (timings were compared with the base revision)" if paired else ""
+    return (
+        f"baseline {path} has no results for any benchmark of this run; every result is "
+        f"new{paired_timings}. Check the baseline path and the benchmark names, or record a "
+        "new baseline",
+    )
+
+
+def report_dict(
+    result: GateResult, record: RunRecord, diagnoses: tuple[Diagnosis, ...] = ()
+) -> dict[str, Any]:
+    """comparison.json of a decision on ``record`` (its environment key goes in the footer)."""
+    key = record.environment.get("key")
+    if not isinstance(key, str) and record.environment:  # a record written by hand or elsewhere
+        key = environment_key(dict(record.environment))
+    return result_to_dict(
+        result, environment_key=key if isinstance(key, str) else None, diagnoses=diagnoses
+    )
+
+
+def compare_records(
+    config: GateConfig, baseline_path: Path, current_path: Path
+) -> tuple[GateResult, dict[str, Any]]:
+    """Compare two run-record files under the config's policy (no measuring): the decision
+    and its comparison.json, as a gate run would have written it.
+
+    Raises BaselineError for a file that is missing, damaged or not a run record."""
+    baseline, current = read_record(baseline_path), read_record(current_path)
+    result = decide(baseline, current, config.policy)
+    notes = _unrelated_note(baseline_path, baseline, current, None)
+    if notes:
+        result = replace(result, notes=(*notes, *result.notes))
+    return result, report_dict(result, current)
+
+
+def compare_files(config: GateConfig, baseline_path: Path, current_path: Path) -> GateResult:
+    """Compare two run-record files under the config's policy (no measuring)."""
+    return compare_records(config, baseline_path, current_path)[0]
+
+
+def stderr_progress() -> Progress:
+    """Progress lines on stderr when it is a terminal; silent otherwise."""
+    if not sys.stderr.isatty():
+        return lambda message: None
+
+    def show(message: str) -> None:
+        print(f"perf-gate: {message}", file=sys.stderr, flush=True)
+
+    return show

@@ -115,19 +115,6 @@ class Backend(Protocol):
     def threading(self) -> dict[str, Any]: ...
 
 
-def get_backend(plan: BenchmarkPlan) -> Backend:
-    """The backend for ``plan.variant``. Raises MeasurementError for an unknown variant."""
-    if plan.variant in TORCH_VARIANTS:
-        from gate.measure.backends.torch_backend import TorchBackend
-
-        return TorchBackend(plan)
-    if plan.variant in ONNX_VARIANTS:
-        from gate.measure.backends.onnx_backend import OnnxBackend
-
-        return OnnxBackend(plan)
-    raise MeasurementError(f"{plan.name}: unknown variant {plan.variant!r}")
-
-
 def describe(exc: BaseException) -> str:
     """``Type: message (file:line)`` with the innermost frame, for a one-line error."""
     frames = traceback.extract_tb(exc.__traceback__)

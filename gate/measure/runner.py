@@ -128,7 +128,7 @@ def prepare(plan: BenchmarkPlan, cache_dir: Path) -> BenchmarkPlan:
 
 def smoke_test(plan: BenchmarkPlan) -> None:
     """Load the variant and run one call per batch size here, so that errors surface early."""
-    from gate.measure import get_backend
+    from gate.measure.backends import get_backend
 
     if plan.root not in sys.path:
         sys.path.insert(0, plan.root)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from gate.config import GateConfig
 from gate.errors import BaselineError
-from gate.store.baselines import history_path, keyed_path, resolve_key
+from gate.store.baseline_store import history_path, keyed_path, resolve_key
 from gate.store.dvc import Dvc, Pointer, file_md5, find_repo, pointer_of, read_pointer
 from gate.store.records import read_record
 

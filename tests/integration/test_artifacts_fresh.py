@@ -20,7 +20,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from gate.measure import BenchmarkPlan, artifacts, get_backend
+from gate.measure import BenchmarkPlan, artifacts
+from gate.measure.backends import get_backend
 from gate.measure.backends.onnx_backend import read_inputs
 from gate.measure.runner import prepare, smoke_test
 

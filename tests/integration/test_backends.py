@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 
 from gate.errors import MeasurementError
-from gate.measure import BadReference, BenchmarkPlan, get_backend
+from gate.measure import BadReference, BenchmarkPlan
+from gate.measure.backends import get_backend
 from gate.measure.runner import prepare, smoke_test
 from gate.measure.worker.timing import time_calls
 

@@ -19,7 +19,7 @@ from gate.core.types import (
 )
 from gate.diagnose.diff import diff
 from gate.measure import BenchmarkPlan
-from gate.measure.worker.operators import profile_plan
+from gate.measure.backends import profile_plan
 from gate.store.records import write_record
 
 from ._support import run_cli, run_pytest, write_files, write_matmul_onnx

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from gate import records_app as app
+from gate import pipeline as app
 from gate.config import load_config
 from gate.core.types import Direction, Metric, RunRecord, Sample
 from gate.errors import BaselineError

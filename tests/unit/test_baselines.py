@@ -16,7 +16,7 @@ from gate.config import GateConfig, load_config
 from gate.core.types import Direction, Metric, Policy, RunRecord, Sample, Threshold, Verdict
 from gate.decide.compare import decide, file_changes
 from gate.errors import BaselineError, ConfigError
-from gate.store import baselines
+from gate.store import baseline_store as baselines
 from gate.store.dvc import Dvc, file_md5, pointer_of, read_pointer, tracked_files
 
 LATENCY = Metric("latency", "s", Direction.LOWER)

@@ -14,7 +14,7 @@ import pytest
 
 from gate.errors import ConfigError, MeasurementError
 from gate.measure import BenchmarkPlan
-from gate.measure import evaluate as ev
+from gate.measure.worker import accuracy as ev
 
 # --------------------------------------------------------------------------------------------
 # classification metrics

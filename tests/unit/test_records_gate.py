@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from gate import records_app as app
+from gate import pipeline as app
 from gate.config import load_config
 from gate.core import stats
 from gate.core.environment_fields import (

@@ -1,5 +1,5 @@
 """``perf-gate baseline pull|promote|status|history``: thin; the logic is in
-gate/store/baselines.py."""
+gate/store/baseline_store.py."""
 
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from gate import records_app as app
+from gate import pipeline as app
 from gate.config import load_config
 from gate.core.types import ExitCode
-from gate.store import baselines
+from gate.store import baseline_store as baselines
 from gate.store import history as hist
 from gate.store import pull as baseline_pull
 from gate.store.dvc import Dvc, find_repo, pointer_of

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from gate import records_app as app
+from gate import pipeline as app
 from gate.core.types import ExitCode
 from gate.integrations.github import ci
 from gate.integrations.github import event as ci_event

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from gate import __version__
-from gate import records_app as app
+from gate import pipeline as app
 from gate.config import load_config
 from gate.core.types import ExitCode
 from gate.decide import calibrate

@@ -22,7 +22,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, TextIO
 
-from gate import records_app as app
+from gate import pipeline as app
 from gate.config import GateConfig, load_config
 from gate.core.types import ExitCode
 from gate.errors import BaselineError, ConfigError, GateError
@@ -39,7 +39,7 @@ from gate.integrations.github.publish import (
 )
 from gate.pipeline import GateRequest, run_gate
 from gate.report.escape import escape_text
-from gate.store import baselines
+from gate.store import baseline_store as baselines
 from gate.store import pull as baseline_pull
 from gate.store.dvc import Dvc, find_repo, pointer_of
 

@@ -24,7 +24,7 @@ from typing import Any
 
 import pytest
 
-from gate import records_app as app
+from gate import pipeline as app
 from gate.config import GateConfig, MeasureSettings, find_config, load_config, parse_threshold
 from gate.core import stats
 from gate.core.types import BenchmarkError, Direction, ExitCode, Metric, Replication, Sample
@@ -34,7 +34,7 @@ from gate.integrations.pytest.perf import Perf
 from gate.measure import BadReference, VariantUnavailable
 from gate.measure.base_imports import check_worker
 from gate.measure.runner import Progress, plan_model, prepare, smoke_test
-from gate.pipeline import GateRequest, run_gate
+from gate.pipeline import GateRequest, PytestPart, run_gate
 
 MARKER = "perf_gate"
 MARKER_KWARGS = ("threshold",)
@@ -467,22 +467,24 @@ def _gate(session: pytest.Session, state: _State) -> None:
     failed_models = sorted(set(model_items) - set(state.passed_models) - set(state.skipped_models))
     request = GateRequest(
         selected=set(state.passed_models),
-        perf_nodes=tuple(n for n in dict.fromkeys(state.perf_nodes) if n not in state.failed),
-        pytest_root=Path(str(config.rootpath)),
-        pytest_args=state.worker_args,
-        extra_samples=tuple(_benchmark_samples(config, state.failed)),
-        extra_errors=tuple(
-            BenchmarkError(
-                benchmark=n,
-                message="its pytest item failed: "
-                + state.failed.get(model_items[n], "see the test report above"),
+        pytest=PytestPart(
+            root=Path(str(config.rootpath)),
+            nodes=tuple(n for n in dict.fromkeys(state.perf_nodes) if n not in state.failed),
+            args=state.worker_args,
+            samples=tuple(_benchmark_samples(config, state.failed)),
+            errors=tuple(
+                BenchmarkError(
+                    benchmark=n,
+                    message="its pytest item failed: "
+                    + state.failed.get(model_items[n], "see the test report above"),
+                )
+                for n in failed_models
             )
-            for n in failed_models
-        )
-        + tuple(
-            BenchmarkError(benchmark=n, message=f"the test failed: {state.failed[n]}")
-            for n in dict.fromkeys(state.perf_nodes)
-            if n in state.failed
+            + tuple(
+                BenchmarkError(benchmark=n, message=f"the test failed: {state.failed[n]}")
+                for n in dict.fromkeys(state.perf_nodes)
+                if n in state.failed
+            ),
         ),
         mode=state.mode,
         base_ref=state.base_ref,

@@ -71,7 +71,7 @@ def prepare_inputs(plan: BenchmarkPlan, graph: Path, cache_dir: Path) -> dict[st
     Returns ``{batch size: path}``. Raises MeasurementError for inputs that are not arrays."""
     import numpy as np
 
-    from gate.measure.worker.accuracy import plan_inputs
+    from gate.measure.worker.inputs import plan_inputs
 
     graph_digest = artifacts.file_digest(graph)
     paths: dict[str, str] = {}
@@ -224,7 +224,7 @@ class OnnxBackend:
         elif prepared:  # written by preparation: the input callable is not called here
             produced = read_inputs(Path(prepared))
         else:
-            from gate.measure.worker.accuracy import plan_inputs
+            from gate.measure.worker.inputs import plan_inputs
 
             produced = plan_inputs(self.plan, batch_size)
 

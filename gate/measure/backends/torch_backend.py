@@ -62,7 +62,7 @@ def make_inputs(
     (an eval batch: array, tensor, tuple or dict) instead of the plan's own inputs.
 
     Random inputs (``input: {shape, dtype}``) are the numpy arrays onnxruntime gets too
-    (``gate.measure.worker.accuracy.random_inputs``), in the plan's dtype."""
+    (``gate.measure.worker.inputs.random_inputs``), in the plan's dtype."""
     torch = _torch()
     if given is not None:
         produced = given
@@ -70,7 +70,7 @@ def make_inputs(
         make = resolve_callable(plan.input_callable, plan.key("input"), ("batch_size",))
         produced = make(batch_size)
     else:
-        from gate.measure.worker.accuracy import random_inputs
+        from gate.measure.worker.inputs import random_inputs
 
         produced = torch.from_numpy(random_inputs(plan, batch_size))
         produced = produced.to(getattr(torch, plan.input_dtype))

@@ -9,8 +9,6 @@ inputs. Evaluation is deterministic, so one process suffices (timing needs fresh
 quality does not). Bad input (NaN outputs, shapes that do not match the targets, labels outside
 the model's classes, an empty set) fails that variant with a one-line reason; the others go on.
 
-``random_inputs`` is also where both backends get ``input: {shape, dtype}`` data from, so that
-torch and onnxruntime variants are timed on identical arrays.
 """
 
 from __future__ import annotations
@@ -26,41 +24,14 @@ from typing import Any
 import numpy as np
 
 from gate.errors import ConfigError, MeasurementError
-from gate.measure import Backend, BenchmarkPlan, get_backend, resolve_callable
+from gate.measure import Backend, BenchmarkPlan, resolve_callable
+from gate.measure.backends import get_backend
+from gate.measure.worker.inputs import plan_inputs
 
 Batch = tuple[Any, Any]
 MAX_EXAMPLES = 100_000  # per-example outcomes kept for paired comparisons, at most
 PROGRESS_EVERY_S = 2.0
 PARITY_BATCH = 8  # examples of the model's own inputs that parity compares without an eval set
-# dtypes numpy lacks, generated as the nearest one it has (torch casts them back)
-_NUMPY_DTYPES = {"bfloat16": "float32"}
-
-
-# --------------------------------------------------------------------------------------------
-# A model's own inputs
-
-
-def random_inputs(plan: BenchmarkPlan, batch_size: int) -> Any:
-    """The array of ``input: {shape, dtype}`` at ``batch_size``: one seeded numpy generator,
-    so every variant of every runtime gets the same numbers (normal for floats, 0..9 for
-    integers, fair coins for bool)."""
-    rng = np.random.default_rng(0)
-    shape = (batch_size, *plan.input_shape[1:])
-    dtype = _NUMPY_DTYPES.get(plan.input_dtype, plan.input_dtype)
-    if dtype.startswith("float"):
-        return rng.standard_normal(shape, dtype=np.float32).astype(dtype)
-    if dtype == "bool":
-        return rng.random(shape) > 0.5
-    return rng.integers(0, 10, shape).astype(dtype)
-
-
-def plan_inputs(plan: BenchmarkPlan, batch_size: int) -> Any:
-    """The plan's own inputs at ``batch_size``: its ``input:`` callable's result, else
-    ``random_inputs``."""
-    if plan.input_callable:
-        make = resolve_callable(plan.input_callable, plan.key("input"), ("batch_size",))
-        return make(batch_size)
-    return random_inputs(plan, batch_size)
 
 
 # --------------------------------------------------------------------------------------------

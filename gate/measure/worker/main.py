@@ -21,7 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from gate.core import stats
-from gate.measure import THREAD_ENV, Backend, BadReference, BenchmarkPlan, describe, get_backend
+from gate.measure import THREAD_ENV, Backend, BadReference, BenchmarkPlan, describe
+from gate.measure.backends import get_backend
 from gate.measure.base_imports import check_worker
 from gate.measure.lockstep import worker_barrier
 from gate.measure.worker.memory import (
@@ -212,7 +213,7 @@ def run_profile(
     """Operator profiles (diagnosis): each plan at its target's batch size, trace to its path.
 
     A profile never feeds the timing samples; a failure is reported per benchmark."""
-    from gate.measure.worker.operators import profile_plan
+    from gate.measure.backends import profile_plan
 
     profiles: dict[str, Any] = {}
     errors: dict[str, str] = {}

@@ -20,8 +20,6 @@ from typing import Any
 
 from gate.core import stats
 from gate.core.diagnosis import OperatorProfile, OperatorTime
-from gate.errors import MeasurementError
-from gate.measure import ONNX_VARIANTS, TORCH_VARIANTS, BenchmarkPlan
 from gate.measure.worker.timing import time_calls
 from gate.units import UNIT_SECONDS, format_value
 
@@ -144,37 +142,6 @@ def per_call(rows: list[OperatorTime], calls: int) -> tuple[OperatorTime, ...]:
         for r in rows
     ]
     return tuple(sorted(scaled, key=lambda r: (-r.time, r.operator, r.node, r.shapes)))
-
-
-def profile_plan(plan: BenchmarkPlan, batch_size: int, trace: Path, warmup: int) -> OperatorProfile:
-    """Profile a model variant at ``batch_size``; the Chrome trace goes to ``trace``.
-
-    Raises MeasurementError for a variant no profiler covers; the backends' errors propagate."""
-    trace.parent.mkdir(parents=True, exist_ok=True)
-    how = Calls(warmup=max(warmup, MIN_WARMUP))
-    if plan.variant in TORCH_VARIANTS:
-        from gate.measure.backends.torch_backend import profile_operators
-
-        recorded = profile_operators(plan, batch_size, trace, how)
-        tool = "torch.profiler"
-    elif plan.variant in ONNX_VARIANTS:
-        from gate.measure.backends.onnx_backend import profile_nodes
-
-        recorded = profile_nodes(plan, batch_size, trace, how)
-        tool = "onnxruntime"
-    else:
-        raise MeasurementError(f"{plan.name}: no profiler for variant {plan.variant!r}")
-    if recorded.calls < 1:
-        raise MeasurementError(f"{plan.name}: the profiler recorded no complete call")
-    return OperatorProfile(
-        tool=tool,
-        calls=recorded.calls,
-        items=batch_size,
-        rows=per_call(recorded.rows, recorded.calls),
-        trace=str(trace),
-        wall=recorded.wall,
-        note=recorded.note,
-    )
 
 
 def profile_python(

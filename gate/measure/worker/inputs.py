@@ -1,0 +1,37 @@
+"""A model's own inputs, made in the worker: the ``input:`` callable's result, or seeded random
+arrays of ``input: {shape, dtype}``. Both backends take their inputs from here, so torch and
+onnxruntime variants are timed (and compared for parity) on identical arrays."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from gate.measure import BenchmarkPlan, resolve_callable
+
+# dtypes numpy lacks, generated as the nearest one it has (torch casts them back)
+_NUMPY_DTYPES = {"bfloat16": "float32"}
+
+
+def random_inputs(plan: BenchmarkPlan, batch_size: int) -> Any:
+    """The array of ``input: {shape, dtype}`` at ``batch_size``: one seeded numpy generator,
+    so every variant of every runtime gets the same numbers (normal for floats, 0..9 for
+    integers, fair coins for bool)."""
+    rng = np.random.default_rng(0)
+    shape = (batch_size, *plan.input_shape[1:])
+    dtype = _NUMPY_DTYPES.get(plan.input_dtype, plan.input_dtype)
+    if dtype.startswith("float"):
+        return rng.standard_normal(shape, dtype=np.float32).astype(dtype)
+    if dtype == "bool":
+        return rng.random(shape) > 0.5
+    return rng.integers(0, 10, shape).astype(dtype)
+
+
+def plan_inputs(plan: BenchmarkPlan, batch_size: int) -> Any:
+    """The plan's own inputs at ``batch_size``: its ``input:`` callable's result, else
+    ``random_inputs``."""
+    if plan.input_callable:
+        make = resolve_callable(plan.input_callable, plan.key("input"), ("batch_size",))
+        return make(batch_size)
+    return random_inputs(plan, batch_size)
