@@ -8,7 +8,7 @@ TORCH_VERSION ?= 2.13.0
 TORCH_PIP_ARGS ?=
 STAMP := $(VENV)/.perf-gate-installed
 
-.PHONY: demo test lint validate install clean
+.PHONY: demo test test-fast lint validate install clean
 
 $(STAMP): pyproject.toml tests/js/package-lock.json tests/actions/package-lock.json
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -26,8 +26,18 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/python examples/digits/demo.py
 
+# Two pytest-xdist workers, a test file each at a time (tests/conftest.py hands out the
+# measuring files first). Bytecode is written: every test's pytest, worker and CLI process then
+# loads perf-gate's modules (assertion-rewritten under pytest) from it instead of compiling them.
+PYTEST := env -u PYTHONDONTWRITEBYTECODE $(BIN)/python -m pytest -n 2 --dist loadfile
+
 test: $(STAMP)
-	$(BIN)/python -m pytest
+	$(PYTEST)
+
+# The quick lane: everything that does not measure (unit tests, config/CLI/report/GitHub
+# integration); about a minute.
+test-fast: $(STAMP)
+	$(PYTEST) -m "not slow"
 
 lint: $(STAMP)
 	$(BIN)/ruff check gate tests bench examples

@@ -19,7 +19,7 @@ import datetime as dt
 import random
 import sys
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -133,7 +133,8 @@ def run_gate(config: GateConfig, request: GateRequest, progress: Progress) -> Ou
         errors=[*prepare_errors, *(request.pytest.errors if request.pytest else ())]
     )
     notes += skipped
-    with _base_revision(config, request, commit, notes) as base:
+    # closing: the runner's preloaded interpreters stop with the run
+    with closing(runner), _base_revision(config, request, commit, notes) as base:
         paired = _measure(config, request, runner, plans, measured, base, mode, baseline, notes)
         evaluated = evaluate(config, runner, plans, progress)  # accuracy and parity
         measured.samples += evaluated.samples
@@ -441,7 +442,8 @@ def measure_models(
     check_report_dir(config)
     plans, errors, _ = prepare_all(config, selected, progress)
     runner = Runner(config.measure, config.root, config.report_dir / "work", progress)
-    measured = runner.measure(plans) if plans else Measured()
+    with closing(runner):
+        measured = runner.measure(plans) if plans else Measured()
     measured.errors[:0] = errors
     return measured
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -68,17 +69,18 @@ def measure_spread(config: GateConfig, rounds: int, progress: Progress) -> list[
     runner = Runner(config.measure, config.root, config.report_dir / "work", progress)
     pairs = [(plan, plan) for plan in plans]
     into = PairedRounds()
-    PairedRunner(
-        runner,
-        config.root,
-        parallel=config.policy.parallel != "never",
-        pinned=config.policy.parallel == "pinned",
-    ).run(
-        [p for p in pairs if p[1].variant not in ONNX_VARIANTS],
-        [p for p in pairs if p[1].variant in ONNX_VARIANTS],
-        rounds,
-        into,
-    )
+    with closing(runner):  # its preloaded interpreters stop with the calibration
+        PairedRunner(
+            runner,
+            config.root,
+            parallel=config.policy.parallel != "never",
+            pinned=config.policy.parallel == "pinned",
+        ).run(
+            [p for p in pairs if p[1].variant not in ONNX_VARIANTS],
+            [p for p in pairs if p[1].variant in ONNX_VARIANTS],
+            rounds,
+            into,
+        )
     spreads: list[Spread] = []
     for plan in plans:
         n = into.rounds_of(plan.name)

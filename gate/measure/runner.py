@@ -11,6 +11,7 @@ cold start) are separate fresh processes per benchmark.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
@@ -28,19 +29,22 @@ from gate.config import GateConfig, MeasureSettings, ModelSpec
 from gate.core.types import BenchmarkError, Sample
 from gate.errors import ConfigError, GateError, MeasurementError
 from gate.measure import (
-    ONNX_VARIANTS,
     THREAD_ENV,
+    TORCH_VARIANTS,
     BadReference,
     BenchmarkPlan,
     VariantUnavailable,
-    check_references,
     describe,
+    forkserver,
     resolve_callable,
 )
 from gate.measure.base_imports import worker_environment as base_environment
+from gate.measure.prepared import prepare
 from gate.measure.samples import probe_samples, record_info, round_samples
 
 Progress = Callable[[str], None]
+# Worker modes whose processes are forked from a preloaded interpreter where possible.
+TIMED_MODES = ("round", "duet")
 
 
 def names_of(names: Sequence[str], limit: int = 4) -> str:
@@ -88,57 +92,6 @@ def plan_model(model: ModelSpec, variant: str, config: GateConfig) -> BenchmarkP
     )
 
 
-def prepare(plan: BenchmarkPlan, cache_dir: Path) -> BenchmarkPlan:
-    """Check the plan's references, then prepare what an ONNX variant needs under
-    ``cache_dir``: the export (run every time, named by the graph's bytes), its int8
-    quantization, and the ``input:`` callable's inputs per batch size as .npz files (so that
-    its workers never call the callable nor import what it needs, usually torch); each is
-    named by the graph it belongs to, so nothing prepared for another graph is ever reused.
-
-    Raises BadReference for a ``torch:`` or ``input:`` that cannot be resolved, before any
-    round runs; other failures raise what the export (or the user's code) raised."""
-    if plan.root not in sys.path:
-        sys.path.insert(0, plan.root)
-    check_references(plan)
-    if plan.variant not in ONNX_VARIANTS:
-        return plan
-    graph = Path(plan.onnx) if plan.onnx else None
-    if graph is None:
-        from gate.measure.backends.torch_backend import export_onnx
-
-        graph = export_onnx(plan, cache_dir)
-    if plan.variant == "onnxruntime-tensorrt":
-        from gate.measure.backends.onnx_backend import unavailable_reason
-
-        reason = unavailable_reason(plan.variant)
-        if reason:
-            raise VariantUnavailable(reason, slug="variant-unavailable")
-    onnx_path = graph
-    if plan.variant == "onnxruntime-int8":
-        from gate.measure.backends.onnx_backend import quantize_int8
-
-        onnx_path = quantize_int8(graph, cache_dir)
-    inputs: dict[str, str] = {}
-    if plan.input_callable:
-        from gate.measure.backends.onnx_backend import prepare_inputs
-
-        inputs = prepare_inputs(plan, graph, cache_dir)
-    return BenchmarkPlan.from_dict({**plan.to_dict(), "onnx": str(onnx_path), "inputs": inputs})
-
-
-def smoke_test(plan: BenchmarkPlan) -> None:
-    """Load the variant and run one call per batch size here, so that errors surface early."""
-    from gate.measure.backends import get_backend
-
-    if plan.root not in sys.path:
-        sys.path.insert(0, plan.root)
-    backend = get_backend(plan)
-    backend.import_runtime()
-    backend.load()
-    for batch_size in plan.batch_sizes:
-        backend.call_for(batch_size)()
-
-
 class Runner:
     """Runs worker processes for a list of prepared plans and turns their output into samples."""
 
@@ -163,6 +116,36 @@ class Runner:
             settings.seed if settings.seed is not None else random.SystemRandom().randrange(2**31)
         )
         self.random = random.Random(seed)
+        # Preloaded interpreters for timed workers, by (threads, torch preloaded); None: it
+        # could not start, fresh interpreters instead.
+        self._servers: dict[tuple[int, bool], forkserver.ForkServer | None] = {}
+        self._servers_lock = threading.Lock()
+
+    def close(self) -> None:
+        """Stop the preloaded interpreters (also done when the Runner is collected)."""
+        with self._servers_lock:
+            for server in self._servers.values():
+                if server is not None:
+                    server.stop()
+            self._servers.clear()
+
+    def _server(self, plans: list[BenchmarkPlan], threads: int) -> forkserver.ForkServer | None:
+        """The preloaded interpreter for timed workers of ``threads`` (started on first use),
+        or None where forking is off or failed to start (said once)."""
+        if not forkserver.available():
+            return None
+        key = (threads, any(p.variant in TORCH_VARIANTS for p in plans))
+        with self._servers_lock:
+            if key not in self._servers:
+                preload = ("torch",) if key[1] else ()
+                try:
+                    self._servers[key] = forkserver.ForkServer(
+                        worker_environment(self.root, threads), self.root, preload
+                    )
+                except (forkserver.ForkServerUnavailable, OSError) as exc:
+                    self.progress(f"timed workers start as fresh interpreters: {exc}")
+                    self._servers[key] = None
+            return self._servers[key]
 
     def worker(
         self,
@@ -209,19 +192,30 @@ class Runner:
                 str(out_file),
                 *args[1:],
             ]
-            env = worker_environment(
-                root, max((p.threads for p in plans), default=self.settings.threads)
-            )
+            threads = max((p.threads for p in plans), default=self.settings.threads)
+            env = worker_environment(root, threads)
+            server = self._server(plans, threads) if args[0] in TIMED_MODES else None
+            process: subprocess.Popen[str] | forkserver.Forked | None = None
             try:
-                process = subprocess.Popen(
-                    command,
-                    cwd=root,
-                    env=env,
-                    stdout=subprocess.PIPE,
-                    stderr=None if live else subprocess.PIPE,
-                    text=True,
-                    pass_fds=pass_fds,
-                )
+                if server is not None:
+                    with contextlib.suppress(forkserver.ForkServerUnavailable):
+                        process = server.spawn(
+                            command[3:],
+                            cwd=root,
+                            env=env,
+                            capture_stderr=not live,
+                            pass_fds=tuple(pass_fds),
+                        )
+                if process is None:
+                    process = subprocess.Popen(
+                        command,
+                        cwd=root,
+                        env=env,
+                        stdout=subprocess.PIPE,
+                        stderr=None if live else subprocess.PIPE,
+                        text=True,
+                        pass_fds=pass_fds,
+                    )
             finally:
                 if on_start is not None:
                     on_start()

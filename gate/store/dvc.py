@@ -165,7 +165,9 @@ class Dvc:
     def run(self, *args: str, what: str = "") -> str:
         """Run ``dvc ARGS``; returns stdout. Raises BaselineError naming the cause and the fix."""
         command = [self.executable_or_raise(what or args[0]), *args]
-        env = {**os.environ, "DVC_NO_ANALYTICS": "1"}
+        # DVC wraps its tables and messages at the terminal's width (COLUMNS, else 80 columns
+        # when not a terminal): a remote's long path came back split over three lines.
+        env = {**os.environ, "DVC_NO_ANALYTICS": "1", "COLUMNS": "10000"}
         try:
             completed = subprocess.run(
                 command,
@@ -233,10 +235,11 @@ class Dvc:
     def remotes(self) -> dict[str, str]:
         """Configured remotes, name -> URL (``dvc remote list``)."""
         remotes: dict[str, str] = {}
-        for line in self.run("remote", "list", what="commands").splitlines():
-            parts = line.split()
-            if len(parts) >= 2:
-                remotes[parts[0]] = parts[1]
+        # `dvc config --list` rather than `dvc remote list`, whose output is a table.
+        for line in self.run("config", "--list", what="commands").splitlines():
+            key, equals, value = line.partition("=")
+            if equals and key.startswith("remote.") and key.endswith(".url"):
+                remotes[key[len("remote.") : -len(".url")]] = value
         return remotes
 
     def default_remote(self) -> str | None:

@@ -23,7 +23,7 @@ import pytest
 from gate.measure import BenchmarkPlan, artifacts
 from gate.measure.backends import get_backend
 from gate.measure.backends.onnx_backend import read_inputs
-from gate.measure.runner import prepare, smoke_test
+from gate.measure.prepared import prepare, smoke_test
 
 from ._support import clean_env, read_json, run_cli, write_files
 

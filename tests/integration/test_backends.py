@@ -16,7 +16,7 @@ import pytest
 from gate.errors import MeasurementError
 from gate.measure import BadReference, BenchmarkPlan
 from gate.measure.backends import get_backend
-from gate.measure.runner import prepare, smoke_test
+from gate.measure.prepared import prepare, smoke_test
 from gate.measure.worker.timing import time_calls
 
 from ._support import write_files, write_matmul_onnx

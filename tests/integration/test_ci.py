@@ -137,3 +137,8 @@ def test_an_unknown_dvc_remote_names_the_configured_ones(tmp_path: Path) -> None
     with pytest.raises(ConfigError, match=r"no DVC remote named 'backup' \(configured: storage\)"):
         ci._dvc(config, "backup")
     assert ci._dvc(config, "storage").default_remote() == "storage"
+    # A remote whose path is longer than a terminal line (DVC wraps its tables at 80 columns
+    # when not writing to a terminal) still reads back whole.
+    far = tmp_path / ("deep-" * 30) / "remote"
+    subprocess.run([str(DVC), "remote", "add", "far", str(far)], cwd=tmp_path, env=env, check=True)
+    assert ci._dvc(config, "far").remotes() == {"storage": str(tmp_path / "r"), "far": str(far)}

@@ -125,6 +125,7 @@ measure: {rounds: 2, warmup: 2, min_calls: 10, min_time: 0.01s, probes: 3}
 """
 
 
+@pytest.mark.slow
 def test_a_baseline_recorded_by_perf_gate_run_gates_pytest_without_a_memory_change(
     tmp_path: Path,
 ) -> None:

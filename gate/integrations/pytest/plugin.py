@@ -33,7 +33,8 @@ from gate.integrations.pytest.options import misread_path_option, worker_args
 from gate.integrations.pytest.perf import Perf
 from gate.measure import BadReference, VariantUnavailable
 from gate.measure.base_imports import check_worker
-from gate.measure.runner import Progress, plan_model, prepare, smoke_test
+from gate.measure.prepared import prepare, smoke_test
+from gate.measure.runner import Progress, plan_model
 from gate.pipeline import GateRequest, PytestPart, run_gate
 
 MARKER = "perf_gate"

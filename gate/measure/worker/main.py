@@ -191,7 +191,7 @@ def run_prepare(plans: list[BenchmarkPlan], cache_dir: Path) -> dict[str, Any]:
     """Check the references and export/quantize in this process (a base revision's code must
     not meet the head's). A reference that cannot be resolved is reported apart from other
     failures, under ``references``, as ``{"key": ..., "problem": ...}`` per benchmark."""
-    from gate.measure.runner import prepare
+    from gate.measure.prepared import prepare
 
     prepared: list[dict[str, Any]] = []
     errors: dict[str, str] = {}

@@ -1,0 +1,67 @@
+"""What a variant needs before its rounds, made once per run in the process that runs it (the
+parent for the head, a ``prepare`` worker in the base revision's worktree): references checked,
+the ONNX export, its int8 quantization and the ``input:`` callable's inputs as .npz files, each
+named by the graph it belongs to (``artifacts``); and a smoke test of one call per batch size."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from gate.measure import (
+    ONNX_VARIANTS,
+    BenchmarkPlan,
+    VariantUnavailable,
+    check_references,
+)
+
+
+def prepare(plan: BenchmarkPlan, cache_dir: Path) -> BenchmarkPlan:
+    """Check the plan's references, then prepare what an ONNX variant needs under
+    ``cache_dir``: the export (run every time, named by the graph's bytes), its int8
+    quantization, and the ``input:`` callable's inputs per batch size as .npz files (so that
+    its workers never call the callable nor import what it needs, usually torch); each is
+    named by the graph it belongs to, so nothing prepared for another graph is ever reused.
+
+    Raises BadReference for a ``torch:`` or ``input:`` that cannot be resolved, before any
+    round runs; other failures raise what the export (or the user's code) raised."""
+    if plan.root not in sys.path:
+        sys.path.insert(0, plan.root)
+    check_references(plan)
+    if plan.variant not in ONNX_VARIANTS:
+        return plan
+    graph = Path(plan.onnx) if plan.onnx else None
+    if graph is None:
+        from gate.measure.backends.torch_backend import export_onnx
+
+        graph = export_onnx(plan, cache_dir)
+    if plan.variant == "onnxruntime-tensorrt":
+        from gate.measure.backends.onnx_backend import unavailable_reason
+
+        reason = unavailable_reason(plan.variant)
+        if reason:
+            raise VariantUnavailable(reason, slug="variant-unavailable")
+    onnx_path = graph
+    if plan.variant == "onnxruntime-int8":
+        from gate.measure.backends.onnx_backend import quantize_int8
+
+        onnx_path = quantize_int8(graph, cache_dir)
+    inputs: dict[str, str] = {}
+    if plan.input_callable:
+        from gate.measure.backends.onnx_backend import prepare_inputs
+
+        inputs = prepare_inputs(plan, graph, cache_dir)
+    return BenchmarkPlan.from_dict({**plan.to_dict(), "onnx": str(onnx_path), "inputs": inputs})
+
+
+def smoke_test(plan: BenchmarkPlan) -> None:
+    """Load the variant and run one call per batch size here, so that errors surface early."""
+    from gate.measure.backends import get_backend
+
+    if plan.root not in sys.path:
+        sys.path.insert(0, plan.root)
+    backend = get_backend(plan)
+    backend.import_runtime()
+    backend.load()
+    for batch_size in plan.batch_sizes:
+        backend.call_for(batch_size)()
