@@ -44,6 +44,7 @@ from gate.measure.environment import (
 )
 from gate.measure.quality import evaluate
 from gate.measure.runner import Measured, Progress, Runner, prepare_all
+from gate.report.content import report_from
 from gate.report.diagnosis import render_diagnoses
 from gate.report.jsonreport import result_to_dict
 from gate.report.terminal import render_table
@@ -509,13 +510,14 @@ def _decide_and_write(
     comparison_path = report_dir / COMPARISON_NAME
     files = [results_path, comparison_path]
     write_record(results_path, record)
+    data = report_dict(result, record, diagnoses)  # comparison.json, and the report model's source
     try:
-        write_json_atomic(comparison_path, report_dict(result, record, diagnoses))
+        write_json_atomic(comparison_path, data)
     except OSError as exc:
         raise BaselineError(
             f"{comparison_path}: cannot write: {exc}", slug="baseline-write"
         ) from exc
-    table = render_table(result, saving=save) + render_diagnoses(diagnoses)
+    table = render_table(report_from(data), saving=save) + render_diagnoses(diagnoses)
     exit_code = result.exit_code
     if save:
         if record.errors:

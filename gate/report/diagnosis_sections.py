@@ -11,9 +11,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from gate.core.diagnosis import TOP
+from gate.report.content import SEVERITY, number, percent
 from gate.report.diagnosis import NOISE, outside_label
 from gate.report.escape import TEXT_LIMIT, escape_text, safe
-from gate.report.view import SEVERITY, VERDICT_LABELS, number, percent
+from gate.report.view import VERDICT_LABELS
 from gate.units import UNIT_SECONDS, format_value
 
 if TYPE_CHECKING:

@@ -21,6 +21,7 @@ from jinja2 import FileSystemLoader, StrictUndefined
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from gate.errors import BaselineError, ConfigError, PublishError
+from gate.report.content import report_from
 from gate.report.diagnosis_sections import PROFILES_ARTIFACT, DiagnosisView, diagnosis_views
 from gate.report.escape import TEXT_LIMIT, escape_text, finalize, safe
 from gate.report.trend import Chart, TrendSeries, charts
@@ -200,25 +201,22 @@ def build_view(
     data: Mapping[str, Any], options: ReportOptions, trend: Sequence[TrendSeries] = ()
 ) -> View:
     """The view of a checked comparison dict (see ``check_comparison``)."""
-    rows = ordered_rows(data["comparisons"])
+    report = report_from(data)
+    rows = ordered_rows(report.rows)
     unchanged = SEVERITY.index("unchanged")
     errors = [
-        safe(
-            f"{escape_text(e.get('benchmark', ''))}: "
-            f"{escape_text(e.get('message', ''), 3 * TEXT_LIMIT)}"
-        )
-        for e in data.get("errors") or ()
-        if isinstance(e, Mapping)
+        safe(f"{escape_text(benchmark)}: {escape_text(message, 3 * TEXT_LIMIT)}")
+        for benchmark, message in report.errors
     ]
-    texts = [*(data.get("notes") or ()), *(data.get("warnings") or ())]
+    texts = [*report.notes, *report.warnings]
     return View(
-        headline=safe(headline(data, options.name)),
+        headline=safe(headline(report, options.name)),
         changed=tuple(r for r in rows if r.severity != unchanged),
         unchanged=tuple(r for r in rows if r.severity == unchanged),
-        over_budget=tuple(over_budget_rows(data)),
-        environment=tuple(environment_rows(data)),
-        trade_offs=tuple(trade_off_lines(data)),
-        variants=variant_table(data),
+        over_budget=tuple(over_budget_rows(report)),
+        environment=tuple(environment_rows(report)),
+        trade_offs=tuple(trade_off_lines(report)),
+        variants=variant_table(report),
         errors=tuple(errors),
         notes=tuple(safe(escape_text(t, 3 * TEXT_LIMIT)) for t in texts),
         charts=tuple(charts(data, trend, options.trend_metric, options.max_charts))

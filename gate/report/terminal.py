@@ -1,151 +1,138 @@
-"""The comparison as a plain-text table for the terminal and pytest's summary.
+"""The report as a plain-text table for the terminal and pytest's summary: the report model
+(``content.py``, the same one the Markdown report renders), laid out in columns.
 
-Reads verdicts only; the decision was made in compare.py.
+Reads verdicts only; the decision was made in decide/compare.py.
 """
 
 from __future__ import annotations
 
-import math
-
-from gate.core.types import Comparison, GateResult, TailLatency, Verdict
-from gate.units import UNIT_FRACTION, UNIT_SECONDS, format_points, format_value
-
-
-def percent(value: float) -> str:
-    """``+12.3%``; beyond +-1000% (intervals from very few rounds) just ``>+1000%``."""
-    if value > 10.0:
-        return ">+1000%"
-    if value < -10.0:
-        return "<-1000%"
-    return f"{value * 100:+.1f}%"
+from gate.core.types import GateResult
+from gate.report.content import (
+    Report,
+    ReportRow,
+    Tail,
+    format_quantity,
+    percent,
+    report_from,
+)
+from gate.report.jsonreport import result_to_dict
+from gate.units import UNIT_SECONDS, format_value
 
 
-def format_change(comparison: Comparison) -> str:
-    """``+12.3% [+10.1%, +14.6%]``: the estimate and its interval; empty when undefined.
-    Quality metrics show the change in their own units (points for fractions)."""
-    if not math.isnan(comparison.absolute_change):
-        return _absolute_change(comparison)
-    if math.isnan(comparison.relative_change):
-        return ""
-    text = percent(comparison.relative_change)
-    if not math.isnan(comparison.ci_low) and comparison.ci_low != comparison.ci_high:
-        text += f" [{percent(comparison.ci_low)}, {percent(comparison.ci_high)}]"
-    return text
+def as_report(result: GateResult | Report) -> Report:
+    """The report model of a decision (a GateResult goes through its comparison.json form)."""
+    return result if isinstance(result, Report) else report_from(result_to_dict(result))
 
 
-def _absolute(value: float, unit: str) -> str:
-    return format_points(value) if unit == UNIT_FRACTION else f"{value:+.4g}"
-
-
-def _absolute_change(comparison: Comparison) -> str:
-    unit = comparison.metric.unit
-    text = _absolute(comparison.absolute_change, unit)
-    if comparison.absolute_ci is not None:
-        low, high = comparison.absolute_ci
-        text += f" [{_absolute(low, unit)}, {_absolute(high, unit)}]"
-    if comparison.flips is not None:
-        to_wrong, to_right = comparison.flips
-        text += f" ({to_wrong} flipped to wrong, {to_right} to right)"
-    return text
-
-
-def verdict_text(comparison: Comparison) -> str:
-    text = comparison.verdict.value
-    if comparison.advisory and comparison.verdict in (Verdict.REGRESSION, Verdict.IMPROVEMENT):
+def verdict_text(row: ReportRow) -> str:
+    text = row.verdict
+    if row.advisory and row.verdict in ("regression", "improvement"):
         text += " (advisory)"
     return text
 
 
-def headline(result: GateResult, *, saving: bool = False) -> str:
-    """One line: the gate's answer and the counts that led to it. ``saving``: the run records
-    the baseline (and exits 0), so the line says so rather than "FAILED"."""
-    counts = []
-    for verdict in Verdict:
-        number = result.count(verdict)
-        if number:
-            counts.append(f"{number} {verdict.value}")
-    summary = ", ".join(counts) or "nothing measured"
+def change_text(row: ReportRow) -> str:
+    """The change and its interval, with the examples that flipped for quality metrics."""
+    if row.flips is None:
+        return row.change
+    to_wrong, to_right = row.flips
+    return f"{row.change} ({to_wrong} flipped to wrong, {to_right} to right)"
+
+
+def headline(result: GateResult | Report, *, saving: bool = False) -> str:
+    """One line: the gate's answer and the counts that led to it (the Markdown report's
+    counts). ``saving``: the run records the baseline (and exits 0), so the line says so
+    rather than "FAILED"."""
+    report = as_report(result)
+    summary = report.counts or "nothing measured"
     if saving:
-        warning = "; without --save this run would fail" if result.exit_code == 1 else ""
+        warning = "; without --save this run would fail" if report.exit_code == 1 else ""
         return f"perf-gate: recording the baseline ({summary}{warning})"
-    if result.exit_code == 1:
+    if report.exit_code == 1:
         return f"perf-gate: FAILED: {summary}"
-    if result.exit_code == 3:
+    if report.exit_code == 3:
         return f"perf-gate: ERROR: {summary}"
-    if not result.has_baseline:
+    if not report.has_baseline:
         return f"perf-gate: passed, no baseline yet ({summary})"
     return f"perf-gate: passed: {summary}"
 
 
-def render_table(result: GateResult, *, show_unchanged: bool = True, saving: bool = False) -> str:
+def _columns(header: tuple[str, ...], rows: list[tuple[str, ...]], indent: str = "") -> list[str]:
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    lines = [indent + "  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True))]
+    lines.append(indent + "  ".join("-" * w for w in widths))
+    lines.extend(
+        indent + "  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)) for row in rows
+    )
+    return [line.rstrip() for line in lines]
+
+
+def render_table(
+    result: GateResult | Report, *, show_unchanged: bool = True, saving: bool = False
+) -> str:
     """The headline, the table and the notes (environment differences, warnings, how-to);
     ``saving`` when this run records the baseline."""
+    report = as_report(result)
     header = ("benchmark", "metric", "baseline", "current", "change [CI]", "mode", "mde", "verdict")
     rows: list[tuple[str, ...]] = []
-    previous: Comparison | None = None
-    for c in result.comparisons:
-        if not show_unchanged and c.verdict is Verdict.UNCHANGED:
+    previous: ReportRow | None = None
+    for row in report.rows:
+        if not show_unchanged and row.verdict == "unchanged":
             continue
-        unit = c.metric.unit
-        note = c.note if c.verdict is not Verdict.UNCHANGED else ""
+        note = row.note if row.verdict != "unchanged" else ""
         if (
-            c.verdict is Verdict.ERROR
+            row.verdict == "error"
             and previous is not None
             and (previous.benchmark, previous.verdict, previous.note)
-            == (c.benchmark, c.verdict, c.note)
+            == (row.benchmark, row.verdict, row.note)
         ):
             note = "as above"  # a failed benchmark's message once, not on each of its metrics
         rows.append(
             (
-                c.benchmark,
-                c.metric.name,
-                format_value(c.baseline, unit) if c.baseline is not None else "-",
-                format_value(c.current, unit) if c.current is not None else "-",
-                format_change(c),
-                c.mode,
-                percent(c.mde).lstrip("+") if c.mode and not math.isnan(c.mde) else "",
-                verdict_text(c) + (f": {note}" if note else ""),
+                row.benchmark,
+                row.metric,
+                format_quantity(row.baseline, row.unit) if row.baseline is not None else "-",
+                format_quantity(row.current, row.unit) if row.current is not None else "-",
+                change_text(row),
+                row.mode,
+                percent(row.mde).lstrip("+") if row.mode and row.mde is not None else "",
+                verdict_text(row) + (f": {note}" if note else ""),
             )
         )
-        previous = c
-    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
-    lines = [headline(result, saving=saving), ""]
+        previous = row
+    lines = [headline(report, saving=saving), ""]
     if rows:
-        lines.append("  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)).rstrip())
-        lines.append("  ".join("-" * w for w in widths))
-        for row in rows:
-            lines.append("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())
-    if result.tails:
+        lines.extend(_columns(header, rows))
+    if report.tails:
         lines.append("")
         lines.append("Tail latency (report only, not gated):")
-        lines.extend(f"  {tail_line(t)}" for t in result.tails)
-    if result.variants:
+        lines.extend(f"  {tail_line(t)}" for t in report.tails)
+    if report.variants:
         lines.append("")
-        lines.extend(variant_table(result))
+        lines.extend(variant_table(report))
     notes = []
-    if not result.has_baseline and not saving:
+    if not report.has_baseline and not saving:
         notes.append(
             "No baseline yet: every result is new. Record one with `pytest --perf-gate "
             "--perf-gate-save` or `perf-gate run --save`."
         )
-    if result.environment_differences:
+    if report.environment:
         differences = "; ".join(
-            f"{key}: {old!r} -> {new!r}"
-            for key, (old, new) in result.environment_differences.items()
+            f"{key}: {old!r} -> {new!r}" for key, old, new in report.environment
         )
         notes.append(
-            f"Baseline measured in a different environment ({environment_effect(result)}): "
+            f"Baseline measured in a different environment ({environment_effect(report)}): "
             f"{differences}."
         )
-    notes.extend(f"Note: {n}" for n in result.notes)
-    notes.extend(f"Warning: {w}" for w in result.warnings)
-    if result.has_baseline:
+    notes.extend(f"Note: {n}" for n in report.notes)
+    notes.extend(f"Warning: {w}" for w in report.warnings)
+    if report.has_baseline and report.alpha is not None:
         notes.append(
             "Change = current/baseline - 1 from per-process values (stored: Welch on logs; ab, "
             "parallel, duet: paired per-round ratios) [simultaneous "
-            f"{(1 - result.alpha) * 100:g}% interval]; mde = smallest change this run could "
+            f"{(1 - report.alpha) * 100:g}% interval]; mde = smallest change this run could "
             "detect (80% power). A regression needs its interval to exclude no change "
-            f"(alpha={result.alpha:g} for the run) and a change beyond the threshold; memory is "
+            f"(alpha={report.alpha:g} for the run) and a change beyond the threshold; memory is "
             "judged by its probes' spread, cold start is advisory."
         )
     if notes:
@@ -154,7 +141,7 @@ def render_table(result: GateResult, *, show_unchanged: bool = True, saving: boo
     return "\n".join(lines)
 
 
-def tail_line(tail: TailLatency) -> str:
+def tail_line(tail: Tail) -> str:
     """``m[torch] mean / p90 / p99: 1.1 ms / 1.3 ms / 2 ms -> ... (1000 calls)``."""
 
     def values(*numbers: float | None) -> str | None:
@@ -162,21 +149,19 @@ def tail_line(tail: TailLatency) -> str:
             return None
         return " / ".join(format_value(n, UNIT_SECONDS) for n in numbers if n is not None)
 
-    if tail.current_mean is not None:
+    if tail.current[0] is not None:
         label = "mean / p90 / p99"
-        before = values(tail.baseline_mean, tail.baseline_p90, tail.baseline_p99)
-        now = values(tail.current_mean, tail.current_p90, tail.current_p99)
+        before, now = values(*tail.baseline), values(*tail.current)
     else:
         label = "p90 / p99"
-        before = values(tail.baseline_p90, tail.baseline_p99)
-        now = values(tail.current_p90, tail.current_p99)
+        before, now = values(*tail.baseline[1:]), values(*tail.current[1:])
     change = f"{before} -> {now}" if before else now
     return f"{tail.benchmark} {label}: {change} ({tail.calls} calls)"
 
 
-def environment_effect(result: GateResult) -> str:
+def environment_effect(report: Report) -> str:
     """What the other environment did to this run's timing verdicts, from their notes."""
-    notes = [c.note for c in result.comparisons]
+    notes = [row.note for row in report.rows]
     if any("timing not compared" in note for note in notes):
         return "environment key differs: stored timings not compared"
     if any("timing verdict advisory" in note for note in notes):
@@ -184,52 +169,21 @@ def environment_effect(result: GateResult) -> str:
     return "environment key differs; no timing was compared with it"
 
 
-def variant_table(result: GateResult) -> list[str]:
-    """What each variant costs: quality next to latency and memory, and parity."""
-    metrics = sorted({m for v in result.variants for m in v.quality})
-    header = ("variant", *metrics, "latency", "memory", "parity vs reference")
-    rows = [header]
-    references = {v.parity.get("reference") for v in result.variants if v.parity}
-    for v in result.variants:
-        parity = ""
-        if v.parity:
-            agreement = v.parity.get("top1_agreement")
-            parity = (
-                f"{'ok' if v.parity.get('ok') else 'FAIL'}: max |diff| "
-                f"{v.parity.get('max_abs_diff', math.nan):.2g}"
-                + (f", top-1 {agreement * 100:.1f}%" if isinstance(agreement, float) else "")
-                + f" vs {v.parity.get('reference')}"
-                + (
-                    " (top-1 not judged: too few examples)"
-                    if v.parity.get("top1_judged") is False
-                    else ""
-                )
-            )
-        rows.append(
-            (
-                v.benchmark,
-                *(
-                    format_value(v.quality[m], UNIT_FRACTION if m in _FRACTIONS else "")
-                    if m in v.quality
-                    else "-"
-                    for m in metrics
-                ),
-                format_value(v.latency, "s") if v.latency is not None else "-",
-                format_value(v.memory, "B") if v.memory is not None else "-",
-                parity or ("reference" if v.benchmark in references else "-"),
-            )
-        )
-    widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
-    lines = [
-        "What each variant costs (quality from the eval set, latency median, memory.inference):"
+def variant_table(result: GateResult | Report) -> list[str]:
+    """What each variant costs, as in the Markdown report: quality beside the reference's,
+    latency and memory (x the reference's), parity."""
+    table = as_report(result).variants
+    if table is None:
+        return []
+    header = ("variant", "reference", *table.metrics, "latency", "memory", "parity")
+    rows = []
+    for v in table.rows:
+        parity = "-"
+        if v.parity is not None:
+            parity = ("FAIL: " if v.parity.failed else "ok: ") + v.parity.summary
+            parity += "".join(f"; {label}{text}" for label, text in v.parity.details)
+        rows.append((v.benchmark, v.reference, *v.quality, v.latency, v.memory, parity))
+    return [
+        "What each variant costs (quality from the eval set, latency median, memory.inference):",
+        *_columns(header, rows, indent="  "),
     ]
-    for index, row in enumerate(rows):
-        lines.append(
-            "  " + "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
-        )
-        if index == 0:
-            lines.append("  " + "  ".join("-" * w for w in widths))
-    return lines
-
-
-_FRACTIONS = frozenset({"accuracy", "top5", "f1_macro"})

@@ -14,8 +14,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from gate.errors import ConfigError
+from gate.report.content import SEVERITY, UNIT_FRACTION, number
 from gate.report.escape import chart_text, escape_text, safe
-from gate.report.view import SEVERITY, UNIT_FRACTION, format_quantity, number
+from gate.report.view import format_quantity
 from gate.units import UNIT_BYTES, UNIT_RATE, UNIT_SECONDS
 
 if TYPE_CHECKING:

@@ -38,8 +38,9 @@ from gate.decide.quality import (
     quality_unit,
     variant_summaries,
 )
-from gate.report.jsonreport import result_to_dict
-from gate.report.terminal import format_change, render_table, variant_table
+from gate.report.content import report_row
+from gate.report.jsonreport import comparison_to_dict, result_to_dict
+from gate.report.terminal import change_text, render_table, variant_table
 
 scipy_stats = pytest.importorskip("scipy.stats")
 
@@ -950,7 +951,7 @@ def test_terminal_shows_points_and_flips() -> None:
     expected = (
         f"-2.50 pt [{low * 100:+.2f} pt, {high * 100:+.2f} pt] (30 flipped to wrong, 5 to right)"
     )
-    assert format_change(regression) == expected
+    assert change_text(report_row(comparison_to_dict(regression))) == expected
     assert expected in table
     assert "(8 flipped to wrong, 0 to right)" in table
     assert "90.00%" in table
@@ -967,7 +968,7 @@ def test_terminal_mae_change_in_its_own_units() -> None:
         absolute_change=0.0123,
         absolute_ci=(0.01, 0.015),
     )
-    assert format_change(c) == "+0.0123 [+0.01, +0.015]"
+    assert change_text(report_row(comparison_to_dict(c))) == "+0.0123 [+0.01, +0.015]"
 
 
 def test_terminal_variant_table() -> None:
@@ -975,17 +976,20 @@ def test_terminal_variant_table() -> None:
     lines = variant_table(result)
     assert lines[0].startswith("What each variant costs")
     header = lines[1].split()
-    assert header[:4] == ["variant", "accuracy", "latency", "memory"]
+    # the Markdown report's columns (one report model), parity verdict and figures in one
+    assert header == ["variant", "reference", "accuracy", "latency", "memory", "parity"]
     rows = {line.split()[0]: line for line in lines[3:]}
     assert set(rows) == {INT8, FP32, "p[onnxruntime]"}
-    assert "96.00%" in rows[INT8]
+    assert "96.00% (-1.50 pt)" in rows[INT8]
     assert "1.1 ms" in rows[INT8]
-    assert "FAIL: max |diff| 0.31, top-1 97.0% vs m[torch]" in rows[INT8]
+    assert "FAIL: max abs diff 0.31" in rows[INT8]
+    assert "top-1 agreement 97.00%" in rows[INT8]
     assert "97.50%" in rows[FP32]
     assert "3 ms" in rows[FP32]
     assert "200 MB" in rows[FP32]
-    assert rows[FP32].rstrip().endswith("reference")
-    assert "ok: max |diff| 0.31, top-1 99.5% vs m[torch]" in rows["p[onnxruntime]"]
+    assert rows[FP32].split()[1] == "–"  # the reference itself
+    assert rows[INT8].split()[1] == FP32
+    assert "ok: max abs diff 0.31" in rows["p[onnxruntime]"]
     table = render_table(result)
     assert "\n".join(lines) in table
     assert "parity-fail: outputs differ from m[torch]" in table

@@ -22,8 +22,10 @@ from gate.core.types import (
     Verdict,
 )
 from gate.decide.compare import decide
+from gate.report.content import format_change as format_item_change
+from gate.report.content import report_row
 from gate.report.jsonreport import FORMAT, comparison_to_dict, result_to_dict
-from gate.report.terminal import format_change, headline, render_table, verdict_text
+from gate.report.terminal import headline, render_table, verdict_text
 
 LATENCY = Metric("latency", "s", Direction.LOWER)
 THROUGHPUT = Metric("throughput", "items/s", Direction.HIGHER)
@@ -82,7 +84,7 @@ def test_headline_pass() -> None:
 
 def test_headline_fail_counts_in_verdict_order() -> None:
     text = headline(result(UNCHANGED, REGRESSION, comparison(Verdict.NEW, benchmark="x")))
-    assert text == "perf-gate: FAILED: 1 regression, 1 unchanged, 1 new"
+    assert text == "perf-gate: FAILED: 1 regression, 1 new, 1 unchanged"  # the PR report's order
 
 
 def test_headline_no_baseline() -> None:
@@ -94,7 +96,7 @@ def test_headline_no_baseline() -> None:
 
 def test_headline_error() -> None:
     text = headline(result(comparison(Verdict.ERROR, note="boom"), UNCHANGED))
-    assert text == "perf-gate: ERROR: 1 unchanged, 1 error"
+    assert text == "perf-gate: ERROR: 1 error, 1 unchanged"
 
 
 def test_headline_nothing_measured() -> None:
@@ -105,9 +107,10 @@ def test_headline_nothing_measured() -> None:
 
 def test_headline_advisory_regression_passes() -> None:
     advisory = comparison(Verdict.REGRESSION, advisory=True, relative_change=0.3)
-    assert headline(result(advisory)) == "perf-gate: passed: 1 regression"
-    assert verdict_text(advisory) == "regression (advisory)"
-    assert verdict_text(REGRESSION) == "regression"
+    # The terminal counts as the Markdown report does: an advisory regression apart.
+    assert headline(result(advisory)) == "perf-gate: passed: 1 advisory regression"
+    assert verdict_text(report_row(comparison_to_dict(advisory))) == "regression (advisory)"
+    assert verdict_text(report_row(comparison_to_dict(REGRESSION))) == "regression"
 
 
 # --------------------------------------------------------------------------------------------
@@ -127,7 +130,7 @@ def test_headline_advisory_regression_passes() -> None:
 )
 def test_format_change(change: float, low: float, high: float, text: str) -> None:
     c = comparison(Verdict.UNCHANGED, relative_change=change, ci_low=low, ci_high=high)
-    assert format_change(c) == text
+    assert format_item_change(comparison_to_dict(c)) == text
 
 
 # --------------------------------------------------------------------------------------------
@@ -399,6 +402,8 @@ def test_json_and_table_from_a_real_decision() -> None:
     assert data["environment_differences"] == {}
     assert any(note.endswith("cpu_count 8 -> 16") for note in data["notes"])
     table = render_table(decision)
-    assert table.splitlines()[0].startswith("perf-gate: FAILED: 1 regression, 1 inconclusive")
+    assert table.splitlines()[0] == (
+        "perf-gate: FAILED: 1 regression, 1 over budget, 1 error, 1 inconclusive, 1 new, 1 missing"
+    )
     assert "Note: the environment also differs from the baseline's" in table
     assert "Baseline measured in a different environment" not in table

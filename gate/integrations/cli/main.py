@@ -24,6 +24,7 @@ from gate.integrations.cli import ci as cli_ci
 from gate.integrations.cli import explain as cli_explain
 from gate.integrations.cli import publish as cli_publish
 from gate.pipeline import GateRequest, run_gate
+from gate.report.content import report_from
 from gate.report.markdown import ReportOptions, render_summary
 from gate.report.terminal import render_table
 from gate.store import shard
@@ -154,7 +155,7 @@ def _compare(args: argparse.Namespace) -> int:
     elif args.format == "markdown":  # the PR comment's report, for local use
         print(render_summary(report, ReportOptions(tool_version=__version__)))
     else:
-        print(render_table(result))
+        print(render_table(report_from(report)))
     return int(result.exit_code)
 
 
