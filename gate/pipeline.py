@@ -27,7 +27,14 @@ from typing import Any
 from gate import __version__
 from gate.config import GateConfig
 from gate.core.diagnosis import Diagnosis
-from gate.core.types import BenchmarkError, ExitCode, GateResult, RunRecord, Sample
+from gate.core.types import (
+    BenchmarkError,
+    ExitCode,
+    GateResult,
+    RequestedMode,
+    RunRecord,
+    Sample,
+)
 from gate.decide.calibrate import unresolvable
 from gate.decide.compare import PairedBaseline, decide, unrelated_baseline
 from gate.decide.limits import launch_bound_notes
@@ -80,7 +87,7 @@ class GateRequest:
     """What to run: from the CLI, the action or the pytest plugin (``pytest``)."""
 
     selected: set[str] | None = None  # model benchmark names; None: all of the config's
-    mode: str | None = None  # overrides policy.timing_mode
+    mode: RequestedMode | None = None  # overrides policy.timing_mode
     base_ref: str | None = None
     baseline_path: Path | None = None
     baseline_key: str | None = None
@@ -190,7 +197,7 @@ def _read_baseline(config: GateConfig, request: GateRequest) -> tuple[Baseline, 
 
 def resolve_mode(
     config: GateConfig, request: GateRequest, baseline: RunRecord | None
-) -> tuple[str, str | None, list[str]]:
+) -> tuple[RequestedMode, str | None, list[str]]:
     """(mode, base commit or None, notes): ``stored`` whenever no base revision can be used."""
     mode = request.mode or config.policy.timing_mode
     if mode == "stored":
@@ -259,7 +266,7 @@ def _measure(
     plans: list[BenchmarkPlan],
     measured: Measured,
     base: _Base,
-    mode: str,
+    mode: RequestedMode,
     baseline: Baseline,
     notes: list[str],
 ) -> PairedBaseline | None:

@@ -8,7 +8,7 @@ from typing import Any
 from gate import units
 from gate.config.checks import Checker
 from gate.config.quality import parse_require_significance, parse_tradeoffs
-from gate.core.types import Budget, Policy, Threshold
+from gate.core.types import PARALLEL_SETTINGS, REQUESTED_MODES, Budget, Policy, Threshold
 
 DEFAULT_THRESHOLDS = {
     "latency": "5%",
@@ -42,7 +42,6 @@ POLICY_KEYS = (
     "tradeoffs",
     "diagnose",
 )
-TIMING_MODES = ("auto", "stored", "ab", "duet")
 ENVIRONMENT_MISMATCH = ("warn", "fail", "skip-timing")
 
 
@@ -124,16 +123,18 @@ def parse_policy(ctx: Checker, raw: Any) -> Policy:
             except ValueError as exc:
                 raise ctx.error(f"{key}.{metric}", str(exc) + _custom_hint(str(metric))) from None
             budgets.append(budget)
-    mode = raw.get("timing_mode", "auto")
-    if mode not in TIMING_MODES:
+    mode = next((m for m in REQUESTED_MODES if m == raw.get("timing_mode", "auto")), None)
+    if mode is None:
         raise ctx.error(
             "policy.timing_mode",
-            f"unknown mode {mode!r}; expected one of {', '.join(TIMING_MODES)}",
+            f"unknown mode {raw.get('timing_mode')!r}; expected one of "
+            f"{', '.join(REQUESTED_MODES)}",
         )
-    parallel = raw.get("parallel", "auto")
-    if parallel not in ("auto", "pinned", "never"):
+    parallel = next((p for p in PARALLEL_SETTINGS if p == raw.get("parallel", "auto")), None)
+    if parallel is None:
         raise ctx.error(
-            "policy.parallel", f"unknown value {parallel!r}; expected auto, pinned or never"
+            "policy.parallel",
+            f"unknown value {raw.get('parallel')!r}; expected auto, pinned or never",
         )
     min_rounds = ctx.integer(raw.get("min_rounds", 8), "policy.min_rounds", 2)
     max_rounds = ctx.integer(raw.get("max_rounds", 24), "policy.max_rounds", 2)
@@ -151,7 +152,7 @@ def parse_policy(ctx: Checker, raw: Any) -> Policy:
         thresholds=thresholds,
         budgets=tuple(budgets),
         timing_mode=mode,
-        parallel=str(parallel),
+        parallel=parallel,
         min_rounds=min_rounds,
         max_rounds=max_rounds,
         round_step=ctx.integer(raw.get("round_step", 4), "policy.round_step", 1),

@@ -10,9 +10,22 @@ import enum
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from gate.units import parse_for_unit
+
+# How a run's timings were compared (a comparison's ``mode``): with the baseline's stored
+# rounds, or paired with the base revision's rounds: one after the other (ab), at the same time
+# (parallel) or alternated in one process (duet, onnxruntime).
+TimingMode = Literal["stored", "ab", "parallel", "duet"]
+PAIRED_MODES: tuple[TimingMode, ...] = ("ab", "parallel", "duet")
+# What a run asks for (policy.timing_mode, --ab/--perf-gate-mode): auto picks ab with a base
+# revision (duet for onnxruntime variants), else stored.
+RequestedMode = Literal["auto", "stored", "ab", "duet"]
+REQUESTED_MODES: tuple[RequestedMode, ...] = ("auto", "stored", "ab", "duet")
+# policy.parallel: ab rounds side by side where the cores allow (auto), on a core each (pinned)
+ParallelSetting = Literal["auto", "pinned", "never"]
+PARALLEL_SETTINGS: tuple[ParallelSetting, ...] = ("auto", "pinned", "never")
 
 
 class Direction(str, enum.Enum):
@@ -192,8 +205,8 @@ class Policy:
     thresholds: Mapping[str, Threshold] = field(default_factory=dict)
     budgets: tuple[Budget, ...] = ()
     overrides: Mapping[str, Threshold] = field(default_factory=dict)
-    timing_mode: str = "auto"  # auto | stored | ab | duet
-    parallel: str = "auto"  # ab rounds side by side where the cores allow | pinned | never
+    timing_mode: RequestedMode = "auto"
+    parallel: ParallelSetting = "auto"
     min_rounds: int = 8
     max_rounds: int = 24
     round_step: int = 4
@@ -240,7 +253,7 @@ class Comparison:
     threshold: Threshold | None = None
     advisory: bool = False
     note: str = ""
-    mode: str = ""
+    mode: TimingMode | Literal[""] = ""  # "": not a timing
     mde: float = math.nan
     n_baseline: int = 0
     n_current: int = 0

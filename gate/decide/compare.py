@@ -21,6 +21,7 @@ from gate.core.environment_fields import (
     other_environment,
 )
 from gate.core.types import (
+    PAIRED_MODES,
     Comparison,
     Direction,
     GateResult,
@@ -30,6 +31,7 @@ from gate.core.types import (
     RunRecord,
     Sample,
     Threshold,
+    TimingMode,
     Verdict,
 )
 from gate.decide.limits import check_budgets, first_call_notes, tail_latencies
@@ -73,7 +75,6 @@ class _Test:
 
 # How a paired base side was measured: base then head worker (ab), both workers at the same
 # time in step (parallel), both artifacts in one process (duet).
-PAIRED_MODES = ("ab", "parallel", "duet")
 # Metric families that are timings: re-measured side by side in the paired modes.
 TIMING_FAMILIES = frozenset({"latency", "throughput"})
 # Metric families that are exact (a file or state-dict size): compared without a test.
@@ -109,7 +110,7 @@ class PairedBaseline:
     """
 
     samples: tuple[Sample, ...]
-    modes: Mapping[str, str]
+    modes: Mapping[str, TimingMode]
     looks: int = 1
     notes: Mapping[str, str] = field(default_factory=dict)  # per benchmark, e.g. rounds replaced
 
@@ -223,7 +224,7 @@ def _pair(
     policy: Policy,
     interval_alpha: float,
     *,
-    mode: str = "stored",
+    mode: TimingMode = "stored",
     advisory_note: str = "",
 ) -> Comparison:
     threshold = policy.threshold_for(current.benchmark, current.metric.family)
@@ -450,7 +451,7 @@ def _new(sample: Sample, note: str = "") -> Comparison:
 
 def _counterpart(
     sample: Sample, baseline: RunRecord | None, paired: PairedBaseline | None
-) -> tuple[Sample | None, str]:
+) -> tuple[Sample | None, TimingMode]:
     """The sample to compare with, and the mode: the paired base for timings when there is one."""
     if paired is not None and sample.metric.family in TIMING_FAMILIES:
         base = paired.sample(sample.benchmark, sample.metric.name)

@@ -11,13 +11,22 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from gate.config import GateConfig, benchmark_name
 from gate.core import stats
-from gate.core.types import BenchmarkError, Direction, Metric, RunRecord, Sample
+from gate.core.types import (
+    BenchmarkError,
+    Direction,
+    Metric,
+    RequestedMode,
+    RunRecord,
+    Sample,
+    TimingMode,
+)
 from gate.decide.compare import TIMING_FAMILIES, PairedBaseline, decide, inconclusive_benchmarks
 from gate.measure import ONNX_VARIANTS, BenchmarkPlan
 from gate.measure.custom import CustomRounds
@@ -59,7 +68,7 @@ class PairedTiming:
 
     head: list[Sample]  # the head's timing samples, and every sample of its custom benchmarks
     base: list[Sample]  # the base revision's, same benchmarks and rounds
-    modes: dict[str, str]  # benchmark -> ab | duet
+    modes: dict[str, TimingMode]  # benchmark -> ab | parallel | duet
     base_plans: dict[str, BenchmarkPlan]  # the base revision's prepared plans by name
     errors: list[BenchmarkError]
     notes: dict[str, str] = field(default_factory=dict)  # benchmark -> rounds replaced, why
@@ -79,7 +88,7 @@ def paired_timing(
     runner: Runner,
     base: BaseRevision,
     head_plans: list[BenchmarkPlan],
-    mode: str,
+    mode: RequestedMode,
     progress: Progress,
     tests: CustomRounds | None = None,
     baseline: RunRecord | None = None,
@@ -193,7 +202,7 @@ def paired_timing(
     return collected()
 
 
-def _timing_logs(entry: dict[str, Any], custom: bool) -> list[float]:
+def _timing_logs(entry: Mapping[str, Any], custom: bool) -> list[float]:
     """One round's timing values of one side, on the log scale with slower = larger: every
     batch size's median of a model round, every timing metric of a ``perf`` test round."""
     if not custom:

@@ -18,9 +18,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from gate.core.types import TimingMode
 from gate.errors import MeasurementError
 from gate.measure import BenchmarkPlan
 from gate.measure.lockstep import Barrier, parallel_possible
+from gate.measure.messages import BenchmarkRound, RoundResult
 from gate.measure.runner import Runner, names_of
 
 Pair = tuple[BenchmarkPlan, BenchmarkPlan]  # (base, head)
@@ -30,10 +32,10 @@ Pair = tuple[BenchmarkPlan, BenchmarkPlan]  # (base, head)
 class PairedRounds:
     """Per-benchmark, per-round worker entries for both arms, plus failures and the modes used."""
 
-    base: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
-    head: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    base: dict[str, list[BenchmarkRound]] = field(default_factory=dict)
+    head: dict[str, list[BenchmarkRound]] = field(default_factory=dict)
     errors: dict[str, str] = field(default_factory=dict)
-    modes: dict[str, str] = field(default_factory=dict)
+    modes: dict[str, TimingMode] = field(default_factory=dict)
 
     def rounds_of(self, name: str) -> int:
         return min(len(self.base.get(name, [])), len(self.head.get(name, [])))
@@ -63,7 +65,7 @@ class PairedRunner:
         self.parallel = parallel  # base and head workers side by side where the cores allow
         self.pinned = pinned  # ... each on a core of its own, assigned at random per round
 
-    def _collect(self, into: PairedRounds, arm: str, result: dict[str, Any], index: int) -> None:
+    def _collect(self, into: PairedRounds, arm: str, result: RoundResult, index: int) -> None:
         for name, message in result["errors"].items():
             label = "base revision" if arm == "base" else "head"
             into.errors.setdefault(name, f"{label}, round {index}: {message}")
@@ -125,7 +127,8 @@ class PairedRunner:
         benchmark order) and a barrier before each timed measurement. Raises MeasurementError
         when either fails."""
         barrier = Barrier()
-        outcome: dict[str, dict[str, Any]] = {}
+        # mode -> the worker's answer (messages.RoundResult, DuetResult)
+        outcome: dict[str, Any] = {}
         failures: list[MeasurementError] = []
         arms = ["base", "head"]
         self.random.shuffle(arms)  # which one is spawned first
@@ -171,7 +174,8 @@ class PairedRunner:
         into: PairedRounds,
     ) -> None:
         """One round of one thread count's pairs; a worker that fails fails its pairs."""
-        outcome: dict[str, dict[str, Any]] = {}
+        # mode -> the worker's answer (messages.RoundResult, DuetResult)
+        outcome: dict[str, Any] = {}
         try:
             for job in jobs:
                 seed = str(self.random.randrange(2**31))
@@ -200,9 +204,13 @@ class PairedRunner:
         if ab:
             failed = set(outcome["base"]["errors"]) | set(outcome["head"]["errors"])
             for arm in ("base", "head"):
-                result = dict(outcome[arm])
-                result["results"] = {k: v for k, v in result["results"].items() if k not in failed}
-                self._collect(into, arm, result, index)
+                result: RoundResult = outcome[arm]
+                kept = RoundResult(
+                    order=result["order"],
+                    results={k: v for k, v in result["results"].items() if k not in failed},
+                    errors=result["errors"],
+                )
+                self._collect(into, arm, kept, index)
             self.runner.observe(outcome["head"]["results"])
         if duet:
             self._collect(into, "base", outcome["duet"]["base"], index)

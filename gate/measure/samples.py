@@ -11,6 +11,7 @@ from typing import Any
 from gate.core import stats
 from gate.core.types import Direction, Metric, Sample
 from gate.measure import BenchmarkPlan
+from gate.measure.messages import BenchmarkRound, TimedBatch
 from gate.units import UNIT_BYTES, UNIT_RATE, UNIT_SECONDS
 
 LATENCY = Metric("latency", UNIT_SECONDS, Direction.LOWER)
@@ -26,15 +27,15 @@ def throughput_metric(batch_size: int) -> Metric:
     return Metric(f"throughput@{batch_size}", UNIT_RATE, Direction.HIGHER)
 
 
-def round_value(batch: dict[str, Any]) -> float:
+def round_value(batch: TimedBatch) -> float:
     """What one round contributes for one batch size: the fastest block's median
     (``stats.best_block``); a worker entry written before it existed has only its median."""
     return float(batch.get("value", batch["median"]))
 
 
-def round_samples(plan: BenchmarkPlan, entries: Iterable[dict[str, Any]]) -> list[Sample]:
+def round_samples(plan: BenchmarkPlan, entries: Iterable[BenchmarkRound]) -> list[Sample]:
     """Latency and throughput samples from a benchmark's per-round worker entries."""
-    per_batch: dict[int, list[dict[str, Any]]] = {b: [] for b in plan.batch_sizes}
+    per_batch: dict[int, list[TimedBatch]] = {b: [] for b in plan.batch_sizes}
     for entry in entries:
         batches = entry["batches"]
         for batch_size in plan.batch_sizes:

@@ -16,7 +16,7 @@ from pathlib import Path
 from gate import __version__
 from gate import pipeline as app
 from gate.config import load_config
-from gate.core.types import ExitCode
+from gate.core.types import REQUESTED_MODES, ExitCode
 from gate.decide import calibrate
 from gate.errors import GateError
 from gate.integrations.cli import baseline as cli_baseline
@@ -57,7 +57,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     run.add_argument(
         "--mode",
-        choices=("auto", "stored", "ab", "duet"),
+        choices=REQUESTED_MODES,
         help="timing mode (default: the config's policy.timing_mode, auto)",
     )
     run.add_argument(

@@ -27,7 +27,16 @@ import pytest
 from gate import pipeline as app
 from gate.config import GateConfig, MeasureSettings, find_config, load_config, parse_threshold
 from gate.core import stats
-from gate.core.types import BenchmarkError, Direction, ExitCode, Metric, Replication, Sample
+from gate.core.types import (
+    REQUESTED_MODES,
+    BenchmarkError,
+    Direction,
+    ExitCode,
+    Metric,
+    Replication,
+    RequestedMode,
+    Sample,
+)
 from gate.errors import ConfigError, GateError
 from gate.integrations.pytest.options import misread_path_option, worker_args
 from gate.integrations.pytest.perf import Perf
@@ -79,7 +88,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
     group.addoption(
         "--perf-gate-mode",
-        choices=("auto", "stored", "ab", "duet"),
+        choices=REQUESTED_MODES,
         default=None,
         help="timing mode (default: the config's policy.timing_mode, auto)",
     )
@@ -119,7 +128,7 @@ class _State:
     worker_out: Path | None
     save: bool
     baseline: Path | None
-    mode: str | None = None
+    mode: RequestedMode | None = None
     base_ref: str | None = None
     profile: bool = False
     worker_profile: Path | None = None

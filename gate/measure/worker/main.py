@@ -16,7 +16,7 @@ import os
 import random
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +25,7 @@ from gate.measure import THREAD_ENV, Backend, BadReference, BenchmarkPlan, descr
 from gate.measure.backends import get_backend
 from gate.measure.base_imports import check_worker
 from gate.measure.lockstep import worker_barrier
+from gate.measure.messages import BenchmarkRound, DuetResult, RoundCost, RoundResult, TimedBatch
 from gate.measure.worker.memory import (
     current_rss_bytes,
     peak_rss_bytes,
@@ -49,13 +50,13 @@ def run_round(
     settings: dict[str, Any],
     seed: int,
     barrier: Callable[[], None] | None = None,
-) -> dict[str, Any]:
+) -> RoundResult:
     """Measure every plan once in this process, in an order shuffled by ``seed``; with a
     ``barrier`` (a parallel ``ab`` round, gate.measure.lockstep) each timed measurement starts
     when the other worker's does, and a benchmark that fails still meets its barriers."""
     order = list(plans)
     random.Random(seed).shuffle(order)
-    results: dict[str, Any] = {}
+    results: dict[str, BenchmarkRound] = {}
     errors: dict[str, str] = {}
     for plan in order:
         met = 0  # barriers met for this plan
@@ -67,9 +68,14 @@ def run_round(
             backend.load()
             loaded = time.perf_counter()
             # Where the round's time went for this benchmark (record info ``round_cost``).
-            cost = {"import_s": imported - started, "load_s": loaded - imported}
-            cost.update(inputs_s=0.0, warmup_s=0.0, timing_s=0.0)
-            batches: dict[str, Any] = {}
+            cost = RoundCost(
+                import_s=imported - started,
+                load_s=loaded - imported,
+                inputs_s=0.0,
+                warmup_s=0.0,
+                timing_s=0.0,
+            )
+            batches: dict[str, TimedBatch] = {}
             for batch_size in plan.batch_sizes:
                 before = time.perf_counter()
                 call = backend.call_for(batch_size)
@@ -91,22 +97,20 @@ def run_round(
                 cost["warmup_s"] += time.perf_counter() - ready - timing  # first call included
                 cost["timing_s"] += timing
                 batches[str(batch_size)] = _timed_batch(timed.first_call, list(timed.times))
-            results[plan.name] = {
-                "batches": batches,
-                "threading": threading_of(backend),
-                "cost": cost,
-            }
+            results[plan.name] = BenchmarkRound(
+                batches=batches, threading=threading_of(backend), cost=cost
+            )
         except Exception as exc:  # report and continue with the other benchmarks
             errors[plan.name] = describe(exc)
             for _ in range(len(plan.batch_sizes) - met):
                 if barrier is not None:
                     barrier()  # the partner measures this benchmark: keep in step
-    return {
-        "order": [p.name for p in order],
-        "results": results,
-        "errors": errors,
-        "runtimes": runtimes_imported(),
-    }
+    return RoundResult(
+        order=[p.name for p in order],
+        results=results,
+        errors=errors,
+        runtimes=runtimes_imported(),
+    )
 
 
 def runtimes_imported() -> list[str]:
@@ -114,21 +118,21 @@ def runtimes_imported() -> list[str]:
     return [name for name in RUNTIMES if name in sys.modules]
 
 
-def _timed_batch(timed_first: float, times: list[float]) -> dict[str, Any]:
+def _timed_batch(timed_first: float, times: list[float]) -> TimedBatch:
     """A benchmark's timings at one batch size in this process: ``value`` is what the round
     contributes (``stats.best_block``: the fastest of 10 consecutive blocks' medians), ``median``
     the median of all calls, ``calls`` the per-call times (thinned) for percentiles."""
-    return {
-        "first_call": timed_first,
-        "value": stats.best_block(times),
-        "median": stats.median(times),
-        "calls": stats.thin(times, MAX_CALLS_PER_ROUND),
-    }
+    return TimedBatch(
+        first_call=timed_first,
+        value=stats.best_block(times),
+        median=stats.median(times),
+        calls=stats.thin(times, MAX_CALLS_PER_ROUND),
+    )
 
 
 def run_duet(
     pairs: list[tuple[BenchmarkPlan, BenchmarkPlan]], settings: dict[str, Any], seed: int
-) -> dict[str, Any]:
+) -> DuetResult:
     """Base and head of each benchmark loaded in this one process, calls alternated in blocks.
 
     Both arms share the process, so the between-process noise cancels in their ratio; the block
@@ -138,8 +142,8 @@ def run_duet(
     order = list(pairs)
     rng.shuffle(order)
     blocks = 10
-    base_results: dict[str, Any] = {}
-    head_results: dict[str, Any] = {}
+    base_results: dict[str, BenchmarkRound] = {}
+    head_results: dict[str, BenchmarkRound] = {}
     errors: dict[str, str] = {}
     for base, head in order:
         try:
@@ -151,7 +155,7 @@ def run_duet(
                 backend.import_runtime()
                 backend.load()
                 arms[side] = backend
-            batches: list[dict[str, Any]] = [{}, {}]
+            batches: list[dict[str, TimedBatch]] = [{}, {}]
             for batch_size in head.batch_sizes:
                 calls = [arm.call_for(batch_size) for arm in arms]
                 firsts = [
@@ -176,15 +180,19 @@ def run_duet(
                         times[side].extend(timed.times[1:])  # its first call is the block's warm-up
                 for side in (0, 1):
                     batches[side][str(batch_size)] = _timed_batch(firsts[side], times[side])
-            base_results[head.name] = {"batches": batches[0], "threading": threading_of(arms[0])}
-            head_results[head.name] = {"batches": batches[1], "threading": threading_of(arms[1])}
+            base_results[head.name] = BenchmarkRound(
+                batches=batches[0], threading=threading_of(arms[0])
+            )
+            head_results[head.name] = BenchmarkRound(
+                batches=batches[1], threading=threading_of(arms[1])
+            )
         except Exception as exc:  # report and continue with the other pairs
             errors[head.name] = describe(exc)
     names = [h.name for _, h in order]
-    return {
-        "base": {"order": names, "results": base_results, "errors": errors},
-        "head": {"order": names, "results": head_results, "errors": errors},
-    }
+    return DuetResult(
+        base=RoundResult(order=names, results=base_results, errors=errors),
+        head=RoundResult(order=names, results=head_results, errors=errors),
+    )
 
 
 def run_prepare(plans: list[BenchmarkPlan], cache_dir: Path) -> dict[str, Any]:
@@ -337,6 +345,7 @@ def main(argv: list[str] | None = None) -> int:
     if root not in sys.path:
         sys.path.insert(0, root)
     plans = [BenchmarkPlan.from_dict(p) for p in document["plans"]]
+    result: Mapping[str, Any]
     if args.mode == "round":
         barrier = worker_barrier(args.barrier)
         result = run_round(plans, document["settings"], args.seed, barrier)
