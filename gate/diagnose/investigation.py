@@ -1,9 +1,8 @@
 """After the decision: profile base and head of the benchmarks that need a diagnosis, diff them.
 
-Orchestration layer. ``app.gate_record`` calls an :class:`Investigation` with the GateResult
-while the base revision's worktree still exists; it picks the benchmarks (``diagnose.targets``),
-runs one profiling worker per side (``measure.profiling``), and diffs the profiles
-(``diagnose.diff``). Every failure becomes a Diagnosis that says why it is missing: profiling
+The pipeline calls an :class:`Investigation` with the GateResult while the base revision's
+worktree still exists; it picks the benchmarks (``diff.targets``), runs one profiling worker
+per side (``measure.profiles``), and diffs the profiles (``diff.diff``). Every failure becomes a Diagnosis that says why it is missing: profiling
 can never change a verdict or the exit code.
 """
 

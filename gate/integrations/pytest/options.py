@@ -1,6 +1,6 @@
 """Which of the user's pytest options a worker round repeats, and which perf-gate options
 pytest would misread; pure functions of the command line (no pytest import), used by
-``pytest_plugin``."""
+``plugin``."""
 
 from __future__ import annotations
 
