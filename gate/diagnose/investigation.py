@@ -2,8 +2,9 @@
 
 The pipeline calls an :class:`Investigation` with the GateResult while the base revision's
 worktree still exists; it picks the benchmarks (``diff.targets``), runs one profiling worker
-per side (``measure.profiles``), and diffs the profiles (``diff.diff``). Every failure becomes a Diagnosis that says why it is missing: profiling
-can never change a verdict or the exit code.
+per side (``measure.profiles``), and diffs the profiles (``diff.diff``). Every failure becomes
+a Diagnosis that says why it is missing: profiling can never change a verdict or the exit
+code.
 """
 
 from __future__ import annotations
