@@ -41,7 +41,8 @@ KEEP = (
 SMALL = 'def build() -> DigitsMLP:\n    return load("mlp")'
 WIDE = 'def build() -> DigitsMLP:\n    return load("wide")'
 TORCH = "digits-mlp[torch]"
-ROUNDS = 10  # stored rounds beside a busy xdist worker: 5 left one row inconclusive on a fresh clone
+# stored rounds per side; beside a busy xdist worker 5 left one row inconclusive on a fresh clone
+ROUNDS = 10
 
 
 @pytest.fixture(scope="module")
