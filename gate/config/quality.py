@@ -38,7 +38,10 @@ EXACT_VARIANTS = frozenset(
 )
 STRICT_BOUNDS = {"atol": 1e-4, "rtol": 1e-3}
 LOOSE_BOUNDS = {"atol": 5e-2, "rtol": 5e-2, "top1_agreement": 0.99}
-PARITY_KEYS = ("atol", "rtol", "top1_agreement")
+PARITY_KEYS = ("atol", "rtol", "top1_agreement", "ties")
+# Top-1 agreement leaves out examples whose reference's two best outputs are this close (a
+# share of the example's largest |output|): their order is decided by rounding, not the model.
+DEFAULT_TIES = 0.01
 MAX_EXAMPLES = 100_000  # per-example outcomes kept in the run record, at most
 _CALLABLE = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -103,18 +106,25 @@ class EvalSpec:
 @dataclass(frozen=True, kw_only=True)
 class ParityBounds:
     """A variant's outputs agree with the reference's when |a - r| <= atol + rtol * |r|
-    everywhere, and (when set, classification only) the top-1 classes agree this often."""
+    everywhere, and (when set, classification only) the top-1 classes agree this often on the
+    examples whose reference's two best outputs are more than ``ties`` x its largest |output|
+    apart (closer ones are near-ties: counted and shown, their outputs held to the loose
+    bounds instead)."""
 
     atol: float | None = None
     rtol: float = 0.0
     top1_agreement: float | None = None
+    ties: float = DEFAULT_TIES
 
     def describe(self) -> str:
         parts = []
         if self.atol is not None:
             parts.append(f"atol {self.atol:g}, rtol {self.rtol:g}")
         if self.top1_agreement is not None:
-            parts.append(f"top-1 agreement >= {self.top1_agreement * 100:g}%")
+            parts.append(
+                f"top-1 agreement >= {self.top1_agreement * 100:g}% "
+                f"(near-ties within {self.ties * 100:g}% not counted)"
+            )
         return "; ".join(parts)
 
 
@@ -275,7 +285,17 @@ def parse_parity(ctx: ErrorContext, value: Any, key: str, variants: tuple[str, .
                 raise ctx.error(f"{where}.top1_agreement", str(exc)) from None
         if atol is None and agreement is None:
             raise ctx.error(where, "set 'atol' (with 'rtol') and/or 'top1_agreement'")
-        overrides[variant] = ParityBounds(atol=atol, rtol=rtol or 0.0, top1_agreement=agreement)
+        ties = DEFAULT_TIES
+        if spec.get("ties") is not None:
+            try:
+                ties = units.parse_percent(spec["ties"])
+            except ValueError as exc:
+                raise ctx.error(f"{where}.ties", f"{exc} (e.g. ties: 1%)") from None
+            if not 0.0 <= ties < 1.0:
+                raise ctx.error(f"{where}.ties", f"expected 0% to 99%, got {spec['ties']!r}")
+        overrides[variant] = ParityBounds(
+            atol=atol, rtol=rtol or 0.0, top1_agreement=agreement, ties=ties
+        )
     return ParitySpec(reference=reference, overrides=overrides)
 
 

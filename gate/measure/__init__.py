@@ -71,6 +71,9 @@ class BenchmarkPlan:
     threads: int = 1
     device: str = "cpu"  # or cuda / cuda:N
     inputs: dict[str, str] = field(default_factory=dict, hash=False)
+    # what preparation did that a reader of the results should know (how the ONNX graph was
+    # exported, what int8 quantized), one sentence each; kept in the record's info
+    notes: tuple[str, ...] = ()
 
     @property
     def cuda(self) -> bool:
@@ -94,6 +97,7 @@ class BenchmarkPlan:
         data["batch_sizes"] = tuple(data.get("batch_sizes", (1,)))
         data["metrics"] = tuple(data.get("metrics", ("latency",)))
         data["inputs"] = {str(k): str(v) for k, v in (data.get("inputs") or {}).items()}
+        data["notes"] = tuple(str(n) for n in data.get("notes") or ())
         return cls(**data)
 
 

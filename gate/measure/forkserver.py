@@ -1,5 +1,5 @@
-"""Timing workers forked from a preloaded interpreter (Linux), so a round does not pay for
-importing torch again (about 1.8 s of a 2.5-3 s torch round process here).
+"""Timing and evaluation workers forked from a preloaded interpreter (Linux), so a round does
+not pay for importing torch again (about 1.8 s of a 2.5-3 s torch round process here).
 
 Parent side: ``ForkServer`` starts ``python -m gate.measure.forkserver`` once per thread count
 (with the workers' thread variables, so the libraries read the same values at load) and, when
@@ -14,8 +14,9 @@ Nothing of the user's is imported before the fork: the server imports perf-gate'
 modules and the runtime only, so each worker still imports the model's own code afresh (and a
 base-revision worker the base's). What a forked worker shares with the others is the state
 the runtime's import left (its memory layout included), so rounds vary a little less than fresh
-interpreters do. Probes (memory, cold start), preparation, evaluation and profiles keep fresh
-interpreters: their readings include what an import costs. ``PERF_GATE_FORKSERVER=0`` turns it
+interpreters do. Evaluation workers (deterministic) are forked too. Probes (memory, cold
+start), preparation and profiles keep fresh interpreters: their readings include what an import
+costs. ``PERF_GATE_FORKSERVER=0`` turns it
 off (every worker a fresh interpreter), and any failure to start falls back to that.
 """
 

@@ -31,10 +31,13 @@ def prepare(plan: BenchmarkPlan, cache_dir: Path) -> BenchmarkPlan:
     if plan.variant not in ONNX_VARIANTS:
         return plan
     graph = Path(plan.onnx) if plan.onnx else None
+    notes: list[str] = list(plan.notes)
     if graph is None:
-        from gate.measure.backends.torch_backend import export_onnx
+        from gate.measure.backends.torch_export import export_onnx
 
-        graph = export_onnx(plan, cache_dir)
+        exported = export_onnx(plan, cache_dir)
+        graph = exported.path
+        notes += exported.notes
     if plan.variant == "onnxruntime-tensorrt":
         from gate.measure.backends.onnx_backend import unavailable_reason
 
@@ -51,7 +54,9 @@ def prepare(plan: BenchmarkPlan, cache_dir: Path) -> BenchmarkPlan:
         from gate.measure.backends.onnx_backend import prepare_inputs
 
         inputs = prepare_inputs(plan, graph, cache_dir)
-    return BenchmarkPlan.from_dict({**plan.to_dict(), "onnx": str(onnx_path), "inputs": inputs})
+    return BenchmarkPlan.from_dict(
+        {**plan.to_dict(), "onnx": str(onnx_path), "inputs": inputs, "notes": notes}
+    )
 
 
 def smoke_test(plan: BenchmarkPlan) -> None:

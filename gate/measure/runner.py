@@ -43,8 +43,10 @@ from gate.measure.prepared import prepare
 from gate.measure.samples import probe_samples, record_info, round_samples
 
 Progress = Callable[[str], None]
-# Worker modes whose processes are forked from a preloaded interpreter where possible.
+# Worker modes whose processes are forked from a preloaded interpreter where possible: the
+# timed ones, and evaluation (deterministic; it loads every variant of a model, so torch).
 TIMED_MODES = ("round", "duet")
+FORKED_MODES = (*TIMED_MODES, "eval")
 
 
 def names_of(names: Sequence[str], limit: int = 4) -> str:
@@ -194,7 +196,7 @@ class Runner:
             ]
             threads = max((p.threads for p in plans), default=self.settings.threads)
             env = worker_environment(root, threads)
-            server = self._server(plans, threads) if args[0] in TIMED_MODES else None
+            server = self._server(plans, threads) if args[0] in FORKED_MODES else None
             process: subprocess.Popen[str] | forkserver.Forked | None = None
             try:
                 if server is not None:

@@ -159,6 +159,8 @@ def record_info(
                 info[key] = stats.median([p[key] for p in probes])
     if plan.cuda:
         info["device"] = plan.device
+    if plan.notes:
+        info["notes"] = list(plan.notes)
     return info
 
 

@@ -128,7 +128,9 @@ def test_digits_pull_request_with_the_wide_network_fails_the_gate(digits):
     assert throughput["relative_change"] < -0.5  # ~5x fewer images per second
     latency = entries[(TORCH, "latency")]
     assert latency["verdict"] in ("regression", "inconclusive"), latency
-    assert latency["relative_change"] > 0.3  # ~2x per call
+    # the point estimate of a stored comparison: ~2x per call when quiet, +27% seen when the
+    # baseline's processes ran slow beside a busy xdist worker on a 2-core CI machine
+    assert latency["relative_change"] > 0.1
 
 
 def test_digits_compare_of_the_written_records_agrees(digits):

@@ -352,7 +352,9 @@ def test_parity_defaults_by_variant_kind() -> None:
         )
         assert spec.bounds(variant, "regression") == ParityBounds(atol=0.05, rtol=0.05)
     assert ParityBounds(**STRICT_BOUNDS).describe() == "atol 0.0001, rtol 0.001"
-    assert spec.bounds("torch-int8", "classification").describe() == "top-1 agreement >= 99%"
+    assert spec.bounds("torch-int8", "classification").describe() == (
+        "top-1 agreement >= 99% (near-ties within 1% not counted)"
+    )
 
 
 def test_parity_overrides(root: Path) -> None:
@@ -362,7 +364,7 @@ def test_parity_overrides(root: Path) -> None:
             model={
                 "parity": {
                     "reference": "onnxruntime",
-                    "torch-int8": {"top1_agreement": "97.5%", "atol": 0.1},
+                    "torch-int8": {"top1_agreement": "97.5%", "atol": 0.1, "ties": "0.1%"},
                     "torch": {"atol": 1e-5, "rtol": 0},
                 }
             },
@@ -373,13 +375,19 @@ def test_parity_overrides(root: Path) -> None:
     assert parity.enabled
     assert parity.reference == "onnxruntime"
     assert parity.bounds("torch-int8", "classification") == ParityBounds(
-        atol=0.1, rtol=0.0, top1_agreement=pytest.approx(0.975)
+        atol=0.1, rtol=0.0, top1_agreement=pytest.approx(0.975), ties=pytest.approx(0.001)
     )
     assert parity.bounds("torch", "classification") == ParityBounds(atol=1e-5, rtol=0.0)
     # Variants without an override keep the default for their kind.
     assert parity.bounds("onnxruntime", "regression") == ParityBounds(**STRICT_BOUNDS)
     text = parity.bounds("torch-int8", "classification").describe()
-    assert text == "atol 0.1, rtol 0; top-1 agreement >= 97.5%"
+    assert text == "atol 0.1, rtol 0; top-1 agreement >= 97.5% (near-ties within 0.1% not counted)"
+
+
+@pytest.mark.parametrize("ties", ["100%", "-1%", "0.5", "lots"])
+def test_parity_ties_must_be_a_share_below_one(root: Path, ties: object) -> None:
+    with pytest.raises(ConfigError, match=r"models\.m\.parity\.torch-int8\.ties"):
+        load(root, model={"parity": {"torch-int8": {"top1_agreement": "99%", "ties": ties}}})
 
 
 def test_parity_off(root: Path) -> None:

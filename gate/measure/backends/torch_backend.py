@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from gate.errors import MeasurementError
-from gate.measure import BenchmarkPlan, artifacts, check_references, resolve_callable
+from gate.measure import BenchmarkPlan, check_references, resolve_callable
 from gate.measure.worker.operators import Calls, Recorded, robust_total
 
 
@@ -310,58 +310,6 @@ def forward_order(module: Any, names: Iterable[str]) -> list[str]:
         parameters = []
     given = list(names)
     return [p for p in parameters if p in given] + [n for n in given if n not in parameters]
-
-
-def export_onnx(plan: BenchmarkPlan, cache_dir: Path) -> Path:
-    """Export the plan's torch model to ONNX with a dynamic batch axis, named by the graph.
-
-    The export always runs (about 0.15 s for a small model once the exporter is loaded): what
-    a model computes can depend on more than its code and weights (a file read while it is
-    built, a plain attribute that steers ``forward``), and no key short of the graph itself
-    sees all of it. The file is named by the sha256 of its bytes, so an unchanged graph keeps
-    its file (and its quantization and prepared inputs) and a changed one gets a new name;
-    the model's older exports beyond the few most recently used are deleted with what was
-    derived from them (``gate.measure.artifacts``).
-
-    Returns the path of the .onnx file. Raises MeasurementError when export fails.
-    """
-    torch = _torch()
-    set_threads(plan.threads)
-    module = build_module(plan)
-    args, kwargs = make_inputs(plan, 2)
-    if kwargs:
-        # The graph takes named inputs in forward's order, whatever the dict's order is.
-        kwargs = {name: kwargs[name] for name in forward_order(module, kwargs)}
-        input_names = list(kwargs)
-    elif len(args) == 1:
-        input_names = ["input"]
-    else:
-        input_names = [f"input_{i}" for i in range(len(args))]
-    dynamic_axes = {name: {0: "batch"} for name in input_names}
-    partial = artifacts.partial_file(cache_dir, plan.model)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            torch.onnx.export(
-                module,
-                args,
-                str(partial),
-                kwargs=kwargs or None,
-                input_names=input_names,
-                dynamic_axes=dynamic_axes,
-                dynamo=False,
-            )
-        digest = artifacts.file_digest(partial)
-    except Exception as exc:  # the exporter raises many types; all mean "cannot export"
-        partial.unlink(missing_ok=True)
-        raise MeasurementError(
-            f"{plan.model}: torch.onnx.export failed: {type(exc).__name__}: {exc}; give an ONNX "
-            "file with 'onnx:' or drop the onnxruntime variants",
-            slug="onnx-export",
-        ) from exc
-    target = artifacts.publish(partial, cache_dir / artifacts.export_name(plan.model, digest))
-    artifacts.prune_exports(cache_dir, plan.model)
-    return target
 
 
 def profile_operators(plan: BenchmarkPlan, batch_size: int, trace: Path, calls: Calls) -> Recorded:

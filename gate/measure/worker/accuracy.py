@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from gate.config.quality import DEFAULT_TIES, LOOSE_BOUNDS
 from gate.errors import ConfigError, MeasurementError
 from gate.measure import Backend, BenchmarkPlan, resolve_callable
 from gate.measure.backends import get_backend
@@ -31,7 +32,12 @@ from gate.measure.worker.inputs import plan_inputs
 Batch = tuple[Any, Any]
 MAX_EXAMPLES = 100_000  # per-example outcomes kept for paired comparisons, at most
 PROGRESS_EVERY_S = 2.0
-PARITY_BATCH = 8  # examples of the model's own inputs that parity compares without an eval set
+# Without an eval set, parity compares the model's own inputs: PARITY_SEEDS batches of
+# PARITY_BATCH examples (random ones from different seeds), then the plan's other batch sizes,
+# PARITY_BATCHES batches at most.
+PARITY_BATCH = 8
+PARITY_SEEDS = 3
+PARITY_BATCHES = 5
 
 
 # --------------------------------------------------------------------------------------------
@@ -282,13 +288,16 @@ def _binomial_tail(k: int, n: int, p: float) -> float:
     return sum(math.comb(n, i) * p**i * (1.0 - p) ** (n - i) for i in range(k, n + 1))
 
 
-def parity(reference: Any, outputs: Any, bounds: dict[str, Any], task: str) -> dict[str, Any]:
-    """How far ``outputs`` are from the reference's, and whether that is within ``bounds``."""
+def parity(
+    reference: Any, outputs: Any, bounds: dict[str, Any], task: str, hint: str = ""
+) -> dict[str, Any]:
+    """How far ``outputs`` are from the reference's, and whether that is within ``bounds``;
+    ``hint`` (how the variant was made) joins the reason when they are not."""
     if reference.shape != outputs.shape:
         return {
             "ok": False,
             "reason": f"output shape {list(outputs.shape)} differs from the reference's "
-            f"{list(reference.shape)}",
+            f"{list(reference.shape)}" + (f"; likely cause: {hint}" if hint else ""),
         }
     ref = reference.astype(np.float64)
     out = outputs.astype(np.float64)
@@ -299,31 +308,10 @@ def parity(reference: Any, outputs: Any, bounds: dict[str, Any], task: str) -> d
         "top1_agreement": None,
         "bounds": bounds,
     }
+    reasons: list[str] = []
     ok = True
-    reasons = []
     if task == "classification" and ref.ndim == 2:
-        result["top1_agreement"] = float(np.mean(ref.argmax(axis=1) == out.argmax(axis=1)))
-        wanted = bounds.get("top1_agreement")
-        examples = len(ref)
-        disagree = examples - round(result["top1_agreement"] * examples)
-        if (
-            wanted is not None
-            and result["top1_agreement"] < wanted
-            and examples * (1.0 - wanted) < 1.0
-            and _binomial_tail(disagree, examples, 1.0 - wanted) >= TOP1_FEW_EXAMPLES_LEVEL
-        ):
-            # One disagreement alone breaches the bound (8 generated examples against 99%), and
-            # this many are not unlikely for a variant that meets it: shown, not judged.
-            result["top1_judged"] = False
-            reasons.append(
-                f"top-1 agreement not judged: {disagree} disagreement(s) in {examples} examples "
-                f"are too few to tell from >= {wanted * 100:g}%; give the model an eval set"
-            )
-        elif wanted is not None and result["top1_agreement"] < wanted:
-            ok = False
-            reasons.append(
-                f"top-1 agreement {result['top1_agreement'] * 100:.2f}% < {wanted * 100:g}%"
-            )
+        ok = _top1(ref, out, diff, bounds, result, reasons)
     if bounds.get("atol") is not None:
         excess = diff - bounds.get("rtol", 0.0) * np.abs(ref)
         worst = float(excess.max()) if excess.size else 0.0
@@ -333,9 +321,107 @@ def parity(reference: Any, outputs: Any, bounds: dict[str, Any], task: str) -> d
                 f"max |diff| {result['max_abs_diff']:.3g} exceeds atol {bounds['atol']:g} + "
                 f"rtol {bounds.get('rtol', 0.0):g} x |reference|"
             )
+    if not ok:
+        cause = "; ".join(c for c in (likely_cause(ref, out, bounds), hint) if c)
+        if cause:
+            reasons.append(f"likely cause: {cause}")
     result["ok"] = ok
     result["reason"] = "; ".join(reasons)
     return result
+
+
+def _top1(
+    ref: Any,
+    out: Any,
+    diff: Any,
+    bounds: dict[str, Any],
+    result: dict[str, Any],
+    reasons: list[str],
+) -> bool:
+    """Top-1 agreement on the examples that are not near-ties (their reference's two best
+    outputs more than ``ties`` x its largest |output| apart); near-ties are counted, and held
+    to the loose absolute bounds instead when the variant has none of its own."""
+    ok = True
+    wanted = bounds.get("top1_agreement")
+    share = float(bounds.get("ties", DEFAULT_TIES))
+    if ref.shape[1] >= 2:
+        best_two = np.sort(ref, axis=1)[:, -2:]
+        tied = (best_two[:, 1] - best_two[:, 0]) <= share * np.abs(ref).max(axis=1)
+    else:
+        tied = np.zeros(len(ref), dtype=bool)
+    counted = int((~tied).sum())
+    result["near_ties"] = int(tied.sum())
+    agree = ref.argmax(axis=1) == out.argmax(axis=1)
+    if counted:
+        result["top1_agreement"] = float(agree[~tied].mean())
+    if wanted is None:
+        pass
+    elif not counted:
+        result["top1_judged"] = False
+        reasons.append(
+            f"top-1 agreement not judged: all {len(ref)} examples are near-ties (the reference's "
+            f"two best outputs within {share * 100:g}% of its largest, as with random weights); "
+            f"outputs held to atol {LOOSE_BOUNDS['atol']:g} + rtol {LOOSE_BOUNDS['rtol']:g} x "
+            "|reference| instead"
+        )
+    else:
+        disagree = counted - int(agree[~tied].sum())
+        agreement = result["top1_agreement"]
+        if (
+            agreement < wanted
+            and counted * (1.0 - wanted) < 1.0
+            and _binomial_tail(disagree, counted, 1.0 - wanted) >= TOP1_FEW_EXAMPLES_LEVEL
+        ):
+            # One disagreement alone breaches the bound (8 generated examples against 99%), and
+            # this many are not unlikely for a variant that meets it: shown, not judged.
+            result["top1_judged"] = False
+            reasons.append(
+                f"top-1 agreement not judged: {disagree} disagreement(s) in {counted} examples "
+                f"are too few to tell from >= {wanted * 100:g}%; give the model an eval set"
+            )
+        elif agreement < wanted:
+            ok = False
+            reasons.append(f"top-1 agreement {agreement * 100:.2f}% < {wanted * 100:g}%")
+    if result["near_ties"] and bounds.get("atol") is None:
+        atol, rtol = LOOSE_BOUNDS["atol"], LOOSE_BOUNDS["rtol"]
+        worst = float((diff[tied] - rtol * np.abs(ref[tied])).max())
+        if worst > atol:
+            ok = False
+            reasons.append(
+                f"on {result['near_ties']} near-tied examples the outputs differ by more than "
+                f"atol {atol:g} + rtol {rtol:g} x |reference| (max |diff| "
+                f"{float(diff[tied].max()):.3g})"
+            )
+    if wanted is not None and counted and result["near_ties"]:
+        reasons.append(
+            f"{result['near_ties']} of {len(ref)} examples are near-ties (the reference's two "
+            f"best outputs within {share * 100:g}% of its largest), not counted in top-1 agreement"
+        )
+    return ok
+
+
+def likely_cause(ref: Any, out: Any, bounds: dict[str, Any]) -> str:
+    """What a parity failure most likely comes from, judged from where outputs differ."""
+    if ref.ndim == 0 or len(ref) == 0:
+        return ""
+    atol = bounds.get("atol")
+    tolerance = (atol if atol is not None else LOOSE_BOUNDS["atol"]) + bounds.get(
+        "rtol", LOOSE_BOUNDS["rtol"] if atol is None else 0.0
+    ) * np.abs(ref)
+    per_example = (np.abs(out - ref) > tolerance).reshape(len(ref), -1).any(axis=1)
+    wrong = int(per_example.sum())
+    if 0 < wrong < len(ref):
+        return (
+            f"outputs differ on {wrong} of {len(ref)} examples only: behaviour that depends on "
+            "input values (control flow, data-dependent shapes) the variant fixed, or an "
+            "operator whose conversion is exact only for some inputs"
+        )
+    if wrong:
+        return (
+            "outputs differ on every example: an operator converted differently (check the "
+            "exporter's notes and the opset) or a lower-precision dtype"
+        )
+    return ""
 
 
 # --------------------------------------------------------------------------------------------
@@ -388,7 +474,7 @@ def run_eval(
         batches = (
             eval_batches(eval_spec)
             if eval_spec
-            else iter([(_shared_inputs(plans, spec.get("reference")), None)])
+            else ((inputs, None) for inputs in _shared_inputs(plans, spec.get("reference")))
         )
         for inputs, batch_targets in batches:
             if eval_spec:
@@ -439,7 +525,10 @@ def run_eval(
                 entry["hash"] = digest.hexdigest()[:16]
             if reference_name and plan.name != reference_name and reference_name in joined:
                 bounds = spec["bounds"][plan.name]
-                entry["parity"] = parity(joined[reference_name], joined[plan.name], bounds, task)
+                hint = "; ".join(n for n in plan.notes if n.startswith("exported with"))
+                entry["parity"] = parity(
+                    joined[reference_name], joined[plan.name], bounds, task, hint
+                )
                 entry["parity"]["reference"] = reference_name
         except Exception as exc:
             errors[plan.name] = describe(exc)
@@ -448,11 +537,15 @@ def run_eval(
     return {"results": results, "errors": errors}
 
 
-def _shared_inputs(plans: list[BenchmarkPlan], reference: str | None) -> Any:
+def _shared_inputs(plans: list[BenchmarkPlan], reference: str | None) -> list[Any]:
     """Parity without an eval set: the model's own inputs, made once from the reference's
-    plan (all variants of a model share the ``input:`` setting) for every variant."""
+    plan (all variants of a model share the ``input:`` setting) for every variant, in
+    several batches: ``PARITY_SEEDS`` random batches of ``PARITY_BATCH`` (an ``input:``
+    callable is called that often; it may vary its inputs or not), then one at each of the
+    plan's other batch sizes (an export can fix a batch size it traced)."""
     source = next((p for p in plans if p.name == reference), plans[0])
-    return plan_inputs(source, PARITY_BATCH)
+    sizes = [PARITY_BATCH] * PARITY_SEEDS + [b for b in source.batch_sizes if b != PARITY_BATCH]
+    return [plan_inputs(source, size, seed) for seed, size in enumerate(sizes[:PARITY_BATCHES])]
 
 
 def _first_output_array(chunks: list[Any]) -> Any:

@@ -14,11 +14,11 @@ from gate.measure import BenchmarkPlan, resolve_callable
 _NUMPY_DTYPES = {"bfloat16": "float32"}
 
 
-def random_inputs(plan: BenchmarkPlan, batch_size: int) -> Any:
+def random_inputs(plan: BenchmarkPlan, batch_size: int, seed: int = 0) -> Any:
     """The array of ``input: {shape, dtype}`` at ``batch_size``: one seeded numpy generator,
     so every variant of every runtime gets the same numbers (normal for floats, 0..9 for
-    integers, fair coins for bool)."""
-    rng = np.random.default_rng(0)
+    integers, fair coins for bool); timing always uses seed 0."""
+    rng = np.random.default_rng(seed)
     shape = (batch_size, *plan.input_shape[1:])
     dtype = _NUMPY_DTYPES.get(plan.input_dtype, plan.input_dtype)
     if dtype.startswith("float"):
@@ -28,10 +28,10 @@ def random_inputs(plan: BenchmarkPlan, batch_size: int) -> Any:
     return rng.integers(0, 10, shape).astype(dtype)
 
 
-def plan_inputs(plan: BenchmarkPlan, batch_size: int) -> Any:
+def plan_inputs(plan: BenchmarkPlan, batch_size: int, seed: int = 0) -> Any:
     """The plan's own inputs at ``batch_size``: its ``input:`` callable's result, else
-    ``random_inputs``."""
+    ``random_inputs`` from ``seed``."""
     if plan.input_callable:
         make = resolve_callable(plan.input_callable, plan.key("input"), ("batch_size",))
         return make(batch_size)
-    return random_inputs(plan, batch_size)
+    return random_inputs(plan, batch_size, seed)
