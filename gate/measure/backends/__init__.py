@@ -32,7 +32,7 @@ def profile_plan(plan: BenchmarkPlan, batch_size: int, trace: Path, warmup: int)
     trace.parent.mkdir(parents=True, exist_ok=True)
     how = Calls(warmup=max(warmup, MIN_WARMUP))
     if plan.variant in TORCH_VARIANTS:
-        from gate.measure.backends.torch_backend import profile_operators
+        from gate.measure.backends.torch_profiler import profile_operators
 
         recorded = profile_operators(plan, batch_size, trace, how)
         tool = "torch.profiler"
