@@ -34,7 +34,7 @@ from gate.core.types import (
     TimingMode,
     Verdict,
 )
-from gate.decide.limits import check_budgets, first_call_notes, tail_latencies
+from gate.decide.limits import check_budgets, first_call_notes, tail_latencies, variant_notes
 from gate.decide.quality import (
     apply_tradeoffs,
     is_quality,
@@ -581,6 +581,7 @@ def decide(
             *file_changes(baseline, current),
             *(environment_notes(baseline, current) if baseline else ()),
             *first_call_notes(current),
+            *variant_notes(current),
         ),
         errors=current.errors,
         baseline_commit=baseline.git.commit if baseline else None,

@@ -147,6 +147,17 @@ def first_call_notes(current: RunRecord) -> list[str]:
     ]
 
 
+def variant_notes(current: RunRecord) -> list[str]:
+    """What preparation did to each variant that a reader should know (how its ONNX graph was
+    exported, what its int8 quantized), from the record's info."""
+    return [
+        f"{benchmark}: {note}"
+        for benchmark, info in sorted(current.info.items())
+        for note in info.get("notes") or ()
+        if isinstance(note, str)
+    ]
+
+
 # A GPU busy less than this share of a call's wall time is waiting for the host to launch work.
 LAUNCH_BOUND_BUSY = 0.5
 # ...and rounds spreading more than this say the host's jitter reaches the timings.

@@ -277,6 +277,8 @@ def _prepare_base(
         for variant in model.variants
         if benchmark_name(model.name, variant) in wanted
     ]
+    calibrated = {p.name: p.calibration for p in head_plans}  # both sides on the same batches
+    originals = [replace(p, calibration=calibrated.get(p.name)) for p in originals]
     progress(f"preparing the base revision {base.commit[:12]} in a worktree")
     cache = config.report_dir / "cache" / "base"
     base_plans, base_errors = prepare_base(runner, originals, base.root, cache)

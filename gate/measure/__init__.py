@@ -28,6 +28,8 @@ TORCH_VARIANTS = (
     "torch-cuda-graphs",
 )
 ONNX_VARIANTS = ("onnxruntime", "onnxruntime-int8", "onnxruntime-cuda", "onnxruntime-tensorrt")
+# quantized with calibration inputs prepared for them (gate.measure.calibration)
+INT8_VARIANTS = ("torch-int8", "onnxruntime-int8")
 # Thread pools sized from the environment at start-up; workers get them set to the plan's threads.
 THREAD_ENV = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 
@@ -74,6 +76,8 @@ class BenchmarkPlan:
     # what preparation did that a reader of the results should know (how the ONNX graph was
     # exported, what int8 quantized), one sentence each; kept in the record's info
     notes: tuple[str, ...] = ()
+    # int8 variants: the calibration batches prepared for static quantization (an .npz)
+    calibration: str | None = None
 
     @property
     def cuda(self) -> bool:

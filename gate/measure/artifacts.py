@@ -146,6 +146,11 @@ def inputs_family(
     return re.compile(rf"{re.escape(model)}-inputs-b{batch}-{graph}-[0-9a-f]{{16}}\.npz")
 
 
+def calibration_family(model: str) -> re.Pattern[str]:
+    """``model``'s calibration inputs: ``<model>-calibration-<digest>.npz``."""
+    return re.compile(rf"{re.escape(model)}-calibration-[0-9a-f]{{16}}\.npz")
+
+
 def prune_exports(cache_dir: Path, model: str, keep: int = KEEP) -> list[Path]:
     """Keep ``model``'s ``keep`` most recently used exports; the others go with their
     quantizations and prepared inputs. Returns the exports deleted."""

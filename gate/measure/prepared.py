@@ -28,6 +28,8 @@ def prepare(plan: BenchmarkPlan, cache_dir: Path) -> BenchmarkPlan:
     if plan.root not in sys.path:
         sys.path.insert(0, plan.root)
     check_references(plan)
+    if plan.variant == "torch-int8":
+        return _torch_int8(plan)
     if plan.variant not in ONNX_VARIANTS:
         return plan
     graph = Path(plan.onnx) if plan.onnx else None
@@ -46,9 +48,11 @@ def prepare(plan: BenchmarkPlan, cache_dir: Path) -> BenchmarkPlan:
             raise VariantUnavailable(reason, slug="variant-unavailable")
     onnx_path = graph
     if plan.variant == "onnxruntime-int8":
-        from gate.measure.backends.onnx_backend import quantize_int8
+        from gate.measure.backends.onnx_int8 import quantize_int8
 
-        onnx_path = quantize_int8(graph, cache_dir)
+        quantized = quantize_int8(plan, graph, cache_dir)
+        onnx_path = quantized.path
+        notes.append(quantized.note)
     inputs: dict[str, str] = {}
     if plan.input_callable:
         from gate.measure.backends.onnx_backend import prepare_inputs
@@ -57,6 +61,25 @@ def prepare(plan: BenchmarkPlan, cache_dir: Path) -> BenchmarkPlan:
     return BenchmarkPlan.from_dict(
         {**plan.to_dict(), "onnx": str(onnx_path), "inputs": inputs, "notes": notes}
     )
+
+
+def _torch_int8(plan: BenchmarkPlan) -> BenchmarkPlan:
+    """Quantize once here: a model with nothing to quantize is refused before any round
+    (BadReference, exit 2), and the note says what int8 covers and the fp32 size."""
+    from gate import units
+    from gate.measure.backends.torch_int8 import quantize_int8
+    from gate.measure.backends.torch_runtime import build_module, module_size_bytes, set_threads
+
+    set_threads(plan.threads)
+    module = build_module(plan)
+    fp32 = module_size_bytes(module)
+    quantized = quantize_int8(plan, module)
+    int8 = module_size_bytes(quantized.module)
+    note = (
+        f"{quantized.note}; size {units.format_value(fp32, units.UNIT_BYTES)} in fp32 -> "
+        f"{units.format_value(int8, units.UNIT_BYTES)}"
+    )
+    return BenchmarkPlan.from_dict({**plan.to_dict(), "notes": [*plan.notes, note]})
 
 
 def smoke_test(plan: BenchmarkPlan) -> None:

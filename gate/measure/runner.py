@@ -21,7 +21,7 @@ import tempfile
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -29,6 +29,7 @@ from gate.config import GateConfig, MeasureSettings, ModelSpec
 from gate.core.types import BenchmarkError, Sample
 from gate.errors import ConfigError, GateError, MeasurementError
 from gate.measure import (
+    INT8_VARIANTS,
     THREAD_ENV,
     TORCH_VARIANTS,
     BadReference,
@@ -394,9 +395,17 @@ def prepare_all(config: GateConfig, selected: set[str] | None, progress: Progres
         if not plans:
             continue
         _check_eval_references(model, config)
+        calibrated: str | None = None
         for plan in plans:
             progress(f"preparing {plan.name}")
             try:
+                if plan.variant in INT8_VARIANTS:
+                    if calibrated is None:
+                        from gate.measure import quant_inputs  # numpy: only when needed
+
+                        eval_spec = model.eval.to_dict() if model.eval else None
+                        calibrated = str(quant_inputs.write(plan, eval_spec, cache_dir))
+                    plan = replace(plan, calibration=calibrated)
                 prepared.plans.append(prepare(plan, cache_dir))
             except BadReference as exc:
                 raise ConfigError(f"{config.label}: {exc.message}", slug="import") from None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from gate.config.quality import ParityBounds
 from gate.core.diagnosis import Diagnosis
 from gate.core.types import Comparison, GateResult, TailLatency, VariantSummary, Verdict
 from gate.report.diagnosis import diagnosis_to_dict
@@ -64,17 +65,18 @@ def _parity(parity: Any) -> dict[str, Any] | None:
     if not isinstance(parity, dict):
         return None
     bounds = parity.get("bounds") or {}
-    described = []
-    if bounds.get("atol") is not None:
-        described.append(f"atol {bounds['atol']:g}, rtol {bounds.get('rtol', 0):g}")
-    if bounds.get("top1_agreement") is not None:
-        described.append(f"top-1 agreement >= {bounds['top1_agreement'] * 100:g}%")
+    given = {
+        key: float(bounds[key])
+        for key in ("atol", "rtol", "top1_agreement", "ties")
+        if isinstance(bounds.get(key), (int, float))
+    }
     return {
         "max_abs_diff": parity.get("max_abs_diff"),
         "mean_abs_diff": parity.get("mean_abs_diff"),
         "top1_agreement": parity.get("top1_agreement"),
+        "near_ties": parity.get("near_ties"),
         "verdict": "ok" if parity.get("ok") else "parity-fail",
-        "bounds": "; ".join(described),
+        "bounds": ParityBounds(**given).describe(),
         "reason": parity.get("reason") or None,
     }
 

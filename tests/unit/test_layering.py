@@ -14,11 +14,13 @@ GATE = Path(__file__).resolve().parents[2] / "gate"
 
 # third-party top-level package -> the only modules allowed to import it
 OWNERS = {
-    "torch": {"gate/measure/backends/torch_backend.py"},
-    "onnxruntime": {"gate/measure/backends/onnx_backend.py"},
-    "onnx": set(),
+    "torch": {"gate/measure/backends/torch_runtime.py", "gate/measure/backends/torch_int8.py"},
+    "onnxruntime": {"gate/measure/backends/onnx_backend.py", "gate/measure/backends/onnx_int8.py"},
+    "onnx": {"gate/measure/backends/onnx_int8.py"},
     "numpy": {
         "gate/measure/backends/onnx_backend.py",
+        "gate/measure/backends/onnx_int8.py",
+        "gate/measure/quant_inputs.py",
         "gate/measure/worker/accuracy.py",
         "gate/measure/worker/inputs.py",
     },

@@ -1,4 +1,4 @@
-"""The only module that imports onnxruntime: sessions with pinned threads, int8 quantization,
+"""onnxruntime sessions with pinned threads, the inputs prepared for them, their profiler,
 and the parameter count of an ONNX file (read from its protobuf without the onnx package)."""
 
 from __future__ import annotations
@@ -6,7 +6,6 @@ from __future__ import annotations
 import bisect
 import hashlib
 import json
-import logging
 import math
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -27,37 +26,6 @@ def _ort() -> Any:
             slug="missing-onnxruntime",
         ) from exc
     return onnxruntime
-
-
-def quantize_int8(source: Path, cache_dir: Path) -> Path:
-    """Dynamic int8 quantization of ``source`` (onnxruntime.quantization), named by the
-    source's bytes and onnxruntime's version (another quantizer may write another file): the
-    same graph reuses its quantization, a changed graph never meets an old one. The source's
-    quantizations beyond the few most recently used are deleted."""
-    ort = _ort()
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-
-    key = artifacts.text_digest(f"{artifacts.file_digest(source)} {ort.__version__}")
-    target = cache_dir / artifacts.quantized_name(source, key)
-    if artifacts.reuse(target):
-        return target
-    partial = artifacts.partial_file(cache_dir, target.stem)
-    root_logger = logging.getLogger()
-    level = root_logger.level
-    root_logger.setLevel(logging.ERROR)  # quantize_dynamic logs advice on every call
-    try:
-        quantize_dynamic(str(source), str(partial), weight_type=QuantType.QInt8)
-    except Exception as exc:  # onnxruntime raises assorted types for models it cannot quantize
-        partial.unlink(missing_ok=True)
-        raise MeasurementError(
-            f"{source.name}: onnxruntime int8 quantization failed: {type(exc).__name__}: {exc}",
-            slug="onnx-quantize",
-        ) from exc
-    finally:
-        root_logger.setLevel(level)
-    artifacts.publish(partial, target)
-    artifacts.prune(cache_dir, artifacts.quantized_family(source))
-    return target
 
 
 def prepare_inputs(plan: BenchmarkPlan, graph: Path, cache_dir: Path) -> dict[str, str]:

@@ -4,110 +4,20 @@ variants are prepared from."""
 
 from __future__ import annotations
 
-import inspect
-import io
 import time
-import warnings
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Any
 
 from gate.errors import MeasurementError
-from gate.measure import BenchmarkPlan, check_references, resolve_callable
-
-
-def _torch() -> Any:
-    try:
-        import torch
-    except ImportError as exc:
-        raise MeasurementError(
-            "torch is not installed; install it (pip install 'perf-gate[torch]') or drop the "
-            "torch variants from the config",
-            slug="missing-torch",
-        ) from exc
-    return torch
-
-
-def set_threads(threads: int) -> None:
-    """Pin torch's intra-op threads to ``threads`` and inter-op threads to 1."""
-    torch = _torch()
-    torch.set_num_threads(threads)
-    try:
-        torch.set_num_interop_threads(1)
-    except RuntimeError:
-        pass  # can only be set once per process, before any parallel work
-
-
-def build_module(plan: BenchmarkPlan) -> Any:
-    """Call the config's ``torch:`` factory and check it returned an nn.Module in eval mode.
-
-    Raises BadReference when the factory cannot be resolved, MeasurementError when it returns
-    something else; what the factory itself raises propagates."""
-    torch = _torch()
-    assert plan.torch is not None
-    module = resolve_callable(plan.torch, plan.key("torch"))()
-    if not isinstance(module, torch.nn.Module):
-        raise MeasurementError(
-            f"{plan.torch!r} returned {type(module).__name__}, expected a torch.nn.Module",
-            slug="model-load",
-        )
-    return module.eval()
-
-
-def make_inputs(
-    plan: BenchmarkPlan, batch_size: int, given: Any = None
-) -> tuple[tuple[Any, ...], dict[str, Any]]:
-    """Inputs for one call at ``batch_size`` as (args, kwargs) of torch tensors; ``given``
-    (an eval batch: array, tensor, tuple or dict) instead of the plan's own inputs.
-
-    Random inputs (``input: {shape, dtype}``) are the numpy arrays onnxruntime gets too
-    (``gate.measure.worker.inputs.random_inputs``), in the plan's dtype."""
-    torch = _torch()
-    if given is not None:
-        produced = given
-    elif plan.input_callable:
-        make = resolve_callable(plan.input_callable, plan.key("input"), ("batch_size",))
-        produced = make(batch_size)
-    else:
-        from gate.measure.worker.inputs import random_inputs
-
-        produced = torch.from_numpy(random_inputs(plan, batch_size))
-        produced = produced.to(getattr(torch, plan.input_dtype))
-
-    def convert(value: Any) -> Any:
-        return value if isinstance(value, torch.Tensor) else torch.as_tensor(value)
-
-    if isinstance(produced, dict):
-        return (), {str(k): convert(v) for k, v in produced.items()}
-    if isinstance(produced, (tuple, list)):
-        return tuple(convert(v) for v in produced), {}
-    return (convert(produced),), {}
-
-
-def quantize_int8(module: Any) -> Any:
-    """Dynamic int8 quantization of Linear layers: int8 weights, activations quantized per call."""
-    torch = _torch()
-    with warnings.catch_warnings():
-        # torch.ao.quantization is deprecated upstream in favour of torchao; it still works.
-        # (and quantized tensor creation warns as deprecated too); both still work.
-        warnings.simplefilter("ignore", DeprecationWarning)
-        warnings.simplefilter("ignore", UserWarning)
-        quantized = torch.ao.quantization.quantize_dynamic(
-            module, {torch.nn.Linear}, dtype=torch.qint8
-        )
-    if not any("quantized" in type(m).__module__ for m in quantized.modules()):
-        raise MeasurementError(
-            f"torch-int8: the model has no Linear layers to quantize ({type(module).__name__})",
-            slug="variant",
-        )
-    return quantized
-
-
-def module_size_bytes(module: Any) -> int:
-    """Size of the module's serialized state (in memory only; nothing is written)."""
-    torch = _torch()
-    buffer = io.BytesIO()
-    torch.save(module.state_dict(), buffer)
-    return buffer.tell()
+from gate.measure import BenchmarkPlan, check_references
+from gate.measure.backends.torch_runtime import _torch as _torch  # torch_profiler's too
+from gate.measure.backends.torch_runtime import (
+    build_module,
+    first_output,
+    make_inputs,
+    module_size_bytes,
+    set_threads,
+)
 
 
 class TorchBackend:
@@ -142,7 +52,9 @@ class TorchBackend:
         # longer nn.Parameters (the count would drop to the biases of other layers, or 0).
         self.params = sum(p.numel() for p in module.parameters())
         if self.plan.variant == "torch-int8":
-            module = quantize_int8(module)
+            from gate.measure.backends.torch_int8 import quantize_int8
+
+            module = quantize_int8(self.plan, module).module
         self.size = module_size_bytes(module)
         module = module.to(self.device)
         if self.plan.variant == "torch-compile":
@@ -289,22 +201,3 @@ def launch_profile(call: Callable[[], object], device: Any, calls: int = 20) -> 
         end.synchronize()
         busy_ms += start.elapsed_time(end)
     return {"gpu_ms_per_call": busy_ms / calls, "wall_ms_per_call": wall_s * 1e3}
-
-
-def first_output(output: Any) -> Any:
-    """A model's first output: the tensor itself, or the first of a tuple/list/dict."""
-    if isinstance(output, dict):
-        return next(iter(output.values()))
-    if isinstance(output, (tuple, list)):
-        return output[0]
-    return output
-
-
-def forward_order(module: Any, names: Iterable[str]) -> list[str]:
-    """``names`` in the order of ``module.forward``'s parameters (the others after them)."""
-    try:
-        parameters = list(inspect.signature(module.forward).parameters)
-    except (TypeError, ValueError):
-        parameters = []
-    given = list(names)
-    return [p for p in parameters if p in given] + [n for n in given if n not in parameters]

@@ -31,7 +31,13 @@ from typing import Any
 
 from gate.errors import MeasurementError
 from gate.measure import BenchmarkPlan, artifacts
-from gate.measure.backends.torch_backend import _torch, build_module, make_inputs, set_threads
+from gate.measure.backends.torch_runtime import (
+    _torch,
+    build_module,
+    forward_order,
+    make_inputs,
+    set_threads,
+)
 
 # What a TracerWarning says when the trace followed one path of a value-dependent decision.
 _VALUE_DEPENDENT = {
@@ -175,8 +181,6 @@ def export_onnx(plan: BenchmarkPlan, cache_dir: Path) -> Exported:
 
     Raises MeasurementError (one line, the reasons and the fixes) when no faithful export can
     be made."""
-    from gate.measure.backends.torch_backend import forward_order
-
     torch = _torch()
     set_threads(plan.threads)
     module = build_module(plan)

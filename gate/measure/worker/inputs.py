@@ -4,12 +4,16 @@ onnxruntime variants are timed (and compared for parity) on identical arrays."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from gate.measure import BenchmarkPlan, resolve_callable
 
+# the .npz entries of calibration batches (gate.measure.quant_inputs) besides the arrays
+CALIBRATION_KINDS = "kind"
+CALIBRATION_SOURCE = "source"
 # dtypes numpy lacks, generated as the nearest one it has (torch casts them back)
 _NUMPY_DTYPES = {"bfloat16": "float32"}
 
@@ -35,3 +39,27 @@ def plan_inputs(plan: BenchmarkPlan, batch_size: int, seed: int = 0) -> Any:
         make = resolve_callable(plan.input_callable, plan.key("input"), ("batch_size",))
         return make(batch_size)
     return random_inputs(plan, batch_size, seed)
+
+
+def read_calibration(path: Path) -> tuple[str, list[Any]]:
+    """Calibration batches written by ``gate.measure.quant_inputs.write``: (where they came
+    from, the batches as given: a dict, a tuple or one array each)."""
+    with np.load(path, allow_pickle=False) as data:
+        kinds = [str(k) for k in data[CALIBRATION_KINDS]]
+        source = str(data[CALIBRATION_SOURCE])
+        entries = {
+            name: data[name]
+            for name in data.files
+            if name not in (CALIBRATION_KINDS, CALIBRATION_SOURCE)
+        }
+    found: list[Any] = []
+    for index, kind in enumerate(kinds):
+        prefix = f"{index}."
+        mine = {n.removeprefix(prefix): a for n, a in entries.items() if n.startswith(prefix)}
+        if kind == "dict":
+            found.append(mine)
+        elif kind == "sequence":
+            found.append(tuple(mine[f"arg{i}"] for i in range(len(mine))))
+        else:
+            found.append(mine["arg0"])
+    return source, found
