@@ -149,13 +149,27 @@ def first_call_notes(current: RunRecord) -> list[str]:
 
 def variant_notes(current: RunRecord) -> list[str]:
     """What preparation did to each variant that a reader should know (how its ONNX graph was
-    exported, what its int8 quantized), from the record's info."""
-    return [
+    exported, what its int8 quantized), from the record's info; and what torch.compile cost."""
+    notes = [
         f"{benchmark}: {note}"
         for benchmark, info in sorted(current.info.items())
         for note in info.get("notes") or ()
         if isinstance(note, str)
     ]
+    for sample in current.samples:
+        info = current.info.get(sample.benchmark, {})
+        if info.get("variant") != "torch-compile" or sample.metric.name != "latency":
+            continue
+        first = sample.first_calls
+        if len(first) >= 2:
+            notes.append(
+                f"{sample.benchmark}: torch.compile's first call took "
+                f"{format_value(first[0], UNIT_SECONDS)} in the first worker and "
+                f"{format_value(stats.median(first[1:]), UNIT_SECONDS)} (median) in the "
+                f"{len(first) - 1} later ones, which load what it compiled from the cache; "
+                "cold start counts it, the latency samples do not"
+            )
+    return notes
 
 
 # A GPU busy less than this share of a call's wall time is waiting for the host to launch work.

@@ -48,6 +48,8 @@ Progress = Callable[[str], None]
 # timed ones, and evaluation (deterministic; it loads every variant of a model, so torch).
 TIMED_MODES = ("round", "duet")
 FORKED_MODES = (*TIMED_MODES, "eval")
+# torch.compile's on-disk caches (inductor's FX graph and AOT autograd caches live under it)
+INDUCTOR_CACHE = "TORCHINDUCTOR_CACHE_DIR"
 
 
 def names_of(names: Sequence[str], limit: int = 4) -> str:
@@ -124,6 +126,14 @@ class Runner:
         self._servers: dict[tuple[int, bool], forkserver.ForkServer | None] = {}
         self._servers_lock = threading.Lock()
 
+    def environment(self, root: Path, threads: int) -> dict[str, str]:
+        """A worker's environment (``worker_environment``), with torch.compile's caches in
+        the report folder's cache unless the user placed them: every worker of the run, and
+        later runs of unchanged code, reuse what the first compiled (a CI cache can keep it)."""
+        env = worker_environment(root, threads)
+        env.setdefault(INDUCTOR_CACHE, str(self.work_dir.parent / "cache" / "inductor"))
+        return env
+
     def close(self) -> None:
         """Stop the preloaded interpreters (also done when the Runner is collected)."""
         with self._servers_lock:
@@ -143,7 +153,7 @@ class Runner:
                 preload = ("torch",) if key[1] else ()
                 try:
                     self._servers[key] = forkserver.ForkServer(
-                        worker_environment(self.root, threads), self.root, preload
+                        self.environment(self.root, threads), self.root, preload
                     )
                 except (forkserver.ForkServerUnavailable, OSError) as exc:
                     self.progress(f"timed workers start as fresh interpreters: {exc}")
@@ -196,7 +206,7 @@ class Runner:
                 *args[1:],
             ]
             threads = max((p.threads for p in plans), default=self.settings.threads)
-            env = worker_environment(root, threads)
+            env = self.environment(root, threads)
             server = self._server(plans, threads) if args[0] in FORKED_MODES else None
             process: subprocess.Popen[str] | forkserver.Forked | None = None
             try:
