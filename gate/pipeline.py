@@ -134,9 +134,11 @@ def run_gate(config: GateConfig, request: GateRequest, progress: Progress) -> Ou
     baseline, notes = _read_baseline(config, request)
     mode, commit, mode_notes = resolve_mode(config, request, baseline.record)
     notes += mode_notes
+    # before preparing: the runner reads the compile cache's place from the environment
+    # before torch (quantizing in preparation) writes its default there
+    runner = Runner(config.measure, config.root, config.report_dir / "work", progress)
     plans, prepare_errors, skipped = prepare_all(config, request.selected, progress)
     gpu_before = gpu_state() if any(p.cuda for p in plans) else []
-    runner = Runner(config.measure, config.root, config.report_dir / "work", progress)
     measured = Measured(
         errors=[*prepare_errors, *(request.pytest.errors if request.pytest else ())]
     )
@@ -448,8 +450,8 @@ def measure_models(
 
     Raises ConfigError when the report folder (where workers exchange files) cannot be made."""
     check_report_dir(config)
-    plans, errors, _ = prepare_all(config, selected, progress)
     runner = Runner(config.measure, config.root, config.report_dir / "work", progress)
+    plans, errors, _ = prepare_all(config, selected, progress)
     with closing(runner):
         measured = runner.measure(plans) if plans else Measured()
     measured.errors[:0] = errors

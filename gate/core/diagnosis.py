@@ -75,23 +75,32 @@ def parse_diagnose(ctx: _Context, value: Any, key: str) -> DiagnoseSettings:
 
 @dataclass(frozen=True, kw_only=True)
 class OperatorTime:
-    """One row of a profile: an operator (with a node name and input shapes where the profiler
-    records them), its invocations and its self time, both per benchmark call."""
+    """One row of a profile: an operator (with a node name, input shapes and the layer it ran in
+    where the profiler records them), its invocations and its self time, both per benchmark
+    call."""
 
     operator: str  # aten::addmm, MatMul (node type), or "function (file.py)" under cProfile
     node: str = ""  # onnxruntime node name
     shapes: str = ""  # input shapes, e.g. "[1, 64], [256, 64]"
     calls: float = 0.0
     time: float = 0.0  # seconds of self time (CPU, plus device time where recorded)
+    # torch: the innermost submodule whose forward ran the operator, as its dotted path from
+    # the model (``features.3.conv``), and its class (``Conv2d``); "" outside any submodule
+    # and for profiles that record no modules (onnxruntime, cProfile, compiled torch)
+    module: str = ""
+    module_type: str = ""
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        data: dict[str, Any] = {
             "operator": self.operator,
             "node": self.node,
             "shapes": self.shapes,
             "calls": self.calls,
             "time": self.time,
         }
+        if self.module or self.module_type:  # absent where none, as in earlier profiles
+            data.update(module=self.module, module_type=self.module_type)
+        return data
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> OperatorTime:
@@ -101,6 +110,8 @@ class OperatorTime:
             shapes=str(data.get("shapes", "")),
             calls=float(data.get("calls", 0.0)),
             time=float(data["time"]),
+            module=str(data.get("module", "")),
+            module_type=str(data.get("module_type", "")),
         )
 
 
@@ -156,7 +167,8 @@ class OperatorProfile:
 
 @dataclass(frozen=True, kw_only=True)
 class NodeChange:
-    """One onnxruntime node of an operator type, base against head (seconds per call)."""
+    """One onnxruntime node of an operator type, or one layer (a torch submodule's dotted path)
+    an operator ran in, base against head (seconds per call)."""
 
     node: str
     base_time: float
@@ -171,9 +183,14 @@ class NodeChange:
 class OperatorChange:
     """One operator, base against head: self time and invocations per benchmark call.
 
-    ``status`` is ``new`` (only in the head), ``vanished`` (only in the base) or ``changed``;
-    ``share`` is the increase over the measured change of the benchmark (None when the
-    benchmark did not get slower).
+    ``status`` is ``new`` (only in the head), ``vanished`` (only in the base), ``changed``, or
+    ``switched``: one layer (``module``, a torch submodule on both sides) whose kernel changed,
+    e.g. ``aten::_slow_conv2d_forward`` in the base and ``aten::mkldnn_convolution`` in the
+    head. A switched row holds the layer's every operator (times and invocations are the
+    layer's totals), names the operators only the base or only the head ran in it
+    (``base_operators``, ``head_operators``, by time) and is named ``<base's> -> <head's>``
+    after the first of each. ``share`` is the increase over the measured change of the
+    benchmark (None when the benchmark did not get slower).
     """
 
     operator: str
@@ -188,6 +205,10 @@ class OperatorChange:
     removed_shapes: tuple[str, ...] = ()  # shapes only the base ran
     share: float | None = None
     nodes: tuple[NodeChange, ...] = ()
+    layers: tuple[NodeChange, ...] = ()  # torch: the layers whose time in it grew the most
+    module: str = ""  # the layer of a switched row
+    base_operators: tuple[str, ...] = ()  # a switched layer's kernels, only in the base
+    head_operators: tuple[str, ...] = ()  # ... and only in the head
 
     @property
     def increase(self) -> float:
@@ -196,6 +217,11 @@ class OperatorChange:
     @property
     def shapes_changed(self) -> bool:
         return bool(self.added_shapes or self.removed_shapes)
+
+    @property
+    def label(self) -> str:
+        """The operator, and the layer where the row is one layer's (``... in features.3``)."""
+        return f"{self.operator} in {self.module}" if self.module else self.operator
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -251,6 +277,11 @@ class Diagnosis:
     @property
     def changed_shapes(self) -> tuple[OperatorChange, ...]:
         return tuple(c for c in self.changes if c.shapes_changed)
+
+    @property
+    def switched(self) -> tuple[OperatorChange, ...]:
+        """Layers whose kernel changed (torch profiles with layers only)."""
+        return tuple(c for c in self.changes if c.status == "switched")
 
 
 def finite_or_none(value: float | None) -> float | None:

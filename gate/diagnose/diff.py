@@ -1,10 +1,13 @@
 """The diff of two operator profiles, and which benchmarks to diagnose. Pure: no I/O, no clock.
 
 Profiles are aggregated per operator (a torch operator, an onnxruntime node type, a Python
-function): self time and invocations per benchmark call, the input shapes seen, and (for
-onnxruntime) the node names. The diff ranks operators by the absolute increase of their self time
-per call and sets it against the change the timing rounds measured, which the profiles cannot
-give: profiled times include the profiler's own overhead, and a profile is one process.
+function): self time and invocations per benchmark call, the input shapes seen, and the node
+names (onnxruntime) or layers (torch submodules) that grew. A torch layer whose kernel changed
+(a convolution from one implementation to another) is one row of its own, the layer's time
+before and after, rather than a vanished and a new operator. The diff ranks rows by the
+absolute increase of their self time per call and sets it against the change the timing
+rounds measured, which the profiles cannot give: profiled times include the profiler's own
+overhead, and a profile is one process.
 """
 
 from __future__ import annotations
@@ -13,14 +16,21 @@ import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 
-from gate.core.diagnosis import TOP, Diagnosis, NodeChange, OperatorChange, OperatorProfile
+from gate.core.diagnosis import (
+    TOP,
+    Diagnosis,
+    NodeChange,
+    OperatorChange,
+    OperatorProfile,
+    OperatorTime,
+)
 from gate.core.types import Comparison, Direction, GateResult, Verdict
 from gate.decide.compare import TIMING_FAMILIES
 from gate.units import UNIT_SECONDS
 
 MAX_CHANGES = 300  # operators kept per diagnosis (the largest changes either way)
 MAX_SHAPES = 4  # input shapes listed per operator and side, by time
-MAX_NODES = 3  # onnxruntime nodes listed per operator type, by increase
+MAX_NODES = 3  # onnxruntime nodes (torch layers) listed per operator type, by increase
 # Below this share the operators' times do not explain the change: the invocation counts
 # (exact, unlike times near the profiler's resolution) are named instead.
 LOW_EXPLAINED = 0.5
@@ -120,18 +130,30 @@ class _Operator:
     calls: float = 0.0
     shapes: dict[str, float] = field(default_factory=dict)
     nodes: dict[str, float] = field(default_factory=dict)
+    layers: dict[str, float] = field(default_factory=dict)
 
-
-def _aggregate(profile: OperatorProfile) -> dict[str, _Operator]:
-    operators: dict[str, _Operator] = {}
-    for row in profile.rows:
-        entry = operators.setdefault(row.operator, _Operator())
-        entry.time += row.time
-        entry.calls += row.calls
+    def add(self, row: OperatorTime, *, layers: bool) -> None:
+        self.time += row.time
+        self.calls += row.calls
         if row.shapes:
-            entry.shapes[row.shapes] = entry.shapes.get(row.shapes, 0.0) + row.time
+            self.shapes[row.shapes] = self.shapes.get(row.shapes, 0.0) + row.time
         if row.node:
-            entry.nodes[row.node] = entry.nodes.get(row.node, 0.0) + row.time
+            self.nodes[row.node] = self.nodes.get(row.node, 0.0) + row.time
+        if layers and row.module:
+            self.layers[row.module] = self.layers.get(row.module, 0.0) + row.time
+
+
+Layer = tuple[str, str]  # a torch submodule: (dotted path, class name)
+
+
+def _layer(row: OperatorTime) -> Layer:
+    return row.module, row.module_type
+
+
+def _aggregate(rows: Iterable[OperatorTime], *, layers: bool) -> dict[str, _Operator]:
+    operators: dict[str, _Operator] = {}
+    for row in rows:
+        operators.setdefault(row.operator, _Operator()).add(row, layers=layers)
     return operators
 
 
@@ -145,11 +167,11 @@ def _only(shapes: dict[str, float], other: dict[str, float]) -> dict[str, float]
     return {shape: time for shape, time in shapes.items() if shape not in other}
 
 
-def _nodes(base: _Operator, head: _Operator) -> tuple[NodeChange, ...]:
-    names = set(base.nodes) | set(head.nodes)
+def _grew(base: dict[str, float], head: dict[str, float]) -> tuple[NodeChange, ...]:
+    """The nodes (or layers) whose time grew the most, largest increase first."""
+    names = set(base) | set(head)
     changes = [
-        NodeChange(node=n, base_time=base.nodes.get(n, 0.0), head_time=head.nodes.get(n, 0.0))
-        for n in names
+        NodeChange(node=n, base_time=base.get(n, 0.0), head_time=head.get(n, 0.0)) for n in names
     ]
     changes.sort(key=lambda c: (-c.increase, c.node))
     return tuple(c for c in changes if c.increase > 0)[:MAX_NODES]
@@ -170,8 +192,71 @@ def _change(operator: str, base: _Operator | None, head: _Operator | None) -> Op
         head_shapes=_largest(head.shapes, MAX_SHAPES),
         added_shapes=_largest(_only(head.shapes, base.shapes), MAX_SHAPES) if both else (),
         removed_shapes=_largest(_only(base.shapes, head.shapes), MAX_SHAPES) if both else (),
-        nodes=_nodes(base, head),
+        nodes=_grew(base.nodes, head.nodes),
+        layers=_grew(base.layers, head.layers),
     )
+
+
+def _by_layer(rows: Iterable[OperatorTime]) -> dict[Layer, list[OperatorTime]]:
+    layers: dict[Layer, list[OperatorTime]] = {}
+    for row in rows:
+        if row.module:
+            layers.setdefault(_layer(row), []).append(row)
+    return layers
+
+
+def _switched(base: OperatorProfile, head: OperatorProfile) -> dict[Layer, OperatorChange]:
+    """Layers whose kernel changed: a submodule of the same path and class on both sides, with
+    operators only the base ran in it and operators only the head ran in it (a convolution
+    from ``_slow_conv2d_forward`` to ``mkldnn_convolution``). A layer of another class under the
+    same path (layers inserted before it in a Sequential) is another layer, not a switch."""
+    base_layers, head_layers = _by_layer(base.rows), _by_layer(head.rows)
+    switched: dict[Layer, OperatorChange] = {}
+    for layer in sorted(set(base_layers) & set(head_layers)):
+        base_ops = _aggregate(base_layers[layer], layers=False)
+        head_ops = _aggregate(head_layers[layer], layers=False)
+        gone = {name: op.time for name, op in base_ops.items() if name not in head_ops}
+        came = {name: op.time for name, op in head_ops.items() if name not in base_ops}
+        if not gone or not came:
+            continue
+        before, after = _largest(gone, len(gone)), _largest(came, len(came))
+        base_shapes: dict[str, float] = {}
+        head_shapes: dict[str, float] = {}
+        for op, shapes in ((base_ops, base_shapes), (head_ops, head_shapes)):
+            for entry in op.values():
+                for shape, time in entry.shapes.items():
+                    shapes[shape] = shapes.get(shape, 0.0) + time
+        switched[layer] = OperatorChange(
+            operator=f"{before[0]} -> {after[0]}",
+            status="switched",
+            module=layer[0],
+            base_time=sum(op.time for op in base_ops.values()),
+            head_time=sum(op.time for op in head_ops.values()),
+            base_calls=sum(op.calls for op in base_ops.values()),
+            head_calls=sum(op.calls for op in head_ops.values()),
+            base_shapes=_largest(base_shapes, MAX_SHAPES),
+            head_shapes=_largest(head_shapes, MAX_SHAPES),
+            base_operators=before,
+            head_operators=after,
+        )
+    return switched
+
+
+def _changes(base: OperatorProfile, head: OperatorProfile) -> list[OperatorChange]:
+    """Every row of both profiles in exactly one change: a layer whose kernel changed as that
+    layer's row (torch profiles with layers on both sides), the rest per operator (with the
+    layers whose time in it grew, where recorded)."""
+    layers = any(row.module for row in base.rows) and any(row.module for row in head.rows)
+    switched = _switched(base, head) if layers else {}
+
+    def rest(profile: OperatorProfile) -> dict[str, _Operator]:
+        kept = (row for row in profile.rows if _layer(row) not in switched)
+        return _aggregate(kept, layers=layers)
+
+    base_ops, head_ops = rest(base), rest(head)
+    names = sorted(set(base_ops) | set(head_ops))
+    changes = [_change(name, base_ops.get(name), head_ops.get(name)) for name in names]
+    return changes + list(switched.values())
 
 
 def _with_shares(changes: Iterable[OperatorChange], measured: float | None) -> list[OperatorChange]:
@@ -187,8 +272,8 @@ def _invocation_note(changes: list[OperatorChange], explained: float) -> str:
     counted = [c for c in changes if abs(c.head_calls - c.base_calls) >= 0.5]
     if not counted:
         return ""
-    counted.sort(key=lambda c: (-abs(c.head_calls - c.base_calls), c.operator))
-    listed = ", ".join(f"{c.operator} {c.base_calls:g} -> {c.head_calls:g}" for c in counted[:TOP])
+    counted.sort(key=lambda c: (-abs(c.head_calls - c.base_calls), c.label))
+    listed = ", ".join(f"{c.label} {c.base_calls:g} -> {c.head_calls:g}" for c in counted[:TOP])
     more = f" (+{len(counted) - TOP} more)" if len(counted) > TOP else ""
     return (
         f"the operators' self times explain {explained * 100:.0f}% of the change, but "
@@ -212,12 +297,10 @@ def diff(
     base_reference, head_reference = reference_times(comparison, head.items)
     base, base_scaled = normalised(base, base_reference, "base")
     head, head_scaled = normalised(head, head_reference, "head")
-    base_ops, head_ops = _aggregate(base), _aggregate(head)
-    names = sorted(set(base_ops) | set(head_ops))
-    changes = [_change(name, base_ops.get(name), head_ops.get(name)) for name in names]
+    changes = _changes(base, head)
     changes.sort(key=lambda c: -abs(c.increase))
     truncated = max(0, len(changes) - MAX_CHANGES)
-    kept = sorted(changes[:MAX_CHANGES], key=lambda c: (-c.increase, c.operator))
+    kept = sorted(changes[:MAX_CHANGES], key=lambda c: (-c.increase, c.operator, c.module))
     measured = measured_change(comparison, head.items)
     # Shares of a change the rounds did not establish are noise over noise (a +6 ns change
     # "explained 7081%"): only a significant slowdown is divided up.

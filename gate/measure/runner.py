@@ -111,6 +111,11 @@ class Runner:
         self.settings = settings
         self.root = root
         self.work_dir = work_dir
+        # Read now: torch writes its default into this process's environment once it has
+        # used the cache (quantizing in preparation does), which is no choice of the user's.
+        self.compile_cache = os.environ.get(INDUCTOR_CACHE) or str(
+            work_dir.parent / "cache" / "inductor"
+        )
         self.progress = progress
         self.max_time = max_time
         # Thread settings the head's workers reported, by benchmark (the first report kept).
@@ -131,7 +136,7 @@ class Runner:
         the report folder's cache unless the user placed them: every worker of the run, and
         later runs of unchanged code, reuse what the first compiled (a CI cache can keep it)."""
         env = worker_environment(root, threads)
-        env.setdefault(INDUCTOR_CACHE, str(self.work_dir.parent / "cache" / "inductor"))
+        env[INDUCTOR_CACHE] = self.compile_cache
         return env
 
     def close(self) -> None:

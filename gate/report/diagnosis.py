@@ -50,6 +50,18 @@ def _change_to_dict(change: OperatorChange) -> dict[str, Any]:
             }
             for n in change.nodes
         ],
+        "layers": [
+            {
+                "layer": n.node,
+                "base_time": n.base_time,
+                "head_time": n.head_time,
+                "increase": n.increase,
+            }
+            for n in change.layers
+        ],
+        "module": change.module,
+        "base_operators": list(change.base_operators),
+        "head_operators": list(change.head_operators),
     }
 
 
@@ -74,6 +86,7 @@ def diagnosis_to_dict(diagnosis: Diagnosis) -> dict[str, Any]:
         "truncated": diagnosis.truncated,
         "new": [c.operator for c in diagnosis.new],
         "vanished": [c.operator for c in diagnosis.vanished],
+        "switched": [c.label for c in diagnosis.switched],
         "changed_shapes": [
             {
                 "operator": c.operator,
@@ -105,9 +118,11 @@ def _seconds(value: float, signed: bool = False) -> str:
 
 
 def _detail(change: OperatorChange) -> str:
-    """Where it happened: onnxruntime node names, else the input shapes (head's, or base's)."""
-    if change.nodes:
-        text = ", ".join(f"{n.node} {_seconds(n.increase, signed=True)}" for n in change.nodes)
+    """Where it happened: onnxruntime node names or torch layers that grew, else the input
+    shapes (head's, or base's)."""
+    grew = change.nodes or change.layers
+    if grew:
+        text = ", ".join(f"{n.node} {_seconds(n.increase, signed=True)}" for n in grew)
     elif change.added_shapes:
         text = f"new shape {change.added_shapes[0]}"
     else:
@@ -140,7 +155,7 @@ def _table(diagnosis: Diagnosis) -> list[str]:
     header = ("operator", "base", "head", "change", "share", "where")
     rows = [
         (
-            c.operator,
+            c.label,
             _seconds(c.base_time),
             _seconds(c.head_time),
             _seconds(c.increase, signed=True),
@@ -160,7 +175,8 @@ def _table(diagnosis: Diagnosis) -> list[str]:
 
 def render_diagnoses(diagnoses: tuple[Diagnosis, ...]) -> str:
     """The terminal's diagnosis section (empty when there is none): per benchmark, the top
-    operators by increase of self time per call, new/vanished operators, shape changes, traces."""
+    operators by increase of self time per call, new/vanished operators, layers whose kernel
+    changed, shape changes, traces."""
     if not diagnoses:
         return ""
     lines = ["", "Diagnosis: where the time went (self time per call, profiled base -> head):"]
@@ -176,11 +192,12 @@ def render_diagnoses(diagnoses: tuple[Diagnosis, ...]) -> str:
                 f"{_seconds(outside['head'])} ({_seconds(outside['increase'], signed=True)})"
             )
         changed = [
-            f"{label}: {', '.join(c.operator for c in group[:TOP])}"
+            f"{label}: {', '.join(c.label for c in group[:TOP])}"
             + (f" (+{len(group) - TOP} more)" if len(group) > TOP else "")
             for label, group in (
                 ("new", diagnosis.new),
                 ("vanished", diagnosis.vanished),
+                ("kernels switched", diagnosis.switched),
                 ("shapes changed", diagnosis.changed_shapes),
             )
             if group

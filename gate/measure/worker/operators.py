@@ -14,7 +14,7 @@ import json
 import pstats
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -114,7 +114,13 @@ def interquartile_mean(values: list[float]) -> float:
 
 
 def robust_total(
-    *, operator: str, durations: list[float], node: str = "", shapes: str = ""
+    *,
+    operator: str,
+    durations: list[float],
+    node: str = "",
+    shapes: str = "",
+    module: str = "",
+    module_type: str = "",
 ) -> OperatorTime:
     """One operator's row from the self times of its invocations: their interquartile mean
     times their number. A plain mean would let a few invocations that waited for a core (or for
@@ -124,6 +130,8 @@ def robust_total(
         operator=operator,
         node=node,
         shapes=shapes,
+        module=module,
+        module_type=module_type,
         calls=float(len(durations)),
         time=interquartile_mean(durations) * len(durations),
     )
@@ -131,17 +139,10 @@ def robust_total(
 
 def per_call(rows: list[OperatorTime], calls: int) -> tuple[OperatorTime, ...]:
     """Totals over ``calls`` benchmark calls -> values per call, largest time first."""
-    scaled = [
-        OperatorTime(
-            operator=r.operator,
-            node=r.node,
-            shapes=r.shapes,
-            calls=r.calls / calls,
-            time=r.time / calls,
-        )
-        for r in rows
-    ]
-    return tuple(sorted(scaled, key=lambda r: (-r.time, r.operator, r.node, r.shapes)))
+    scaled = [replace(r, calls=r.calls / calls, time=r.time / calls) for r in rows]
+    return tuple(
+        sorted(scaled, key=lambda r: (-r.time, r.operator, r.module, r.node, r.shapes))
+    )
 
 
 def profile_python(

@@ -1,0 +1,163 @@
+"""Real architectures on day one: the zoo of bench/zoo/zoo_models.py through ``perf-gate run``.
+
+One run measures every CPU variant where it applies (real torch, onnxruntime and worker
+processes; random weights, small inputs, 2 rounds):
+- a ``forward`` that branches on its inputs' values is never timed as a one-branch graph: its
+  ONNX variant is refused with the place and the reason;
+- a transformer-style block called with a dict of named inputs (beside ``use_cache``-like
+  keyword arguments of its own) exports and agrees with torch;
+- a classifier whose outputs tie (random weights) passes parity, its near-ties counted;
+- a conv-only net gets static int8 (its convolutions quantized), an LSTM dynamic int8;
+- torch.compile's second worker reuses what the first compiled.
+A model with nothing to quantize is refused before any round (exit 2, one line).
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from ._support import read_json, run_cli, write_files
+
+pytest.importorskip("torch")
+pytest.importorskip("onnxruntime")
+pytest.importorskip("onnx")
+
+pytestmark = pytest.mark.slow
+
+ZOO = Path(__file__).resolve().parents[2] / "bench" / "zoo" / "zoo_models.py"
+CONFIG = """
+models:
+  branchy:
+    torch: zoo_models:build_branchy
+    input: zoo_models:inputs_branchy
+    variants: [torch, onnxruntime]
+    metrics: [latency]
+  kwblock:
+    torch: zoo_models:build_kwblock
+    input: zoo_models:inputs_kwblock
+    variants: [torch, onnxruntime, onnxruntime-int8]
+    metrics: [latency]
+  tied:
+    torch: zoo_models:build_tied
+    input: {shape: [1, 32]}
+    variants: [torch, torch-int8, torch-compile, onnxruntime, onnxruntime-int8]
+    metrics: [latency]
+  convnet:
+    torch: zoo_models:build_convnet
+    input: {shape: [1, 3, 32, 32]}
+    variants: [torch, torch-int8, onnxruntime, onnxruntime-int8]
+    metrics: [latency]
+  lstm:
+    torch: zoo_models:build_lstm
+    input: {shape: [1, 12, 32]}
+    variants: [torch, torch-int8, onnxruntime-int8]
+    metrics: [latency]
+measure: {rounds: 2, warmup: 1, min_calls: 3, min_time: 0.0s, probes: 1}
+"""
+
+
+@pytest.fixture(scope="module")
+def zoo(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
+    root = write_files(tmp_path_factory.mktemp("zoo"), {"perf-gate.yaml": CONFIG})
+    shutil.copy2(ZOO, root / "zoo_models.py")
+    ran = run_cli(root, "run", "--out", "results.json", timeout=600)
+    record = read_json(root / "results.json") if (root / "results.json").is_file() else None
+    return {"root": root, "ran": ran, "record": record}
+
+
+def _info(zoo: dict[str, object], name: str) -> dict:
+    record = zoo["record"]
+    assert isinstance(record, dict), zoo["ran"]
+    return record["info"][name]
+
+
+def _error(zoo: dict[str, object], name: str) -> str | None:
+    record = zoo["record"]
+    assert isinstance(record, dict), zoo["ran"]
+    return next((e["message"] for e in record["errors"] if e["benchmark"] == name), None)
+
+
+def test_a_value_dependent_branch_is_refused_with_the_place_and_the_reason(zoo):
+    ran = zoo["ran"]
+    assert ran.ret != 0, ran.output  # never a pass: the graph would hold one branch
+    message = _error(zoo, "branchy[onnxruntime]")
+    assert message is not None
+    assert "no faithful ONNX export" in message
+    assert "zoo_models.py:" in message  # the line of the `if`
+    assert "data-dependent control flow" in message
+    assert "torch.export refused too" in message
+    assert "\n" not in message
+    assert _error(zoo, "branchy[torch]") is None
+
+
+def test_named_inputs_with_keyword_arguments_export_and_agree(zoo):
+    assert _error(zoo, "kwblock[onnxruntime]") is None
+    parity = _info(zoo, "kwblock[onnxruntime]")["parity"]
+    assert parity["ok"], parity
+    assert parity["max_abs_diff"] < 1e-4
+    int8 = _info(zoo, "kwblock[onnxruntime-int8]")
+    assert any("int8 dynamic" in n and "MatMul" in n for n in int8["notes"]), int8["notes"]
+
+
+def test_tied_outputs_pass_parity_and_the_ties_are_counted(zoo):
+    for variant in ("torch-int8", "onnxruntime", "onnxruntime-int8", "torch-compile"):
+        parity = _info(zoo, f"tied[{variant}]")["parity"]
+        assert parity["ok"], (variant, parity)
+        assert parity["near_ties"] > 0, (variant, parity)
+    int8 = _info(zoo, "tied[onnxruntime-int8]")["parity"]
+    assert "near-ties" in int8["reason"]
+
+
+def test_convolutions_are_quantized_statically_and_an_lstm_dynamically(zoo):
+    torch_int8 = " ".join(_info(zoo, "convnet[torch-int8]")["notes"])
+    assert "int8 static" in torch_int8, torch_int8
+    assert "3 Conv2d" in torch_int8, torch_int8
+    assert "in fp32 ->" in torch_int8  # the sizes before and after
+    onnx_int8 = " ".join(_info(zoo, "convnet[onnxruntime-int8]")["notes"])
+    assert "int8 static QDQ" in onnx_int8, onnx_int8
+    assert "Conv" in onnx_int8, onnx_int8
+    assert _info(zoo, "convnet[torch-int8]")["parity"]["ok"]
+    lstm = " ".join(_info(zoo, "lstm[torch-int8]")["notes"])
+    assert "int8 dynamic" in lstm, lstm
+    assert "1 LSTM" in lstm, lstm
+    lstm_onnx = " ".join(_info(zoo, "lstm[onnxruntime-int8]")["notes"])
+    assert "int8 dynamic" in lstm_onnx, lstm_onnx
+    assert "LSTM" in lstm_onnx, lstm_onnx
+    # the notes reach the report
+    assert "convnet[torch-int8]: int8 static" in zoo["ran"].output
+
+
+def test_the_second_compiling_worker_reuses_the_first_ones_compilation(zoo):
+    record = zoo["record"]
+    assert isinstance(record, dict)
+    latency = next(
+        s
+        for s in record["samples"]
+        if s["benchmark"] == "tied[torch-compile]" and s["metric"] == "latency"
+    )
+    first, second = latency["first_calls"][:2]
+    assert second < first / 2, latency["first_calls"]  # ~6x here: the cache was empty
+    cache = Path(zoo["root"]) / ".perf-gate" / "cache" / "inductor"
+    assert any(cache.iterdir())
+    assert "torch.compile's first call took" in zoo["ran"].output
+
+
+def test_a_model_with_nothing_to_quantize_is_refused_before_any_round(tmp_path):
+    config = """
+    models:
+      ew:
+        torch: zoo_models:build_elementwise
+        input: {shape: [1, 8]}
+        variants: [torch, torch-int8]
+    """
+    root = write_files(tmp_path, {"perf-gate.yaml": config})
+    shutil.copy2(ZOO, root / "zoo_models.py")
+    ran = run_cli(root, "run")
+    assert ran.ret == 2, ran.output
+    lines = ran.stderr.strip().splitlines()
+    assert len(lines) == 1, ran.stderr
+    assert "perf-gate.yaml: models.ew.variants: torch-int8 would quantize nothing" in lines[0]
+    assert "Traceback" not in ran.output
