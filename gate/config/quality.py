@@ -116,15 +116,16 @@ class ParityBounds:
     top1_agreement: float | None = None
     ties: float = DEFAULT_TIES
 
-    def describe(self) -> str:
+    def describe(self, ties: bool = True) -> str:
+        """The bounds in words; ``ties=False`` for a record made before near-ties were left
+        out (its bounds do not name them)."""
         parts = []
         if self.atol is not None:
             parts.append(f"atol {self.atol:g}, rtol {self.rtol:g}")
         if self.top1_agreement is not None:
-            parts.append(
-                f"top-1 agreement >= {self.top1_agreement * 100:g}% "
-                f"(near-ties within {self.ties * 100:g}% not counted)"
-            )
+            parts.append(f"top-1 agreement >= {self.top1_agreement * 100:g}%")
+            if ties:
+                parts[-1] += f" (near-ties within {self.ties * 100:g}% not counted)"
         return "; ".join(parts)
 
 

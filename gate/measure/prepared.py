@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from gate.measure import (
+    INT8_VARIANTS,
     ONNX_VARIANTS,
     BenchmarkPlan,
     VariantUnavailable,
@@ -28,6 +29,11 @@ def prepare(plan: BenchmarkPlan, cache_dir: Path) -> BenchmarkPlan:
     if plan.root not in sys.path:
         sys.path.insert(0, plan.root)
     check_references(plan)
+    if plan.variant in INT8_VARIANTS and not plan.calibration:  # prepare_all shares one
+        from gate.measure import quant_inputs
+
+        calibration = quant_inputs.write(plan, None, cache_dir)
+        plan = BenchmarkPlan.from_dict({**plan.to_dict(), "calibration": str(calibration)})
     if plan.variant == "torch-int8":
         return _torch_int8(plan)
     if plan.variant not in ONNX_VARIANTS:

@@ -71,25 +71,39 @@ def _share(value: float | None) -> str:
     return f"{value * 100:.0f}%" if value is not None else ""
 
 
+def _label(operator: Mapping[str, Any]) -> str:
+    """The operator, and the layer where the row is one layer's (a switched kernel)."""
+    module = operator.get("module")
+    name = str(operator.get("operator", ""))
+    return f"{name} in {module}" if isinstance(module, str) and module else name
+
+
+def _grew(operator: Mapping[str, Any], key: str, name: str) -> str:
+    """``nodes A +3 us, B +1 us`` from comparison.json's ``nodes`` or ``layers`` list."""
+    shown: list[str] = []
+    for entry in operator.get(key) or ():
+        if not isinstance(entry, Mapping) or len(shown) == NODES_SHOWN:
+            continue
+        increase = number(entry.get("increase"))
+        change = f" {seconds(increase, signed=True)}" if increase is not None else ""
+        shown.append(f"{escape_text(entry.get(name, ''), SHAPE_LIMIT)}{change}")
+    return f"{key} " + ", ".join(shown) if shown else ""
+
+
 def _where(operator: Mapping[str, Any]) -> str:
-    """Input shapes only one side ran, and the onnxruntime nodes that grew."""
+    """Input shapes only one side ran, the onnxruntime nodes or torch layers that grew, and
+    for a layer whose kernel changed, that its times are the layer's."""
     parts = []
+    if operator.get("status") == "switched":
+        parts.append("kernel switched: the layer's operators in total")
     for key, label in (("added_shapes", "added"), ("removed_shapes", "removed")):
         shapes = _strings(operator.get(key))
         for shape in shapes[:SHAPES_SHOWN]:
             parts.append(f"{label} {escape_text(shape, SHAPE_LIMIT)}")
         if len(shapes) > SHAPES_SHOWN:
             parts.append(f"{label} {len(shapes) - SHAPES_SHOWN} more")
-    nodes: list[str] = []
-    for node in operator.get("nodes") or ():
-        if not isinstance(node, Mapping) or len(nodes) == NODES_SHOWN:
-            continue
-        increase = number(node.get("increase"))
-        change = f" {seconds(increase, signed=True)}" if increase is not None else ""
-        nodes.append(f"{escape_text(node.get('node', ''), SHAPE_LIMIT)}{change}")
-    if nodes:
-        parts.append("nodes " + ", ".join(nodes))
-    return "<br>".join(parts)
+    parts.extend((_grew(operator, "nodes", "node"), _grew(operator, "layers", "layer")))
+    return "<br>".join(part for part in parts if part)
 
 
 def _time_cell(value: float | None, absent: bool) -> str:
@@ -99,7 +113,7 @@ def _time_cell(value: float | None, absent: bool) -> str:
 def _operator_row(operator: Mapping[str, Any]) -> OperatorRow:
     status = operator.get("status")
     increase = number(operator.get("increase"))
-    name = escape_text(operator.get("operator", ""))
+    name = escape_text(_label(operator))
     if status in ("new", "vanished"):
         name += f" ({status})"
     return OperatorRow(
@@ -114,12 +128,15 @@ def _operator_row(operator: Mapping[str, Any]) -> OperatorRow:
 
 def _top(entry: Mapping[str, Any]) -> list[Mapping[str, Any]]:
     """The operators comparison.json names in ``top`` (the largest increases), in that order;
-    else the first ones that got slower."""
+    else the first ones that got slower. A name can stand for several rows (one layer's switch
+    and another's, the same two kernels): each name takes the next row of that name."""
     operators = [o for o in entry.get("operators") or () if isinstance(o, Mapping)]
     named = _strings(entry.get("top"))
     if named:
-        by_name = {str(o.get("operator")): o for o in operators}
-        chosen = [by_name[n] for n in named if n in by_name]
+        rows: dict[str, list[Mapping[str, Any]]] = {}
+        for o in operators:
+            rows.setdefault(str(o.get("operator")), []).append(o)
+        chosen = [rows[n].pop(0) for n in named if rows.get(n)]
     else:
         chosen = [o for o in operators if (number(o.get("increase")) or 0.0) > 0]
     return chosen[:TOP]
@@ -162,7 +179,7 @@ def _headline(entry: Mapping[str, Any], comparison: Mapping[str, Any] | None) ->
         first = top[0]
         share = number(first.get("share"))
         parts.append(
-            f"largest: {escape_text(first.get('operator', ''))} "
+            f"largest: {escape_text(_label(first))} "
             f"{seconds(number(first.get('increase')) or 0.0, signed=True)}"
             + (f" ({_share(share)})" if share is not None else "")
         )
@@ -209,6 +226,7 @@ def _lines(entry: Mapping[str, Any]) -> list[str]:
     for label, names in (
         ("new operators", _strings(entry.get("new"))),
         ("vanished operators", _strings(entry.get("vanished"))),
+        ("kernels switched", _strings(entry.get("switched"))),
         ("input shapes changed", shapes),
     ):
         if names:

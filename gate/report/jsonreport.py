@@ -76,7 +76,7 @@ def _parity(parity: Any) -> dict[str, Any] | None:
         "top1_agreement": parity.get("top1_agreement"),
         "near_ties": parity.get("near_ties"),
         "verdict": "ok" if parity.get("ok") else "parity-fail",
-        "bounds": ParityBounds(**given).describe(),
+        "bounds": ParityBounds(**given).describe(ties="ties" in given),
         "reason": parity.get("reason") or None,
     }
 

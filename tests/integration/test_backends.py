@@ -206,11 +206,14 @@ def test_onnx_parameters_are_the_elements_of_the_initializers(project, cache):
 
 
 def test_torch_int8_really_contains_quantized_linear_modules(project):
-    from gate.measure.backends.torch_backend import quantize_int8
+    from gate.measure.backends.torch_int8 import quantize_int8
 
     quantized_linear = torch.ao.nn.quantized.dynamic.Linear
-    direct = quantize_int8(__import__(MODULE).build().eval())
-    assert [type(m) for m in direct.modules()].count(quantized_linear) == 2
+    plan = make_plan(project, "torch-int8")
+    direct = quantize_int8(plan, __import__(MODULE).build().eval())
+    assert direct.mode == "dynamic"
+    assert direct.layers == {"Linear": 2}
+    assert [type(m) for m in direct.module.modules()].count(quantized_linear) == 2
 
     backend = loaded(make_plan(project, "torch-int8"))
     kinds = [type(m) for m in backend.module.modules()]
@@ -224,14 +227,17 @@ def test_torch_int8_is_smaller_than_fp32_for_big_linear_layers(project):
     assert int8 < 0.5 * fp32
 
 
-def test_quantize_int8_rejects_a_model_without_linear_layers(project):
-    from gate.measure.backends.torch_backend import quantize_int8
+def test_quantize_int8_rejects_a_model_without_quantizable_layers(project, cache):
+    from gate.measure.backends.torch_int8 import quantize_int8
 
-    with pytest.raises(MeasurementError, match="no Linear layers"):
-        quantize_int8(__import__(MODULE).build_without_linear())
     plan = make_plan(project, "torch-int8", "build_without_linear")
-    with pytest.raises(MeasurementError, match="no Linear layers"):
+    with pytest.raises(BadReference, match="would quantize nothing") as refused:
+        quantize_int8(plan, __import__(MODULE).build_without_linear())
+    assert refused.value.key == f"models.{plan.model}.variants"
+    with pytest.raises(BadReference, match="would quantize nothing"):
         smoke_test(plan)
+    with pytest.raises(BadReference, match="would quantize nothing"):
+        prepare(plan, cache)  # before any round: the runner makes it a config error
 
 
 # --- onnxruntime variants -----------------------------------------------------------------

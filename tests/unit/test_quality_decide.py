@@ -921,6 +921,7 @@ def test_json_report_variants() -> None:
         "max_abs_diff": 0.31,
         "mean_abs_diff": 0.02,
         "top1_agreement": 0.995,
+        "near_ties": None,
         "verdict": "ok",
         "bounds": "top-1 agreement >= 99%",
         "reason": None,

@@ -140,9 +140,7 @@ def robust_total(
 def per_call(rows: list[OperatorTime], calls: int) -> tuple[OperatorTime, ...]:
     """Totals over ``calls`` benchmark calls -> values per call, largest time first."""
     scaled = [replace(r, calls=r.calls / calls, time=r.time / calls) for r in rows]
-    return tuple(
-        sorted(scaled, key=lambda r: (-r.time, r.operator, r.module, r.node, r.shapes))
-    )
+    return tuple(sorted(scaled, key=lambda r: (-r.time, r.operator, r.module, r.node, r.shapes)))
 
 
 def profile_python(
