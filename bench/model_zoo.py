@@ -16,8 +16,8 @@ time (exit 2) is noted and the run repeated without it.
 Prints per model x variant: works / refused / error (with the reason), the median latency at
 batch 1, the model size, the parity verdict against torch fp32 (near-ties counted) and, for
 torch-compile, the first call of the first worker and of the later ones. Run:
-``.venv/bin/python bench/model_zoo.py`` (about 4 minutes; ``--quick``: the zoo's own models,
-2 rounds, about 2 minutes).
+``.venv/bin/python bench/model_zoo.py`` (about 6 minutes with transformers importable;
+``--quick``: the zoo's own models, 2 rounds, about 4 minutes).
 """
 
 from __future__ import annotations
@@ -124,7 +124,7 @@ def run_model(
                     "torch": factory,
                     "input": inputs,
                     "variants": variants,
-                    "metrics": ["latency"],
+                    "metrics": ["latency", "memory"],  # memory: the probe reads the size
                     "batch_sizes": [1],
                 }
             },

@@ -131,7 +131,7 @@ def test_variants_are_evaluated_paired_against_the_baseline_and_damage_fails(
     assert onnx["max_abs_diff"] < 1e-4
     assert onnx["top1_agreement"] == 1.0
     int8 = variants["torch-int8"]
-    assert int8["parity"]["bounds"] == "top-1 agreement >= 99%"
+    assert int8["parity"]["bounds"] == "top-1 agreement >= 99% (near-ties within 1% not counted)"
     assert 0.9 <= int8["quality"]["accuracy"] <= 1.0  # its cost is visible, and small
     record = read_json(repo / ".perf-gate" / "results.json")
     accuracy = samples_by_key(record)[("clf[torch]", "accuracy")]

@@ -30,12 +30,12 @@ def profile_operators(plan: BenchmarkPlan, batch_size: int, trace: Path, calls: 
     submodule, and every operator of a variant in UNHOOKED_VARIANTS, have none.
 
     Three sessions run under the same settings: one call (how many events a call records, which
-    sizes the others), a discarded one of the measured one's length, then the measured one. The
-    first long session in a process grows the profiler's event buffers; on a 2-core VM that
-    cost every call of a small CNN about 550 page faults and ran its im2col convolutions
-    (``_slow_conv2d_forward``) 2-3x slower than in a second session, and a session of a few
-    calls did not prevent it (the measured session still faulted about 470 times a call); one
-    of the same length does (no faults left, convolutions at the second session's speed).
+    sizes the others), a discarded one, and the measured one of as many calls. The first long
+    session in a process grows its memory, and on a 2-core VM that cost a small CNN about 550
+    page faults per call and ran its im2col convolutions (``_slow_conv2d_forward``) 2-4x slower
+    than a second session did; a discarded session of 5 calls left the measured one faulting as
+    much (about 450 a call), one of the same length leaves it a few dozen at most and the
+    convolutions at the second session's speed (``tests/integration/test_diagnosis_layers.py``).
     ``torch.autograd.profiler.profile`` is the recorder that ``torch.profiler.profile`` wraps;
     the wrapper's first use imports torch._dynamo (about a second and a half per process here)
     and adds nothing this needs."""
@@ -61,10 +61,13 @@ def profile_operators(plan: BenchmarkPlan, batch_size: int, trace: Path, calls: 
                 backend.sync()
         events = len(first.function_events)
         del first
-        with session():  # discarded: the profiler's buffers grow here, not in the measurement
-            calls.profiled(call, backend.sync, events_per_call=events)
-        with session() as recorder:
+        with session():  # discarded: the process's memory grows here, not in the measurement
             count = calls.profiled(call, backend.sync, events_per_call=events)
+        with session() as recorder:  # as many calls: no more memory than the discarded one's
+            for _ in range(count):
+                call()
+                if backend.sync is not None:
+                    backend.sync()
     recorder.export_chrome_trace(str(trace))
     durations: dict[tuple[str, str, str], list[float]] = {}
     for event in recorder.function_events:
