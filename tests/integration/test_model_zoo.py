@@ -38,22 +38,22 @@ models:
   kwblock:
     torch: zoo_models:build_kwblock
     input: zoo_models:inputs_kwblock
-    variants: [torch, onnxruntime, onnxruntime-int8]
+    variants: [torch, onnxruntime]
     metrics: [latency]
   tied:
     torch: zoo_models:build_tied
     input: {shape: [1, 32]}
-    variants: [torch, torch-int8, torch-compile, onnxruntime, onnxruntime-int8]
+    variants: [torch, torch-int8, torch-compile, onnxruntime-int8]
     metrics: [latency]
   convnet:
     torch: zoo_models:build_convnet
-    input: {shape: [1, 3, 32, 32]}
-    variants: [torch, torch-int8, onnxruntime, onnxruntime-int8]
+    input: {shape: [1, 3, 16, 16]}
+    variants: [torch, torch-int8, onnxruntime-int8]
     metrics: [latency]
   lstm:
     torch: zoo_models:build_lstm
     input: {shape: [1, 12, 32]}
-    variants: [torch, torch-int8, onnxruntime-int8]
+    variants: [torch, torch-int8]
     metrics: [latency]
 measure: {rounds: 2, warmup: 1, min_calls: 3, min_time: 0.0s, probes: 1}
 """
@@ -98,12 +98,10 @@ def test_named_inputs_with_keyword_arguments_export_and_agree(zoo):
     parity = _info(zoo, "kwblock[onnxruntime]")["parity"]
     assert parity["ok"], parity
     assert parity["max_abs_diff"] < 1e-4
-    int8 = _info(zoo, "kwblock[onnxruntime-int8]")
-    assert any("int8 dynamic" in n and "MatMul" in n for n in int8["notes"]), int8["notes"]
 
 
 def test_tied_outputs_pass_parity_and_the_ties_are_counted(zoo):
-    for variant in ("torch-int8", "onnxruntime", "onnxruntime-int8", "torch-compile"):
+    for variant in ("torch-int8", "onnxruntime-int8", "torch-compile"):
         parity = _info(zoo, f"tied[{variant}]")["parity"]
         assert parity["ok"], (variant, parity)
         assert parity["near_ties"] > 0, (variant, parity)
@@ -123,9 +121,6 @@ def test_convolutions_are_quantized_statically_and_an_lstm_dynamically(zoo):
     lstm = " ".join(_info(zoo, "lstm[torch-int8]")["notes"])
     assert "int8 dynamic" in lstm, lstm
     assert "1 LSTM" in lstm, lstm
-    lstm_onnx = " ".join(_info(zoo, "lstm[onnxruntime-int8]")["notes"])
-    assert "int8 dynamic" in lstm_onnx, lstm_onnx
-    assert "LSTM" in lstm_onnx, lstm_onnx
     # the notes reach the report
     assert "convnet[torch-int8]: int8 static" in zoo["ran"].output
 
