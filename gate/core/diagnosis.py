@@ -188,7 +188,7 @@ class OperatorChange:
     e.g. ``aten::_slow_conv2d_forward`` in the base and ``aten::mkldnn_convolution`` in the
     head. A switched row holds the layer's every operator (times and invocations are the
     layer's totals), names the operators only the base or only the head ran in it
-    (``base_operators``, ``head_operators``, by time) and is named ``<base's> -> <head's>``
+    (``base_operators``, ``head_operators``, up to 3 by time) and is named ``<base's> -> <head's>``
     after the first of each. ``share`` is the increase over the measured change of the
     benchmark (None when the benchmark did not get slower).
     """

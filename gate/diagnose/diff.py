@@ -30,7 +30,9 @@ from gate.units import UNIT_SECONDS
 
 MAX_CHANGES = 300  # operators kept per diagnosis (the largest changes either way)
 MAX_SHAPES = 4  # input shapes listed per operator and side, by time
-MAX_NODES = 3  # onnxruntime nodes (torch layers) listed per operator type, by increase
+# onnxruntime nodes (torch layers) listed per operator type, by increase; the operators only
+# one side ran in a layer whose kernel changed, by time
+MAX_NODES = 3
 # Below this share the operators' times do not explain the change: the invocation counts
 # (exact, unlike times near the profiler's resolution) are named instead.
 LOW_EXPLAINED = 0.5
@@ -219,7 +221,7 @@ def _switched(base: OperatorProfile, head: OperatorProfile) -> dict[Layer, Opera
         came = {name: op.time for name, op in head_ops.items() if name not in base_ops}
         if not gone or not came:
             continue
-        before, after = _largest(gone, len(gone)), _largest(came, len(came))
+        before, after = _largest(gone, MAX_NODES), _largest(came, MAX_NODES)
         base_shapes: dict[str, float] = {}
         head_shapes: dict[str, float] = {}
         for op, shapes in ((base_ops, base_shapes), (head_ops, head_shapes)):
@@ -269,7 +271,10 @@ def _invocation_note(changes: list[OperatorChange], explained: float) -> str:
     """When the operators' times explain little, the operators whose invocations per call
     changed: onnxruntime records whole microseconds and subtracts its own cost per node, so a
     node shorter than that records nothing, and its time shows outside the operators."""
-    counted = [c for c in changes if abs(c.head_calls - c.base_calls) >= 0.5]
+    # (a layer whose kernel changed runs other operators: its count says nothing of resolution)
+    counted = [
+        c for c in changes if c.status != "switched" and abs(c.head_calls - c.base_calls) >= 0.5
+    ]
     if not counted:
         return ""
     counted.sort(key=lambda c: (-abs(c.head_calls - c.base_calls), c.label))

@@ -129,6 +129,10 @@ def test_an_extra_linear_layer_and_an_extra_matmul_are_named(tmp_path: Path) -> 
     addmm = next(o for o in torch_diagnosis["operators"] if o["operator"] == "aten::addmm")
     assert addmm["head_calls"] == addmm["base_calls"] + 1
     assert any("[512, 512]" in shape for shape in addmm["added_shapes"])
+    # The layers whose time in it grew, by path: net.2 is 512 -> 512 wide now (net.3 the old
+    # 512 -> 8 one); a layer's own operators did not change, so none switched kernels.
+    assert addmm["layers"][0]["layer"] == "net.2"
+    assert torch_diagnosis["switched"] == []
     assert torch_diagnosis["measured_change"] > 0
     assert torch_diagnosis["explained"] > 0
 

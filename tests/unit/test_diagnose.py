@@ -31,6 +31,7 @@ from gate.measure.worker.operators import (
 )
 from gate.report.diagnosis import render_diagnoses
 from gate.report.jsonreport import result_to_dict
+from gate.report.markdown import render_summary
 
 LATENCY = Metric("latency", "s", Direction.LOWER)
 THROUGHPUT_32 = Metric("throughput@32", "items/s", Direction.HIGHER)
@@ -149,6 +150,165 @@ def test_onnxruntime_nodes_are_grouped_by_type_with_the_nodes_that_grew() -> Non
     assert top.operator == "MatMul"
     assert [(n.node, n.increase) for n in top.nodes] == [("MatMul_2", pytest.approx(30 * US))]
     assert diagnosis.explained == pytest.approx(31 / 30)
+
+
+def layer_row(
+    module: str, kind: str, operator: str, time_us: float, shapes: str = ""
+) -> OperatorTime:
+    """A torch row attributed to a layer (the innermost submodule: dotted path and class)."""
+    return OperatorTime(
+        operator=operator,
+        module=module,
+        module_type=kind,
+        shapes=shapes,
+        calls=1,
+        time=time_us * US,
+    )
+
+
+SLOW, MKLDNN = "aten::_slow_conv2d_forward", "aten::mkldnn_convolution"
+# Two conv layers and a batch norm, as torch's profiler records them per layer; in the head,
+# features.2.conv (a 5x5 kernel now) runs on oneDNN instead of im2col, and takes 3x as long.
+CNN_BASE = profile(
+    layer_row("features.0.conv", "Conv2d", "aten::conv2d", 1, "[1, 16, 32, 32]"),
+    layer_row("features.0.conv", "Conv2d", SLOW, 100, "[1, 16, 32, 32], [16, 16, 3, 3]"),
+    layer_row("features.2.conv", "Conv2d", "aten::conv2d", 1, "[1, 16, 32, 32]"),
+    layer_row("features.2.conv", "Conv2d", SLOW, 100, "[1, 16, 32, 32], [16, 16, 3, 3]"),
+    layer_row("features.2.conv", "Conv2d", "aten::thnn_conv2d", 2, "[1, 16, 32, 32]"),
+    layer_row("features.2.bn", "BatchNorm2d", "aten::native_batch_norm", 10, "[1, 16, 32, 32]"),
+    layer_row("", "", "aten::mean", 3, "[1, 16, 32, 32]"),  # in the model's own forward
+)
+CNN_HEAD = profile(
+    layer_row("features.0.conv", "Conv2d", "aten::conv2d", 1, "[1, 16, 32, 32]"),
+    layer_row("features.0.conv", "Conv2d", SLOW, 100, "[1, 16, 32, 32], [16, 16, 3, 3]"),
+    layer_row("features.2.conv", "Conv2d", "aten::conv2d", 1, "[1, 16, 32, 32]"),
+    layer_row("features.2.conv", "Conv2d", MKLDNN, 300, "[1, 16, 32, 32], [16, 16, 5, 5]"),
+    layer_row("features.2.bn", "BatchNorm2d", "aten::native_batch_norm", 12, "[1, 16, 32, 32]"),
+    layer_row("", "", "aten::mean", 3, "[1, 16, 32, 32]"),
+)
+
+
+def test_a_layer_whose_kernel_changed_is_one_row_of_that_layer() -> None:
+    diagnosis = diff(comparison(baseline=220 * US, change=1.0), CNN_BASE, CNN_HEAD)
+    switch, batch_norm = diagnosis.top()
+    assert switch.status == "switched"
+    assert switch.module == "features.2.conv"
+    assert switch.operator == f"{SLOW} -> {MKLDNN}"
+    assert switch.label == f"{SLOW} -> {MKLDNN} in features.2.conv"
+    assert switch.base_operators == (SLOW, "aten::thnn_conv2d")  # by time
+    assert switch.head_operators == (MKLDNN,)
+    # the layer's total, its wrapper aten::conv2d included
+    assert (switch.base_time, switch.head_time) == (
+        pytest.approx(103 * US),
+        pytest.approx(301 * US),
+    )
+    assert (switch.base_calls, switch.head_calls) == (3, 2)
+    assert switch.head_shapes[0] == "[1, 16, 32, 32], [16, 16, 5, 5]"
+    assert switch.share == pytest.approx(198 / 220)
+    assert diagnosis.switched == (switch,)
+    assert diagnosis.new == ()  # not a new oneDNN convolution and a vanished im2col one
+    assert diagnosis.vanished == ()
+    # The other layers stay per operator, with the layers whose time in it grew.
+    assert batch_norm.operator == "aten::native_batch_norm"
+    assert [(n.node, n.increase) for n in batch_norm.layers] == [
+        ("features.2.bn", pytest.approx(2 * US))
+    ]
+    rest = {c.operator: c for c in diagnosis.changes if c.status == "changed"}
+    assert (rest[SLOW].base_time, rest[SLOW].head_time) == (100 * US, 100 * US)  # features.0
+    assert rest["aten::conv2d"].base_calls == 1
+    assert rest["aten::mean"].layers == ()
+    assert sum(c.base_time for c in diagnosis.changes) == pytest.approx(diagnosis.base_total)
+    assert sum(c.head_time for c in diagnosis.changes) == pytest.approx(diagnosis.head_total)
+    assert diagnosis.explained == pytest.approx(200 / 220)
+    # A layer that switched kernels runs other operators (3 -> 2 here): explaining little,
+    # the profile still names no invocation change of an operator the profiler did not resolve.
+    unexplained = diff(comparison(baseline=220 * US, change=5.0), CNN_BASE, CNN_HEAD)
+    assert unexplained.explained == pytest.approx(200 / 1100)
+    assert not any("invocations" in note for note in unexplained.notes)
+
+    data = result_to_dict(result(comparison(baseline=220 * US)), diagnoses=(diagnosis,))
+    entry = data["diagnosis"][0]
+    assert json.loads(json.dumps(data, allow_nan=False))["diagnosis"][0] == entry
+    assert entry["top"][0] == f"{SLOW} -> {MKLDNN}"
+    assert entry["switched"] == [f"{SLOW} -> {MKLDNN} in features.2.conv"]
+    assert entry["new"] == entry["vanished"] == []
+    first = entry["operators"][0]
+    assert first["status"] == "switched"
+    assert first["module"] == "features.2.conv"
+    assert first["base_operators"] == [SLOW, "aten::thnn_conv2d"]
+    assert first["head_operators"] == [MKLDNN]
+    assert entry["operators"][1]["layers"] == [
+        {
+            "layer": "features.2.bn",
+            "base_time": pytest.approx(10 * US),
+            "head_time": pytest.approx(12 * US),
+            "increase": pytest.approx(2 * US),
+        }
+    ]
+    text = render_diagnoses((diagnosis,))
+    assert f"{SLOW} -> {MKLDNN} in features.2.conv  103 us  301 us  +198 us  90%" in text
+    assert "switched: [1, 16, 32, 32], [16, 16, 5, 5]" in text
+    assert "features.2.bn +2 us" in text
+    assert f"    kernels switched: {SLOW} -> {MKLDNN} in features.2.conv" in text
+    assert "new:" not in text
+
+
+def test_a_layer_of_another_class_under_the_same_path_is_not_a_switch() -> None:
+    # A layer inserted before features.3 in a Sequential: features.3 is a Conv2d now, not the
+    # ReLU that had the path; their operators are a vanished and a new one, as without layers.
+    base = profile(
+        layer_row("features.3", "ReLU", "aten::relu", 2),
+        layer_row("features.3", "ReLU", "aten::clamp_min", 5),
+    )
+    head = profile(
+        layer_row("features.3", "Conv2d", "aten::conv2d", 1),
+        layer_row("features.3", "Conv2d", SLOW, 100),
+        layer_row("features.4", "ReLU", "aten::relu", 2),
+        layer_row("features.4", "ReLU", "aten::clamp_min", 5),
+    )
+    diagnosis = diff(comparison(baseline=7 * US, change=14.0), base, head)
+    assert diagnosis.switched == ()
+    assert [c.operator for c in diagnosis.new] == [SLOW, "aten::conv2d"]
+    relu = next(c for c in diagnosis.changes if c.operator == "aten::relu")
+    assert (relu.status, relu.increase) == ("changed", 0.0)
+
+
+def test_profiles_with_layers_on_one_side_only_are_compared_per_operator() -> None:
+    def without_layers(p: OperatorProfile) -> OperatorProfile:
+        rows = tuple(
+            OperatorTime(operator=r.operator, shapes=r.shapes, calls=r.calls, time=r.time)
+            for r in p.rows
+        )
+        return OperatorProfile(tool=p.tool, calls=p.calls, rows=rows)
+
+    plain = diff(comparison(), without_layers(CNN_BASE), without_layers(CNN_HEAD))
+    assert plain.switched == ()
+    assert [c.operator for c in plain.new] == [MKLDNN]  # what a profile without layers can say
+    assert [c.operator for c in plain.vanished] == ["aten::thnn_conv2d"]
+    one_sided = diff(comparison(), CNN_BASE, without_layers(CNN_HEAD))
+    assert one_sided.changes == plain.changes
+    assert all(c.layers == () and not c.module for c in one_sided.changes)
+
+
+def test_the_markdown_names_each_layer_of_two_alike_switches() -> None:
+    def two_layers(kernel: str, time_us: float) -> OperatorProfile:
+        return profile(
+            *(layer_row(f"features.{i}.conv", "Conv2d", kernel, time_us * i) for i in (1, 2))
+        )
+
+    diagnosis = diff(comparison(baseline=30 * US), two_layers(SLOW, 10), two_layers(MKLDNN, 20))
+    assert [c.label for c in diagnosis.top()] == [
+        f"{SLOW} -> {MKLDNN} in features.2.conv",
+        f"{SLOW} -> {MKLDNN} in features.1.conv",
+    ]
+    data = result_to_dict(result(comparison(baseline=30 * US)), diagnoses=(diagnosis,))
+    markdown = render_summary(data).replace("\\_", "_")
+    second = markdown.index(f"| {SLOW} -&gt; {MKLDNN} in features.1.conv | kernel switched")
+    assert markdown.index(f"| {SLOW} -&gt; {MKLDNN} in features.2.conv | kernel switched") < second
+    assert (
+        "largest: aten::_slow_conv2d_forward -&gt; aten::mkldnn_convolution in features.2.conv"
+        in (markdown)
+    )
 
 
 def test_many_operators_keep_the_largest_changes() -> None:

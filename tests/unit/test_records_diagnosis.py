@@ -1,9 +1,13 @@
 """How a diagnosis reads when the profile cannot hold the change: float noise outside the
 operators (cProfile's times are scaled to the unprofiled wall, so wall minus operators is ~0),
 and onnxruntime nodes shorter than its profiler resolves (1 -> 10 Gemm layers recorded as
-nothing). Profiles as the profilers wrote them for such models; the reports rendered for real."""
+nothing). Profiles as the profilers wrote them for such models; the reports rendered for real.
+Also: a profile's rows keep their torch layer through JSON, and earlier profiles without one
+still read."""
 
 from __future__ import annotations
+
+import json
 
 from gate.core.diagnosis import OperatorProfile, OperatorTime
 from gate.core.types import Comparison, Direction, GateResult, Metric, Verdict
@@ -122,3 +126,33 @@ def test_a_profile_that_explains_the_change_gets_no_invocation_note() -> None:
     assert diagnosis.explained > 0.9
     assert not any("invocations per call" in note for note in diagnosis.notes)
     assert "outside operators +" not in terminal.splitlines()[2]  # the headline
+
+
+def test_profiles_keep_the_layer_of_each_row_and_read_earlier_ones_without() -> None:
+    layered = OperatorProfile(
+        tool="torch.profiler",
+        calls=20,
+        rows=(
+            OperatorTime(
+                operator="aten::mkldnn_convolution",
+                shapes="[1, 16, 32, 32], [16, 16, 5, 5]",
+                module="features.2.conv",
+                module_type="Conv2d",
+                calls=1,
+                time=300 * US,
+            ),
+            row("aten::mean", 3 * US),  # in the model's own forward: no layer
+        ),
+        wall=320 * US,
+    )
+    data = json.loads(json.dumps(layered.to_dict()))
+    assert OperatorProfile.from_dict(data) == layered
+    assert data["rows"][0]["module"] == "features.2.conv"
+    assert "module" not in data["rows"][1]  # rows without a layer are written as before
+    earlier = {
+        "tool": "torch.profiler",
+        "calls": 10,
+        "rows": [{"operator": "aten::mean", "time": 1e-6}],
+    }
+    (read,) = OperatorProfile.from_dict(earlier).rows
+    assert (read.module, read.module_type) == ("", "")

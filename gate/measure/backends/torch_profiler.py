@@ -30,12 +30,15 @@ def profile_operators(plan: BenchmarkPlan, batch_size: int, trace: Path, calls: 
     submodule, and every operator of a variant in UNHOOKED_VARIANTS, have none.
 
     Three sessions run under the same settings: one call (how many events a call records, which
-    sizes the others), a discarded one, and the measured one of as many calls. The first long
-    session in a process grows its memory, and on a 2-core VM that cost a small CNN about 550
-    page faults per call and ran its im2col convolutions (``_slow_conv2d_forward``) 2-4x slower
-    than a second session did; a discarded session of 5 calls left the measured one faulting as
-    much (about 450 a call), one of the same length leaves it a few dozen at most and the
-    convolutions at the second session's speed (``tests/integration/test_diagnosis_layers.py``).
+    sizes the others), a discarded one, and the measured one of exactly as many calls, so that
+    it needs no memory the discarded one did not already take. The first long session in a
+    process grows the process's memory: on a 2-core VM a small CNN then paid about 550 page
+    faults per call and its im2col convolutions (``_slow_conv2d_forward``) ran 2.5-3.5x slower
+    than in a later session. A discarded session of 5 calls did not help (the measured one
+    still faulted about 450 times a call); one as long as the measured one left it under 60 a
+    call in 6 of 7 runs (163 in the other) and the convolutions at the later session's speed
+    (``tests/integration/test_diagnosis_layers.py`` holds the first profile of a process to
+    the second's). The unprofiled time per call is taken before all three.
     ``torch.autograd.profiler.profile`` is the recorder that ``torch.profiler.profile`` wraps;
     the wrapper's first use imports torch._dynamo (about a second and a half per process here)
     and adds nothing this needs."""
