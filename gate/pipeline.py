@@ -137,7 +137,7 @@ def run_gate(config: GateConfig, request: GateRequest, progress: Progress) -> Ou
     # before preparing: the runner reads the compile cache's place from the environment
     # before torch (quantizing in preparation) writes its default there
     runner = Runner(config.measure, config.root, config.report_dir / "work", progress)
-    plans, prepare_errors, skipped = prepare_all(config, request.selected, progress)
+    plans, prepare_errors, skipped = prepare_all(config, request.selected, progress, runner)
     gpu_before = gpu_state() if any(p.cuda for p in plans) else []
     measured = Measured(
         errors=[*prepare_errors, *(request.pytest.errors if request.pytest else ())]
@@ -451,7 +451,7 @@ def measure_models(
     Raises ConfigError when the report folder (where workers exchange files) cannot be made."""
     check_report_dir(config)
     runner = Runner(config.measure, config.root, config.report_dir / "work", progress)
-    plans, errors, _ = prepare_all(config, selected, progress)
+    plans, errors, _ = prepare_all(config, selected, progress, runner)
     with closing(runner):
         measured = runner.measure(plans) if plans else Measured()
     measured.errors[:0] = errors

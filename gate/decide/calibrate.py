@@ -58,15 +58,21 @@ class Spread:
 
 def measure_spread(config: GateConfig, rounds: int, progress: Progress) -> list[Spread]:
     """A/A paired rounds of every model variant; the per-round log-ratio spread of each timing."""
-    plans, errors, _ = prepare_all(config, None, progress)
+    runner = Runner(config.measure, config.root, config.report_dir / "work", progress)
+    try:
+        plans, errors, _ = prepare_all(config, None, progress, runner)
+    except BaseException:
+        runner.close()
+        raise
     if errors:
+        runner.close()
         raise ConfigError(
             "calibration needs every benchmark to prepare: "
             + "; ".join(f"{e.benchmark}: {e.message}" for e in errors)
         )
     if not plans:
+        runner.close()
         raise ConfigError(f"{config.label}: no models to calibrate; add a 'models:' section")
-    runner = Runner(config.measure, config.root, config.report_dir / "work", progress)
     pairs = [(plan, plan) for plan in plans]
     into = PairedRounds()
     with closing(runner):  # its preloaded interpreters stop with the calibration

@@ -14,8 +14,8 @@ Nothing of the user's is imported before the fork: the server imports perf-gate'
 modules and the runtime only, so each worker still imports the model's own code afresh (and a
 base-revision worker the base's). What a forked worker shares with the others is the state
 the runtime's import left (its memory layout included), so rounds vary a little less than fresh
-interpreters do. Evaluation workers (deterministic) are forked too. Probes (memory, cold
-start), preparation and profiles keep fresh interpreters: their readings include what an import
+interpreters do. Evaluation (deterministic) and preparation workers are forked too. Probes
+(memory, cold start) and profiles keep fresh interpreters: their readings include what an import
 costs. ``PERF_GATE_FORKSERVER=0`` turns it
 off (every worker a fresh interpreter), and any failure to start falls back to that.
 """

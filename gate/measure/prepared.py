@@ -1,5 +1,6 @@
-"""What a variant needs before its rounds, made once per run in the process that runs it (the
-parent for the head, a ``prepare`` worker in the base revision's worktree): references checked,
+"""What a variant needs before its rounds, made once per run in a ``prepare`` worker (one per
+model; for a base revision, in its worktree; the pytest plugin's model items call it in the
+pytest process, where the user's tests run anyway): references checked,
 the ONNX export, its int8 quantization and the ``input:`` callable's inputs as .npz files, each
 named by the graph it belongs to (``artifacts``); and a smoke test of one call per batch size."""
 

@@ -21,33 +21,31 @@ import tempfile
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
 
 from gate.config import GateConfig, MeasureSettings, ModelSpec
 from gate.core.types import BenchmarkError, Sample
-from gate.errors import ConfigError, GateError, MeasurementError
+from gate.errors import ConfigError, MeasurementError
 from gate.measure import (
-    INT8_VARIANTS,
     THREAD_ENV,
     TORCH_VARIANTS,
     BadReference,
     BenchmarkPlan,
-    VariantUnavailable,
-    describe,
     forkserver,
     resolve_callable,
 )
 from gate.measure.base_imports import worker_environment as base_environment
-from gate.measure.prepared import prepare
 from gate.measure.samples import probe_samples, record_info, round_samples
 
 Progress = Callable[[str], None]
 # Worker modes whose processes are forked from a preloaded interpreter where possible: the
-# timed ones, and evaluation (deterministic; it loads every variant of a model, so torch).
+# timed ones, evaluation (deterministic; it loads every variant of a model, so torch) and
+# preparation (the user's code imported, built and exported there, not in the gate's process).
 TIMED_MODES = ("round", "duet")
-FORKED_MODES = (*TIMED_MODES, "eval")
+FORKED_MODES = (*TIMED_MODES, "eval", "prepare")
+PREPARE_TIMEOUT_S = 900.0  # one model's export, quantization and inputs
 # torch.compile's on-disk caches (inductor's FX graph and AOT autograd caches live under it)
 INDUCTOR_CACHE = "TORCHINDUCTOR_CACHE_DIR"
 
@@ -247,8 +245,14 @@ class Runner:
                         f"a worker process ran past {timeout:.0f}s and was stopped", slug="worker"
                     ) from None
             if process.returncode != 0 or not out_file.is_file():
-                output = stderr or "(see the output above)"
-                tail = " | ".join(output.strip().splitlines()[-3:])
+                output = stderr if stderr is not None else "(see the output above)"
+                tail = " | ".join(output.strip().splitlines()[-3:]) or "no output"
+                if process.returncode == 0:  # it ended before writing: sys.exit, os._exit
+                    raise MeasurementError(
+                        "a worker process ended (exit code 0) before writing its result: the "
+                        f"model's code ended the process (sys.exit, os._exit?); {tail}",
+                        slug="worker",
+                    )
                 raise MeasurementError(
                     f"worker process exited with code {process.returncode}: {tail}",
                     slug="worker",
@@ -393,15 +397,29 @@ class Prepared(NamedTuple):
     skipped: list[str]
 
 
-def prepare_all(config: GateConfig, selected: set[str] | None, progress: Progress) -> Prepared:
+def prepare_all(
+    config: GateConfig,
+    selected: set[str] | None,
+    progress: Progress,
+    runner: Runner | None = None,
+) -> Prepared:
     """Plans for the config's models (only ``selected`` names when given), references checked,
-    artifacts prepared.
+    artifacts prepared: one ``prepare`` worker per model (forked where the fork server runs),
+    so the user's code (importing the model's module, building and exporting it, quantizing)
+    never runs in this process, and a model that crashes or exits takes down its worker only.
 
     A variant this machine cannot run by design (TensorRT without its execution provider) is
-    skipped with a note; any other failure (the user's code raising included) is that
+    skipped with a note; any other failure (the user's code raising, the worker dying) is that
     benchmark's error. Raises ConfigError, naming the file and the key, for a ``torch:``,
-    ``input:``, ``eval.callable`` or custom metric that cannot be resolved: no round could
-    measure it."""
+    ``input:``, ``eval.callable`` or custom metric that cannot be resolved, or an int8 variant
+    with nothing to quantize: no round could measure it. Without a ``runner``, one of its own
+    runs the workers and is closed before returning."""
+    if runner is None:
+        own = Runner(config.measure, config.root, config.report_dir / "work", progress)
+        try:
+            return prepare_all(config, selected, progress, own)
+        finally:
+            own.close()
     prepared = Prepared([], [], [])
     cache_dir = config.report_dir / "cache"
     for model in config.models:
@@ -410,27 +428,31 @@ def prepare_all(config: GateConfig, selected: set[str] | None, progress: Progres
         if not plans:
             continue
         _check_eval_references(model, config)
-        calibrated: str | None = None
-        for plan in plans:
-            progress(f"preparing {plan.name}")
-            try:
-                if plan.variant in INT8_VARIANTS:
-                    if calibrated is None:
-                        from gate.measure import quant_inputs  # numpy: only when needed
-
-                        eval_spec = model.eval.to_dict() if model.eval else None
-                        calibrated = str(quant_inputs.write(plan, eval_spec, cache_dir))
-                    plan = replace(plan, calibration=calibrated)
-                prepared.plans.append(prepare(plan, cache_dir))
-            except BadReference as exc:
-                raise ConfigError(f"{config.label}: {exc.message}", slug="import") from None
-            except VariantUnavailable as exc:
-                prepared.skipped.append(f"{plan.name} skipped: {exc.message}")
-            except GateError as exc:
-                prepared.errors.append(BenchmarkError(benchmark=plan.name, message=exc.message))
-            except Exception as exc:  # the user's factory or export raised: that benchmark's
-                message = f"preparing: {describe(exc)}"
-                prepared.errors.append(BenchmarkError(benchmark=plan.name, message=message))
+        progress(f"preparing {names_of([p.name for p in plans])}")
+        extra = {"eval": model.eval.to_dict() if model.eval else None}
+        try:
+            result = runner.worker(
+                plans, ["prepare", "--cache-dir", str(cache_dir)], PREPARE_TIMEOUT_S, extra=extra
+            )
+        except MeasurementError as exc:  # the worker died, hung or wrote nothing
+            prepared.errors.extend(
+                BenchmarkError(benchmark=p.name, message=f"preparing: {exc.message}") for p in plans
+            )
+            continue
+        references = result.get("references", {})
+        if references:  # the first one: fixing it may well fix the others
+            reference = next(iter(references.values()))
+            raise ConfigError(
+                f"{config.label}: {reference['key']}: {reference['problem']}", slug="import"
+            )
+        prepared.plans.extend(BenchmarkPlan.from_dict(p) for p in result["plans"])
+        prepared.skipped.extend(
+            f"{name} skipped: {message}" for name, message in result.get("skipped", {}).items()
+        )
+        prepared.errors.extend(
+            BenchmarkError(benchmark=name, message=message)
+            for name, message in result.get("errors", {}).items()
+        )
     return prepared
 
 

@@ -156,3 +156,40 @@ def test_a_model_with_nothing_to_quantize_is_refused_before_any_round(tmp_path):
     assert len(lines) == 1, ran.stderr
     assert "perf-gate.yaml: models.ew.variants: torch-int8 would quantize nothing" in lines[0]
     assert "Traceback" not in ran.output
+
+
+def test_a_model_that_ends_its_process_while_exported_is_an_error_not_a_pass(tmp_path):
+    """Preparation (import, build, export) runs in a worker: a forward that calls os._exit(0)
+    takes down that worker, not the gate, and the run says so."""
+    model = """
+    import os
+
+    import torch
+
+
+    class Leaver(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.layer = torch.nn.Linear(4, 2)
+
+        def forward(self, x):
+            os._exit(0)
+
+
+    def build():
+        return Leaver()
+    """
+    config = """
+    models:
+      leaver:
+        torch: leaver:build
+        input: {shape: [1, 4]}
+        variants: [onnxruntime]
+    measure: {rounds: 2, min_time: 0.0s, probes: 1}
+    """
+    root = write_files(tmp_path, {"perf-gate.yaml": config, "leaver.py": model})
+    ran = run_cli(root, "run", "--out", "results.json")
+    assert ran.ret == 3, ran.output
+    (error,) = read_json(root / "results.json")["errors"]
+    assert error["benchmark"] == "leaver[onnxruntime]"
+    assert "ended (exit code 0) before writing its result" in error["message"]

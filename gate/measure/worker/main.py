@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from gate.core import stats
+from gate.errors import GateError
 from gate.measure import THREAD_ENV, Backend, BadReference, BenchmarkPlan, describe
 from gate.measure.backends import get_backend
 from gate.measure.base_imports import check_worker
@@ -195,24 +196,46 @@ def run_duet(
     )
 
 
-def run_prepare(plans: list[BenchmarkPlan], cache_dir: Path) -> dict[str, Any]:
-    """Check the references and export/quantize in this process (a base revision's code must
-    not meet the head's). A reference that cannot be resolved is reported apart from other
-    failures, under ``references``, as ``{"key": ..., "problem": ...}`` per benchmark."""
+def run_prepare(
+    plans: list[BenchmarkPlan], cache_dir: Path, eval_spec: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """Check the references and export/quantize in this process, so that the user's code
+    never runs in the gate's own (and a base revision's never meets the head's). The int8
+    variants of one model share one calibration file (made from ``eval_spec`` when given).
+
+    A reference that cannot be resolved is reported apart from other failures, under
+    ``references``, as ``{"key": ..., "problem": ...}`` per benchmark; a variant this machine
+    cannot run by design under ``skipped``."""
+    from gate.measure import INT8_VARIANTS, VariantUnavailable
     from gate.measure.prepared import prepare
 
     prepared: list[dict[str, Any]] = []
     errors: dict[str, str] = {}
     references: dict[str, dict[str, str]] = {}
+    skipped: dict[str, str] = {}
+    calibrated: dict[str, str] = {}  # model -> its calibration file
     for plan in plans:
         try:
+            if plan.variant in INT8_VARIANTS and not plan.calibration:
+                if plan.model not in calibrated:
+                    from gate.measure import quant_inputs
+
+                    made = quant_inputs.write(plan, eval_spec, cache_dir)
+                    calibrated[plan.model] = str(made)
+                plan = BenchmarkPlan.from_dict(
+                    {**plan.to_dict(), "calibration": calibrated[plan.model]}
+                )
             prepared.append(prepare(plan, cache_dir).to_dict())
         except BadReference as exc:
             references[plan.name] = {"key": exc.key, "problem": exc.problem}
             errors[plan.name] = exc.message
-        except Exception as exc:
-            errors[plan.name] = describe(exc)
-    return {"plans": prepared, "errors": errors, "references": references}
+        except VariantUnavailable as exc:
+            skipped[plan.name] = exc.message
+        except GateError as exc:
+            errors[plan.name] = exc.message
+        except Exception as exc:  # the user's factory or export raised
+            errors[plan.name] = f"preparing: {describe(exc)}"
+    return {"plans": prepared, "errors": errors, "references": references, "skipped": skipped}
 
 
 def run_profile(
@@ -357,7 +380,8 @@ def main(argv: list[str] | None = None) -> int:
 
         result = run_eval(plans, document["eval"], describe)
     elif args.mode == "prepare":
-        result = run_prepare(plans, args.cache_dir or Path(root) / ".perf-gate" / "cache")
+        cache_dir = args.cache_dir or Path(root) / ".perf-gate" / "cache"
+        result = run_prepare(plans, cache_dir, document.get("eval"))
     elif args.mode == "profile":
         result = run_profile(plans, document["settings"], document["profile"])
     else:
