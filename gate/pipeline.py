@@ -137,7 +137,10 @@ def run_gate(config: GateConfig, request: GateRequest, progress: Progress) -> Ou
     # before preparing: the runner reads the compile cache's place from the environment
     # before torch (quantizing in preparation) writes its default there
     runner = Runner(config.measure, config.root, config.report_dir / "work", progress)
-    plans, prepare_errors, skipped = prepare_all(config, request.selected, progress, runner)
+    # pytest --perf-gate: its process built and ran the models already (model items)
+    plans, prepare_errors, skipped = prepare_all(
+        config, request.selected, progress, runner, here=request.pytest is not None
+    )
     gpu_before = gpu_state() if any(p.cuda for p in plans) else []
     measured = Measured(
         errors=[*prepare_errors, *(request.pytest.errors if request.pytest else ())]

@@ -402,6 +402,8 @@ def prepare_all(
     selected: set[str] | None,
     progress: Progress,
     runner: Runner | None = None,
+    *,
+    here: bool = False,
 ) -> Prepared:
     """Plans for the config's models (only ``selected`` names when given), references checked,
     artifacts prepared: one ``prepare`` worker per model (forked where the fork server runs),
@@ -413,7 +415,11 @@ def prepare_all(
     benchmark's error. Raises ConfigError, naming the file and the key, for a ``torch:``,
     ``input:``, ``eval.callable`` or custom metric that cannot be resolved, or an int8 variant
     with nothing to quantize: no round could measure it. Without a ``runner``, one of its own
-    runs the workers and is closed before returning."""
+    runs the workers and is closed before returning. ``here``: in this process instead, for
+    ``pytest --perf-gate``, whose process imported, built and ran the models already (its
+    model items) and has torch loaded."""
+    if here:
+        return _prepare_here(config, selected, progress)
     if runner is None:
         own = Runner(config.measure, config.root, config.report_dir / "work", progress)
         try:
@@ -439,21 +445,46 @@ def prepare_all(
                 BenchmarkError(benchmark=p.name, message=f"preparing: {exc.message}") for p in plans
             )
             continue
-        references = result.get("references", {})
-        if references:  # the first one: fixing it may well fix the others
-            reference = next(iter(references.values()))
-            raise ConfigError(
-                f"{config.label}: {reference['key']}: {reference['problem']}", slug="import"
-            )
-        prepared.plans.extend(BenchmarkPlan.from_dict(p) for p in result["plans"])
-        prepared.skipped.extend(
-            f"{name} skipped: {message}" for name, message in result.get("skipped", {}).items()
-        )
-        prepared.errors.extend(
-            BenchmarkError(benchmark=name, message=message)
-            for name, message in result.get("errors", {}).items()
-        )
+        _collect_prepared(config, result, prepared)
     return prepared
+
+
+def _prepare_here(config: GateConfig, selected: set[str] | None, progress: Progress) -> Prepared:
+    from gate.measure.worker.main import run_prepare
+
+    prepared = Prepared([], [], [])
+    cache_dir = config.report_dir / "cache"
+    for model in config.models:
+        plans = [plan_model(model, variant, config) for variant in model.variants]
+        plans = [p for p in plans if selected is None or p.name in selected]
+        if not plans:
+            continue
+        _check_eval_references(model, config)
+        progress(f"preparing {names_of([p.name for p in plans])}")
+        if config.root not in map(Path, sys.path):
+            sys.path.insert(0, str(config.root))
+        result = run_prepare(plans, cache_dir, model.eval.to_dict() if model.eval else None)
+        _collect_prepared(config, result, prepared)
+    return prepared
+
+
+def _collect_prepared(config: GateConfig, result: dict[str, Any], into: Prepared) -> None:
+    """A ``prepare`` answer into ``into``. Raises ConfigError for a reference that cannot be
+    resolved (the first: fixing it may well fix the others)."""
+    references = result.get("references", {})
+    if references:
+        reference = next(iter(references.values()))
+        raise ConfigError(
+            f"{config.label}: {reference['key']}: {reference['problem']}", slug="import"
+        )
+    into.plans.extend(BenchmarkPlan.from_dict(p) for p in result["plans"])
+    into.skipped.extend(
+        f"{name} skipped: {message}" for name, message in result.get("skipped", {}).items()
+    )
+    into.errors.extend(
+        BenchmarkError(benchmark=name, message=message)
+        for name, message in result.get("errors", {}).items()
+    )
 
 
 def _check_eval_references(model: ModelSpec, config: GateConfig) -> None:

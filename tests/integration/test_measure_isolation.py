@@ -167,7 +167,7 @@ def test_parity_without_an_eval_set_feeds_every_variant_the_same_inputs(project)
         model("unseeded", input=f"{MODULE}:unseeded", variants="[torch, onnxruntime]"),
     )
     config, runner = runner_for(root)
-    plans, errors, _ = prepare_all(config, None, lambda message: None)
+    plans, errors, _ = prepare_all(config, None, lambda message: None, runner)
     assert errors == []
     evaluated = evaluate(config, runner, plans, lambda message: None)
     assert evaluated.errors == []
@@ -229,13 +229,18 @@ BAD_REFERENCES = [
 ]
 
 
-@pytest.mark.parametrize(("config", "message"), BAD_REFERENCES)
+@pytest.mark.parametrize(
+    ("config", "message", "here"),
+    # the first through a prepare worker (its answer carries the reference back); the others
+    # in this process, where the same check runs without a worker to start
+    [(*case, index > 0) for index, case in enumerate(BAD_REFERENCES)],
+)
 def test_a_reference_that_cannot_be_resolved_is_a_config_error_naming_the_key(
-    project, config, message
+    project, config, message, here
 ):
     root = project(config)
     with pytest.raises(ConfigError) as caught:
-        prepare_all(load_config(root / "perf-gate.yaml"), None, lambda message: None)
+        prepare_all(load_config(root / "perf-gate.yaml"), None, lambda message: None, here=here)
     assert caught.value.message == message
     assert caught.value.exit_code == 2
     assert caught.value.slug == "import"
@@ -244,7 +249,7 @@ def test_a_reference_that_cannot_be_resolved_is_a_config_error_naming_the_key(
 def test_the_users_code_raising_stays_a_measurement_error_with_its_message(project):
     root = project(model("tiny", torch=ref("build_boom"), variants="[torch, onnxruntime]"))
     config, runner = runner_for(root)
-    plans, errors, _ = prepare_all(config, None, lambda message: None)
+    plans, errors, _ = prepare_all(config, None, lambda message: None, runner)
     # the ONNX export runs the factory while preparing; the torch variant meets it in a round
     (error,) = errors
     assert error.benchmark == "tiny[onnxruntime]"
@@ -289,7 +294,7 @@ def test_a_round_runs_one_process_per_thread_count(project):
     )
     messages: list[str] = []
     config, runner = runner_for(root, messages)
-    plans, _, _ = prepare_all(config, None, lambda message: None)
+    plans, _, _ = prepare_all(config, None, lambda message: None, runner)
     measured = runner.measure(plans)
     assert measured.errors == []
     (line,) = [m for m in messages if m.startswith("round 1/2: ")]
@@ -332,7 +337,7 @@ def test_profiles_run_one_process_per_thread_count(project, tmp_path, monkeypatc
         model("two", input=logged, variants="[torch]", threads="2"),
     )
     config, runner = runner_for(root)
-    plans, _, _ = prepare_all(config, None, lambda message: None)
+    plans, _, _ = prepare_all(config, None, lambda message: None, runner)
     log.unlink(missing_ok=True)  # preparation called the input here, in the parent
     profiler = Profiler(runner, tmp_path / "profiles", max_trace=50 * 2**20)
     profiled = profiler.models("head", [(plan, 1) for plan in plans], root)
@@ -353,7 +358,7 @@ def test_paired_rounds_run_one_group_of_processes_per_thread_count(project):
     )
     messages: list[str] = []
     config, runner = runner_for(root, messages)
-    plans, _, _ = prepare_all(config, None, lambda message: None)
+    plans, _, _ = prepare_all(config, None, lambda message: None, runner)
     by_name = {p.name: p for p in plans}
     into = PairedRounds()
     PairedRunner(runner, root).run(
@@ -392,7 +397,7 @@ def test_probes_time_their_cold_start_while_no_other_probe_works(project, tmp_pa
     )
     messages: list[str] = []
     config, runner = runner_for(root, messages)
-    plans, _, _ = prepare_all(config, None, lambda message: None)
+    plans, _, _ = prepare_all(config, None, lambda message: None, runner)
     measured = runner.measure(plans, timing=False)
     assert measured.errors == []
     assert sorted(m for m in messages if m.startswith("probe ")) == [
@@ -433,7 +438,7 @@ def test_memory_counts_peaks_from_after_the_imports(project):
         ),
     )
     config, runner = runner_for(root)
-    plans, _, _ = prepare_all(config, None, lambda message: None)
+    plans, _, _ = prepare_all(config, None, lambda message: None, runner)
     measured = runner.measure(plans, timing=False)
     assert measured.errors == []
 
