@@ -24,7 +24,7 @@ from ._support import (
 pytestmark = pytest.mark.slow
 
 SETTINGS = """
-policy: {min_rounds: 3, max_rounds: 8, round_step: 5, thresholds: {latency: 20%}}
+policy: {min_rounds: 3, max_rounds: 12, round_step: 5, thresholds: {latency: 20%}}
 measure: {rounds: 3, warmup: 2, min_calls: 20, min_time: 0.02s, probes: 1}
 """
 MODELS = """

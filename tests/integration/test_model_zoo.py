@@ -14,6 +14,7 @@ A model with nothing to quantize is refused before any round (exit 2, one line).
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -63,7 +64,17 @@ measure: {rounds: 2, warmup: 1, min_calls: 3, min_time: 0.0s, probes: 1}
 def zoo(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
     root = write_files(tmp_path_factory.mktemp("zoo"), {"perf-gate.yaml": CONFIG})
     shutil.copy2(ZOO, root / "zoo_models.py")
-    ran = run_cli(root, "run", "--out", "results.json", timeout=600)
+    # inductor compiles on every core by default: one here, so the other xdist worker's
+    # timing tests are not crowded out by a burst of compiler processes
+    saved = os.environ.get("TORCHINDUCTOR_COMPILE_THREADS")
+    os.environ["TORCHINDUCTOR_COMPILE_THREADS"] = "1"
+    try:
+        ran = run_cli(root, "run", "--out", "results.json", timeout=600)
+    finally:
+        if saved is None:
+            del os.environ["TORCHINDUCTOR_COMPILE_THREADS"]
+        else:
+            os.environ["TORCHINDUCTOR_COMPILE_THREADS"] = saved
     record = read_json(root / "results.json") if (root / "results.json").is_file() else None
     return {"root": root, "ran": ran, "record": record}
 

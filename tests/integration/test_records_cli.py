@@ -105,7 +105,9 @@ def test_a_real_onnxruntime_profile_of_nine_added_layers_names_their_invocations
     tmp_path: Path,
 ) -> None:
     def profiled(layers: int):
-        model = write_matmul_onnx(tmp_path / f"l{layers}.onnx", width=16, layers=layers)
+        # 128 wide: ten layers are several times one even when a busy neighbour slows one
+        # profiling process 2x (16 wide, a run's call overhead hid them)
+        model = write_matmul_onnx(tmp_path / f"l{layers}.onnx", width=128, layers=layers)
         plan = BenchmarkPlan(
             name=f"l{layers}",
             model="m",
