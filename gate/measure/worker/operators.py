@@ -12,6 +12,7 @@ from __future__ import annotations
 import cProfile
 import json
 import pstats
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -204,11 +205,16 @@ def _harness_functions(stats: dict[Function, Any]) -> set[Function]:
     return dropped
 
 
+_ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
+
+
 def function_name(function: Function, root: Path) -> str:
-    """``slow_step (bench/model.py)``; built-ins keep cProfile's own name."""
+    """``slow_step (bench/model.py)``; built-ins keep cProfile's own name, without the memory
+    address some carry (``<built-in method __new__ of type object at 0x7f..>``): it differs
+    from one process to the next, and the diff would list the function as new and vanished."""
     file, _, name = function
     if file == "~":
-        return name
+        return _ADDRESS.sub("", name)
     path = Path(file)
     if path.is_relative_to(root):
         where = path.relative_to(root).as_posix()
