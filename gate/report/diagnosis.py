@@ -180,7 +180,16 @@ def render_diagnoses(diagnoses: tuple[Diagnosis, ...]) -> str:
     if not diagnoses:
         return ""
     lines = ["", "Diagnosis: where the time went (self time per call, profiled base -> head):"]
+    # One reason shared by several benchmarks (pytest-benchmark rows, which perf-gate cannot
+    # re-run) is one line, not one per benchmark.
+    reasons: dict[str, list[Diagnosis]] = {}
     for diagnosis in diagnoses:
+        if not diagnosis.available:
+            reasons.setdefault(diagnosis.missing, []).append(diagnosis)
+    shared = {reason for reason, group in reasons.items() if len(group) > 1}
+    for diagnosis in diagnoses:
+        if not diagnosis.available and diagnosis.missing in shared:
+            continue
         lines.append(_headline(diagnosis))
         if not diagnosis.available:
             continue
@@ -208,4 +217,9 @@ def render_diagnoses(diagnoses: tuple[Diagnosis, ...]) -> str:
             traces = ", ".join(f"{side} {path}" for side, path in diagnosis.traces.items())
             lines.append(f"    traces: {traces} (open in {PERFETTO})")
         lines.extend(f"    note: {note}" for note in diagnosis.notes)
+    for reason in sorted(shared):
+        group = reasons[reason]
+        names = ", ".join(f"{d.benchmark} {d.metric}" for d in group[:3])
+        more = f" and {len(group) - 3} more" if len(group) > 3 else ""
+        lines.append(f"  diagnosis missing for {len(group)} benchmarks ({names}{more}): {reason}")
     return "\n".join(lines)

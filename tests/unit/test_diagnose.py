@@ -585,3 +585,19 @@ def test_an_unexpected_failure_is_a_missing_diagnosis_not_a_crash(tmp_path: Path
     (only,) = investigation(result(comparison(plan.name)))
     assert only.missing.startswith("the diagnosis failed: ")
     assert "please report it" in only.missing
+
+
+def test_one_reason_shared_by_several_benchmarks_is_one_line() -> None:
+    reason = "not profiled: this result came from elsewhere"
+    shared = tuple(
+        Diagnosis(benchmark=f"test_{i}", metric="latency", verdict="regression", missing=reason)
+        for i in range(5)
+    )
+    alone = Diagnosis(benchmark="m[torch]", metric="latency", verdict="regression", missing="boom")
+    text = render_diagnoses((*shared, alone))
+    assert text.count(reason) == 1
+    assert (
+        "  diagnosis missing for 5 benchmarks (test_0 latency, test_1 latency, test_2 latency "
+        f"and 2 more): {reason}"
+    ) in text
+    assert "m[torch] latency (regression): diagnosis missing: boom" in text
