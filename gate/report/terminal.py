@@ -67,6 +67,9 @@ def _columns(header: tuple[str, ...], rows: list[tuple[str, ...]], indent: str =
     return [line.rstrip() for line in lines]
 
 
+MISSING_ROWS_SHOWN = 3  # more baseline rows than this left unmeasured: one line instead
+
+
 def render_table(
     result: GateResult | Report, *, show_unchanged: bool = True, saving: bool = False
 ) -> str:
@@ -76,8 +79,13 @@ def render_table(
     header = ("benchmark", "metric", "baseline", "current", "change [CI]", "mode", "mde", "verdict")
     rows: list[tuple[str, ...]] = []
     previous: ReportRow | None = None
+    # baseline rows this run did not measure (a subset of the tests selected): a line, not rows
+    unmeasured = [r for r in report.rows if r.verdict == "missing"]
+    collapse = len(unmeasured) > MISSING_ROWS_SHOWN
     for row in report.rows:
         if not show_unchanged and row.verdict == "unchanged":
+            continue
+        if collapse and row.verdict == "missing":
             continue
         note = row.note if row.verdict != "unchanged" else ""
         if (
@@ -103,6 +111,18 @@ def render_table(
     lines = [headline(report, saving=saving), ""]
     if rows:
         lines.extend(_columns(header, rows))
+    if collapse:
+        names = sorted({r.benchmark for r in unmeasured})
+        shown = ", ".join(names[:MISSING_ROWS_SHOWN])
+        more = (
+            f" and {len(names) - MISSING_ROWS_SHOWN} more"
+            if len(names) > MISSING_ROWS_SHOWN
+            else ""
+        )
+        lines.append(
+            f"{len(unmeasured)} baseline rows of {len(names)} benchmark(s) were not measured in "
+            f"this run (not selected, or gone from the code): {shown}{more}"
+        )
     if report.tails:
         lines.append("")
         lines.append("Tail latency (report only, not gated):")

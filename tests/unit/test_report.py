@@ -407,3 +407,23 @@ def test_json_and_table_from_a_real_decision() -> None:
     )
     assert "Note: the environment also differs from the baseline's" in table
     assert "Baseline measured in a different environment" not in table
+
+
+def test_many_baseline_rows_not_measured_are_one_line_few_stay_rows() -> None:
+    """Running a subset of the tests leaves most baseline rows unmeasured: the table keeps
+    what was measured, and one line counts the rest."""
+    unmeasured = [
+        comparison(Verdict.MISSING, benchmark=f"test_{i:02d}", note="not measured")
+        for i in range(12)
+    ]
+    measured = comparison(Verdict.UNCHANGED, benchmark="test_kept")
+    text = render_table(result(measured, *unmeasured))
+    assert "test_kept" in text
+    assert "test_05" not in text.split("12 baseline rows")[0]  # not a row of the table
+    assert (
+        "12 baseline rows of 12 benchmark(s) were not measured in this run (not selected, or "
+        "gone from the code): test_00, test_01, test_02 and 9 more"
+    ) in text
+    few = render_table(result(measured, *unmeasured[:2]))
+    assert "baseline rows" not in few
+    assert few.count("not measured") == 2  # as rows, with their verdict
