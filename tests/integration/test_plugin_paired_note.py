@@ -1,6 +1,6 @@
-"""The "timings paired against base revision" note appears only when a row was paired: a
-pytest-benchmark test runs in process and stays ``stored`` even when a base revision exists
-(real git repository, real ``pytest --perf-gate`` subprocesses)."""
+"""Tests using pytest-benchmark's ``benchmark`` fixture are paired against the base revision
+like ``perf`` tests (each round a pytest process per side), and the "timings paired against
+base revision" note says so (real git repository, real ``pytest --perf-gate`` subprocesses)."""
 
 from __future__ import annotations
 
@@ -44,7 +44,7 @@ def mode_of(repo: Path, benchmark: str) -> Any:
     return comparisons[(benchmark, "latency")]["mode"]
 
 
-def test_the_paired_note_needs_a_paired_row(tmp_path: Path) -> None:
+def test_benchmark_fixture_tests_are_paired_against_the_base_revision(tmp_path: Path) -> None:
     repo = write_files(
         tmp_path,
         {
@@ -62,10 +62,13 @@ def test_the_paired_note_needs_a_paired_row(tmp_path: Path) -> None:
     # A dirty tree at the baseline's commit: a base revision exists for paired timing.
     write_files(repo, {"test_work.py": TESTS + "\n# changed\n"})
 
-    only_in_process = run_pytest(repo, "--perf-gate", "-k", "test_pb", *BENCH_ARGS)
-    assert only_in_process.ret == 0, only_in_process.output
-    assert mode_of(repo, "test_work.py::test_pb") == "stored"
-    assert NOTE not in only_in_process.output
+    benchmark_only = run_pytest(repo, "--perf-gate", "-k", "test_pb", *BENCH_ARGS)
+    assert benchmark_only.ret == 0, benchmark_only.output
+    assert mode_of(repo, "test_work.py::test_pb") == "ab"
+    assert NOTE in benchmark_only.output
+    results = read_json(repo / ".perf-gate" / "results.json")
+    (sample,) = [s for s in results["samples"] if s["benchmark"] == "test_work.py::test_pb"]
+    assert sample["replication"] == "process"
 
     paired = run_pytest(repo, "--perf-gate", "-k", "test_perf")
     assert paired.ret == 0, paired.output

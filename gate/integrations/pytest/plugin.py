@@ -135,6 +135,8 @@ class _State:
     worker_args: tuple[str, ...] = ()
     collect_only: bool = False
     perf_nodes: list[str] = field(default_factory=list)
+    # tests that used pytest-benchmark's ``benchmark`` fixture: measured in worker rounds too
+    benchmark_nodes: list[str] = field(default_factory=list)
     passed_models: list[str] = field(default_factory=list)
     skipped_models: list[str] = field(default_factory=list)  # variant unavailable here
     config_mistake: bool = False  # a model item found a reference the config cannot use
@@ -391,7 +393,7 @@ def perf(request: pytest.FixtureRequest) -> Generator[Perf, None, None]:
     yield handle
     if state is not None:
         if measuring:
-            state.worker_results[request.node.nodeid] = handle.to_json()
+            state.worker_results.setdefault(request.node.nodeid, {}).update(handle.to_json())
         elif state.enabled:
             state.perf_nodes.append(request.node.nodeid)
 
@@ -402,12 +404,38 @@ def pytest_runtest_makereport(
 ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
     report = yield
     state = _state(item.config)
+    if state is not None and report.when == "call" and report.passed:
+        timed = _benchmark_timings(item)
+        if timed is not None and state.worker_out is not None:
+            state.worker_results.setdefault(item.nodeid, {})["latency"] = timed
+        elif timed is not None and state.enabled:
+            state.benchmark_nodes.append(item.nodeid)
     if state is not None and report.failed:
         # Failed tests are not measured; in a worker, the failure is the benchmark's error.
         # The first failing phase is the cause (a teardown error after it is a consequence).
         root = Path(str(item.config.rootpath))
         state.failed.setdefault(item.nodeid, _failure_line(report, root))
     return report
+
+
+def _benchmark_timings(item: pytest.Item) -> dict[str, Any] | None:
+    """What pytest-benchmark's ``benchmark`` fixture measured in this test, as a ``perf``
+    measurement (its rounds' median; the rounds, thinned, as the calls), or None when the test
+    did not use it (or pytest-benchmark is disabled)."""
+    fixture = getattr(item, "funcargs", {}).get("benchmark")
+    metadata = getattr(fixture, "stats", None)
+    data = [float(v) for v in getattr(getattr(metadata, "stats", None), "data", None) or []]
+    if not data:
+        return None
+    return {
+        "metric": "latency",
+        "unit": "s",
+        "higher_is_better": False,
+        "value": stats.median(data),
+        "calls": stats.thin(data, MAX_BENCHMARK_ROUNDS),
+        "first_call": None,
+        "profile": None,
+    }
 
 
 def _failure_line(report: pytest.TestReport, root: Path) -> str:
@@ -479,9 +507,18 @@ def _gate(session: pytest.Session, state: _State) -> None:
         selected=set(state.passed_models),
         pytest=PytestPart(
             root=Path(str(config.rootpath)),
-            nodes=tuple(n for n in dict.fromkeys(state.perf_nodes) if n not in state.failed),
+            nodes=tuple(
+                n
+                for n in dict.fromkeys([*state.perf_nodes, *state.benchmark_nodes])
+                if n not in state.failed
+            ),
             args=state.worker_args,
-            samples=tuple(_benchmark_samples(config, state.failed)),
+            # tests measured in worker rounds are not also compared from their in-process rounds
+            samples=tuple(
+                s
+                for s in _benchmark_samples(config, state.failed)
+                if s.benchmark not in state.benchmark_nodes
+            ),
             errors=tuple(
                 BenchmarkError(
                     benchmark=n,
