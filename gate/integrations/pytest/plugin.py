@@ -184,9 +184,16 @@ def _settings_from(config: pytest.Config) -> _State:
     )
 
 
+# pytest-benchmark's own default for --benchmark-max-time (seconds per test)
+PYTEST_BENCHMARK_MAX_TIME = 1.0
+
+
 def _worker_args(config: pytest.Config, gate_config: GateConfig) -> list[str]:
-    """The pytest options of a worker round (see ``pytest_options.worker_args``)."""
-    return worker_args(
+    """The pytest options of a worker round (see ``pytest_options.worker_args``). Where the
+    user left pytest-benchmark's time per test at its default (1 s), a round gives each
+    ``benchmark`` test ``measure.min_time`` instead, as it gives every other benchmark: the
+    statistic is the spread between rounds, and a round per test is paid many times."""
+    args = worker_args(
         config.invocation_params.args,
         invocation=config.invocation_params.dir,
         root=Path(str(config.rootpath)),
@@ -194,6 +201,10 @@ def _worker_args(config: pytest.Config, gate_config: GateConfig) -> list[str]:
         report_dir=gate_config.report_dir,
         has_plugin=config.pluginmanager.hasplugin,
     )
+    max_time = getattr(config.option, "benchmark_max_time", None)
+    if max_time == PYTEST_BENCHMARK_MAX_TIME:
+        args.append(f"--benchmark-max-time={gate_config.measure.min_time}")
+    return args
 
 
 def _misread_path_option(config: pytest.Config) -> str | None:
