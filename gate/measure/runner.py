@@ -418,9 +418,7 @@ def prepare_all(
     runs the workers and is closed before returning. ``here``: in this process instead, for
     ``pytest --perf-gate``, whose process imported, built and ran the models already (its
     model items) and has torch loaded."""
-    if here:
-        return _prepare_here(config, selected, progress)
-    if runner is None:
+    if runner is None and not here:
         own = Runner(config.measure, config.root, config.report_dir / "work", progress)
         try:
             return prepare_all(config, selected, progress, own)
@@ -435,35 +433,26 @@ def prepare_all(
             continue
         _check_eval_references(model, config)
         progress(f"preparing {names_of([p.name for p in plans])}")
-        extra = {"eval": model.eval.to_dict() if model.eval else None}
+        eval_spec = model.eval.to_dict() if model.eval else None
+        if here or runner is None:
+            from gate.measure.worker.main import run_prepare
+
+            if config.root not in map(Path, sys.path):
+                sys.path.insert(0, str(config.root))
+            _collect_prepared(config, run_prepare(plans, cache_dir, eval_spec), prepared)
+            continue
         try:
             result = runner.worker(
-                plans, ["prepare", "--cache-dir", str(cache_dir)], PREPARE_TIMEOUT_S, extra=extra
+                plans,
+                ["prepare", "--cache-dir", str(cache_dir)],
+                PREPARE_TIMEOUT_S,
+                extra={"eval": eval_spec},
             )
         except MeasurementError as exc:  # the worker died, hung or wrote nothing
             prepared.errors.extend(
                 BenchmarkError(benchmark=p.name, message=f"preparing: {exc.message}") for p in plans
             )
             continue
-        _collect_prepared(config, result, prepared)
-    return prepared
-
-
-def _prepare_here(config: GateConfig, selected: set[str] | None, progress: Progress) -> Prepared:
-    from gate.measure.worker.main import run_prepare
-
-    prepared = Prepared([], [], [])
-    cache_dir = config.report_dir / "cache"
-    for model in config.models:
-        plans = [plan_model(model, variant, config) for variant in model.variants]
-        plans = [p for p in plans if selected is None or p.name in selected]
-        if not plans:
-            continue
-        _check_eval_references(model, config)
-        progress(f"preparing {names_of([p.name for p in plans])}")
-        if config.root not in map(Path, sys.path):
-            sys.path.insert(0, str(config.root))
-        result = run_prepare(plans, cache_dir, model.eval.to_dict() if model.eval else None)
         _collect_prepared(config, result, prepared)
     return prepared
 
