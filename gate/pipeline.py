@@ -16,9 +16,12 @@ call in here; collaborators (the progress callback, the clock) are passed in, no
 from __future__ import annotations
 
 import datetime as dt
+import os
 import random
 import sys
-from collections.abc import Callable, Iterator
+import time
+import uuid
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import closing, contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -49,8 +52,9 @@ from gate.measure.environment import (
     gpu_state,
     gpu_state_changes,
 )
+from gate.measure.lockstep import parallel_possible
 from gate.measure.quality import evaluate
-from gate.measure.runner import Measured, Progress, Runner, prepare_all
+from gate.measure.runner import Measured, Prepared, Progress, Runner, prepare_all
 from gate.report.content import report_from
 from gate.report.diagnosis import render_diagnoses
 from gate.report.jsonreport import result_to_dict
@@ -59,13 +63,16 @@ from gate.store import baseline_store as baselines
 from gate.store.dvc import file_md5, tracked_files
 from gate.store.git import BaseRevisionUnavailable, Git
 from gate.store.records import (
+    FileState,
+    file_state,
     read_baseline,
     read_record,
-    write_baseline,
     write_json_atomic,
     write_record,
 )
 
+# Stored-mode rounds of the tests never stop for the time budget before this many.
+MIN_STORED_ROUNDS = 3
 RESULTS_NAME = "results.json"
 COMPARISON_NAME = "comparison.json"
 
@@ -79,6 +86,8 @@ class PytestPart:
     nodes: tuple[str, ...] = ()
     args: tuple[str, ...] = ()  # the user's options that the worker rounds repeat
     samples: tuple[Sample, ...] = ()  # pytest-benchmark's in-process results
+    benchmark_nodes: tuple[str, ...] = ()  # the ``nodes`` that use pytest-benchmark's fixture
+    benchmark_time: float | None = None  # the user's --benchmark-max-time (None: the default)
     errors: tuple[BenchmarkError, ...] = ()  # model items and perf tests that failed
 
 
@@ -95,6 +104,8 @@ class GateRequest:
     save: bool = False
     diagnose: str | None = None  # overrides policy.diagnose.when (--profile: "always")
     pytest: PytestPart | None = None
+    # pytest --perf-gate: its model items prepared the selected variants already (in workers)
+    prepared: Prepared | None = None
 
 
 @dataclass
@@ -117,6 +128,7 @@ class Baseline:
     path: Path
     record: RunRecord | None
     replaced: str = ""
+    state: FileState = None  # the file as it was read: --save writes only over that one
 
 
 # Called with the decision, returns the profile diffs of the benchmarks that need one
@@ -132,14 +144,15 @@ def run_gate(config: GateConfig, request: GateRequest, progress: Progress) -> Ou
     if request.save:
         baselines.refuse_pull_request_save()
     baseline, notes = _read_baseline(config, request)
+    clear_outputs(config, request.results_path, baseline.path)
     mode, commit, mode_notes = resolve_mode(config, request, baseline.record)
     notes += mode_notes
     # before preparing: the runner reads the compile cache's place from the environment
     # before torch (quantizing in preparation) writes its default there
     runner = Runner(config.measure, config.root, config.report_dir / "work", progress)
-    # pytest --perf-gate: its process built and ran the models already (model items)
-    plans, prepare_errors, skipped = prepare_all(
-        config, request.selected, progress, runner, here=request.pytest is not None
+    # pytest --perf-gate: its model items prepared (and smoke-ran) them in workers already
+    plans, prepare_errors, skipped = request.prepared or prepare_all(
+        config, request.selected, progress, runner
     )
     gpu_before = gpu_state() if any(p.cuda for p in plans) else []
     measured = Measured(
@@ -154,8 +167,9 @@ def run_gate(config: GateConfig, request: GateRequest, progress: Progress) -> Ou
         measured.errors += evaluated.errors
         for name, info in evaluated.info.items():
             measured.info.setdefault(name, {}).update(info)
-        if request.pytest:
-            measured.samples += request.pytest.samples
+        if request.pytest:  # what worker rounds measured is not also compared in-process
+            nodes = set(request.pytest.nodes)
+            measured.samples += [s for s in request.pytest.samples if s.benchmark not in nodes]
         if not measured.samples and not measured.errors:
             raise ConfigError(
                 "nothing was measured: no config models, no tests using the 'perf' fixture and "
@@ -196,8 +210,9 @@ def _read_baseline(config: GateConfig, request: GateRequest) -> tuple[Baseline, 
             slug="baseline-missing",
         )
     notes = baselines.check_local(path, save=request.save)
+    state = file_state(path)
     record, replaced = load_baseline(path, save=request.save)
-    return Baseline(path, record, replaced), list(notes)
+    return Baseline(path, record, replaced, state), list(notes)
 
 
 def resolve_mode(
@@ -288,10 +303,11 @@ def _measure(
             measured.info.update(head.info)
         if request.pytest and request.pytest.nodes:
             rounds = _custom_arms(config, request.pytest, progress, rng, None)
-            rounds.run(rounds.nodes, config.measure.rounds, planned=config.measure.rounds)
+            _stored_rounds(config, rounds, notes)
             head_tests, _ = rounds.measured()
             measured.samples += head_tests.samples
             measured.errors += head_tests.errors
+            _add_info(measured, head_tests.info)
         return None
     assert base.imports is not None
     tests: custom.CustomRounds | None = None
@@ -307,6 +323,7 @@ def _measure(
     base.imports.check()
     measured.samples += timing.head
     measured.errors += timing.errors
+    _add_info(measured, timing.info)
     if plans:
         probes = runner.measure(plans, timing=False)
         measured.samples += probes.samples
@@ -330,10 +347,19 @@ def _custom_arms(
     rng: random.Random,
     base_root: Path | None,
 ) -> custom.CustomRounds:
-    """Rounds of the ``perf`` tests: the head's pytest root, and the base's in ``ab`` mode."""
+    """Rounds of the ``perf`` and ``benchmark`` tests: the head's pytest root, and the base's
+    in ``ab`` mode; a ``benchmark`` test's time per round sized to the time budget."""
     arms = {"head": tests.root}
     if base_root is not None:
         arms["base"] = base_root
+    planned = config.policy.min_rounds if base_root is not None else config.measure.rounds
+    round_time = tests.benchmark_time or custom.benchmark_round_time(
+        len(tests.benchmark_nodes), planned, len(arms), config.policy.time_budget
+    )
+    fallback: dict[str, list[Sample]] = {}
+    for sample in tests.samples:
+        if sample.benchmark in tests.benchmark_nodes:
+            fallback.setdefault(sample.benchmark, []).append(sample)
     return custom.CustomRounds(
         list(tests.nodes),
         arms,
@@ -342,7 +368,39 @@ def _custom_arms(
         threads=config.measure.threads,
         progress=progress,
         rng=rng,
+        round_time=round_time if tests.benchmark_nodes else None,
+        fallback=fallback,
+        parallel=config.policy.parallel != "never" and parallel_possible(config.measure.threads),
+        memory_limit=config.measure.memory_limit,
     )
+
+
+def _stored_rounds(config: GateConfig, rounds: custom.CustomRounds, notes: list[str]) -> None:
+    """``measure.rounds`` rounds of the tests, one at a time, stopping early (after at least
+    ``MIN_STORED_ROUNDS``) where the next would end past ``policy.time_budget``."""
+    planned = config.measure.rounds
+    started = time.monotonic()
+    for done in range(planned):
+        elapsed = time.monotonic() - started
+        if done >= MIN_STORED_ROUNDS and elapsed + elapsed / done > config.policy.time_budget:
+            notes.append(
+                f"the tests' time budget (policy.time_budget {config.policy.time_budget:g}s) "
+                f"ran out after {done} of {planned} rounds ({elapsed:.0f}s, "
+                f"{elapsed / done / max(1, len(rounds.nodes)):.2f}s per test and round); "
+                "their intervals are wider"
+            )
+            return
+        rounds.run(rounds.nodes, 1, planned=planned)
+
+
+def _add_info(measured: Measured, info: dict[str, dict[str, Any]]) -> None:
+    for name, entries in info.items():
+        target = measured.info.setdefault(name, {})
+        for key, value in entries.items():
+            if key == "row_notes":
+                target.setdefault(key, []).extend(value)
+            else:
+                target[key] = value
 
 
 def _investigation(
@@ -490,7 +548,8 @@ def gate_record(
     """
     check_report_dir(config)
     path = baseline_path or config.baseline
-    baseline = Baseline(path, *load_baseline(path, save=save))
+    state = file_state(path)
+    baseline = Baseline(path, *load_baseline(path, save=save), state=state)
     return _decide_and_write(config, record, baseline, results_path=results_path, save=save)
 
 
@@ -539,7 +598,7 @@ def _decide_and_write(
                 "them or drop them from the config, then save again",
                 slug="baseline-incomplete",
             )
-        write_baseline(baseline.path, record)
+        baselines.save(baseline.path, record, baseline.state, results=results_path)
         files.append(baseline.path)
         table += f"\n\nSaved the baseline to {baseline.path} ({len(record.samples)} samples)."
         if baseline.replaced:
@@ -576,9 +635,50 @@ def report_dict(
     key = record.environment.get("key")
     if not isinstance(key, str) and record.environment:  # a record written by hand or elsewhere
         key = environment_key(dict(record.environment))
-    return result_to_dict(
+    data = result_to_dict(
         result, environment_key=key if isinstance(key, str) else None, diagnoses=diagnoses
     )
+    data["run"] = run_stamp()
+    return data
+
+
+def run_stamp(env: Mapping[str, str] | None = None) -> dict[str, str | None]:
+    """What says which run wrote a comparison.json: an id of its own, when it finished, and
+    the GitHub Actions run (``run_id/attempt``) it belongs to, where it ran in one; ``comment``
+    and ``summary`` refuse a comparison from another workflow run (a step that did not
+    finish leaves none: the run removed the previous one when it started)."""
+    env = os.environ if env is None else env
+    run_id, attempt = env.get("GITHUB_RUN_ID"), env.get("GITHUB_RUN_ATTEMPT") or "1"
+    return {
+        "id": uuid.uuid4().hex[:16],
+        "finished": utc_now(),
+        "github_run": f"{run_id}/{attempt}" if run_id else None,
+    }
+
+
+def clear_outputs(config: GateConfig, results_path: Path | None, baseline: Path) -> None:
+    """Remove the previous run's results and comparison before this one measures anything,
+    so that a run that dies (its process killed, a crash) leaves nothing that reads as its
+    result; never the ``baseline``. Raises ConfigError when one cannot be removed."""
+    for path in (
+        results_path or config.report_dir / RESULTS_NAME,
+        config.report_dir / COMPARISON_NAME,
+    ):
+        if path.resolve() == baseline.resolve():
+            continue
+        try:
+            path.unlink(missing_ok=True)
+        except IsADirectoryError:
+            raise ConfigError(
+                f"{path}: a folder stands where this run writes its output; move it away",
+                slug="config",
+            ) from None
+        except OSError as exc:
+            raise ConfigError(
+                f"{path}: the previous run's output cannot be removed ({exc.strerror}); "
+                "make it writable or remove it",
+                slug="config",
+            ) from None
 
 
 def compare_records(

@@ -1,11 +1,13 @@
 """Parsing and formatting of the quantities people write in config: ``5%``, ``2ms``, ``300MB``.
 
 Internally every duration is in seconds, every size in bytes, every rate in items per second.
-Parsers raise ``ValueError`` with a short reason; gate/config adds the file and key.
+Parsers raise ``ValueError`` with a short reason; gate/config adds the file and key. Every
+parser refuses infinities and NaN (``1e999s``, YAML's ``.inf``): no setting means "unbounded".
 """
 
 from __future__ import annotations
 
+import math
 import re
 
 _NUMBER = r"([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)"
@@ -41,14 +43,27 @@ UNIT_FRACTION = "fraction"
 
 
 def split_quantity(text: str | int | float) -> tuple[float, str]:
+    """``"2ms"`` -> (2.0, "ms"); a bare number -> (number, ""). Raises ValueError for anything
+    else, infinities and NaN included."""
     if isinstance(text, bool):
         raise ValueError(f"expected a quantity, got {text!r}")
     if isinstance(text, (int, float)):
-        return float(text), ""
+        return _finite(text, text), ""
     match = _QUANTITY.match(str(text))
     if not match:
         raise ValueError(f"cannot read {text!r} as a number with a unit")
-    return float(match.group(1)), match.group(2)
+    return _finite(match.group(1), text), match.group(2)
+
+
+def _finite(number: str | int | float, text: object) -> float:
+    """``number`` as a finite float; ValueError naming ``text`` when it is not one."""
+    try:
+        value = float(number)
+    except OverflowError:  # an integer beyond any float
+        value = math.inf
+    if not math.isfinite(value):
+        raise ValueError(f"{text!r} is not a finite number")
+    return value
 
 
 def parse_percent(text: str | int | float) -> float:
@@ -56,7 +71,7 @@ def parse_percent(text: str | int | float) -> float:
     number, unit = split_quantity(text)
     if unit != "%":
         raise ValueError(f"expected a percentage like '5%', got {text!r}")
-    return number / 100.0
+    return _finite(number / 100.0, text)
 
 
 def parse_duration(text: str | int | float) -> float:
@@ -64,7 +79,7 @@ def parse_duration(text: str | int | float) -> float:
     number, unit = split_quantity(text)
     if unit not in DURATION_UNITS:
         raise ValueError(f"expected a duration like '2ms' or '0.5s', got {text!r}")
-    return number * DURATION_UNITS[unit]
+    return _finite(number * DURATION_UNITS[unit], text)
 
 
 def parse_size(text: str | int | float) -> float:
@@ -72,7 +87,7 @@ def parse_size(text: str | int | float) -> float:
     number, unit = split_quantity(text)
     if unit.lower() not in SIZE_UNITS:
         raise ValueError(f"expected a size like '300MB' or '1GiB', got {text!r}")
-    return number * SIZE_UNITS[unit.lower()]
+    return _finite(number * SIZE_UNITS[unit.lower()], text)
 
 
 def parse_rate(text: str | int | float) -> float:
@@ -82,7 +97,7 @@ def parse_rate(text: str | int | float) -> float:
         return number
     if unit not in RATE_UNITS:
         raise ValueError(f"expected a rate like '1000/s', got {text!r}")
-    return number * RATE_UNITS[unit]
+    return _finite(number * RATE_UNITS[unit], text)
 
 
 def parse_points(text: str | int | float) -> float:
@@ -90,7 +105,7 @@ def parse_points(text: str | int | float) -> float:
     number, unit = split_quantity(text)
     if unit not in ("pt", "pp"):
         raise ValueError(f"expected percentage points like '0.5pt', got {text!r}")
-    return number / 100.0
+    return _finite(number / 100.0, text)
 
 
 def parse_for_unit(text: str | int | float, unit: str) -> float:

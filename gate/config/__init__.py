@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
+import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,11 +22,12 @@ from typing import Any
 import yaml
 
 from gate import units
-from gate.config.checks import NAME, Checker, kind, path_value
+from gate.config.checks import MAX_NAME, NAME, Checker, kind, path_value
 from gate.config.models import (
     CPU_ONLY_VARIANTS,
     CUDA_ONLY_VARIANTS,
     DTYPES,
+    MAX_THREADS,
     MODEL_METRICS,
     TORCH_ONLY_VARIANTS,
     VARIANTS,
@@ -74,6 +77,7 @@ class MeasureSettings:
     threads: int = 1
     probes: int = 3
     seed: int | None = None
+    memory_limit: int | None = None  # bytes per worker process; None: no limit
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -232,7 +236,29 @@ TOP_KEYS = (
     "policy",
     "measure",
 )
-MEASURE_KEYS = ("rounds", "warmup", "min_calls", "min_time", "threads", "probes", "seed")
+MEASURE_KEYS = (
+    "rounds",
+    "warmup",
+    "min_calls",
+    "min_time",
+    "threads",
+    "probes",
+    "seed",
+    "memory_limit",
+)
+# measure.memory_limit "auto": this share of the machine's physical memory per worker process;
+# below the floor a Python interpreter with torch cannot start.
+AUTO_MEMORY_SHARE = 0.75
+MIN_MEMORY_LIMIT = 256 * 2**20
+# The ranges of measure's numbers and the history's length (docs/config.md): a round is a fresh
+# process (seconds each), warm-up calls are not bounded by time, timed calls stop at 10 s anyway.
+MAX_MEASURE_ROUNDS = 1000
+MAX_WARMUP = 100_000
+MAX_MIN_CALLS = 1_000_000
+MAX_MIN_TIME = 60.0
+MAX_PROBES = 100
+MAX_SEED = 2**63 - 1
+MAX_HISTORY = 1000
 
 
 def _build(raw: dict[str, Any], path: Path | None, root: Path) -> GateConfig:
@@ -242,12 +268,19 @@ def _build(raw: dict[str, Any], path: Path | None, root: Path) -> GateConfig:
     ctx.mapping(raw, "", TOP_KEYS)
     baseline = path_value(ctx, raw.get("baseline", "baselines/main.json"), "baseline", root)
     baseline_key = _baseline_key(ctx, raw.get("baseline_key", "auto"))
-    baseline_history = ctx.integer(raw.get("baseline_history", 30), "baseline_history", 1)
+    baseline_history = ctx.integer(
+        raw.get("baseline_history", 30), "baseline_history", 1, MAX_HISTORY
+    )
     report_dir = path_value(ctx, raw.get("report_dir", ".perf-gate"), "report_dir", root)
     models_raw = ctx.mapping(raw.get("models") or {}, "models", None)
     models = tuple(parse_model(ctx, str(name), spec, root) for name, spec in models_raw.items())
-    policy = parse_policy(ctx, raw.get("policy") or {})
+    custom = {c.name for model in models if model.eval for c in model.eval.custom}
+    policy = parse_policy(ctx, raw.get("policy") or {}, custom)
     diagnose = parse_diagnose(ctx, (raw.get("policy") or {}).get("diagnose"), "policy.diagnose")
+    if not math.isfinite(diagnose.max_trace):
+        raise ctx.error(
+            "policy.diagnose.max_trace", "expected a finite size like '50MB', got an infinity"
+        )
     measure = _measure(ctx, raw.get("measure") or {})
     digest = hashlib.sha256(json.dumps(raw, sort_keys=True, default=str).encode()).hexdigest()
     return GateConfig(
@@ -267,11 +300,12 @@ def _build(raw: dict[str, Any], path: Path | None, root: Path) -> GateConfig:
 
 def _baseline_key(ctx: Checker, value: Any) -> str:
     """``auto``, ``none`` or a name that can stand in a file name (``main@<key>.json``)."""
-    if not isinstance(value, str) or not NAME.match(value):
+    if not isinstance(value, str) or not NAME.match(value) or len(value) > MAX_NAME:
+        shown = repr(value) if len(repr(value)) <= 60 else repr(value)[:57] + "..."
         raise ctx.error(
             "baseline_key",
-            f"expected 'auto', 'none' or a name of letters, digits, '_', '-' and '.', "
-            f"got {value!r}",
+            f"expected 'auto', 'none' or a name of letters, digits, '_', '-' and '.' (at most "
+            f"{MAX_NAME} characters), got {shown}",
         )
     return value
 
@@ -281,15 +315,45 @@ def _measure(ctx: Checker, raw: Any) -> MeasureSettings:
     min_time = raw.get("min_time", "0.5s")
     seed = raw.get("seed")
     if seed is not None:
-        seed = ctx.integer(seed, "measure.seed", 0)
+        seed = ctx.integer(seed, "measure.seed", 0, MAX_SEED)
     return MeasureSettings(
-        rounds=ctx.integer(raw.get("rounds", 5), "measure.rounds", 2),
-        warmup=ctx.integer(raw.get("warmup", 20), "measure.warmup", 0),
-        min_calls=ctx.integer(raw.get("min_calls", 200), "measure.min_calls", 1),
-        min_time=ctx.quantity(min_time, "measure.min_time", units.parse_duration),
-        threads=ctx.integer(raw.get("threads", 1), "measure.threads", 1),
+        rounds=ctx.integer(raw.get("rounds", 5), "measure.rounds", 2, MAX_MEASURE_ROUNDS),
+        warmup=ctx.integer(raw.get("warmup", 20), "measure.warmup", 0, MAX_WARMUP),
+        min_calls=ctx.integer(raw.get("min_calls", 200), "measure.min_calls", 1, MAX_MIN_CALLS),
+        min_time=ctx.quantity(
+            min_time,
+            "measure.min_time",
+            units.parse_duration,
+            MAX_MIN_TIME,
+            show=lambda seconds: f"{seconds:g}s",
+        ),
+        threads=ctx.integer(raw.get("threads", 1), "measure.threads", 1, MAX_THREADS),
         # One probe is allowed (quick test projects); docs/config.md says that memory and cold
         # start are then reported but never tested (one value per side).
-        probes=ctx.integer(raw.get("probes", 3), "measure.probes", 1),
+        probes=ctx.integer(raw.get("probes", 3), "measure.probes", 1, MAX_PROBES),
         seed=seed,
+        memory_limit=_memory_limit(ctx, raw.get("memory_limit", "auto")),
     )
+
+
+def _memory_limit(ctx: Checker, value: Any) -> int | None:
+    """``measure.memory_limit``: ``auto`` (a share of the machine's memory), ``none``, or a
+    size such as ``8GB``; bytes per worker process, None for no limit."""
+    if value in ("auto", "none"):
+        total = _machine_memory() if value == "auto" else None
+        return int(total * AUTO_MEMORY_SHARE) if total else None
+    key = "measure.memory_limit"
+    size = ctx.quantity(value, key, units.parse_size, float(2**60))
+    if size < MIN_MEMORY_LIMIT:
+        raise ctx.error(
+            key, f"{value!r} is too small for a worker (at least 256MiB); or write 'none'"
+        )
+    return int(size)
+
+
+def _machine_memory() -> int | None:
+    """Physical memory in bytes, or None where the system does not say."""
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None

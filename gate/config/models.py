@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gate.config.checks import CALLABLE, NAME, Checker, path_value
-from gate.config.quality import EvalSpec, ParitySpec, parse_eval, parse_parity
+from gate.config.checks import CALLABLE, MAX_NAME, NAME, Checker, path_value
+from gate.config.quality import MAX_BATCH, EvalSpec, ParitySpec, parse_eval, parse_parity
 
 VARIANTS = (
     "torch",
@@ -31,8 +31,12 @@ CUDA_ONLY_VARIANTS = frozenset(
 )
 CPU_ONLY_VARIANTS = frozenset({"torch-int8", "onnxruntime", "onnxruntime-int8"})
 MODEL_METRICS = ("latency", "throughput", "memory", "cold_start", "gpu_memory")
-_DEVICE = re.compile(r"^(cpu|cuda(:[0-9]+)?)$")
+_DEVICE = re.compile(r"^(cpu|cuda(:[0-9]{1,4})?)$")
 DTYPES = ("float32", "float16", "bfloat16", "float64", "int64", "int32", "uint8", "bool")
+MAX_THREADS = 1024
+MAX_BATCH_SIZES = 16  # each is measured in every round
+# Elements of one generated input at the largest batch size: 2**31 float32 are 8 GiB.
+MAX_INPUT_ELEMENTS = 2**31
 MODEL_KEYS = (
     "torch",
     "onnx",
@@ -80,8 +84,12 @@ def benchmark_name(model: str, variant: str) -> str:
 
 def parse_model(ctx: Checker, name: str, spec: Any, root: Path) -> ModelSpec:
     key = f"models.{name}"
-    if not NAME.match(name):
-        raise ctx.error(key, "model names may use letters, digits, '_', '-' and '.' only")
+    if not NAME.match(name) or len(name) > MAX_NAME:
+        raise ctx.error(
+            key,
+            f"model names may use letters, digits, '_', '-' and '.' only, at most {MAX_NAME} "
+            "characters",
+        )
     spec = ctx.mapping(spec, key, MODEL_KEYS)
     torch_ref = spec.get("torch")
     onnx_ref = spec.get("onnx")
@@ -111,18 +119,24 @@ def parse_model(ctx: Checker, name: str, spec: Any, root: Path) -> ModelSpec:
     batch_raw = spec.get("batch_sizes", [1])
     if not isinstance(batch_raw, list) or not batch_raw:
         raise ctx.error(f"{key}.batch_sizes", f"expected a list of integers, got {batch_raw!r}")
+    if len(batch_raw) > MAX_BATCH_SIZES:
+        raise ctx.error(
+            f"{key}.batch_sizes",
+            f"lists {len(batch_raw)} batch sizes; at most {MAX_BATCH_SIZES} (each is measured "
+            "in every round)",
+        )
     batch_sizes = tuple(
-        ctx.integer(b, f"{key}.batch_sizes[{i}]", 1) for i, b in enumerate(batch_raw)
+        ctx.integer(b, f"{key}.batch_sizes[{i}]", 1, MAX_BATCH) for i, b in enumerate(batch_raw)
     )
     threads = spec.get("threads")
     if threads is not None:
-        threads = ctx.integer(threads, f"{key}.threads", 1)
+        threads = ctx.integer(threads, f"{key}.threads", 1, MAX_THREADS)
     device = _device(ctx, spec.get("device", "cpu"), key, variants, metrics)
     return ModelSpec(
         name=name,
         torch=torch_ref,
         onnx=onnx_path,
-        input=_input(ctx, spec.get("input"), f"{key}.input"),
+        input=_input(ctx, spec.get("input"), f"{key}.input", max(batch_sizes)),
         variants=variants,
         metrics=metrics,
         batch_sizes=batch_sizes,
@@ -138,7 +152,7 @@ def _device(
 ) -> str:
     """``cpu`` or ``cuda[:N]``; variants and metrics must exist on that device."""
     if not isinstance(value, str) or not _DEVICE.match(value):
-        raise ctx.error(f"{key}.device", f"expected cpu, cuda or cuda:N, got {value!r}")
+        raise ctx.error(f"{key}.device", f"expected cpu, cuda or cuda:N (N < 10000), got {value!r}")
     cuda = value.startswith("cuda")
     for index, variant in enumerate(variants):
         if not cuda and variant in CUDA_ONLY_VARIANTS:
@@ -157,7 +171,7 @@ def _device(
     return value
 
 
-def _input(ctx: Checker, value: Any, key: str) -> InputSpec:
+def _input(ctx: Checker, value: Any, key: str, batch: int) -> InputSpec:
     if value is None:
         raise ctx.error(
             key, "is required: 'module:function' (called with the batch size) or {shape, dtype}"
@@ -170,7 +184,18 @@ def _input(ctx: Checker, value: Any, key: str) -> InputSpec:
     shape = spec.get("shape")
     if not isinstance(shape, list) or not shape:
         raise ctx.error(f"{key}.shape", f"expected a list of positive integers, got {shape!r}")
-    dims = tuple(ctx.integer(d, f"{key}.shape[{i}]", 1) for i, d in enumerate(shape))
+    dims = tuple(
+        ctx.integer(d, f"{key}.shape[{i}]", 1, MAX_INPUT_ELEMENTS) for i, d in enumerate(shape)
+    )
+    elements = batch
+    for dim in dims[1:]:  # the first dimension is the batch size
+        elements *= dim
+    if elements > MAX_INPUT_ELEMENTS:
+        raise ctx.error(
+            f"{key}.shape",
+            f"{[batch, *dims[1:]]} (at the largest batch size) holds {elements:,} elements; at "
+            f"most {MAX_INPUT_ELEMENTS:,} (8 GiB of float32)",
+        )
     dtype = spec.get("dtype", "float32")
     if dtype not in DTYPES:
         raise ctx.error(

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import difflib
+from collections.abc import Iterable
 from typing import Any
 
 from gate import units
-from gate.config.checks import Checker
-from gate.config.quality import parse_require_significance, parse_tradeoffs
+from gate.config.checks import Checker, closest
+from gate.config.quality import MAX_BATCH, parse_require_significance, parse_tradeoffs
 from gate.core.types import PARALLEL_SETTINGS, REQUESTED_MODES, Budget, Policy, Threshold
 
 DEFAULT_THRESHOLDS = {
@@ -43,14 +43,40 @@ POLICY_KEYS = (
     "diagnose",
 )
 ENVIRONMENT_MISMATCH = ("warn", "fail", "skip-timing")
+# The ranges of the policy's numbers (docs/config.md): a relative threshold of at most 1000% (a
+# change beyond that is a broken build, not a threshold), at most 100 percentage points for a
+# fraction, paired rounds that end in hours, not weeks.
+MAX_RELATIVE = 10.0
+MAX_POINTS = 1.0
+MAX_ROUNDS = 1000
+MAX_TIME_BUDGET = 24 * 3600.0
+MAX_MEMORY_FLOOR = float(2**40)
 
 
 def parse_threshold(text: Any, unit: str | None = None) -> Threshold:
     """``"5%"`` -> relative 0.05; otherwise absolute, in ``unit`` when the metric's unit is known
     (``"2ms"`` for latency, ``"10MB"`` for memory, ``"1000/s"`` for throughput), else a duration,
-    a size, a rate or a bare number. Raises ValueError naming what was expected."""
+    a size, a rate or a bare number (all finite and not negative: ``0%`` makes every significant
+    change count). Raises ValueError naming what was expected, and for a relative threshold
+    above 1000% or more than 100pt on a fraction."""
+    threshold = _threshold(text, unit)
+    if threshold.relative and threshold.value > MAX_RELATIVE:
+        raise ValueError(
+            f"expected a relative threshold from 0% to {MAX_RELATIVE * 100:g}%, got {text!r}"
+        )
+    if unit == units.UNIT_FRACTION and threshold.value > MAX_POINTS:
+        raise ValueError(f"expected a tolerance from 0pt to {MAX_POINTS * 100:g}pt, got {text!r}")
+    return threshold
+
+
+def _threshold(text: Any, unit: str | None) -> Threshold:
     if isinstance(text, str) and text.strip().endswith("%"):
-        return Threshold(value=units.parse_percent(text), relative=True)
+        try:
+            return Threshold(value=units.parse_percent(text), relative=True)
+        except ValueError as exc:
+            raise ValueError(
+                f"{exc} (a relative threshold is from 0% to {MAX_RELATIVE * 100:g}%)"
+            ) from None
     if unit:
         try:
             return Threshold(value=units.parse_for_unit(text, unit), relative=False)
@@ -62,6 +88,33 @@ def parse_threshold(text: Any, unit: str | None = None) -> Threshold:
         except ValueError:
             continue
     raise ValueError(f"expected a percentage like '5%' or an absolute value, got {text!r}")
+
+
+# Metric families with a threshold of their own (``default``: custom metrics without one).
+BUILTIN_FAMILIES = tuple(DEFAULT_THRESHOLDS)
+
+
+def check_metric_family(ctx: Checker, key: str, family: str, custom: Iterable[str] = ()) -> None:
+    """A threshold's key is a metric family: a built-in one, ``default`` or a custom metric's
+    name (``eval.custom`` or ``perf.record``). A name with ``.`` or ``@`` is a metric, not a
+    family, and a near miss of a built-in family (``latncy``) is a typo, not a custom metric:
+    both are errors naming the family meant."""
+    builtin = BUILTIN_FAMILIES
+    if family in builtin or family in custom:
+        return
+    base = family.split("@", 1)[0].split(".", 1)[0]
+    if base != family:
+        raise ctx.error(
+            key,
+            f"thresholds are per metric family (the part before '@' or '.'); write {base!r}",
+        )
+    guess = closest(family, builtin, strict=True)
+    if guess is not None:
+        raise ctx.error(
+            key,
+            f"unknown metric family; did you mean {guess!r}? (expected one of "
+            f"{', '.join(builtin)}, or a custom metric's exact name)",
+        )
 
 
 _BUDGET_FAMILIES = {
@@ -78,8 +131,11 @@ def _check_budget_metric(ctx: Checker, key: str, metric: str) -> None:
     family = metric.split("@", 1)[0].split(".", 1)[0]
     if family == "throughput":
         suffix = metric.partition("@")[2]
-        if not suffix.isdigit() or int(suffix) < 1:
-            raise ctx.error(key, "throughput budgets name a batch size, e.g. throughput@32")
+        if not suffix.isdigit() or len(suffix) > 9 or not 1 <= int(suffix) <= MAX_BATCH:
+            raise ctx.error(
+                key,
+                f"throughput budgets name a batch size (1 to {MAX_BATCH}), e.g. throughput@32",
+            )
     elif family in _BUDGET_FAMILIES and metric not in _BUDGET_FAMILIES[family]:
         raise ctx.error(
             key, f"unknown metric; expected one of {', '.join(_BUDGET_FAMILIES[family])}"
@@ -93,18 +149,24 @@ def _custom_hint(metric: str) -> str:
     if family in _BUDGET_FAMILIES or family == "throughput":
         return ""
     known = [name for names in _BUDGET_FAMILIES.values() for name in names]
-    close = difflib.get_close_matches(metric, [*known, "throughput@1"], n=1, cutoff=0.75)
-    guess = f"; did you mean {close[0]!r}?" if close else ""
+    close = closest(metric, [*known, "throughput@1"])
+    guess = f"; did you mean {close!r}?" if close else ""
     return f" ({metric!r} is not a built-in metric, so it is read as a custom one{guess})"
 
 
-def parse_policy(ctx: Checker, raw: Any) -> Policy:
+def parse_policy(ctx: Checker, raw: Any, custom_metrics: Iterable[str] = ()) -> Policy:
+    """``policy:`` -> Policy; ``custom_metrics`` are the names of the config's ``eval.custom``
+    metrics, which a threshold or trade-off may name."""
+    custom = frozenset(custom_metrics)
     raw = ctx.mapping(raw, "policy", POLICY_KEYS)
     alpha = raw.get("alpha", 0.01)
     if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not 0 < alpha < 0.5:
         raise ctx.error("policy.alpha", f"expected a number between 0 and 0.5, got {alpha!r}")
     merged: dict[str, Any] = dict(DEFAULT_THRESHOLDS)
-    merged.update(ctx.mapping(raw.get("thresholds") or {}, "policy.thresholds", None))
+    given = ctx.mapping(raw.get("thresholds") or {}, "policy.thresholds", None)
+    for family in given:
+        check_metric_family(ctx, f"policy.thresholds.{family}", str(family), custom)
+    merged.update(given)
     thresholds: dict[str, Threshold] = {}
     for family, text in merged.items():
         try:
@@ -119,9 +181,11 @@ def parse_policy(ctx: Checker, raw: Any) -> Policy:
             budget = Budget(pattern=str(pattern), metric=str(metric), limit_text=str(limit))
             unit = units.budget_unit(budget.metric)
             try:
-                budget.limit(unit)
+                value = budget.limit(unit)
             except ValueError as exc:
                 raise ctx.error(f"{key}.{metric}", str(exc) + _custom_hint(str(metric))) from None
+            if unit and value <= 0:
+                raise ctx.error(f"{key}.{metric}", f"expected a limit above 0, got {limit!r}")
             budgets.append(budget)
     mode = next((m for m in REQUESTED_MODES if m == raw.get("timing_mode", "auto")), None)
     if mode is None:
@@ -136,8 +200,8 @@ def parse_policy(ctx: Checker, raw: Any) -> Policy:
             "policy.parallel",
             f"unknown value {raw.get('parallel')!r}; expected auto, pinned or never",
         )
-    min_rounds = ctx.integer(raw.get("min_rounds", 8), "policy.min_rounds", 2)
-    max_rounds = ctx.integer(raw.get("max_rounds", 24), "policy.max_rounds", 2)
+    min_rounds = ctx.integer(raw.get("min_rounds", 8), "policy.min_rounds", 2, MAX_ROUNDS)
+    max_rounds = ctx.integer(raw.get("max_rounds", 24), "policy.max_rounds", 2, MAX_ROUNDS)
     if max_rounds < min_rounds:
         raise ctx.error(
             "policy.max_rounds", f"must be >= policy.min_rounds ({min_rounds}), got {max_rounds}"
@@ -155,13 +219,21 @@ def parse_policy(ctx: Checker, raw: Any) -> Policy:
         parallel=parallel,
         min_rounds=min_rounds,
         max_rounds=max_rounds,
-        round_step=ctx.integer(raw.get("round_step", 4), "policy.round_step", 1),
+        round_step=ctx.integer(raw.get("round_step", 4), "policy.round_step", 1, MAX_ROUNDS),
         time_budget=ctx.quantity(
-            raw.get("time_budget", "600s"), "policy.time_budget", units.parse_duration
+            raw.get("time_budget", "600s"),
+            "policy.time_budget",
+            units.parse_duration,
+            MAX_TIME_BUDGET,
+            show=lambda seconds: f"{seconds:g}s ({seconds / 3600:g} hours)",
         ),
         fail_on_inconclusive=fail_on_inconclusive,
         memory_floor=ctx.quantity(
-            raw.get("memory_floor", "8MiB"), "policy.memory_floor", units.parse_size
+            raw.get("memory_floor", "8MiB"),
+            "policy.memory_floor",
+            units.parse_size,
+            MAX_MEMORY_FLOOR,
+            show=lambda size: f"{size / 2**30:g}GiB",
         ),
         on_environment_mismatch=_choice(
             ctx, raw.get("on_environment_mismatch", "warn"), "policy.on_environment_mismatch"
@@ -169,7 +241,7 @@ def parse_policy(ctx: Checker, raw: Any) -> Policy:
         require_significance=parse_require_significance(
             ctx, raw.get("require_significance"), "policy.require_significance"
         ),
-        tradeoffs=parse_tradeoffs(ctx, raw.get("tradeoffs"), "policy.tradeoffs"),
+        tradeoffs=parse_tradeoffs(ctx, raw.get("tradeoffs"), "policy.tradeoffs", custom),
     )
 
 

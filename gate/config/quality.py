@@ -6,13 +6,15 @@ are what the evaluation worker and the decision read. See docs/config.md for the
 
 from __future__ import annotations
 
+import math
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
 from gate import units
+from gate.config.checks import closest
 from gate.core.types import Direction, TradeOff
 from gate.errors import ConfigError
 
@@ -43,6 +45,10 @@ PARITY_KEYS = ("atol", "rtol", "top1_agreement", "ties")
 # share of the example's largest |output|): their order is decided by rounding, not the model.
 DEFAULT_TIES = 0.01
 MAX_EXAMPLES = 100_000  # per-example outcomes kept in the run record, at most
+MAX_BATCH = 100_000  # examples per call: eval.batch_size, and models' batch_sizes
+# A trade-off's condition is a relative change: above -100% (a time cannot shrink by all of
+# it), at most +1000%.
+MIN_CHANGE, MAX_CHANGE = -1.0, 10.0
 _CALLABLE = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
@@ -54,7 +60,7 @@ class ErrorContext(Protocol):
 
     def mapping(self, value: Any, key: str, allowed: tuple[str, ...] | None) -> dict[str, Any]: ...
 
-    def integer(self, value: Any, key: str, minimum: int) -> int: ...
+    def integer(self, value: Any, key: str, minimum: int, maximum: int | None = None) -> int: ...
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -203,7 +209,7 @@ def parse_eval(ctx: ErrorContext, value: Any, key: str, root: Path) -> EvalSpec:
         x=tuple(x_columns),
         y=y,
         task=task,
-        batch_size=ctx.integer(raw.get("batch_size", 256), f"{key}.batch_size", 1),
+        batch_size=ctx.integer(raw.get("batch_size", 256), f"{key}.batch_size", 1, MAX_BATCH),
         dtype=dtype,
         metrics=metrics,
         custom=custom,
@@ -284,6 +290,11 @@ def parse_parity(ctx: ErrorContext, value: Any, key: str, variants: tuple[str, .
                 agreement = units.parse_percent(agreement)
             except ValueError as exc:
                 raise ctx.error(f"{where}.top1_agreement", str(exc)) from None
+            if not 0.0 < agreement <= 1.0:
+                raise ctx.error(
+                    f"{where}.top1_agreement",
+                    f"expected above 0% and at most 100%, got {spec['top1_agreement']!r}",
+                )
         if atol is None and agreement is None:
             raise ctx.error(where, "set 'atol' (with 'rtol') and/or 'top1_agreement'")
         ties = DEFAULT_TIES
@@ -303,12 +314,24 @@ def parse_parity(ctx: ErrorContext, value: Any, key: str, variants: tuple[str, .
 def _non_negative(ctx: ErrorContext, value: Any, key: str) -> float | None:
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ctx.error(key, f"expected a non-negative number like 1e-4, got {value!r}")
-    return float(value)
+    try:
+        number = float(value)
+    except OverflowError:  # an integer beyond any float
+        number = math.inf
+    if number < 0:
+        raise ctx.error(key, f"expected a non-negative number like 1e-4, got {value!r}")
+    if not math.isfinite(number):
+        raise ctx.error(key, f"expected a finite number like 1e-4, got {value!r}")
+    return number
 
 
-def parse_tradeoffs(ctx: ErrorContext, value: Any, key: str) -> tuple[TradeOff, ...]:
+def parse_tradeoffs(
+    ctx: ErrorContext, value: Any, key: str, custom: Collection[str] = ()
+) -> tuple[TradeOff, ...]:
+    """``policy.tradeoffs``; ``custom`` are the config's custom quality metrics, which ``allow``
+    may name besides the built-in ones (a near miss of a built-in name is refused)."""
     if value is None:
         return ()
     if not isinstance(value, list):
@@ -325,17 +348,27 @@ def parse_tradeoffs(ctx: ErrorContext, value: Any, key: str) -> tuple[TradeOff, 
             )
         allow: dict[str, float] = {}
         for metric, text in ctx.mapping(spec["allow"], f"{where}.allow", None).items():
+            _known_metric(ctx, f"{where}.allow.{metric}", str(metric), BUILTIN_METRICS, custom)
             try:
                 threshold = _quality_tolerance(str(metric), text)
             except ValueError as exc:
                 raise ctx.error(f"{where}.allow.{metric}", str(exc)) from None
+            if units.budget_unit(str(metric)) == units.UNIT_FRACTION and abs(threshold) > 1.0:
+                raise ctx.error(f"{where}.allow.{metric}", f"expected at most 100pt, got {text!r}")
             allow[str(metric)] = threshold
         when: dict[str, float] = {}
         for metric, text in ctx.mapping(spec["when"], f"{where}.when", None).items():
+            _known_metric(ctx, f"{where}.when.{metric}", str(metric), TIMING_FAMILIES, ())
             try:
-                when[str(metric)] = _signed(units.parse_percent, text)
+                change = _signed(units.parse_percent, text)
             except ValueError as exc:
                 raise ctx.error(f"{where}.when.{metric}", f"{exc} (e.g. latency: -15%)") from None
+            if not MIN_CHANGE < change <= MAX_CHANGE:
+                raise ctx.error(
+                    f"{where}.when.{metric}",
+                    f"expected a change above -100% and at most +1000%, got {text!r}",
+                )
+            when[str(metric)] = change
         if not allow or not when:
             raise ctx.error(where, "'allow' and 'when' each need at least one metric")
         text = (
@@ -346,6 +379,28 @@ def parse_tradeoffs(ctx: ErrorContext, value: Any, key: str) -> tuple[TradeOff, 
         )
         rules.append(TradeOff(allow=allow, when=when, text=text))
     return tuple(rules)
+
+
+# What a trade-off's ``when`` may name: a metric family measured per benchmark (or one of its
+# metrics, ``throughput@32``), or a custom metric.
+TIMING_FAMILIES = ("latency", "throughput", "memory", "gpu_memory", "cold_start", "model_size")
+
+
+def _known_metric(
+    ctx: ErrorContext, key: str, metric: str, builtin: tuple[str, ...], custom: Collection[str]
+) -> None:
+    """A metric a rule names is built in (its family, for ``throughput@32``), custom, or an
+    error when it is a near miss of a built-in name (a typo would make the rule never apply)."""
+    family = metric.split("@", 1)[0].split(".", 1)[0]
+    if metric in builtin or family in builtin or metric in custom:
+        return
+    guess = closest(family, builtin, strict=True)
+    if guess is not None:
+        raise ctx.error(
+            key,
+            f"unknown metric; did you mean {guess!r}? (expected one of {', '.join(builtin)}, "
+            "or a custom metric's exact name)",
+        )
 
 
 def _signed(parse: Callable[[Any], float], text: Any) -> float:

@@ -507,9 +507,13 @@ def decide(
         elsewhere = "baseline from another environment: timing verdict advisory"
     comparisons: list[Comparison] = []
     for (base, mode), sample in counterparts:
+        # why a row was measured as it was (not paired, kept from its own process): run records
+        # carry it in the benchmark's info
+        row_notes = current.info.get(sample.benchmark, {}).get("row_notes") or ()
+        row_note = _join(*(n for n in row_notes if isinstance(n, str)))
         if base is None:
             note = "not in the baseline" if baseline is not None else ""
-            comparisons.append(_new(sample, note))
+            comparisons.append(_new(sample, _join(row_note, note)))
             continue
         advisory_note = ""
         if mode == "stored" and sample.metric.family in TIMING_FAMILIES:
@@ -522,6 +526,8 @@ def decide(
         compared = _pair(base, sample, policy, level, mode=mode, advisory_note=advisory_note)
         if paired is not None and mode in PAIRED_MODES and sample.benchmark in paired.notes:
             compared = replace(compared, note=_join(paired.notes[sample.benchmark], compared.note))
+        if row_note:
+            compared = replace(compared, note=_join(row_note, compared.note))
         comparisons.append(compared)
     if baseline is not None:
         measured = {(s.benchmark, s.metric.name) for s in current.samples}

@@ -72,6 +72,7 @@ class PairedTiming:
     base_plans: dict[str, BenchmarkPlan]  # the base revision's prepared plans by name
     errors: list[BenchmarkError]
     notes: dict[str, str] = field(default_factory=dict)  # benchmark -> rounds replaced, why
+    info: dict[str, dict[str, Any]] = field(default_factory=dict)  # the tests' row notes
 
     def paired_baseline(self, looks: int) -> PairedBaseline:
         """The base side for the decision; ``looks`` is 1 when nothing was paired."""
@@ -136,6 +137,7 @@ def paired_timing(
         heads, bases = _timing_samples(head_plans, by_name, rounds)
         modes = dict(rounds.modes)
         errors = [BenchmarkError(benchmark=n, message=m) for n, m in rounds.errors.items()]
+        info: dict[str, dict[str, Any]] = {}
         if tests is not None:
             head_tests, base_tests = tests.measured()
             heads += head_tests.samples  # perf.record values and memory too, compared as stored
@@ -145,14 +147,19 @@ def paired_timing(
                 if s.metric.family in TIMING_FAMILIES
             ]
             errors += head_tests.errors
-            modes.update({n: "ab" for n in nodes})
-        return PairedTiming(heads, bases, modes, by_name, errors, replaced.notes())
+            info = head_tests.info
+            modes.update({n: tests.mode for n in nodes})
+        notes = replaced.notes()
+        for name, note in out_of_time.items():
+            notes[name] = "; ".join(filter(None, [notes.get(name), note]))
+        return PairedTiming(heads, bases, modes, by_name, errors, notes, info)
 
     extendable = {h.name for _, h in ab_pairs + duet_pairs} | set(nodes)
     replaced = _Replaced(limit=policy.max_rounds)
     # Only pairs measured by two processes can have one slow side: a duet's arms share one.
     two_process = {h.name for _, h in ab_pairs} | set(nodes)
     started = time.monotonic()
+    out_of_time: dict[str, str] = {}  # benchmark -> the note of a budget that ran out
 
     def within_budget() -> bool:
         return time.monotonic() - started <= policy.time_budget
@@ -175,9 +182,9 @@ def paired_timing(
             for name in due:
                 owed[name] -= 1
 
-    more(None, policy.min_rounds)
-    replace_slow()
-    while within_budget():
+    def pending() -> set[str]:
+        """Benchmarks still inconclusive and below max_rounds: only they get more rounds, so
+        no benchmark is looked at more often than the alpha split assumes."""
         so_far = collected()
         trial = decide(
             baseline,
@@ -185,20 +192,32 @@ def paired_timing(
             policy,
             paired=so_far.paired_baseline(looks(config)),
         )
-        # Only benchmarks still inconclusive and below max_rounds get more rounds, so no
-        # benchmark is looked at more often than the alpha split assumes.
-        pending = {
+        return {
             name
             for name in inconclusive_benchmarks(trial)
             if name in extendable and rounds_of(name) < policy.max_rounds
         }
-        if not pending:
-            break
-        done = max(rounds_of(name) for name in pending)
+
+    more(None, policy.min_rounds)
+    replace_slow()
+    undecided = pending()
+    while undecided and within_budget():
+        done = max(rounds_of(name) for name in undecided)
         step = min(policy.round_step, policy.max_rounds - done)
-        progress(f"inconclusive after {done} rounds, {step} more: {names_of(sorted(pending))}")
-        more(pending, step)
+        progress(f"inconclusive after {done} rounds, {step} more: {names_of(sorted(undecided))}")
+        more(undecided, step)
         replace_slow()
+        undecided = pending()
+    if undecided:  # the budget ran out with these still inconclusive: their rows say so
+        for name in undecided:
+            out_of_time[name] = (
+                f"the time budget (policy.time_budget {policy.time_budget:g}s) ran out after "
+                f"{rounds_of(name)} rounds"
+            )
+        progress(
+            f"time budget spent ({time.monotonic() - started:.0f}s), still inconclusive: "
+            + names_of(sorted(undecided))
+        )
     return collected()
 
 

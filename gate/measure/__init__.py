@@ -127,7 +127,10 @@ def describe(exc: BaseException) -> str:
     """``Type: message (file:line)`` with the innermost frame, for a one-line error."""
     frames = traceback.extract_tb(exc.__traceback__)
     where = f" ({Path(frames[-1].filename).name}:{frames[-1].lineno})" if frames else ""
-    return f"{type(exc).__name__}: {exc}{where}"
+    from gate.measure.processes import memory_hint
+
+    text = str(exc)
+    return memory_hint(f"{type(exc).__name__}{': ' + text if text else ''}{where}")
 
 
 def import_object(reference: str, key: str | None = None) -> Any:

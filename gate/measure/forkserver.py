@@ -34,12 +34,13 @@ import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import traceback
 import weakref
 from pathlib import Path
 from typing import IO, Any
+
+from gate.measure import processes
 
 SWITCH = "PERF_GATE_FORKSERVER"  # "0": every worker is a fresh interpreter
 START_TIMEOUT = 120.0  # seconds for the server to import what it preloads
@@ -62,15 +63,13 @@ class ForkServerUnavailable(Exception):
 class Forked:
     """A forked worker, as much of a Popen as ``Runner.worker`` uses."""
 
-    def __init__(self, connection: socket.socket, stderr: IO[str] | None) -> None:
+    def __init__(
+        self, connection: socket.socket, output: IO[str], echo: IO[str] | None = None
+    ) -> None:
         self._connection = connection
         self._buffer = b""
-        self._stderr = stderr
-        self._captured: list[str] = []
-        self._reader: threading.Thread | None = None
-        if stderr is not None:
-            self._reader = threading.Thread(target=self._read_stderr, daemon=True)
-            self._reader.start()
+        self.stdout = output  # stdout and stderr of the worker, one stream
+        self.tail = processes.Tail(output, echo)
         self.returncode: int | None = None
         first = self._line(START_TIMEOUT)
         if not first:
@@ -78,10 +77,6 @@ class Forked:
             self._close()
             raise ForkServerUnavailable("the fork server closed the connection")
         self.pid: int = json.loads(first)["pid"]
-
-    def _read_stderr(self) -> None:
-        assert self._stderr is not None
-        self._captured.append(self._stderr.read())
 
     def _line(self, timeout: float | None) -> bytes:
         """The next line from the monitor; b"" when it closed; TimeoutExpired past ``timeout``."""
@@ -98,24 +93,20 @@ class Forked:
         line, _, self._buffer = self._buffer.partition(b"\n")
         return line
 
-    def communicate(self, timeout: float | None = None) -> tuple[None, str | None]:
+    def wait(self, timeout: float | None = None) -> int:
         """Wait for the exit (``subprocess.TimeoutExpired`` after ``timeout`` seconds)."""
         if self.returncode is None:
             line = self._line(timeout)
             self.returncode = int(json.loads(line)["exit"]) if line else -9
-        if self._reader is not None:
-            self._reader.join()
-        self._close()
-        return None, "".join(self._captured) if self._stderr is not None else None
+            self._connection.close()
+        return self.returncode
 
     def kill(self) -> None:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(self.pid, signal.SIGKILL)
+        processes.kill_group(self.pid)
 
     def _close(self) -> None:
         self._connection.close()
-        if self._stderr is not None:
-            self._stderr.close()
+        self.stdout.close()
 
     def __enter__(self) -> Forked:
         return self
@@ -124,7 +115,7 @@ class Forked:
         if self.returncode is None:
             self.kill()
             with contextlib.suppress(Exception):
-                self.communicate(timeout=10.0)
+                self.wait(timeout=10.0)
         self._close()
 
 
@@ -174,23 +165,19 @@ class ForkServer:
         *,
         cwd: Path,
         env: dict[str, str],
-        capture_stderr: bool,
+        echo: IO[str] | None = None,
         pass_fds: tuple[int, ...] = (),
     ) -> Forked:
-        """Fork a worker running ``gate.measure.worker.main`` with ``argv``; ``pass_fds``
+        """Fork a worker running ``gate.measure.worker.main`` with ``argv``; its stdout and
+        stderr come back as one stream (passed through to ``echo`` where given); ``pass_fds``
         keep their numbers in it. Raises ForkServerUnavailable when the server is gone."""
         connection = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         sent: list[int] = []
-        stderr: IO[str] | None = None
+        read_end, write_end = os.pipe()
+        output = os.fdopen(read_end, "r", encoding="utf-8", errors="replace")
         try:
             connection.connect(self.address)
-            sent.append(os.open(os.devnull, os.O_WRONLY))
-            if capture_stderr:
-                read_end, write_end = os.pipe()
-                stderr = os.fdopen(read_end, "r", encoding="utf-8", errors="replace")
-                sent.append(write_end)
-            else:
-                sent.append(os.dup(2))
+            sent += [write_end, os.dup(write_end)]
             sent += [os.dup(fd) for fd in pass_fds]
             request = {
                 "argv": argv,
@@ -201,15 +188,15 @@ class ForkServer:
             socket.send_fds(connection, [json.dumps(request).encode()], sent)
         except OSError as exc:
             connection.close()
-            if stderr is not None:
-                stderr.close()
+            output.close()
             raise ForkServerUnavailable(str(exc)) from exc
         finally:
             for fd in sent:
                 os.close(fd)
         try:
-            return Forked(connection, stderr)
+            return Forked(connection, output, echo)
         except (OSError, ValueError, KeyError) as exc:
+            output.close()
             raise ForkServerUnavailable(str(exc)) from exc
 
     def stop(self) -> None:
@@ -297,6 +284,7 @@ def _worker(request: dict[str, Any], fds: list[int], base_path: list[str]) -> No
     """Become the worker the request describes; never returns."""
     code = 1
     try:
+        os.setsid()  # a process group of its own, ended as a whole (processes.py)
         high = [fcntl.fcntl(fd, fcntl.F_DUPFD, _HIGH_FD) for fd in fds]
         for fd in fds:
             os.close(fd)

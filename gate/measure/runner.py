@@ -34,6 +34,7 @@ from gate.measure import (
     BadReference,
     BenchmarkPlan,
     forkserver,
+    processes,
     resolve_callable,
 )
 from gate.measure.base_imports import worker_environment as base_environment
@@ -65,12 +66,16 @@ class Measured:
     errors: list[BenchmarkError] = field(default_factory=list)
 
 
-def worker_environment(root: Path, threads: int) -> dict[str, str]:
-    """The child's environment: threads pinned, the project root importable; a worker in the
-    base revision's worktree imports the base revision's code (``base_imports``)."""
+def worker_environment(root: Path, threads: int, memory_limit: int | None = None) -> dict[str, str]:
+    """The child's environment: threads pinned, the project root importable, its memory limit
+    (``processes.MEMORY_LIMIT_ENV``; None: none); a worker in the base revision's worktree
+    imports the base revision's code (``base_imports``)."""
     env = dict(os.environ)
     for name in THREAD_ENV:
         env[name] = str(threads)
+    env.pop(processes.MEMORY_LIMIT_ENV, None)
+    if memory_limit:
+        env[processes.MEMORY_LIMIT_ENV] = str(memory_limit)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(root), env.get("PYTHONPATH")]))
     return base_environment(root, env)
 
@@ -133,7 +138,7 @@ class Runner:
         """A worker's environment (``worker_environment``), with torch.compile's caches in
         the report folder's cache unless the user placed them: every worker of the run, and
         later runs of unchanged code, reuse what the first compiled (a CI cache can keep it)."""
-        env = worker_environment(root, threads)
+        env = worker_environment(root, threads, self.settings.memory_limit)
         env[INDUCTOR_CACHE] = self.compile_cache
         return env
 
@@ -210,6 +215,8 @@ class Runner:
             ]
             threads = max((p.threads for p in plans), default=self.settings.threads)
             env = self.environment(root, threads)
+            if any(p.cuda for p in plans):  # a CUDA driver maps what RLIMIT_DATA would count
+                env.pop(processes.MEMORY_LIMIT_ENV, None)
             server = self._server(plans, threads) if args[0] in FORKED_MODES else None
             process: subprocess.Popen[str] | forkserver.Forked | None = None
             try:
@@ -219,7 +226,7 @@ class Runner:
                             command[3:],
                             cwd=root,
                             env=env,
-                            capture_stderr=not live,
+                            echo=sys.stderr if live else None,
                             pass_fds=tuple(pass_fds),
                         )
                 if process is None:
@@ -228,33 +235,42 @@ class Runner:
                         cwd=root,
                         env=env,
                         stdout=subprocess.PIPE,
-                        stderr=None if live else subprocess.PIPE,
+                        stderr=subprocess.STDOUT,
                         text=True,
+                        errors="replace",
                         pass_fds=pass_fds,
+                        start_new_session=True,  # its own process group: see processes.py
                     )
             finally:
                 if on_start is not None:
                     on_start()
-            with process:
-                try:
-                    _, stderr = process.communicate(timeout=timeout)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-                    process.communicate()
-                    raise MeasurementError(
-                        f"a worker process ran past {timeout:.0f}s and was stopped", slug="worker"
-                    ) from None
-            if process.returncode != 0 or not out_file.is_file():
-                output = stderr if stderr is not None else "(see the output above)"
-                tail = " | ".join(output.strip().splitlines()[-3:]) or "no output"
-                if process.returncode == 0:  # it ended before writing: sys.exit, os._exit
+            tail = (
+                process.tail
+                if isinstance(process, forkserver.Forked)
+                else processes.Tail(process.stdout, sys.stderr if live else None)  # type: ignore[arg-type]
+            )
+            try:
+                code = wait_for_worker(process, timeout)
+                output = tail.last()
+            finally:
+                if process.stdout is not None:
+                    process.stdout.close()
+            if code is None:
+                raise MeasurementError(
+                    f"a worker process ran past {timeout:.0f}s and was stopped, with all it "
+                    f"started; its last output: {output}",
+                    slug="worker",
+                )
+            if code != 0 or not out_file.is_file():
+                if code == 0:  # it ended before writing: sys.exit, os._exit
                     raise MeasurementError(
                         "a worker process ended (exit code 0) before writing its result: the "
-                        f"model's code ended the process (sys.exit, os._exit?); {tail}",
+                        f"model's code ended the process (sys.exit, os._exit?); {output}",
                         slug="worker",
                     )
                 raise MeasurementError(
-                    f"worker process exited with code {process.returncode}: {tail}",
+                    f"a worker process ended with {processes.exit_description(code)}: "
+                    f"{processes.memory_hint(output)}",
                     slug="worker",
                 )
             result: dict[str, Any] = json.loads(out_file.read_text(encoding="utf-8"))
@@ -397,6 +413,25 @@ class Prepared(NamedTuple):
     skipped: list[str]
 
 
+def wait_for_worker(
+    process: subprocess.Popen[str] | forkserver.Forked, timeout: float
+) -> int | None:
+    """Wait for a worker; its exit code, or None when it ran past ``timeout`` seconds. Past
+    the timeout, or on any interruption of this wait, its whole process group is ended; after
+    a normal exit, whatever the worker started and left running is ended too."""
+    try:
+        code = process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        processes.kill_group(process.pid)
+        process.wait()
+        return None
+    except BaseException:  # an interrupt: nothing of the worker's may outlive the gate
+        processes.kill_group(process.pid)
+        raise
+    processes.kill_group(process.pid, leader_alive=False)
+    return code
+
+
 def prepare_all(
     config: GateConfig,
     selected: set[str] | None,
@@ -404,6 +439,7 @@ def prepare_all(
     runner: Runner | None = None,
     *,
     here: bool = False,
+    smoke: bool = False,
 ) -> Prepared:
     """Plans for the config's models (only ``selected`` names when given), references checked,
     artifacts prepared: one ``prepare`` worker per model (forked where the fork server runs),
@@ -415,13 +451,14 @@ def prepare_all(
     benchmark's error. Raises ConfigError, naming the file and the key, for a ``torch:``,
     ``input:``, ``eval.callable`` or custom metric that cannot be resolved, or an int8 variant
     with nothing to quantize: no round could measure it. Without a ``runner``, one of its own
-    runs the workers and is closed before returning. ``here``: in this process instead, for
-    ``pytest --perf-gate``, whose process imported, built and ran the models already (its
-    model items) and has torch loaded."""
+    runs the workers and is closed before returning. ``here``: in this process instead (a
+    caller that runs the user's code itself anyway). ``smoke``: each prepared variant is also
+    loaded and called once per batch size in its worker (``pytest --perf-gate``'s model
+    items)."""
     if runner is None and not here:
         own = Runner(config.measure, config.root, config.report_dir / "work", progress)
         try:
-            return prepare_all(config, selected, progress, own)
+            return prepare_all(config, selected, progress, own, smoke=smoke)
         finally:
             own.close()
     prepared = Prepared([], [], [])
@@ -439,12 +476,13 @@ def prepare_all(
 
             if config.root not in map(Path, sys.path):
                 sys.path.insert(0, str(config.root))
-            _collect_prepared(config, run_prepare(plans, cache_dir, eval_spec), prepared)
+            done = run_prepare(plans, cache_dir, eval_spec, smoke=smoke)
+            _collect_prepared(config, done, prepared)
             continue
         try:
             result = runner.worker(
                 plans,
-                ["prepare", "--cache-dir", str(cache_dir)],
+                ["prepare", "--cache-dir", str(cache_dir), *(["--smoke"] if smoke else [])],
                 PREPARE_TIMEOUT_S,
                 extra={"eval": eval_spec},
             )

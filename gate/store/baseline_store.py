@@ -9,9 +9,14 @@ beside it (``<name>@<key>.history.json``, also in DVC).
 Promotion never touches the live files until everything else has succeeded: the new baseline
 and history are written to a staging folder, ``dvc add``-ed and ``dvc push``-ed there, and only
 then copied over the live files and pointers with atomic renames. A promote killed at any point
-before that leaves the old baseline, history and pointers as they were. Promotions of one
-repository are serialized by a lock file (``.dvc/tmp/perf-gate-promote.lock``, ``flock``, freed
-by the kernel when a process dies).
+before that leaves the old baseline, history and pointers as they were.
+
+Only ``run --save`` (``save``), ``promote`` and ``pull`` write a baseline, all under one lock:
+the DVC repository's ``.dvc/tmp/perf-gate-promote.lock`` (``flock``, freed by the kernel when a
+process dies; outside a DVC repository, the baselines folder itself is locked). ``save`` writes
+only over the baseline its run read, so of two ``run --save`` at once the second refuses. Every
+other writer (``run --out``, ``merge -o``) refuses a path in the baselines store
+(``refuse_baseline_target``).
 """
 
 from __future__ import annotations
@@ -34,9 +39,20 @@ from gate.measure.environment import environment_key, fingerprint, git_info
 from gate.store import history as hist
 from gate.store.dvc import Dvc, bytes_md5, file_md5, find_repo, pointer_of, read_pointer
 from gate.store.git import Git
-from gate.store.records import baseline_bytes, read_record, write_bytes_atomic
+from gate.store.records import (
+    FileState,
+    baseline_bytes,
+    file_state,
+    read_limited,
+    read_record,
+    remove_stale_temporaries,
+    write_baseline,
+    write_bytes_atomic,
+)
 
 STAGING = ".promote"
+PULL_STAGING = ".pull"  # where `baseline pull` has DVC check files out before renaming them
+PULL_FIX = "restore the promoted baseline with `perf-gate baseline pull --force`"
 LOCK_NAME = "perf-gate-promote.lock"
 LOCK_TIMEOUT = 300.0
 PULL_REQUEST_EVENTS = ("pull_request", "pull_request_target")
@@ -120,7 +136,7 @@ def check_local(path: Path, *, save: bool) -> tuple[str, ...]:
             "`perf-gate baseline pull` first",
             slug="baseline-not-pulled",
         )
-    local = file_md5(path)
+    local = file_md5(path, fix=PULL_FIX)
     if local == pointer.md5:
         return ()
     return (
@@ -188,28 +204,157 @@ def check_branch(git: Git, default_branch: str | None) -> None:
 
 
 @contextmanager
-def promote_lock(repo: Path, timeout: float = LOCK_TIMEOUT) -> Iterator[None]:
-    """Hold the repository's promote lock; waits up to ``timeout`` seconds for another one."""
+def promote_lock(
+    repo: Path,
+    timeout: float = LOCK_TIMEOUT,
+    progress: Callable[[str], None] = lambda message: None,
+) -> Iterator[None]:
+    """Hold the repository's baseline lock (promote, ``run --save``, pull); waits up to
+    ``timeout`` seconds for another holder."""
     lock = repo / ".dvc" / "tmp" / LOCK_NAME
     lock.parent.mkdir(parents=True, exist_ok=True)
-    handle = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+    with _flock(
+        os.open(lock, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644), lock, timeout, progress
+    ):
+        yield
+
+
+@contextmanager
+def baseline_lock(
+    baseline: Path,
+    timeout: float = LOCK_TIMEOUT,
+    progress: Callable[[str], None] = lambda message: None,
+) -> Iterator[None]:
+    """The lock every writer of ``baseline`` holds: its DVC repository's promote lock, else
+    (no DVC) a lock on the baselines folder itself, which creates no file."""
+    repo = find_repo(baseline.parent)
+    if repo is not None:
+        with promote_lock(repo, timeout, progress):
+            yield
+        return
+    folder = baseline.parent
+    folder.mkdir(parents=True, exist_ok=True)
+    with _flock(os.open(folder, os.O_RDONLY | os.O_CLOEXEC), folder, timeout, progress):
+        yield
+
+
+@contextmanager
+def _flock(
+    handle: int, lock: Path, timeout: float, progress: Callable[[str], None]
+) -> Iterator[None]:
+    """Hold an exclusive ``flock`` on the open ``handle`` (closed at the end, which frees it;
+    so does the kernel when the process dies: no stale lock)."""
     try:
         deadline = time.monotonic() + timeout
+        waiting = False
         while True:
             try:
                 fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 break
             except BlockingIOError:
+                if not waiting:
+                    progress(
+                        f"waiting for the baseline lock {lock} (another promote, save or pull)"
+                    )
+                    waiting = True
                 if time.monotonic() > deadline:
                     raise BaselineError(
-                        f"{lock}: another promote has held the lock for over {timeout:.0f} s; "
-                        "wait for it, or check for a hung perf-gate process",
+                        f"{lock}: another perf-gate process (a promote, a `run --save` or a "
+                        f"pull) has held the baseline lock for over {timeout:.0f} s; wait for it, "
+                        "or check for a hung perf-gate process",
                         slug="baseline-lock",
                     ) from None
                 time.sleep(0.1)
         yield
     finally:
-        os.close(handle)  # closing releases the flock
+        os.close(handle)
+
+
+def save(
+    path: Path,
+    record: RunRecord,
+    read_state: FileState,
+    *,
+    results: Path,
+    timeout: float = LOCK_TIMEOUT,
+    progress: Callable[[str], None] = lambda message: None,
+) -> None:
+    """``run --save``: write ``record`` as the baseline at ``path``, atomically, under the
+    baseline lock, and only over the file the run read (``read_state``, from ``file_state``
+    before it was read).
+
+    Raises BaselineError when the baseline changed since (another ``run --save``, a promote or
+    a pull got there first: this run was compared with the one it replaced), when the lock is
+    held too long, or when the file cannot be written.
+    """
+    with baseline_lock(path, timeout, progress):
+        if file_state(path) != read_state:
+            raise BaselineError(
+                f"{path}: not saved: the baseline changed while this run measured (another "
+                "`perf-gate run --save`, a promote or a pull wrote it first), and this run was "
+                f"compared with the one before; its record is in {results}: run again with "
+                "--save to make it the baseline",
+                slug="baseline-lock",
+            )
+        remove_stale_temporaries(path)
+        write_baseline(path, record)
+
+
+# ---------------------------------------------------------------- writers other than --save
+
+
+def refuse_baseline_target(
+    out: Path,
+    option: str,
+    *,
+    baselines: list[Path],
+    root: Path,
+    report_dir: Path,
+) -> None:
+    """Raise BaselineError when ``out``, a file a command other than ``run --save`` and
+    ``promote`` is about to write (``run --out``, ``merge -o``), is one of ``baselines``, lies in
+    their store (the folder of the first, when it is a folder of its own, else the files named
+    after it there), is tracked by DVC, or resolves to any of these through symlinks."""
+    reason = _baseline_target(out.resolve(), baselines, root.resolve(), report_dir.resolve())
+    if reason is None:
+        return
+    if os.path.realpath(out) != os.path.abspath(out):
+        reason += " (through a symlink)"
+    raise BaselineError(
+        f"{option} {out}: {reason}; only `perf-gate run --save` and `perf-gate baseline promote` "
+        f"write baselines: use one of them, or pass another {option} path (e.g. "
+        ".perf-gate/results.json)",
+        slug="baseline-write",
+    )
+
+
+def _baseline_target(
+    target: Path, baselines: list[Path], root: Path, report_dir: Path
+) -> str | None:
+    for baseline in baselines:
+        if target == baseline.resolve() or _same_file(target, baseline):
+            return f"is the baseline {baseline}"
+    first = baselines[0]
+    store = first.parent.resolve()
+    stem = first.stem
+    if target.parent == store and target.name.startswith((f"{stem}@", f"{stem}.")):
+        return f"is a file of the baseline store in {first.parent}"
+    # A folder of its own, not the project's root nor one holding the reports: all of it.
+    shared = store in (root, *root.parents, report_dir, *report_dir.parents)
+    if not shared and (target == store or store in target.parents):
+        return f"is in the baselines folder {first.parent}"
+    if target.name.endswith(".dvc"):
+        return "is a DVC pointer"
+    if pointer_of(target).exists():
+        return f"is tracked by DVC ({pointer_of(target).name})"
+    return None
+
+
+def _same_file(target: Path, baseline: Path) -> bool:
+    try:
+        return os.path.samefile(target, baseline)
+    except OSError:
+        return False
 
 
 def _read_history(path: Path, limit: int, dvc: Dvc) -> hist.History:
@@ -232,8 +377,9 @@ def _read_history(path: Path, limit: int, dvc: Dvc) -> hist.History:
 
 def load_history(path: Path) -> hist.History:
     """Read and validate a history file. Raises BaselineError (missing, damaged)."""
+    fix = "restore it with `perf-gate baseline pull --force`"
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(read_limited(path, fix=fix))
     except FileNotFoundError:
         raise BaselineError(f"{path}: file not found", slug="baseline-missing") from None
     except (OSError, ValueError) as exc:
@@ -298,8 +444,7 @@ def promote(
     target = keyed_path(config.baseline, key, name)
     history_file = history_path(target)
     notes = _record_notes(record, git_info(config.root).commit)
-    progress(f"waiting for the promote lock of {repo}")
-    with promote_lock(repo):
+    with promote_lock(repo, progress=progress):
         staging = target.parent / STAGING
         shutil.rmtree(staging, ignore_errors=True)  # left by an interrupted promote
         history = _read_history(history_file, config.baseline_history, dvc)
@@ -313,8 +458,11 @@ def promote(
         dvc.add(*staged.values())
         dvc.push(*(pointer_of(p) for p in staged.values()))
         pointers = {path: _checked_pointer(staged[path], payloads[path]) for path in payloads}
+        remove_stale_temporaries(target.parent / ".gitignore")
         _ignore(target.parent, [p.name for p in payloads])
         for path, payload in payloads.items():  # the commit point: renames only
+            for written in (path, pointer_of(path)):
+                remove_stale_temporaries(written)  # of writers killed before their rename
             write_bytes_atomic(path, payload)
             write_bytes_atomic(pointer_of(path), pointers[path])
         shutil.rmtree(staging, ignore_errors=True)
@@ -376,7 +524,7 @@ def status(config: GateConfig, override: str | None = None, name: str | None = N
         if not path.exists():
             state = "not pulled"
         else:
-            state = "matches" if file_md5(path) == pointer.md5 else "differs"
+            state = "matches" if file_md5(path, fix=PULL_FIX) == pointer.md5 else "differs"
     else:
         state = "not tracked" if path.exists() else "missing"
     record = read_record(path) if path.exists() else None
@@ -391,7 +539,7 @@ def status(config: GateConfig, override: str | None = None, name: str | None = N
         pointer=state,
         record=record,
         history_entries=entries,
-        staging_left=(path.parent / STAGING).exists(),
+        staging_left=any((path.parent / n).exists() for n in (STAGING, PULL_STAGING)),
         notes=tuple(notes),
     )
 

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gate.errors import BaselineError
+from gate.store.records import open_regular, read_limited
 
 INSTALL_HINT = "install it with `pip install 'perf-gate[dvc]'` (or `pip install dvc`)"
 # DVC writes pointers in a fixed YAML layout; these two lines are all perf-gate needs from them.
@@ -28,6 +29,8 @@ _PATH = re.compile(r"^\s*-?\s*path:\s*(.+?)\s*$", re.MULTILINE)
 # Folders never searched for pointers (tools, caches, virtual environments).
 _SKIP_DIRS = frozenset({".git", ".dvc", ".venv", "venv", "node_modules", "__pycache__"})
 _MAX_POINTERS = 200
+# A pointer is a few lines of YAML.
+_MAX_POINTER_BYTES = 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -51,8 +54,11 @@ def pointer_of(data: Path) -> Path:
 
 def read_pointer(path: Path) -> Pointer:
     """Parse a single-output ``.dvc`` file. Raises BaselineError when it is unreadable."""
+    fix = f"restore it from git (`git checkout -- {path.name}`) or promote the baseline again"
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_limited(path, limit=_MAX_POINTER_BYTES, fix=fix, slug="dvc-pointer").decode(
+            "utf-8"
+        )
     except (OSError, UnicodeDecodeError) as exc:
         raise BaselineError(
             f"{path}: cannot read the DVC pointer: {exc}", slug="dvc-pointer"
@@ -73,10 +79,15 @@ def bytes_md5(payload: bytes) -> str:
     return hashlib.md5(payload, usedforsecurity=False).hexdigest()
 
 
-def file_md5(path: Path) -> str:
-    """The md5 of a file's bytes, as DVC 3 records it for a single file."""
+def file_md5(
+    path: Path, fix: str = "perf-gate hashes only regular files: replace it with the file"
+) -> str:
+    """The md5 of a file's bytes, as DVC 3 records it for a single file.
+
+    Raises BaselineError (its message ending in ``fix``) for what is not a regular file (a FIFO
+    would block, /dev/zero never end), OSError as ``open`` does."""
     digest = hashlib.md5(usedforsecurity=False)
-    with path.open("rb") as stream:
+    with open_regular(path, fix=fix) as stream:
         for block in iter(lambda: stream.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
@@ -241,6 +252,21 @@ class Dvc:
             if equals and key.startswith("remote.") and key.endswith(".url"):
                 remotes[key[len("remote.") : -len(".url")]] = value
         return remotes
+
+    def remote_config(self) -> tuple[str | None, dict[str, str]]:
+        """The default remote's name (None when none is set) and every remote's URL, from one
+        ``dvc config --list`` (DVC resolves relative local paths there)."""
+        default: str | None = None
+        remotes: dict[str, str] = {}
+        for line in self.run("config", "--list", what="commands").splitlines():
+            key, equals, value = line.partition("=")
+            if not equals:
+                continue
+            if key == "core.remote":
+                default = value.strip() or None
+            elif key.startswith("remote.") and key.endswith(".url"):
+                remotes[key[len("remote.") : -len(".url")]] = value
+        return default, remotes
 
     def default_remote(self) -> str | None:
         """The default remote's name, or None when none is set."""

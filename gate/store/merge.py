@@ -20,9 +20,11 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from gate.config import GateConfig, load_config
 from gate.core.types import BenchmarkError, GitInfo, RunRecord, Sample, Verdict
 from gate.errors import BaselineError, ConfigError
-from gate.store.records import read_record, write_json_atomic, write_record
+from gate.store.baseline_store import refuse_baseline_target
+from gate.store.records import read_limited, read_record, write_json_atomic, write_record
 
 SHARD_KEY = "shard"
 
@@ -69,8 +71,9 @@ def comparison_beside(results: Path) -> Path | None:
 
 
 def _read_comparison(path: Path) -> Mapping[str, Any]:
+    fix = "keep the comparison.json the shard's `perf-gate run` wrote beside its results"
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(read_limited(path, fix=fix, slug="comparison-file"))
     except (OSError, ValueError) as exc:
         raise BaselineError(
             f"{path}: cannot read the shard's report: {exc}", slug="comparison-file"
@@ -357,18 +360,36 @@ def _merged_comparison(
     }
 
 
-def write(merged: Merged, out: Path) -> list[Path]:
+def write(merged: Merged, out: Path, config: GateConfig | None = None) -> list[Path]:
     """Write the record to ``out`` and the report beside it; returns the files written.
 
-    Raises BaselineError when a file cannot be written.
+    Raises BaselineError when a file cannot be written, or when ``out`` or the report's path is
+    in the baselines store of ``config`` (default: the one found in the current directory):
+    a merged record is never a baseline by accident; ``run --save`` and ``promote`` write those.
     """
+    baseline, root, report_dir = _store_of(config)
+    target = comparison_beside(out) or out.with_name("comparison.json")
+    for path in (out, target) if merged.comparison is not None else (out,):
+        refuse_baseline_target(path, "-o", baselines=[baseline], root=root, report_dir=report_dir)
     write_record(out, merged.record)
     written = [out]
     if merged.comparison is not None:
-        target = comparison_beside(out) or out.with_name("comparison.json")
         try:
             write_json_atomic(target, merged.comparison)
         except OSError as exc:
             raise BaselineError(f"{target}: cannot write: {exc}", slug="baseline-write") from exc
         written.append(target)
     return written
+
+
+def _store_of(config: GateConfig | None) -> tuple[Path, Path, Path]:
+    """(baseline, root, report folder) of ``config``, else of the current directory's config,
+    else perf-gate's defaults there: merge reads no other setting, so a config it cannot read
+    does not stop it."""
+    if config is None:
+        try:
+            config = load_config()
+        except ConfigError:
+            here = Path.cwd()
+            return here / "baselines" / "main.json", here, here / ".perf-gate"
+    return config.baseline, config.root, config.report_dir

@@ -11,9 +11,10 @@ import json
 import math
 import os
 import re
+import stat
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from gate.core import stats
 from gate.core.types import (
@@ -49,6 +50,19 @@ BASELINE_CALL_DIGITS = 4
 RECORD_FIX = "record a new one with `perf-gate run --save` or `pytest --perf-gate --perf-gate-save`"
 # Units whose values cannot be negative: times, sizes, rates and fractions.
 NON_NEGATIVE_UNITS = frozenset({UNIT_SECONDS, UNIT_BYTES, UNIT_RATE, UNIT_FRACTION})
+# The most shards a run is split into (`run --shard I/N`, a record's settings.shard).
+MAX_SHARDS = 1000
+# The largest plausible value per unit: about 11.6 days per call, an exabyte, 10^15 items per
+# second, a whole fraction; any other unit (custom metrics) 10^30 either way. Beyond them a
+# value is damage, and the statistics on values within them (sums of squares of spreads, ratios
+# of means) stay far from a float's range.
+PLAUSIBLE = {UNIT_SECONDS: 1e6, UNIT_BYTES: 1e18, UNIT_RATE: 1e15, UNIT_FRACTION: 1.0}
+PLAUSIBLE_OTHER = 1e30
+# The most perf-gate reads from one record, history or report: a 200-benchmark baseline is
+# 1.4 MB and a results.json with 10,000 calls per latency sample 55 MB (bench/baseline_io.py).
+MAX_FILE_BYTES = 64 * 1024 * 1024
+# What to do about a baseline that is not a file perf-gate can read.
+RESTORE_FIX = f"restore it (git checkout / dvc checkout) or {RECORD_FIX}"
 
 
 def _significant(values: list[float], digits: int | None) -> list[float]:
@@ -124,10 +138,20 @@ class _Reader:
         )
 
     def numbers(
-        self, value: Any, key: str, *, required: bool, non_negative: bool = False
+        self,
+        value: Any,
+        key: str,
+        *,
+        required: bool,
+        non_negative: bool = False,
+        unit: str = "",
+        what: str = "",
     ) -> tuple[float, ...]:
+        """A list of finite numbers; with ``unit``, each within that unit's plausible range
+        (``what``, the benchmark and metric, names them in the message)."""
         if not isinstance(value, list) or (required and not value):
             raise self.fail(key, "expected a non-empty list of numbers")
+        largest = PLAUSIBLE.get(unit, PLAUSIBLE_OTHER)
         result = []
         for item in value:
             if isinstance(item, bool) or not isinstance(item, (int, float)):
@@ -140,6 +164,12 @@ class _Reader:
                 raise self.fail(key, f"expected finite numbers, found {item!r}")
             if non_negative and number < 0:
                 raise self.fail(key, f"found {item!r}; times, sizes and rates cannot be negative")
+            if abs(number) > largest:
+                raise self.fail(
+                    key,
+                    f"{what} holds {item!r}{' ' + unit if unit else ''}, beyond any plausible "
+                    f"value (at most {largest:g}{' ' + unit if unit else ''} in magnitude)",
+                )
             result.append(number)
         return tuple(result)
 
@@ -155,22 +185,20 @@ class _Reader:
             replication = Replication(raw.get("replication", "process"))
         except ValueError as exc:
             raise self.fail(key, str(exc)) from None
-        positive = raw["unit"] in NON_NEGATIVE_UNITS
+        unit = raw["unit"]
+        checks: dict[str, Any] = {
+            "non_negative": unit in NON_NEGATIVE_UNITS,
+            "unit": unit,
+            "what": f"{raw['benchmark']} {raw['metric']}",
+        }
         return Sample(
             benchmark=raw["benchmark"],
-            metric=Metric(raw["metric"], raw["unit"], direction),
-            values=self.numbers(
-                raw.get("values"), f"{key}.values", required=True, non_negative=positive
-            ),
+            metric=Metric(raw["metric"], unit, direction),
+            values=self.numbers(raw.get("values"), f"{key}.values", required=True, **checks),
             replication=replication,
-            calls=self.numbers(
-                raw.get("calls", []), f"{key}.calls", required=False, non_negative=positive
-            ),
+            calls=self.numbers(raw.get("calls", []), f"{key}.calls", required=False, **checks),
             first_calls=self.numbers(
-                raw.get("first_calls", []),
-                f"{key}.first_calls",
-                required=False,
-                non_negative=positive,
+                raw.get("first_calls", []), f"{key}.first_calls", required=False, **checks
             ),
             examples=self.examples(raw.get("examples"), f"{key}.examples"),
         )
@@ -179,9 +207,86 @@ class _Reader:
         if raw is None:
             return ()
         try:
-            return examples.decode(raw)
+            decoded = examples.decode(raw)
         except (ValueError, binascii.Error) as exc:
             raise self.fail(key, f"unreadable per-example outcomes ({exc})") from None
+        if not all(math.isfinite(value) for value in decoded):
+            raise self.fail(key, "per-example outcomes hold an infinity or NaN")
+        return decoded
+
+    def benchmark_info(self, name: str, info: dict[str, Any]) -> None:
+        """The parts of a benchmark's info that the decision and the report read: texts where
+        they expect texts, finite numbers where they compute (the rest is shown as it is)."""
+        key = f"info.{name}"
+        for notes in ("notes", "row_notes"):
+            value = info.get(notes)
+            if value is not None and (
+                not isinstance(value, list) or not all(isinstance(n, str) for n in value)
+            ):
+                raise self.fail(f"{key}.{notes}", "expected a list of texts")
+        for number in ("gpu_ms_per_call", "wall_ms_per_call"):
+            self.optional_number(info.get(number), f"{key}.{number}", PLAUSIBLE[UNIT_SECONDS])
+        evaluation = info.get("eval")
+        if evaluation is not None:
+            if not isinstance(evaluation, dict):
+                raise self.fail(f"{key}.eval", "expected a JSON object")
+            count = evaluation.get("examples")
+            if count is not None and (
+                isinstance(count, bool) or not isinstance(count, int) or not 0 <= count <= 10**12
+            ):
+                raise self.fail(
+                    f"{key}.eval.examples", f"expected a count of examples, found {count!r}"
+                )
+            if not isinstance(evaluation.get("hash", ""), (str, type(None))):
+                raise self.fail(f"{key}.eval.hash", "expected a hash string")
+        parity = info.get("parity")
+        if parity is not None:
+            self.parity(parity, f"{key}.parity")
+
+    def parity(self, parity: Any, key: str) -> None:
+        if not isinstance(parity, dict):
+            raise self.fail(key, "expected a JSON object")
+        if not isinstance(parity.get("ok", True), bool):
+            raise self.fail(f"{key}.ok", "expected true or false")
+        for text in ("reference", "reason"):
+            if not isinstance(parity.get(text, ""), (str, type(None))):
+                raise self.fail(f"{key}.{text}", "expected a text")
+        for number in ("top1_agreement", "max_abs_diff", "mean_abs_diff"):
+            self.optional_number(parity.get(number), f"{key}.{number}", PLAUSIBLE_OTHER)
+        bounds = parity.get("bounds")
+        if bounds is not None:
+            if not isinstance(bounds, dict):
+                raise self.fail(f"{key}.bounds", "expected a JSON object")
+            for name, value in bounds.items():
+                self.optional_number(value, f"{key}.bounds.{name}", PLAUSIBLE_OTHER)
+
+    def shard(self, value: Any) -> None:
+        """``settings.shard``: nothing, or ``{index: I, count: N}`` with 1 <= I <= N <= 1000."""
+        if value is None:
+            return
+        index = value.get("index") if isinstance(value, dict) else None
+        count = value.get("count") if isinstance(value, dict) else None
+        if (
+            not isinstance(index, int)
+            or not isinstance(count, int)
+            or isinstance(index, bool)
+            or isinstance(count, bool)
+            or not 1 <= index <= count <= MAX_SHARDS
+        ):
+            raise self.fail(
+                "settings.shard",
+                f"expected {{index: I, count: N}} with 1 <= I <= N <= {MAX_SHARDS}, "
+                f"found {value!r}",
+            )
+
+    def optional_number(self, value: Any, key: str, largest: float) -> None:
+        """Nothing, or a finite number from 0 to ``largest``."""
+        if value is None:
+            return
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise self.fail(key, f"expected a number, found {value!r}")
+        if not 0 <= value <= largest or not math.isfinite(value):
+            raise self.fail(key, f"found {value!r}; expected a number from 0 to {largest:g}")
 
     def samples(self, raw: list[Any]) -> tuple[Sample, ...]:
         """Every sample, each (benchmark, metric) once: a second one would be compared silently
@@ -241,9 +346,15 @@ class _Reader:
         for name, value in info.items():
             if not isinstance(value, dict):
                 raise self.fail(f"info.{name}", "expected a JSON object")
+            self.benchmark_info(name, value)
         for name, value in files.items():
             if not isinstance(value, str):
                 raise self.fail(f"files.{name}", "expected a hash string")
+        self.shard(settings.get("shard"))
+        for name in ("memory_bytes", "cpu_count", "gpu_count", "threads"):
+            value = environment.get(name)
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                self.optional_number(value, f"environment.{name}", PLAUSIBLE[UNIT_BYTES])
         return RunRecord(
             samples=self.samples(samples),
             environment=environment,
@@ -260,6 +371,99 @@ class _Reader:
             ),
             files=files,
         )
+
+
+_SPECIAL_FILES = (
+    (stat.S_ISDIR, "a directory"),
+    (stat.S_ISFIFO, "a FIFO (named pipe)"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISSOCK, "a socket"),
+)
+
+
+def _refuse_special(path: Path, mode: int, fix: str, slug: str) -> None:
+    """Raise BaselineError unless ``mode`` is a regular file's: a FIFO blocks a reader, a device
+    such as /dev/zero never ends."""
+    if stat.S_ISREG(mode):
+        return
+    kind = next((name for test, name in _SPECIAL_FILES if test(mode)), "a special file")
+    try:
+        via = f" (through the symlink to {os.readlink(path)})" if path.is_symlink() else ""
+    except OSError:
+        via = ""
+    raise BaselineError(f"{path}: {kind}{via}, not a regular file; {fix}", slug=slug)
+
+
+def open_regular(
+    path: Path, *, fix: str = RESTORE_FIX, slug: str = "baseline-corrupt"
+) -> IO[bytes]:
+    """``path`` opened for reading in binary; BaselineError (naming the file, then ``fix``) unless
+    it is a regular file, decided before a blocking open (a FIFO is never waited on).
+
+    Raises FileNotFoundError and other OSErrors as ``open`` does.
+    """
+    _refuse_special(path, os.stat(path).st_mode, fix, slug)
+    # O_NONBLOCK: a FIFO put in its place after the stat does not block the open either.
+    handle = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        _refuse_special(path, os.fstat(handle).st_mode, fix, slug)
+        os.set_blocking(handle, True)
+        return os.fdopen(handle, "rb")
+    except BaseException:
+        os.close(handle)
+        raise
+
+
+def read_limited(
+    path: Path,
+    *,
+    limit: int = MAX_FILE_BYTES,
+    fix: str = RESTORE_FIX,
+    slug: str = "baseline-corrupt",
+) -> bytes:
+    """The bytes of the regular file at ``path``, refused beyond ``limit`` bytes (BaselineError
+    naming the file and the size, then ``fix``); see ``open_regular`` for the rest."""
+    with open_regular(path, fix=fix, slug=slug) as stream:
+        size = os.fstat(stream.fileno()).st_size
+        payload = b"" if size > limit else stream.read(limit + 1)  # +1: a file that grew
+    if size > limit or len(payload) > limit:
+        shown = max(size, len(payload))
+        raise BaselineError(
+            f"{path}: {_size(shown, limit)}, more than the {_size(limit, 0)} perf-gate reads "
+            f"from one file; {fix}",
+            slug=slug,
+        )
+    return payload
+
+
+def _size(size: int, limit: int) -> str:
+    """``66.8 MiB``; in bytes below 1 MiB and where MiB would round to ``limit``'s figure."""
+    mebibytes = f"{size / (1024 * 1024):.1f}".removesuffix(".0")
+    if size < 1024 * 1024 or (
+        limit and mebibytes == f"{limit / (1024 * 1024):.1f}".removesuffix(".0")
+    ):
+        return f"{size} bytes"
+    return f"{mebibytes} MiB"
+
+
+FileState = tuple[int, ...] | None
+
+
+def file_state(path: Path) -> FileState:
+    """What identifies the file at ``path`` now (device, inode, size, modification time of the
+    name and of what it points to), or None when there is none: an atomic replacement, an
+    edit or a new file changes it. ``--save`` writes only over the baseline its run read."""
+    try:
+        named = os.lstat(path)
+    except OSError:  # none there (or no folder): writing will say what is wrong
+        return None
+    try:
+        target = os.stat(path)
+        pointed: tuple[int, ...] = (target.st_ino, target.st_size, target.st_mtime_ns)
+    except OSError:
+        pointed = ()
+    return (named.st_dev, named.st_ino, named.st_size, named.st_mtime_ns, *pointed)
 
 
 def _dangling_link(path: Path) -> BaselineError:
@@ -281,7 +485,7 @@ def _looks_like_yaml(path: Path, text: str) -> bool:
 def read_record(path: Path) -> RunRecord:
     """Read and validate a run record. Raises BaselineError (missing, corrupt, unsupported)."""
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_limited(path).decode("utf-8")
     except FileNotFoundError:
         if os.path.lexists(path):
             raise _dangling_link(path) from None
@@ -305,6 +509,8 @@ def read_record(path: Path) -> RunRecord:
         ) from None
     except RecursionError:  # json's C decoder recurses per nesting level
         raise reader.fail("content", "JSON nested too deeply to be a run record") from None
+    except ValueError:  # an integer of more digits than Python converts (4300)
+        raise reader.fail("content", "a number of thousands of digits") from None
     return reader.record(data)
 
 
@@ -351,6 +557,23 @@ def write_bytes_atomic(path: Path, payload: bytes) -> None:
         os.fsync(directory)
     finally:
         os.close(directory)
+
+
+def remove_stale_temporaries(path: Path) -> list[Path]:
+    """Remove the temporary files that writers of ``path`` killed before their rename left
+    (``.<name>.<8 random>.tmp``); returns them. Only for callers holding the lock that every
+    writer of ``path`` holds (the baseline lock), so none of them is another's live file."""
+    pattern = re.compile(rf"\.{re.escape(path.name)}\.[a-z0-9_]{{8}}\.tmp")
+    try:
+        names = os.listdir(path.parent)
+    except OSError:
+        return []
+    removed = []
+    for name in names:
+        if pattern.fullmatch(name):
+            (path.parent / name).unlink(missing_ok=True)
+            removed.append(path.parent / name)
+    return removed
 
 
 def write_record(path: Path, record: RunRecord) -> None:

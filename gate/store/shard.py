@@ -20,7 +20,7 @@ from gate.config import GateConfig
 from gate.core.types import RunRecord
 from gate.errors import BaselineError, ConfigError
 from gate.store.merge import comparison_beside
-from gate.store.records import write_record
+from gate.store.records import MAX_SHARDS, write_record
 
 _SPEC = re.compile(r"^\s*(\d+)\s*/\s*(\d+)\s*$")
 
@@ -45,17 +45,33 @@ class Shard:
                 "`perf-gate merge` and promote the merged record on the default branch",
                 slug="shard",
             )
+        shown = text if len(text) <= 40 else text[:37] + "..."
         match = _SPEC.match(text)
         if match is None:
             raise ConfigError(
-                f"--shard {text!r}: expected I/N with 1 <= I <= N, e.g. --shard 2/3",
+                f"--shard {shown!r}: expected I/N with 1 <= I <= N, e.g. --shard 2/3",
                 slug="shard",
             )
-        index, count = int(match[1]), int(match[2])
-        if not 1 <= index <= count:
+        # Digits beyond the bound's are out of range whatever they say (and never converted:
+        # a number of thousands of digits is refused by int()).
+        width = len(str(MAX_SHARDS))
+        index_digits, count_digits = (match[n].lstrip("0") or "0" for n in (1, 2))
+        if count_digits == "0":
             raise ConfigError(
-                f"--shard {text!r}: the shard number must be between 1 and {count}", slug="shard"
+                f"--shard {shown!r}: expected I/N with 1 <= I <= N, e.g. --shard 2/3", slug="shard"
             )
+        if len(count_digits) > width or int(count_digits) > MAX_SHARDS:
+            raise ConfigError(
+                f"--shard {shown!r}: at most {MAX_SHARDS} shards (each is a matrix job with at "
+                f"least one model); use --shard I/N with N <= {MAX_SHARDS}",
+                slug="shard",
+            )
+        count = int(count_digits)
+        if len(index_digits) > width or not 1 <= int(index_digits) <= count:
+            raise ConfigError(
+                f"--shard {shown!r}: the shard number must be between 1 and {count}", slug="shard"
+            )
+        index = int(index_digits)
         return cls(index, count)
 
     def to_dict(self) -> dict[str, int]:

@@ -16,6 +16,8 @@ from typing import Any
 
 import pytest
 
+from gate.measure.lockstep import parallel_possible
+
 from ._support import (
     Ran,
     clean_env,
@@ -115,6 +117,9 @@ def run_in(python: Path, cwd: Path, *args: str, **env: str) -> Ran:
 # What a base worker does, as perf-gate's paired runs do it: the base revision (HEAD~1) in a
 # worktree, a process rooted there with ``runner.worker_environment``. The process imports the
 # modules named on its command line and reports where each came from, then runs the check.
+# perf tests pair their arms side by side where two cores are free
+PAIRED_TESTS = "parallel" if parallel_possible(1) else "ab"
+
 PROBE = textwrap.dedent(
     """
     import json, subprocess, sys
@@ -379,7 +384,7 @@ def test_paired_perf_tests_measure_the_base_code_of_an_editable_install(
     assert ran.ret == 1, ran.output
     comparison = read_json(repo / ".perf-gate" / "comparison.json")
     entry = comparisons_by_key(comparison)[("test_lib.py::test_work", "latency")]
-    assert entry["mode"] == "ab"
+    assert entry["mode"] == PAIRED_TESTS
     assert entry["verdict"] == "regression", entry
 
 

@@ -85,7 +85,7 @@ def post(
         stdout=io.StringIO(),
         progress=lambda message: None,
     )
-    return outcome, warnings, output.read_text(encoding="utf-8") if output.exists() else ""
+    return outcome, warnings, output.read_text(encoding="utf-8") if output.is_file() else ""
 
 
 def test_the_forks_comment_is_posted_to_its_pull_request(fake: FakeGitHub, tmp_path: Path) -> None:
@@ -199,3 +199,43 @@ def test_post_comment_without_a_workflow_run_names_the_fix(
     artifact(tmp_path / "perf-gate-comment")
     with pytest.raises(ConfigError, match="pr-run-id"):
         post(fake, tmp_path, event={"repository": RUN["repository"]}, mode="post-comment")
+
+
+def test_the_poster_never_edits_a_persons_comment_that_carries_the_marker(
+    fake: FakeGitHub, tmp_path: Path
+) -> None:
+    quoted = f"the bot said:\n{MARKER}\n"
+    fake.add_comment(REPO, 2, quoted, login="octocat")
+    artifact(tmp_path / "perf-gate-comment")
+    outcome, _, _ = post(fake, tmp_path)
+    assert fake.bodies(REPO, 2)[0] == quoted
+    assert len(fake.bodies(REPO, 2)) == 2
+    assert "created comment" in outcome.message
+    assert "1 comment by another account carries the marker and was left alone" in outcome.message
+    assert ("GET", "/user") in fake.calls()  # GITHUB_TOKEN: 403, so the Actions bot's
+
+
+def test_a_pull_request_answer_that_is_not_json_is_one_error(
+    fake: FakeGitHub, tmp_path: Path
+) -> None:
+    fake.script(
+        "GET", 200, None, "/pulls/2", raw=b"<html>maintenance</html>", content_type="text/html"
+    )
+    artifact(tmp_path / "perf-gate-comment")
+    with pytest.raises(PublishError) as caught:
+        post(fake, tmp_path)
+    line = caught.value.one_line()
+    assert "/pulls/2: GitHub answered 200 with a body that is not JSON (text/html" in line
+    assert line.endswith("(perf-gate explain github-answer)")
+    assert fake.bodies(REPO, 2) == []
+    assert "\nerror\n" in (tmp_path / "github_output").read_text(encoding="utf-8")
+
+
+def test_an_outputs_folder_is_a_warning_after_posting(fake: FakeGitHub, tmp_path: Path) -> None:
+    artifact(tmp_path / "perf-gate-comment")
+    (tmp_path / "github_output").mkdir()
+    outcome, warnings, _ = post(fake, tmp_path)
+    assert outcome.exit_code == 0
+    assert len(fake.bodies(REPO, 2)) == 1
+    (warning,) = warnings
+    assert "cannot append to GITHUB_OUTPUT: Is a directory" in warning

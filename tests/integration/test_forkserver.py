@@ -46,9 +46,10 @@ def server(tmp_path: Path) -> Iterator[forkserver.ForkServer]:
     real = Path(forkserver.__file__).resolve().parents[2] / "gate"
     for package in ("gate", "gate/measure", "gate/measure/worker"):
         (stand_in / package / "__init__.py").write_text("", encoding="utf-8")
-    (stand_in / "gate" / "measure" / "forkserver.py").write_text(
-        (real / "measure" / "forkserver.py").read_text(encoding="utf-8"), encoding="utf-8"
-    )
+    for module in ("measure/forkserver.py", "measure/processes.py", "units.py"):
+        (stand_in / "gate" / module).write_text(
+            (real / module).read_text(encoding="utf-8"), encoding="utf-8"
+        )
     (stand_in / "gate" / "measure" / "worker" / "main.py").write_text(PROBE, encoding="utf-8")
     env = {**os.environ, "PYTHONPATH": str(stand_in)}
     started = forkserver.ForkServer(env, tmp_path, ())
@@ -76,14 +77,14 @@ def test_a_forked_worker_gets_the_requests_folder_environment_path_and_descripto
             ["round", str(out), str(read_end)],
             cwd=root,
             env=env,
-            capture_stderr=True,
             pass_fds=(read_end,),
         ) as worker:
-            _, stderr = worker.communicate(timeout=60)
+            worker.wait(timeout=60)
+            stderr = worker.tail.text()
         os.close(read_end)
         os.close(write_end)
         assert worker.returncode == 0, stderr
-        assert stderr == "to stderr\n"
+        assert stderr == "to stderr"  # stdout and stderr come back as one stream
         results.append(json.loads(out.read_text(encoding="utf-8")))
     for root, seen in zip((head, base, head), results, strict=True):
         assert seen["cwd"] == str(root)
@@ -97,19 +98,17 @@ def test_a_forked_worker_gets_the_requests_folder_environment_path_and_descripto
 def test_exit_status_and_a_stopped_worker(server: forkserver.ForkServer, tmp_path: Path) -> None:
     root = project(tmp_path / "p", "p")
     env = {**os.environ, "PROBE_EXIT": "3"}
-    with server.spawn(
-        ["round", str(tmp_path / "o.json")], cwd=root, env=env, capture_stderr=True
-    ) as worker:
-        worker.communicate(timeout=60)
+    with server.spawn(["round", str(tmp_path / "o.json")], cwd=root, env=env) as worker:
+        worker.wait(timeout=60)
     assert worker.returncode == 3
     (root / "usercode.py").write_text("import time\ntime.sleep(60)\n", encoding="utf-8")
     with server.spawn(
-        ["round", str(tmp_path / "o.json")], cwd=root, env=dict(os.environ), capture_stderr=True
+        ["round", str(tmp_path / "o.json")], cwd=root, env=dict(os.environ)
     ) as worker:
         with pytest.raises(subprocess.TimeoutExpired):
-            worker.communicate(timeout=0.5)
+            worker.wait(timeout=0.5)
         worker.kill()
-        worker.communicate(timeout=30)
+        worker.wait(timeout=30)
     assert worker.returncode == -9
 
 

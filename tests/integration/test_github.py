@@ -71,6 +71,7 @@ def comparison(verdict: str = "regression", count: int = 1) -> dict[str, Any]:
 def fake(httpserver: HTTPServer) -> Iterator[FakeGitHub]:
     github = FakeGitHub(httpserver)
     yield github
+    github.closing.set()
     assert github.problems == [], "requests or answers outside GitHub's OpenAPI description"
 
 
@@ -170,8 +171,12 @@ def test_the_existing_comment_is_updated_not_duplicated(harness: Harness, fake: 
     harness.write(comparison("unchanged"))
     outcome = harness.run(environ=harness.environ("pull_request.opened.json"))
     assert outcome.action == "updated"
-    assert [m for m, _ in fake.calls()] == ["GET", "PATCH"]
-    assert fake.calls()[1][1] == f"/repos/{REPO}/issues/comments/{ours}"
+    # whose comment it is: GITHUB_TOKEN has no user (403), so in Actions it is the Actions bot
+    assert fake.calls() == [
+        ("GET", f"/repos/{REPO}/issues/{PR}/comments"),
+        ("GET", "/user"),
+        ("PATCH", f"/repos/{REPO}/issues/comments/{ours}"),
+    ]
     assert fake.bodies(REPO, PR)[0] == "LGTM"
     assert fake.bodies(REPO, PR)[1].startswith("### ✅ no regressions: 1 unchanged")
 
@@ -186,9 +191,9 @@ def test_the_marker_comment_on_page_three_of_three_is_found(
         fake.add_comment(REPO, PR, f"later {index}", login="octocat")
     outcome = harness.run()
     assert outcome.action == "updated"
-    pages = [s.query.get("page", "1") for s in fake.seen if s.method == "GET"]
-    assert pages == ["1", "2", "3"]
-    assert all(s.query["per_page"] == "100" for s in fake.seen if s.method == "GET")
+    listed = [s for s in fake.seen if s.method == "GET" and s.path.endswith("/comments")]
+    assert [s.query.get("page", "1") for s in listed] == ["1", "2", "3"]
+    assert all(s.query["per_page"] == "100" for s in listed)
     assert fake.calls()[-1] == ("PATCH", f"/repos/{REPO}/issues/comments/{ours}")
 
 
@@ -310,7 +315,7 @@ def test_a_comment_deleted_meanwhile_is_created_again(harness: Harness, fake: Fa
     fake.add_comment(REPO, PR, f"report\n{MARKER}")
     fake.script("PATCH", 404, {"message": "Not Found", "status": "404"})
     assert harness.run().action == "created"
-    assert [m for m, _ in fake.calls()] == ["GET", "PATCH", "POST"]
+    assert [m for m, _ in fake.calls()] == ["GET", "GET", "PATCH", "POST"]
 
 
 def test_on_change_posts_only_what_changed_but_keeps_an_old_comment_current(
@@ -322,7 +327,7 @@ def test_on_change_posts_only_what_changed_but_keeps_an_old_comment_current(
     fake.add_comment(REPO, PR, f"old regression report\n{MARKER}")
     assert harness.run(when="on-change").action == "updated"
     assert harness.run(when="never").action == "skipped"
-    assert len(fake.seen) == 3  # never: no call at all
+    assert len(fake.seen) == 4  # list, GET /user, update; never: no call at all
 
 
 def test_no_pull_request_is_a_note_unless_strict(harness: Harness, fake: FakeGitHub) -> None:
@@ -379,6 +384,7 @@ def test_upsert_can_be_used_without_the_cli(fake: FakeGitHub) -> None:
 
 
 def test_perf_gate_comment_command_end_to_end(fake: FakeGitHub, tmp_path: Path) -> None:
+    fake.token_user = "octocat"  # a personal access token, outside Actions
     report_dir = tmp_path / ".perf-gate"
     report_dir.mkdir()
     (report_dir / "comparison.json").write_text(json.dumps(comparison()), encoding="utf-8")

@@ -25,6 +25,7 @@ import pytest
 
 from gate.config import MeasureSettings
 from gate.core.types import Direction, Metric, RunRecord, Sample
+from gate.errors import ConfigError
 from gate.integrations.pytest.perf import Perf
 from gate.store.records import write_record
 
@@ -461,7 +462,7 @@ def test_broken_model_fails_its_item_in_one_line_and_is_not_saved(project):
     assert result.ret == 1, output
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(
-        ["perf-gate: error: 'badmodel:build' returned int, expected a torch.nn.Module*"]
+        ["perf-gate: error: bad?torch?: 'badmodel:build' returned int, expected a torch.nn.Module*"]
     )
     assert "Traceback" not in output
     assert not (project.path / "baselines").exists()  # an incomplete run is never saved
@@ -580,3 +581,16 @@ def test_perf_in_a_worker_reports_the_real_first_call():
 
     handle.latency(lazily_initialised)
     assert handle.measurements["latency"].first_call >= 0.2
+
+
+@pytest.mark.parametrize(
+    ("value", "unit", "problem"),
+    [(math.inf, "", "needs a finite number"), (1e308, "s", "beyond any plausible value")],
+)
+def test_perf_record_refuses_what_a_record_could_not_hold(value, unit, problem):
+    handle = Perf("t.py::test_x", MeasureSettings(), measuring=True)
+    with pytest.raises(ConfigError) as raised:
+        handle.record("size", value, unit=unit)
+    assert problem in raised.value.message
+    assert "t.py::test_x: perf.record('size'" in raised.value.message
+    assert handle.measurements == {}

@@ -206,3 +206,17 @@ def test_k_deselects_model_variants_like_tests(project):
     result.stdout.fnmatch_lines(
         ["perf-gate.yaml::tiny[onnxruntime]", "*1/3 tests collected (2 deselected)*"]
     )
+
+
+@pytest.mark.parametrize(
+    ("args", "models"),
+    [(("test_x.py",), False), (("test_x.py::test_x",), False), ((".",), True), ((), True)],
+)
+def test_the_config_is_selected_like_a_test_file(project, args, models):
+    write_files(project.path, {"perf-gate.yaml": MODELS})
+    project.makepyfile(test_x="def test_x():\n    pass\n")
+    result = project.runpytest_subprocess("--perf-gate", "--co", "-q", *args)
+    output = output_of(result)
+    assert result.ret == 0, output
+    assert ("perf-gate.yaml::tiny[torch]" in output) is models, output
+    assert "test_x.py::test_x" in output

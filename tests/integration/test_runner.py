@@ -293,5 +293,5 @@ def test_a_crashing_worker_fails_its_benchmarks_with_the_exit_code(project, tmp_
     (error,) = result.errors
     assert error.benchmark == "crash[onnxruntime]"
     assert error.message.startswith("round 1: ")
-    assert "exited with code 7" in error.message
+    assert "ended with exit code 7" in error.message
     assert not list((tmp_path / "work").iterdir())  # scratch files are cleaned up

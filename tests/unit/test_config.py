@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,9 @@ from gate.config import (
 )
 from gate.core.types import Budget, Threshold
 from gate.errors import ConfigError
+
+# measure.memory_limit "auto": 75% of this machine's physical memory
+AUTO_LIMIT = int(os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") * 0.75)
 
 DROP = object()  # marks a key to remove from the default config
 
@@ -130,7 +134,14 @@ def test_load_yaml_config(make_config, tmp_path: Path) -> None:
     assert policy.budgets[1].limit("B") == 600e6
 
     assert config.measure == MeasureSettings(
-        rounds=5, warmup=20, min_calls=200, min_time=0.5, threads=1, probes=3, seed=7
+        rounds=5,
+        warmup=20,
+        min_calls=200,
+        min_time=0.5,
+        threads=1,
+        probes=3,
+        seed=7,
+        memory_limit=AUTO_LIMIT,
     )
     assert re.fullmatch(r"[0-9a-f]{16}", config.digest)
 
@@ -176,7 +187,7 @@ def test_empty_yaml_file_gives_defaults(make_config, tmp_path: Path) -> None:
     config = load_config(make_config(""))
     assert config.path == tmp_path / "perf-gate.yaml"
     assert config.models == ()
-    assert config.measure == MeasureSettings()
+    assert config.measure == MeasureSettings(memory_limit=AUTO_LIMIT)
 
 
 def test_digest_depends_on_content(make_config) -> None:
@@ -205,7 +216,7 @@ def test_defaults_when_no_config_file(tmp_path: Path, monkeypatch: pytest.Monkey
     assert config.policy.timing_mode == "auto"
     assert (config.policy.min_rounds, config.policy.max_rounds) == (8, 24)
     assert config.policy.memory_floor == 8 * 2**20
-    assert config.measure == MeasureSettings()
+    assert config.measure == MeasureSettings(memory_limit=AUTO_LIMIT)
     assert config.measure.rounds == 5
     assert config.measure.min_time == 0.5
 

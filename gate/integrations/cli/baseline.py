@@ -34,13 +34,15 @@ def register(commands: Any) -> None:
         help="dvc pull this environment's baseline and history",
         description="Fetch this environment's baseline (and its history) from the DVC remote "
         "named by its .dvc pointer. A local copy that differs from the pointer is kept unless "
-        "--force. Exit 2 with the reason when the remote, the pointer or the cache is missing.",
+        "--force (and then backed up first). Exit 2 with the reason when the remote, the pointer "
+        "or the cache is missing or damaged.",
     )
     _common(pull)
     pull.add_argument(
         "--force",
         action="store_true",
-        help="replace a local copy that differs from the pointer (kept as <file>.local)",
+        help="replace a local copy that differs from the pointer (backed up first as "
+        "<file>.local, or .local.2, .local.3, ... when that exists: never overwritten)",
     )
     pull.set_defaults(handler=_pull)
 
@@ -125,7 +127,7 @@ def _pull(args: argparse.Namespace) -> int:
     for path in pulled.up_to_date:
         print(f"up to date: {shown(path)}")
     for path in pulled.kept:
-        print(f"your local copy was kept as {shown(path)}")
+        print(f"your local copy was kept as {shown(path)} (backups are never overwritten)")
     return ExitCode.OK
 
 
@@ -178,8 +180,9 @@ def _status(args: argparse.Namespace) -> int:
         print(f"Note: {note}")
     if state.staging_left:
         print(
-            f"Note: {state.path.parent / baselines.STAGING} was left by an interrupted promote; "
-            "the live baseline is intact and the next promote removes it"
+            f"Note: a staging folder ({baselines.STAGING} or {baselines.PULL_STAGING}) in "
+            f"{shown(state.path.parent)} was left by an interrupted promote or pull; the live "
+            "baseline is intact and the next promote or pull removes it"
         )
     return ExitCode.OK
 

@@ -7,11 +7,11 @@ with the package, so the pointer works wherever perf-gate is installed, not only
 from __future__ import annotations
 
 import argparse
-import difflib
 import re
 from importlib import resources
 from typing import Any
 
+from gate.config.checks import closest
 from gate.errors import ConfigError
 
 HEADING = re.compile(r"^## ([a-z0-9-]+)\s*$")
@@ -58,8 +58,8 @@ def explain(slug: str | None) -> str:
         return "Error guides (perf-gate explain SLUG):\n" + "\n".join(f"  {s}" for s in known)
     if slug in known:
         return known[slug]
-    close = difflib.get_close_matches(slug, list(known), n=1, cutoff=0.6)
-    hint = f"did you mean '{close[0]}'? " if close else ""
+    close = closest(slug, known)  # by edit distance: a typo's slug, or none at all
+    hint = f"did you mean '{close}'? " if close else ""
     raise ConfigError(
         f"no error guide named '{slug}'; {hint}'perf-gate explain' lists them all",
         slug="config",

@@ -16,9 +16,10 @@ from pathlib import Path
 from gate import __version__
 from gate import pipeline as app
 from gate.config import load_config
+from gate.config.checks import MAX_NAME, NAME
 from gate.core.types import REQUESTED_MODES, ExitCode
 from gate.decide import calibrate
-from gate.errors import GateError
+from gate.errors import ConfigError, GateError
 from gate.integrations.cli import baseline as cli_baseline
 from gate.integrations.cli import ci as cli_ci
 from gate.integrations.cli import explain as cli_explain
@@ -27,7 +28,7 @@ from gate.pipeline import GateRequest, run_gate
 from gate.report.content import report_from
 from gate.report.markdown import ReportOptions, render_summary
 from gate.report.terminal import render_table
-from gate.store import shard
+from gate.store import baseline_store, shard
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -46,7 +47,10 @@ def _parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--config", type=Path, help="perf-gate.yaml or pyproject.toml (default: ./)")
     run.add_argument(
-        "--out", type=Path, help="where to write the run record (default .perf-gate/results.json)"
+        "--out",
+        type=Path,
+        help="where to write the run record (default .perf-gate/results.json; never a baseline: "
+        "--save writes that)",
     )
     run.add_argument("--baseline", type=Path, help="baseline file (default from config)")
     run.add_argument("--save", action="store_true", help="save this run as the new baseline")
@@ -106,6 +110,42 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+# The ranges of numeric arguments: (command, attribute, option) -> (minimum, maximum, what).
+MAX_CALIBRATE_ROUNDS = 1000
+_INTEGER_ARGUMENTS = {
+    ("calibrate", "rounds", "--rounds"): (3, MAX_CALIBRATE_ROUNDS, "rounds"),
+    ("baseline", "limit", "--limit"): (1, 1_000_000, ""),
+    ("comment", "pr", "--pr"): (1, 2**31 - 1, ""),
+}
+
+
+def _check_arguments(args: argparse.Namespace) -> None:
+    """Shapes and ranges of arguments, before any work: names that become part of a file name
+    (``--baseline-key``, ``baseline --name``) and the numbers' ranges. Raises ConfigError."""
+    named = {"baseline_key": "--baseline-key"}
+    if args.command == "baseline":
+        named["name"] = "--name"
+    for attribute, option in named.items():
+        value = getattr(args, attribute, None)
+        if value is not None and (not NAME.match(value) or len(value) > MAX_NAME):
+            shown = value if len(value) <= 40 else value[:37] + "..."
+            raise ConfigError(
+                f"{option} {shown!r}: this becomes part of the baseline's file name; use "
+                "letters, digits, '_', '-' and '.', starting with a letter, digit or '_', at "
+                f"most {MAX_NAME} characters",
+                slug="config",
+            )
+    for (command, attribute, option), (low, high, what) in _INTEGER_ARGUMENTS.items():
+        value = getattr(args, attribute, None)
+        if args.command == command and value is not None and not low <= value <= high:
+            where = " ".join(filter(None, (command, getattr(args, "action", None))))
+            raise ConfigError(
+                f"{where} {option} {value}: use at least {' '.join(f'{low} {what}'.split())} "
+                f"and at most {high:,}",
+                slug="config",
+            )
+
+
 def _calibrate(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     if args.rounds < 3:
@@ -124,6 +164,14 @@ def _run(args: argparse.Namespace) -> int:
     if not config.models:
         print(f"perf-gate: error: {config.no_models()}", file=sys.stderr)
         return ExitCode.USAGE
+    if args.out is not None:  # a run record, never a baseline: --save writes that
+        baseline_store.refuse_baseline_target(
+            args.out,
+            "--out",
+            baselines=[config.baseline, *([args.baseline] if args.baseline else [])],
+            root=config.root,
+            report_dir=config.report_dir,
+        )
     selected = set(args.select) if args.select else None
     part = shard.Shard.parse(args.shard, save=args.save) if args.shard else None
     if part:
@@ -164,6 +212,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     try:
+        _check_arguments(args)
         handler: Callable[[argparse.Namespace], int] = args.handler
         return handler(args)
     except GateError as exc:

@@ -55,8 +55,10 @@ def register(commands: Any) -> None:
         "comment",
         help="post or update the pull request's perf-gate comment",
         description="Render the report of comparison.json and create or update the one "
-        "comment that carries this gate's marker. A failure to comment is a warning (exit 0) "
-        "unless --strict; a fork's read-only token writes .perf-gate/comment.md instead.",
+        "comment that carries this gate's marker and was written by the token's own account "
+        "(PERF_GATE_COMMENT_AUTHOR names it for a GitHub App). A failure to comment is a "
+        "warning (exit 0) unless --strict; a fork's read-only token writes "
+        ".perf-gate/comment.md instead.",
     )
     _common(comment)
     comment.add_argument("--pr", type=int, help="pull request number (default: from the event)")
@@ -77,7 +79,8 @@ def register(commands: Any) -> None:
         "summary",
         help="job summary, annotations and step outputs of the report",
         description="Append the full report to GITHUB_STEP_SUMMARY, print ::error annotations "
-        "for what failed (in Actions) and set the outputs status, regressions and report-path.",
+        "for what failed (in Actions) and set the outputs status, regressions and report-path. "
+        "Exits 0 whatever the verdict; a runner file that cannot be written is a warning.",
     )
     _common(summary)
     summary.set_defaults(handler=_summary)
@@ -94,11 +97,11 @@ def _source(args: argparse.Namespace) -> ReportInput:
     )
 
 
-def _warn(env: ActionsEnv) -> Any:
+def _warn(env: ActionsEnv, title: str = "perf-gate comment") -> Any:
     def warn(message: str) -> None:
         print(f"perf-gate: warning: {message}", file=sys.stderr)
         if env.in_actions:
-            print(annotation("warning", message, title="perf-gate comment"))
+            print(annotation("warning", message, title=title))
 
     return warn
 
@@ -124,6 +127,9 @@ def _comment(args: argparse.Namespace) -> int:
 def _summary(args: argparse.Namespace) -> int:
     env = ActionsEnv.from_environ()
     outcome = publish_summary(_source(args), env, sys.stdout)
+    warn = _warn(env, "perf-gate summary")
+    for line in outcome.warnings:  # a runner file that cannot be written: never the verdict
+        warn(line)
     where = " and the job summary" if outcome.appended else ""
     print(f"perf-gate: report written to {outcome.path}{where}", file=sys.stderr)
     return int(ExitCode.OK)

@@ -3,7 +3,10 @@
 ``GITHUB_STEP_SUMMARY`` gets the full report appended; ``GITHUB_OUTPUT`` gets ``name<<DELIM``
 blocks with a random delimiter (a value can never end the block early); annotations are
 ``::error title=...::message`` lines escaped by the workflow-command rules, so no benchmark
-name can start a command of its own. ``GITHUB_EVENT_PATH`` tells the pull request number.
+name can start a command of its own. ``GITHUB_EVENT_PATH`` tells the pull request number; its
+payload is checked where perf-gate reads it, so a key of another shape is one line naming the
+file and the key. A runner file that cannot be written is a PublishError the callers turn into
+a warning: publishing never changes the verdict.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from gate.errors import ConfigError
+from gate.errors import ConfigError, PublishError
 
 MAX_ANNOTATIONS = 10
 
@@ -69,29 +72,154 @@ class PullRequest:
     fork: bool  # head in another repository: GITHUB_TOKEN is read-only there
 
 
+# ---------------------------------------------------------------------------------------------
+# the event file
+
+
+def _kind(value: Any) -> str:
+    """What a JSON value is, for a message: ``a string ('a/b')``, ``a list``, ``null``."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, Mapping):
+        return "an object"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, str):
+        return f"a string ({value[:40]!r})"
+    return f"a number ({repr(value)[:40]})"
+
+
+class _Shape:
+    """Checks the keys perf-gate reads from an event payload; each error names the file and
+    the key. Keys that are absent are left to the caller (most are optional); a key that is
+    present with another type than GitHub sends is an error, never a traceback."""
+
+    def __init__(self, where: str) -> None:
+        self.where = where
+
+    def error(self, key: str, expected: str, value: Any) -> ConfigError:
+        got = "nothing" if value is ... else _kind(value)
+        return ConfigError(
+            f"{self.where}: {key}: expected {expected}, got {got}; the event file "
+            "(GITHUB_EVENT_PATH) does not have the shape of the event GitHub sends",
+            slug="github-event",
+        )
+
+    def section(
+        self, parent: Mapping[str, Any], key: str, name: str, *, required: bool = False
+    ) -> Mapping[str, Any]:
+        """``parent[key]`` as an object ({} when absent or null and not ``required``)."""
+        value = parent.get(key, ...)
+        if isinstance(value, Mapping):
+            return value
+        if (value is ... or value is None) and not required:
+            return {}
+        raise self.error(name, "an object", value)
+
+    def string(self, parent: Mapping[str, Any], key: str, name: str) -> str:
+        """``parent[key]`` as a string ("" when absent or null)."""
+        value = parent.get(key)
+        if value is None or isinstance(value, str):
+            return value or ""
+        raise self.error(name, "a string", value)
+
+    def number(self, parent: Mapping[str, Any], key: str, name: str) -> int:
+        """``parent[key]``: a positive whole number, required."""
+        value = parent.get(key, ...)
+        if isinstance(value, int) and not isinstance(value, bool) and value >= 1:
+            return value
+        raise self.error(name, "a positive whole number", value)
+
+    def repository(self, parent: Mapping[str, Any], key: str, name: str) -> str:
+        """The ``full_name`` of the repository object at ``parent[key]`` ("" when absent)."""
+        repo = self.section(parent, key, name)
+        full_name = self.string(repo, "full_name", f"{name}.full_name")
+        if full_name and full_name.count("/") != 1:
+            raise self.error(f"{name}.full_name", "OWNER/NAME", full_name)
+        return full_name
+
+
+def check_event(payload: Any, path: Path) -> Mapping[str, Any]:
+    """The payload, checked where perf-gate reads it (repository, ref, pull_request,
+    workflow_run). Raises ConfigError naming the file and the key."""
+    shape = _Shape(str(path))
+    if not isinstance(payload, Mapping):
+        raise shape.error("the event", "an object", payload)
+    shape.repository(payload, "repository", "repository")
+    shape.string(
+        shape.section(payload, "repository", "repository"),
+        "default_branch",
+        "repository.default_branch",
+    )
+    shape.string(payload, "ref", "ref")
+    _pull_request(shape, payload)
+    run = shape.section(payload, "workflow_run", "workflow_run")
+    for key in ("event", "head_sha"):
+        shape.string(run, key, f"workflow_run.{key}")
+    shape.repository(run, "head_repository", "workflow_run.head_repository")
+    pulls = run.get("pull_requests")
+    if pulls is not None and not isinstance(pulls, list):
+        raise shape.error("workflow_run.pull_requests", "a list", pulls)
+    for index, item in enumerate(pulls or ()):
+        name = f"workflow_run.pull_requests[{index}]"
+        if not isinstance(item, Mapping):
+            raise shape.error(name, "an object", item)
+        shape.number(item, "number", f"{name}.number")
+    return payload
+
+
+def _pull_request(shape: _Shape, payload: Mapping[str, Any]) -> PullRequest | None:
+    """The ``pull_request`` of a payload (None when it has none), checked."""
+    if payload.get("pull_request") is None:
+        return None
+    pull = shape.section(payload, "pull_request", "pull_request", required=True)
+    number = shape.number(pull, "number", "pull_request.number")
+    head = shape.section(pull, "head", "pull_request.head", required=True)
+    shape.string(head, "sha", "pull_request.head.sha")
+    head_repo = shape.section(head, "repo", "pull_request.head.repo")
+    head_name = shape.repository(head, "repo", "pull_request.head.repo")
+    fork = head_repo.get("fork", False)
+    if not isinstance(fork, bool):
+        raise shape.error("pull_request.head.repo.fork", "true or false", fork)
+    repository = shape.repository(payload, "repository", "repository")
+    return PullRequest(
+        number=number,
+        repository=repository,
+        fork=fork or (bool(head_name) and head_name != repository),
+    )
+
+
+def pull_request_of(payload: Mapping[str, Any], path: Path) -> PullRequest | None:
+    """The pull request of an event payload (``pull_request``/``pull_request_target``), else
+    None. Raises ConfigError naming the file and the key of a wrong shape."""
+    return _pull_request(_Shape(str(path)), payload)
+
+
+def load_event(path: Path) -> Mapping[str, Any]:
+    """The event file's payload, checked (:func:`check_event`).
+
+    Raises ConfigError naming the file when it cannot be read, is not JSON, or has a key of
+    another shape than GitHub sends.
+    """
+    try:
+        payload: Any = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+        raise ConfigError(
+            f"{path}: cannot read the event file (GITHUB_EVENT_PATH): {reason}",
+            slug="github-event",
+        ) from None
+    return check_event(payload, path)
+
+
 def read_event(path: Path) -> PullRequest | None:
     """The pull request of a ``pull_request``/``pull_request_target`` event file, else None.
 
-    Raises ConfigError when the file cannot be read as JSON.
+    Raises ConfigError when the file cannot be read as JSON or has a wrong shape.
     """
-    try:
-        event: Any = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise ConfigError(
-            f"{path}: cannot read the event file (GITHUB_EVENT_PATH): {exc}", slug="github-event"
-        ) from exc
-    pull = event.get("pull_request") if isinstance(event, dict) else None
-    if not isinstance(pull, dict) or not isinstance(pull.get("number"), int):
-        return None
-    base = event.get("repository") or {}
-    head = (pull.get("head") or {}).get("repo") or {}
-    repository = str(base.get("full_name") or "")
-    head_name = str(head.get("full_name") or "")
-    return PullRequest(
-        number=pull["number"],
-        repository=repository,
-        fork=bool(head.get("fork")) or (bool(head_name) and head_name != repository),
-    )
+    return pull_request_of(load_event(path), path)
 
 
 def escape_data(text: str) -> str:
@@ -145,10 +273,26 @@ def regression_annotations(data: Mapping[str, Any], limit: int = MAX_ANNOTATIONS
     return lines
 
 
+def _runner_file_error(path: Path, variable: str, exc: OSError) -> PublishError:
+    reason = exc.strerror or type(exc).__name__
+    return PublishError(
+        f"{path}: cannot append to {variable}: {reason}; it should be the file the runner "
+        "made for this step (unset it outside GitHub Actions)",
+        slug="github-runner-file",
+    )
+
+
 def append_summary(path: Path, text: str) -> None:
-    """Append ``text`` to the job summary file (the runner concatenates every step's)."""
-    with path.open("a", encoding="utf-8") as summary:
-        summary.write(text if text.endswith("\n") else text + "\n")
+    """Append ``text`` to the job summary file (the runner concatenates every step's).
+
+    Raises PublishError naming GITHUB_STEP_SUMMARY when it cannot be written (a folder, no
+    permission): callers warn, since a summary never changes the verdict.
+    """
+    try:
+        with path.open("a", encoding="utf-8") as summary:
+            summary.write(text if text.endswith("\n") else text + "\n")
+    except OSError as exc:
+        raise _runner_file_error(path, "GITHUB_STEP_SUMMARY", exc) from None
 
 
 def write_outputs(
@@ -156,12 +300,18 @@ def write_outputs(
     outputs: Mapping[str, str],
     delimiter: Callable[[], str] = lambda: f"ghadelimiter_{uuid.uuid4()}",
 ) -> None:
-    """Append ``name<<DELIM``/value/``DELIM`` blocks; a delimiter found in a value is redrawn."""
+    """Append ``name<<DELIM``/value/``DELIM`` blocks; a delimiter found in a value is redrawn.
+
+    Raises PublishError naming GITHUB_OUTPUT when it cannot be written.
+    """
     blocks = []
     for name, value in outputs.items():
         mark = delimiter()
         while mark in value:
             mark = delimiter()
         blocks.append(f"{name}<<{mark}\n{value}\n{mark}\n")
-    with path.open("a", encoding="utf-8") as output:
-        output.write("".join(blocks))
+    try:
+        with path.open("a", encoding="utf-8") as output:
+            output.write("".join(blocks))
+    except OSError as exc:
+        raise _runner_file_error(path, "GITHUB_OUTPUT", exc) from None

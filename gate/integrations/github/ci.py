@@ -25,7 +25,7 @@ from typing import Any, TextIO
 from gate import pipeline as app
 from gate.config import GateConfig, load_config
 from gate.core.types import ExitCode
-from gate.errors import BaselineError, ConfigError, GateError
+from gate.errors import BaselineError, ConfigError, GateError, PublishError
 from gate.integrations.github.actions import ActionsEnv, append_summary, write_outputs
 from gate.integrations.github.event import CiOutcome, CiSettings, Event, resolve_mode, status_of
 from gate.integrations.github.poster import ARTIFACT_PREFIX, post_comment, write_artifact
@@ -36,6 +36,7 @@ from gate.integrations.github.publish import (
     failing_count,
     publish_comment,
     publish_summary,
+    warning_of,
 )
 from gate.pipeline import GateRequest, run_gate
 from gate.report.escape import escape_text
@@ -135,11 +136,18 @@ def _read(path: Path) -> Mapping[str, Any]:
 
 
 def _summary_outputs(
-    config: GateConfig, comparison: Path, env: ActionsEnv, stdout: TextIO
+    config: GateConfig,
+    comparison: Path,
+    env: ActionsEnv,
+    stdout: TextIO,
+    warn: Callable[[str], None],
 ) -> tuple[Mapping[str, Any], dict[str, str]]:
-    """Job summary and annotations; returns the report and the outputs so far."""
+    """Job summary and annotations; returns the report and the outputs so far. A job summary
+    that cannot be written is a warning: it never changes the verdict."""
     source = _report_source(config, comparison)
     summary = publish_summary(source, replace(env, output=None), stdout)
+    for line in summary.warnings:
+        warn(line)
     data = _read(comparison)
     return data, {
         "status": status_of(data),
@@ -172,7 +180,11 @@ def _comment(
     )
     outputs.update({k: v for k, v in done.outputs.items() if k != "comment-url"})
     if settings.comment == "artifact" or done.action == "file":
-        folder = write_artifact(config, pull, event.head_sha, outputs)
+        try:
+            folder = write_artifact(config, pull, event.head_sha, outputs)
+        except GateError as exc:  # after the verdict: a warning, never another exit code
+            warn(warning_of(exc))
+            return f"{done.message}; no artifact for the workflow_run poster"
         outputs.update(
             {
                 "comment-artifact": "true",
@@ -201,7 +213,7 @@ def check(
     if note:
         progress(note)
     comparison, pytest_code = measure(config, settings, progress)
-    data, outputs = _summary_outputs(config, comparison, env, stdout)
+    data, outputs = _summary_outputs(config, comparison, env, stdout, warn)
     message = _comment(config, settings, comparison, event, environ, make_client, warn, outputs)
     # pytest's own code also tells failing tests; the report's code is the gate's verdict
     code = pytest_code if pytest_code is not None else int(data.get("exit_code", 3))
@@ -265,12 +277,13 @@ def promote(
     event: Event,
     stdout: TextIO,
     progress: Progress,
+    warn: Callable[[str], None] = lambda message: None,
 ) -> CiOutcome:
     """The default branch: measure, report, promote to DVC, commit the pointers."""
     config = load_config(settings.config)
     pull_baseline(config, settings, progress)
     comparison, _ = measure(config, settings, progress)
-    _, outputs = _summary_outputs(config, comparison, env, stdout)
+    _, outputs = _summary_outputs(config, comparison, env, stdout, warn)
     results = config.report_dir / app.RESULTS_NAME
     branch = event.default_branch or ""
     promoted = baselines.promote(
@@ -326,16 +339,22 @@ def run_ci(
         if mode == "post-comment":
             outcome = post_comment(settings, env, event, environ, make_client, warn)
         elif mode == "promote":
-            outcome = promote(settings, env, event, stdout, progress)
+            outcome = promote(settings, env, event, stdout, progress, warn)
         else:
             outcome = check(settings, env, event, environ, make_client, warn, stdout, progress)
     except GateError as exc:
-        if env.output is not None:
-            write_outputs(env.output, {"status": "error", "mode": settings.mode})
-        if env.step_summary is not None:
-            text = escape_text(exc.message, SUMMARY_ERROR_LIMIT)
-            append_summary(env.step_summary, f"### ⚠️ perf-gate could not run\n\n{text}\n")
+        try:
+            if env.output is not None:
+                write_outputs(env.output, {"status": "error", "mode": settings.mode})
+            if env.step_summary is not None:
+                text = escape_text(exc.message, SUMMARY_ERROR_LIMIT)
+                append_summary(env.step_summary, f"### ⚠️ perf-gate could not run\n\n{text}\n")
+        except PublishError as unwritable:  # the error that stopped the run is the one to tell
+            warn(warning_of(unwritable))
         raise
     if env.output is not None:
-        write_outputs(env.output, {**outcome.outputs, "mode": outcome.mode})
+        try:
+            write_outputs(env.output, {**outcome.outputs, "mode": outcome.mode})
+        except PublishError as exc:  # after the verdict: a warning, never another exit code
+            warn(warning_of(exc))
     return outcome

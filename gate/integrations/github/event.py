@@ -7,7 +7,6 @@ runner's ``GITHUB_EVENT_NAME`` and ``GITHUB_EVENT_PATH`` and decides the mode un
 
 from __future__ import annotations
 
-import json
 import re
 import shlex
 from collections.abc import Mapping
@@ -17,7 +16,7 @@ from typing import Any
 
 from gate.core.types import ExitCode
 from gate.errors import ConfigError
-from gate.integrations.github.actions import ActionsEnv, PullRequest, read_event
+from gate.integrations.github.actions import ActionsEnv, PullRequest, load_event, pull_request_of
 
 MODES = ("auto", "check", "promote", "post-comment")
 COMMENT_MODES = ("always", "on-change", "never", "artifact")
@@ -127,21 +126,12 @@ class Event:
 
     @classmethod
     def from_env(cls, env: ActionsEnv) -> Event:
-        """Raises ConfigError when the event file exists but is not JSON."""
+        """Raises ConfigError when the event file exists but is not JSON, or a key perf-gate
+        reads has another shape than GitHub sends (the message names the file and the key):
+        before anything is measured, so a verdict is never replaced by it."""
         if env.event_path is None or not env.event_path.is_file():
             return cls(name=env.event_name)
-        try:
-            payload = json.loads(env.event_path.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            raise ConfigError(
-                f"{env.event_path}: cannot read the event file (GITHUB_EVENT_PATH): {exc}",
-                slug="github-event",
-            ) from None
-        return cls(
-            name=env.event_name,
-            payload=payload if isinstance(payload, dict) else {},
-            path=env.event_path,
-        )
+        return cls(name=env.event_name, payload=load_event(env.event_path), path=env.event_path)
 
     def _section(self, key: str) -> Mapping[str, Any]:
         value = self.payload.get(key)
@@ -169,9 +159,10 @@ class Event:
         return sha if isinstance(sha, str) and SHA.match(sha) else None
 
     def pull_request(self) -> PullRequest | None:
+        """The event's pull request (checked when the file was read), else None."""
         if self.path is None:
             return None
-        return read_event(self.path)
+        return pull_request_of(self.payload, self.path)
 
 
 def resolve_mode(settings: CiSettings, event: Event) -> str:

@@ -17,7 +17,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 from gate.config import GateConfig
 from gate.core.types import ExitCode
@@ -32,7 +31,12 @@ from gate.integrations.github.event import (
     CiSettings,
     Event,
 )
-from gate.integrations.github.publish import COMMENT_NAME, ClientFactory
+from gate.integrations.github.publish import (
+    COMMENT_NAME,
+    ClientFactory,
+    comment_author,
+    foreign_note,
+)
 from gate.report.markdown import COMMENT_LIMIT, marker, utf16_length
 
 ARTIFACT_DIR = "pr-comment"  # under the report dir: what the upload step uploads
@@ -44,11 +48,11 @@ ARTIFACT_FORMAT = 1
 def write_artifact(
     config: GateConfig, pull: PullRequest, head_sha: str | None, outputs: Mapping[str, str]
 ) -> Path:
-    """The comment and what it is for, in the folder the action uploads for the poster."""
+    """The comment and what it is for, in the folder the action uploads for the poster.
+
+    Raises PublishError when the folder cannot be written.
+    """
     folder = config.report_dir / ARTIFACT_DIR
-    shutil.rmtree(folder, ignore_errors=True)
-    folder.mkdir(parents=True)
-    shutil.copyfile(config.report_dir / COMMENT_NAME, folder / COMMENT_NAME)
     meta = {
         "format": ARTIFACT_FORMAT,
         "repository": pull.repository,
@@ -58,7 +62,16 @@ def write_artifact(
         "status": outputs.get("status", ""),
         "regressions": outputs.get("regressions", ""),
     }
-    (folder / ARTIFACT_META).write_text(json.dumps(meta, indent=1) + "\n", encoding="utf-8")
+    try:
+        shutil.rmtree(folder, ignore_errors=True)
+        folder.mkdir(parents=True)
+        shutil.copyfile(config.report_dir / COMMENT_NAME, folder / COMMENT_NAME)
+        (folder / ARTIFACT_META).write_text(json.dumps(meta, indent=1) + "\n", encoding="utf-8")
+    except OSError as exc:
+        raise PublishError(
+            f"{folder}: cannot write the comment artifact: {exc.strerror or exc}",
+            slug="ci-artifact-write",
+        ) from None
     return folder
 
 
@@ -93,11 +106,6 @@ class TriggeringRun:
         )
 
 
-def _repo_path(client: GitHubClient, repository: str, tail: str) -> str:
-    owner, _, name = repository.partition("/")
-    return f"{client.api_url}/repos/{quote(owner, safe='')}/{quote(name, safe='')}/{tail}"
-
-
 def triggering_run(
     settings: CiSettings, event: Event, client: GitHubClient, repository: str
 ) -> TriggeringRun:
@@ -106,9 +114,12 @@ def triggering_run(
     Raises ConfigError when neither is there, GitHubError when the API call fails.
     """
     if settings.pr_run_id is not None:
-        url = _repo_path(client, repository, f"actions/runs/{settings.pr_run_id}")
-        data = client.request("GET", url).json()
-        return TriggeringRun.from_dict(data if isinstance(data, Mapping) else {})
+        url = client.repo_url(repository, f"actions/runs/{settings.pr_run_id}")
+        response = client.request("GET", url)
+        data = client.json(response)
+        if not isinstance(data, Mapping):
+            raise client.shape_error(response, "a workflow run", data)
+        return TriggeringRun.from_dict(data)
     run = event.payload.get("workflow_run")
     if event.name != "workflow_run" or not isinstance(run, Mapping):
         raise ConfigError(
@@ -188,19 +199,23 @@ def verify_pull(
     """None when the artifact's pull request is the one ``run`` tested, else why not."""
     if run.pull_numbers and artifact.number not in run.pull_numbers:
         return f"#{artifact.number} is not among the run's pull requests {run.pull_numbers}"
-    pull = client.request("GET", _repo_path(client, repository, f"pulls/{artifact.number}")).json()
+    response = client.request("GET", client.repo_url(repository, f"pulls/{artifact.number}"))
+    pull = client.json(response)
     head = pull.get("head") if isinstance(pull, Mapping) else None
     if not isinstance(head, Mapping):
-        return f"GitHub returned no head for #{artifact.number}"
+        raise client.shape_error(response, "a pull request with a 'head'", pull)
     repo = head.get("repo")
     head_repo = str(repo.get("full_name") or "") if isinstance(repo, Mapping) else ""
     if head.get("sha") != run.head_sha:
         return (
-            f"#{artifact.number}'s head is {str(head.get('sha'))[:12]}, but the run tested "
-            f"{run.head_sha[:12]} (a newer push has its own run)"
+            f"#{artifact.number}'s head is {client.redact(str(head.get('sha')))[:12]}, but the "
+            f"run tested {run.head_sha[:12]} (a newer push has its own run)"
         )
     if run.head_repository and head_repo != run.head_repository:
-        return f"#{artifact.number} comes from {head_repo}, the run from {run.head_repository}"
+        return (
+            f"#{artifact.number} comes from {client.redact(head_repo)[:100]}, the run from "
+            f"{run.head_repository}"
+        )
     return None
 
 
@@ -252,7 +267,12 @@ def post_comment(
             lines.append(f"not posted: {refused}")
             continue
         done = upsert_comment(
-            client, repository, artifact.number, marker(artifact.name), _fixed(artifact.body)
+            client,
+            repository,
+            artifact.number,
+            marker(artifact.name),
+            _fixed(artifact.body),
+            author=comment_author(client, environ, warn),
         )
         if done is not None:
             outputs.update(
@@ -264,6 +284,7 @@ def post_comment(
             )
             lines.append(
                 f"{done.action} comment {done.comment.id} on {repository}#{artifact.number}"
+                + foreign_note(done.foreign)
             )
     return CiOutcome(
         mode="post-comment", exit_code=ExitCode.OK, outputs=outputs, message="; ".join(lines)

@@ -4,8 +4,11 @@ Orchestration for ``perf-gate comment`` and ``perf-gate summary``: read comparis
 the optional trend history), render, then hand the text to GitHub (github.py) or to the
 runner's files (actions.py). Collaborators come in as arguments: the environment mapping, a
 factory for the GitHub client, the output streams. Publishing never changes the gate's verdict:
-a comment that cannot be posted is a warning (an error only with ``strict``), and a fork's
-read-only token degrades to ``.perf-gate/comment.md``.
+a comment that cannot be posted is a warning (an error only with ``strict``), a fork's
+read-only token degrades to ``.perf-gate/comment.md``, and a runner file
+(``GITHUB_STEP_SUMMARY``, ``GITHUB_OUTPUT``) that cannot be written is a warning.
+
+Only a comment written by the token's own account is ever edited (:func:`comment_author`).
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from typing import Any, TextIO
 
 from gate import __version__
 from gate.core.types import ExitCode
-from gate.errors import BaselineError, ConfigError, GateError
+from gate.errors import BaselineError, ConfigError, GateError, PublishError
 from gate.integrations.github.actions import (
     ActionsEnv,
     append_summary,
@@ -26,7 +29,13 @@ from gate.integrations.github.actions import (
     regression_annotations,
     write_outputs,
 )
-from gate.integrations.github.client import GitHubClient, ReadOnlyTokenError, Secret, upsert_comment
+from gate.integrations.github.client import (
+    ACTIONS_BOT,
+    GitHubClient,
+    ReadOnlyTokenError,
+    Secret,
+    upsert_comment,
+)
 from gate.report.markdown import (
     ReportOptions,
     check_comparison,
@@ -39,6 +48,8 @@ from gate.report.trend import TrendSeries, trend_from_json
 COMMENT_NAME = "comment.md"
 SUMMARY_NAME = "summary.md"
 WHEN = ("always", "on-change", "never")
+# the login whose comments perf-gate may edit, when GitHub cannot tell it (a GitHub App's token)
+AUTHOR_VARIABLE = "PERF_GATE_COMMENT_AUTHOR"
 FAILING = ("regression", "over-budget", "parity-fail", "error")
 
 
@@ -86,6 +97,43 @@ def load_report(source: ReportInput) -> tuple[Mapping[str, Any], tuple[TrendSeri
     return data, trend_from_json(raw, str(source.history))
 
 
+def check_this_run(data: Mapping[str, Any], path: Path, env: ActionsEnv) -> None:
+    """In GitHub Actions, refuse a comparison that another workflow run wrote: the gate
+    removes the previous comparison when it starts, so a file stamped with another run means
+    this run's gate step did not finish, or the file came from a cache or another run;
+    publishing it would report an old verdict as this one's. On a ``workflow_run`` event the
+    run that triggered it is this run too. A file without a stamp (written by hand, or by a
+    perf-gate before the stamp) cannot be placed and is published as it is.
+
+    Raises BaselineError (exit 2)."""
+    if not env.in_actions or not env.run_id:
+        return
+    expected = {env.run_id, *_triggering_run(env)}
+    stamp = data.get("run")
+    written = stamp.get("github_run") if isinstance(stamp, Mapping) else None
+    if not isinstance(written, str) or written.split("/")[0] in expected:
+        return
+    raise BaselineError(
+        f"{path}: was written by workflow run {written}, not by this run ({env.run_id}); "
+        "this run's gate step did not "
+        "finish (its log says why) or the file was restored from elsewhere, and a previous "
+        "run's verdict is not published as this one's",
+        slug="comparison-stale",
+    )
+
+
+def _triggering_run(env: ActionsEnv) -> list[str]:
+    """The id of the run a ``workflow_run`` event reports on, where the event file has it."""
+    if env.event_name != "workflow_run" or env.event_path is None:
+        return []
+    try:
+        payload = json.loads(env.event_path.read_text(encoding="utf-8"))
+        run_id = payload["workflow_run"]["id"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return []
+    return [str(run_id)]
+
+
 def options_for(source: ReportInput, env: ActionsEnv) -> ReportOptions:
     marker(source.name)  # a bad --name is a usage error before anything is written
     return ReportOptions(
@@ -121,23 +169,41 @@ def _write(path: Path, text: str) -> Path:
 
 @dataclass(frozen=True, kw_only=True)
 class SummaryOutcome:
+    """``warnings``: runner files that could not be written (one line each, for the caller
+    to print); the summary is still in ``path``."""
+
     path: Path
     appended: bool
     annotations: tuple[str, ...]
     outputs: Mapping[str, str]
+    warnings: tuple[str, ...] = ()
+
+
+def warning_of(exc: GateError) -> str:
+    """A GateError as a warning line (its text and its ``perf-gate explain`` pointer)."""
+    return exc.one_line().removeprefix("perf-gate: error: ")
 
 
 def publish_summary(source: ReportInput, env: ActionsEnv, stdout: TextIO) -> SummaryOutcome:
     """Write the full report to ``summary.md``, append it to the job summary, print the
     annotations (in Actions) and set the outputs ``status``, ``regressions``, ``report-path``.
 
-    Raises BaselineError/ConfigError for unreadable inputs.
+    Raises BaselineError/ConfigError for unreadable inputs. A job summary or outputs file that
+    cannot be written is a warning in the outcome, not an error: the summary never changes the
+    verdict.
     """
     data, trend = load_report(source)
+    check_this_run(data, source.comparison, env)
     text = render_summary(data, options_for(source, env), trend)
     path = _write(source.report_dir / SUMMARY_NAME, text)
+    warnings: list[str] = []
+    appended = False
     if env.step_summary is not None:
-        append_summary(env.step_summary, text)
+        try:
+            append_summary(env.step_summary, text)
+            appended = True
+        except PublishError as exc:
+            warnings.append(warning_of(exc))
     lines = tuple(regression_annotations(data)) if env.in_actions else ()
     for line in lines:
         print(line, file=stdout)
@@ -147,9 +213,16 @@ def publish_summary(source: ReportInput, env: ActionsEnv, stdout: TextIO) -> Sum
         "report-path": str(path),
     }
     if env.output is not None:
-        write_outputs(env.output, outputs)
+        try:
+            write_outputs(env.output, outputs)
+        except PublishError as exc:
+            warnings.append(warning_of(exc))
     return SummaryOutcome(
-        path=path, appended=env.step_summary is not None, annotations=lines, outputs=outputs
+        path=path,
+        appended=appended,
+        annotations=lines,
+        outputs=outputs,
+        warnings=tuple(warnings),
     )
 
 
@@ -179,6 +252,38 @@ class CommentOutcome:
 
 
 ClientFactory = Callable[[str, Secret], GitHubClient]
+
+
+def comment_author(
+    client: GitHubClient, environ: Mapping[str, str], warn: Callable[[str], None]
+) -> Callable[[], str | None]:
+    """Whose comments perf-gate may edit: the account the token comments as.
+
+    In order: ``PERF_GATE_COMMENT_AUTHOR`` when set (a GitHub App's token comments as
+    ``APP[bot]``, which GitHub does not tell an installation token); the token's user
+    (``GET /user``: a personal access token); in GitHub Actions, ``github-actions[bot]`` (a
+    workflow's GITHUB_TOKEN gets 403 from ``GET /user`` and comments as that bot); else nobody:
+    no earlier comment is edited, a new one is posted, and a warning says how to fix it. Asked
+    lazily, only when some comment carries the marker.
+    """
+
+    def resolve() -> str | None:
+        named = environ.get(AUTHOR_VARIABLE, "").strip()
+        if named:
+            return named
+        login = client.token_login()
+        if login:
+            return login
+        if environ.get("GITHUB_ACTIONS") == "true":
+            return ACTIONS_BOT
+        warn(
+            "GitHub does not say which account the token comments as (GET /user: 403), so no "
+            f"earlier comment is edited and a new one is posted; set {AUTHOR_VARIABLE} to that "
+            "account's login (a GitHub App comments as APP-SLUG[bot])"
+        )
+        return None
+
+    return resolve
 
 
 def _changed(data: Mapping[str, Any]) -> bool:
@@ -219,8 +324,14 @@ def publish_comment(
     env = ActionsEnv.from_environ(environ)
     source = request.source
     data, trend = load_report(source)
+    check_this_run(data, source.comparison, env)
     options = options_for(source, env)
     path = _write(source.report_dir / COMMENT_NAME, render_comment(data, options, trend))
+    token = environ.get("GITHUB_TOKEN", "")
+
+    def say(message: str) -> None:
+        """Warn, with the token (and anything like a credential) redacted once more."""
+        warn(Secret(token).redact(message))
 
     def outcome(
         action: str,
@@ -237,7 +348,10 @@ def publish_comment(
             outputs={**written, **(outputs or {})},
         )
         if env.output is not None:
-            write_outputs(env.output, result.outputs)
+            try:
+                write_outputs(env.output, result.outputs)
+            except PublishError as exc:
+                say(warning_of(exc))
         return result
 
     if request.when == "never":
@@ -252,7 +366,6 @@ def publish_comment(
                 )
             return outcome("skipped", f"not a pull request; the comment is in {path}")
         repository, number = target
-        token = environ.get("GITHUB_TOKEN", "")
         if not token:
             raise ConfigError(
                 "GITHUB_TOKEN is not set; give the step `env: GITHUB_TOKEN: ${{ github.token }}`",
@@ -268,12 +381,13 @@ def publish_comment(
                 data, options, trend, **({"limit": limit} if limit else {})
             ),
             create=request.when == "always" or _changed(data),
+            author=comment_author(client, environ, say),
         )
     except ReadOnlyTokenError as exc:
-        warn(f"{exc.message}: {path}")
+        say(f"{exc.message}: {path}")
         return outcome("file", f"the token cannot comment (fork); the comment is in {path}")
     except GateError as exc:
-        warn(f"comment not posted: {exc.one_line().removeprefix('perf-gate: error: ')}")
+        say(f"comment not posted: {warning_of(exc)}")
         code = exc.exit_code if request.strict else ExitCode.OK
         return outcome("failed", f"comment not posted; it is in {path}", code)
     if done is None:
@@ -282,6 +396,16 @@ def publish_comment(
         )
     return outcome(
         done.action,
-        f"{done.action} comment {done.comment.url or done.comment.id} on {repository}#{number}",
+        f"{done.action} comment {done.comment.url or done.comment.id} on {repository}#{number}"
+        + foreign_note(done.foreign),
         outputs={"comment-id": str(done.comment.id), "comment-url": done.comment.url},
     )
+
+
+def foreign_note(count: int) -> str:
+    """What was left alone: comments that carry the marker but another account wrote."""
+    if not count:
+        return ""
+    if count == 1:
+        return " (1 comment by another account carries the marker and was left alone)"
+    return f" ({count} comments by other accounts carry the marker and were left alone)"

@@ -17,10 +17,27 @@ PATH_OPTIONS = ("--perf-gate-config", "--perf-gate-baseline", "--perf-gate-repor
 # them so that a perf test finds the same plugins, conftests and fixtures. Test selection
 # (paths, -k, -m, --deselect) is never repeated: a worker is given node ids. The rootdir is
 # not repeated either: a worker runs in the rootdir and is pinned to it (measure/custom.py).
-FORWARDED_FLAGS = frozenset({"--noconftest", "--pyargs"})
+# pytest-benchmark's options that shape how a ``benchmark`` test measures are repeated too; its
+# time per test (--benchmark-max-time) is set by the parent (``custom.CustomRounds``), and its
+# storage, saving and comparing stay the parent's.
+FORWARDED_FLAGS = frozenset({"--noconftest", "--pyargs", "--benchmark-disable-gc"})
 FORWARDED_VALUES = frozenset(
-    {"-p", "-W", "--pythonwarnings", "-o", "--override-ini", "--import-mode"}
+    {
+        "-p",
+        "-W",
+        "--pythonwarnings",
+        "-o",
+        "--override-ini",
+        "--import-mode",
+        "--benchmark-min-rounds",
+        "--benchmark-min-time",
+        "--benchmark-timer",
+        "--benchmark-calibration-precision",
+        "--benchmark-warmup-iterations",
+    }
 )
+# An option whose value is optional is repeated only as written (``--benchmark-warmup=on``).
+FORWARDED_OPTIONAL = frozenset({"--benchmark-warmup"})
 FORWARDED_PATHS = frozenset({"-c", "--config-file", "--confcutdir"})
 
 
@@ -46,6 +63,11 @@ def worker_args(
         forwarded.append("--no-cov")
     if has_plugin("randomly"):
         forwarded.append("--randomly-dont-reorganize")  # the rounds shuffle the tests themselves
+    if has_plugin("benchmark"):
+        # an autosave or --benchmark-save in addopts writes a round's runs here, not with the
+        # user's saved runs
+        storage = (report_dir / "work" / "benchmarks").resolve()
+        forwarded.append(f"--benchmark-storage=file://{storage}")
     if has_plugin("junitxml"):
         forwarded.append("--junitxml=")  # the user's report is the parent's, not a round's
     if has_plugin("cacheprovider"):
@@ -67,7 +89,7 @@ def forwarded_options(args: Sequence[str], invocation: Path, root: Path) -> list
         if arg == "--":
             break
         name, value = _option_parts(arg)
-        if name in FORWARDED_FLAGS:
+        if name in FORWARDED_FLAGS or name in FORWARDED_OPTIONAL:
             forwarded.append(arg)
         elif name in FORWARDED_VALUES or name in FORWARDED_PATHS:
             given = [arg]

@@ -27,6 +27,7 @@ from gate.measure.worker.memory import (
 )
 from gate.measure.worker.operators import MIN_WARMUP, profile_python
 from gate.measure.worker.timing import time_calls
+from gate.store.records import PLAUSIBLE, PLAUSIBLE_OTHER
 from gate.units import UNIT_BYTES, UNIT_RATE, UNIT_SECONDS
 
 MAX_CALLS = 2000
@@ -173,6 +174,13 @@ class Perf:
         ):
             raise ConfigError(
                 f"{self.nodeid}: perf.record({name!r}) needs a finite number, got {value!r}"
+            )
+        largest = PLAUSIBLE.get(unit, PLAUSIBLE_OTHER)
+        if abs(value) > largest:  # it would be written, then refused as a damaged record
+            raise ConfigError(
+                f"{self.nodeid}: perf.record({name!r}, {value!r}): beyond any plausible value "
+                f"(at most {largest:g} {unit or 'without a unit'} in magnitude); record it in "
+                "a larger unit or check the computation"
             )
         self._add(PerfMeasurement(name, unit, higher_is_better, float(value)))
 

@@ -26,30 +26,19 @@ import pytest
 
 from gate import pipeline as app
 from gate.config import GateConfig, MeasureSettings, find_config, load_config, parse_threshold
-from gate.core import stats
-from gate.core.types import (
-    REQUESTED_MODES,
-    BenchmarkError,
-    Direction,
-    ExitCode,
-    Metric,
-    Replication,
-    RequestedMode,
-    Sample,
-)
-from gate.errors import ConfigError, GateError
+from gate.core.types import REQUESTED_MODES, BenchmarkError, ExitCode, RequestedMode
+from gate.errors import ConfigError, GateError, MeasurementError
+from gate.integrations.pytest import benchmark_fixture
 from gate.integrations.pytest.options import misread_path_option, worker_args
 from gate.integrations.pytest.perf import Perf
-from gate.measure import BadReference, VariantUnavailable
+from gate.measure import processes
 from gate.measure.base_imports import check_worker
-from gate.measure.prepared import prepare, smoke_test
-from gate.measure.runner import Progress, plan_model
+from gate.measure.custom import BENCHMARK_ROUND_TIME, PYTEST_BENCHMARK_MAX_TIME
+from gate.measure.runner import Prepared, Progress, prepare_all
 from gate.pipeline import GateRequest, PytestPart, run_gate
 
 MARKER = "perf_gate"
 MARKER_KWARGS = ("threshold",)
-# pytest-benchmark keeps every round; these are in-process rounds, so a few hundred suffice.
-MAX_BENCHMARK_ROUNDS = 1000
 # A failure becomes one line of a benchmark's error; a long assertion diff is cut here.
 MAX_FAILURE_CHARS = 500
 
@@ -117,6 +106,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=None,
         help="(internal) with --perf-gate-worker: profile instead of timing, traces to DIR",
     )
+    group.addoption(
+        "--perf-gate-worker-calls",
+        metavar="FILE",
+        default=None,
+        help="(internal) with --perf-gate-worker: the calls of benchmark tests, by node id",
+    )
 
 
 @dataclass
@@ -137,7 +132,12 @@ class _State:
     perf_nodes: list[str] = field(default_factory=list)
     # tests that used pytest-benchmark's ``benchmark`` fixture: measured in worker rounds too
     benchmark_nodes: list[str] = field(default_factory=list)
+    # the user's --benchmark-max-time, or None where left at its default (the gate sizes it)
+    benchmark_time: float | None = None
+    worker_calls: dict[str, list[int]] = field(default_factory=dict)  # node id -> calls
+    collected: list[str] = field(default_factory=list)  # a worker's collected node ids
     passed_models: list[str] = field(default_factory=list)
+    prepared: Prepared | None = None  # the model items' variants, prepared in workers
     skipped_models: list[str] = field(default_factory=list)  # variant unavailable here
     config_mistake: bool = False  # a model item found a reference the config cannot use
     thresholds: dict[str, str] = field(default_factory=dict)
@@ -169,6 +169,8 @@ def _settings_from(config: pytest.Config) -> _State:
     worker = config.getoption("--perf-gate-worker")
     worker_profile = config.getoption("--perf-gate-worker-profile")
     baseline = config.getoption("--perf-gate-baseline")
+    calls = config.getoption("--perf-gate-worker-calls")
+    max_time = getattr(config.option, "benchmark_max_time", None)
     return _State(
         config=gate_config,
         enabled=bool(config.getoption("--perf-gate")) and not worker,
@@ -181,19 +183,24 @@ def _settings_from(config: pytest.Config) -> _State:
         worker_profile=Path(worker_profile) if worker and worker_profile else None,
         worker_args=tuple(_worker_args(config, gate_config)),
         collect_only=bool(config.getoption("collectonly")),
+        benchmark_time=_user_max_time(max_time),
+        worker_calls=json.loads(Path(calls).read_text(encoding="utf-8")) if calls else {},
     )
 
 
-# pytest-benchmark's own default for --benchmark-max-time (seconds per test)
-PYTEST_BENCHMARK_MAX_TIME = 1.0
+def _user_max_time(value: object) -> float | None:
+    """pytest-benchmark's --benchmark-max-time (a decimal string) where the user set one, None
+    where it is the default (or pytest-benchmark is not installed)."""
+    try:
+        seconds = float(str(value))
+    except ValueError:
+        return None
+    return None if value is None or seconds == PYTEST_BENCHMARK_MAX_TIME else seconds
 
 
 def _worker_args(config: pytest.Config, gate_config: GateConfig) -> list[str]:
-    """The pytest options of a worker round (see ``pytest_options.worker_args``). Where the
-    user left pytest-benchmark's time per test at its default (1 s), a round gives each
-    ``benchmark`` test ``measure.min_time`` instead, as it gives every other benchmark: the
-    statistic is the spread between rounds, and a round per test is paid many times."""
-    args = worker_args(
+    """The pytest options of a worker round (see ``pytest_options.worker_args``)."""
+    return worker_args(
         config.invocation_params.args,
         invocation=config.invocation_params.dir,
         root=Path(str(config.rootpath)),
@@ -201,10 +208,6 @@ def _worker_args(config: pytest.Config, gate_config: GateConfig) -> list[str]:
         report_dir=gate_config.report_dir,
         has_plugin=config.pluginmanager.hasplugin,
     )
-    max_time = getattr(config.option, "benchmark_max_time", None)
-    if max_time == PYTEST_BENCHMARK_MAX_TIME:
-        args.append(f"--benchmark-max-time={gate_config.measure.min_time}")
-    return args
 
 
 def _misread_path_option(config: pytest.Config) -> str | None:
@@ -232,6 +235,8 @@ def _start(config: pytest.Config) -> str | None:
         return refusal
     try:
         state = _settings_from(config)
+        if state.worker_out is not None:  # a round's process: the parent's memory limit
+            processes.apply_memory_limit()
         if state.enabled and not state.collect_only:
             app.check_report_dir(state.config)  # the model items write their cache there first
         config.stash[_STATE] = state
@@ -284,22 +289,22 @@ class ModelItem(pytest.Item):
         state = _state(self.config)
         assert state is not None
         try:
-            plan = prepare(
-                plan_model(self.model_spec, self.variant, state.config),
-                state.config.report_dir / "cache",
-            )
-        except VariantUnavailable as exc:
-            state.skipped_models.append(self.benchmark)
-            pytest.skip(exc.message)
-        except BadReference as exc:
+            prepared = _prepared(self.session, state)
+        except ConfigError as error:
             # The config names something that does not exist: a usage error (exit 2) that no
             # other benchmark's result would make useful, so the session stops here.
-            error = ConfigError(f"{state.config.label}: {exc.message}", slug="import")
             state.error, state.error_code = error.one_line(), ExitCode.USAGE
             state.config_mistake = True
             self.session.shouldstop = "perf-gate: the config names a callable that cannot be used"
-            raise error from None
-        smoke_test(plan)
+            raise
+        skipped = f"{self.benchmark} skipped: "
+        for line in prepared.skipped:
+            if line.startswith(skipped):
+                state.skipped_models.append(self.benchmark)
+                pytest.skip(line[len(skipped) :])
+        for failure in prepared.errors:
+            if failure.benchmark == self.benchmark:
+                raise MeasurementError(f"{self.benchmark}: {failure.message}", slug="worker")
         state.passed_models.append(self.benchmark)
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
@@ -309,6 +314,17 @@ class ModelItem(pytest.Item):
 
     def reportinfo(self) -> tuple[Path, int | None, str]:
         return self.path, None, f"perf-gate: {self.benchmark}"
+
+
+def _prepared(session: pytest.Session, state: _State) -> Prepared:
+    """The selected model variants, prepared and each called once per batch size in worker
+    processes (the user's code never runs in pytest's process), once per session: the first
+    model item to run does it for all. Raises ConfigError for a reference that cannot be
+    resolved."""
+    if state.prepared is None:
+        selected = {i.benchmark for i in session.items if isinstance(i, ModelItem)}
+        state.prepared = prepare_all(state.config, selected, _progress(session.config), smoke=True)
+    return state.prepared
 
 
 class ModelsFile(pytest.File):
@@ -333,8 +349,24 @@ def pytest_collection_modifyitems(
     state = _state(config)
     if state is None or not state.enabled or state.config.path is None:
         return
-    if state.config.models:
+    if state.config.models and _models_asked_for(config, state.config.path):
         items.extend(session.genitems(ModelsFile.from_parent(session, path=state.config.path)))
+
+
+def _models_asked_for(config: pytest.Config, path: Path) -> bool:
+    """Whether the command line selects the config's models: it names no paths (pytest's
+    ``testpaths`` or the invocation folder), or one of them is a folder that holds the
+    config. ``pytest --perf-gate tests/test_x.py`` runs that file only, like any
+    pytest run given a file."""
+    if config.args_source is not pytest.Config.ArgsSource.ARGS:
+        return True
+    invocation = Path(config.invocation_params.dir)
+    target = path.resolve()
+    for arg in config.args:
+        given = (invocation / arg.split("::")[0]).resolve()
+        if given == target or target.is_relative_to(given):
+            return True
+    return False
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -344,6 +376,8 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     A bad marker is a collection error of its test, reported as one line; pytest then stops
     with exit 2 ("Interrupted: 1 error during collection") before any test runs."""
     state = _state(session.config)
+    if state is not None and state.worker_out is not None:
+        state.collected = [item.nodeid for item in session.items]
     bad: list[pytest.Item] = []
     for item in session.items:
         problems = [p for mark in item.iter_markers(MARKER) if (p := _marker_problem(mark))]
@@ -410,13 +444,27 @@ def perf(request: pytest.FixtureRequest) -> Generator[Perf, None, None]:
 
 
 @pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
+    """Before a ``benchmark`` test runs: in a worker, the calls its first worker calibrated;
+    in the parent of a --perf-gate run, a short time (it only has to pass there)."""
+    state = _state(item.config)
+    fixture = benchmark_fixture.fixture_of(item) if state is not None else None
+    if state is not None and fixture is not None:
+        if state.worker_out is not None and item.nodeid in state.worker_calls:
+            benchmark_fixture.fix_calls(fixture, *state.worker_calls[item.nodeid])
+        elif state.enabled:
+            benchmark_fixture.shorten(fixture, BENCHMARK_ROUND_TIME)
+    return (yield)
+
+
+@pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(
     item: pytest.Item, call: pytest.CallInfo[None]
 ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
     report = yield
     state = _state(item.config)
     if state is not None and report.when == "call" and report.passed:
-        timed = _benchmark_timings(item)
+        timed = benchmark_fixture.timings(item)
         if timed is not None and state.worker_out is not None:
             state.worker_results.setdefault(item.nodeid, {})["latency"] = timed
         elif timed is not None and state.enabled:
@@ -427,26 +475,6 @@ def pytest_runtest_makereport(
         root = Path(str(item.config.rootpath))
         state.failed.setdefault(item.nodeid, _failure_line(report, root))
     return report
-
-
-def _benchmark_timings(item: pytest.Item) -> dict[str, Any] | None:
-    """What pytest-benchmark's ``benchmark`` fixture measured in this test, as a ``perf``
-    measurement (its rounds' median; the rounds, thinned, as the calls), or None when the test
-    did not use it (or pytest-benchmark is disabled)."""
-    fixture = getattr(item, "funcargs", {}).get("benchmark")
-    metadata = getattr(fixture, "stats", None)
-    data = [float(v) for v in getattr(getattr(metadata, "stats", None), "data", None) or []]
-    if not data:
-        return None
-    return {
-        "metric": "latency",
-        "unit": "s",
-        "higher_is_better": False,
-        "value": stats.median(data),
-        "calls": stats.thin(data, MAX_BENCHMARK_ROUNDS),
-        "first_call": None,
-        "profile": None,
-    }
 
 
 def _failure_line(report: pytest.TestReport, root: Path) -> str:
@@ -473,25 +501,6 @@ def _failure_line(report: pytest.TestReport, root: Path) -> str:
     return text
 
 
-def _benchmark_samples(config: pytest.Config, failed: dict[str, str]) -> list[Sample]:
-    """pytest-benchmark's results as in-process samples (advisory verdicts)."""
-    session = getattr(config, "_benchmarksession", None)
-    samples = []
-    for bench in getattr(session, "benchmarks", None) or []:
-        data = [float(v) for v in getattr(bench.stats, "data", [])]
-        data = stats.thin(data, MAX_BENCHMARK_ROUNDS)
-        if data and bench.fullname not in failed:
-            samples.append(
-                Sample(
-                    benchmark=bench.fullname,
-                    metric=Metric("latency", "s", Direction.LOWER),
-                    values=tuple(data),
-                    replication=Replication.IN_PROCESS,
-                )
-            )
-    return samples
-
-
 def _progress(config: pytest.Config) -> Progress:
     reporter = config.pluginmanager.get_plugin("terminalreporter")
     if reporter is None or not getattr(reporter, "isatty", False):
@@ -514,8 +523,11 @@ def _gate(session: pytest.Session, state: _State) -> None:
         gate_config = replace(gate_config, policy=policy)
     model_items = {i.benchmark: i.nodeid for i in session.items if isinstance(i, ModelItem)}
     failed_models = sorted(set(model_items) - set(state.passed_models) - set(state.skipped_models))
+    prepared = state.prepared or Prepared([], [], [])
+    why = {e.benchmark: e.message for e in prepared.errors}
     request = GateRequest(
         selected=set(state.passed_models),
+        prepared=Prepared([p for p in prepared.plans if p.name in state.passed_models], [], []),
         pytest=PytestPart(
             root=Path(str(config.rootpath)),
             nodes=tuple(
@@ -524,16 +536,18 @@ def _gate(session: pytest.Session, state: _State) -> None:
                 if n not in state.failed
             ),
             args=state.worker_args,
-            # tests measured in worker rounds are not also compared from their in-process rounds
             samples=tuple(
-                s
-                for s in _benchmark_samples(config, state.failed)
-                if s.benchmark not in state.benchmark_nodes
+                benchmark_fixture.in_process_samples(
+                    getattr(config, "_benchmarksession", None), state.failed
+                )
             ),
+            benchmark_nodes=tuple(dict.fromkeys(state.benchmark_nodes)),
+            benchmark_time=state.benchmark_time,
             errors=tuple(
                 BenchmarkError(
                     benchmark=n,
-                    message="its pytest item failed: "
+                    message=why.get(n)
+                    or "its pytest item failed: "
                     + state.failed.get(model_items[n], "see the test report above"),
                 )
                 for n in failed_models
@@ -577,7 +591,11 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if state is None:
         return
     if state.worker_out is not None:
-        document: dict[str, Any] = {"results": state.worker_results, "errors": state.failed}
+        document: dict[str, Any] = {
+            "results": state.worker_results,
+            "errors": state.failed,
+            "collected": state.collected,
+        }
         foreign = check_worker()  # in the base revision's worktree: did head code run?
         if foreign is not None:
             document["base_imports"] = foreign

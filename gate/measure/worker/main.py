@@ -22,7 +22,7 @@ from typing import Any
 
 from gate.core import stats
 from gate.errors import GateError
-from gate.measure import THREAD_ENV, Backend, BadReference, BenchmarkPlan, describe
+from gate.measure import THREAD_ENV, Backend, BadReference, BenchmarkPlan, describe, processes
 from gate.measure.backends import get_backend
 from gate.measure.base_imports import check_worker
 from gate.measure.lockstep import worker_barrier
@@ -197,17 +197,23 @@ def run_duet(
 
 
 def run_prepare(
-    plans: list[BenchmarkPlan], cache_dir: Path, eval_spec: dict[str, Any] | None = None
+    plans: list[BenchmarkPlan],
+    cache_dir: Path,
+    eval_spec: dict[str, Any] | None = None,
+    *,
+    smoke: bool = False,
 ) -> dict[str, Any]:
     """Check the references and export/quantize in this process, so that the user's code
     never runs in the gate's own (and a base revision's never meets the head's). The int8
     variants of one model share one calibration file (made from ``eval_spec`` when given).
+    ``smoke``: then load each prepared variant and call it once per batch size (what
+    ``pytest --perf-gate``'s model items check), a failure being that benchmark's error.
 
     A reference that cannot be resolved is reported apart from other failures, under
     ``references``, as ``{"key": ..., "problem": ...}`` per benchmark; a variant this machine
     cannot run by design under ``skipped``."""
     from gate.measure import INT8_VARIANTS, VariantUnavailable
-    from gate.measure.prepared import prepare
+    from gate.measure.prepared import prepare, smoke_test
 
     prepared: list[dict[str, Any]] = []
     errors: dict[str, str] = {}
@@ -225,7 +231,17 @@ def run_prepare(
                 plan = BenchmarkPlan.from_dict(
                     {**plan.to_dict(), "calibration": calibrated[plan.model]}
                 )
-            prepared.append(prepare(plan, cache_dir).to_dict())
+            ready = prepare(plan, cache_dir)
+            if smoke:
+                try:
+                    smoke_test(ready)
+                except GateError as exc:  # what the gate checks (a factory's return type)
+                    errors[plan.name] = exc.message
+                    continue
+                except Exception as exc:  # the model's own code raised
+                    errors[plan.name] = f"a first call failed: {describe(exc)}"
+                    continue
+            prepared.append(ready.to_dict())
         except BadReference as exc:
             references[plan.name] = {"key": exc.key, "problem": exc.problem}
             errors[plan.name] = exc.message
@@ -361,7 +377,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cache-dir", type=Path, default=None)
     parser.add_argument("--timing-lock", type=Path, default=None)
     parser.add_argument("--barrier", default=None)  # R,W fds of a parallel ab round
+    parser.add_argument("--smoke", action="store_true")  # prepare: one call per batch size
     args = parser.parse_args(argv)
+    processes.apply_memory_limit()
     lock = _TimingLock(args.timing_lock if args.mode == "probe" else None)
     document = json.loads(args.plan.read_text(encoding="utf-8"))
     root = document["root"]
@@ -381,7 +399,7 @@ def main(argv: list[str] | None = None) -> int:
         result = run_eval(plans, document["eval"], describe)
     elif args.mode == "prepare":
         cache_dir = args.cache_dir or Path(root) / ".perf-gate" / "cache"
-        result = run_prepare(plans, cache_dir, document.get("eval"))
+        result = run_prepare(plans, cache_dir, document.get("eval"), smoke=args.smoke)
     elif args.mode == "profile":
         result = run_profile(plans, document["settings"], document["profile"])
     else:
