@@ -48,7 +48,7 @@ from gate.measure.runner import (
 # --benchmark-max-time at its default (1 s): the decision rests on the spread between processes,
 # and a round per test is paid rounds x arms times. A large suite gets less, so that the planned
 # rounds take at most half of policy.time_budget, but never under the floor.
-BENCHMARK_ROUND_TIME = 0.1
+BENCHMARK_ROUND_TIME = 0.05
 MIN_BENCHMARK_ROUND_TIME = 0.005
 PYTEST_BENCHMARK_MAX_TIME = 1.0  # pytest-benchmark's own default
 PYTEST_WORKER_TIMEOUT_S = 1800.0  # one round of all selected tests in one arm

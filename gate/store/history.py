@@ -18,6 +18,7 @@ from typing import Any
 from gate.core import stats
 from gate.core.types import RunRecord
 from gate.errors import BaselineError
+from gate.store.records import PLAUSIBLE_OTHER
 
 # Format history:
 #   1 (perf-gate 0.1): entries newest first; per entry commit, ref, created, promoted,
@@ -165,7 +166,17 @@ def _medians(path: Path, raw: Any, key: str) -> dict[str, dict[str, tuple[float,
             )
             if not ok:
                 raise _fail(path, f"{key}.{bench}.{metric}", "expected [median, rounds]")
-            result.setdefault(str(bench), {})[str(metric)] = (float(pair[0]), int(pair[1]))
+            try:  # an integer of hundreds of digits does not fit a float
+                median = float(pair[0])
+            except OverflowError:
+                median = math.inf
+            if not math.isfinite(median) or abs(median) > PLAUSIBLE_OTHER or pair[1] < 0:
+                raise _fail(
+                    path,
+                    f"{key}.{bench}.{metric}",
+                    f"[{pair[0]!r:.40}, {pair[1]}] is not a median a run can give",
+                )
+            result.setdefault(str(bench), {})[str(metric)] = (median, int(pair[1]))
     return result
 
 

@@ -57,6 +57,8 @@ def test_command_line_values_win_over_the_environment() -> None:
         ("PERF_GATE_FAIL_ON_REGRESSION", "maybe", "'maybe' is not true or false"),
         ("PERF_GATE_PYTEST_ARGS", "-k 'open", "cannot split it like a shell"),
         ("PERF_GATE_PR_RUN_ID", "latest", "'latest' is not a workflow run id"),
+        ("PERF_GATE_BASELINE_KEY", "ci/cpu", "'ci/cpu' becomes part of the baseline's file"),
+        ("PERF_GATE_BASELINE_KEY", "k" * 101, "at most 100 characters"),
     ],
 )
 def test_a_bad_input_is_a_one_line_error_naming_it(variable: str, value: str, message: str) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -99,6 +100,18 @@ def test_size_grows_with_benchmarks_not_with_raw_calls() -> None:
             "entries[0].medians.m[torch].latency: expected [median, rounds]",
         ),
         (lambda d: d["entries"][0].update(files={"a": 1}), "entries[0].files: expected an object"),
+        (
+            lambda d: d["entries"][0]["medians"]["m[torch]"].update(latency=[10**400, 5]),
+            "entries[0].medians.m[torch].latency: [1000000000",
+        ),
+        (
+            lambda d: d["entries"][0]["medians"]["m[torch]"].update(latency=[math.inf, 5]),
+            "is not a median a run can give",
+        ),
+        (
+            lambda d: d["entries"][0]["medians"]["m[torch]"].update(latency=[1e-4, -1]),
+            "is not a median a run can give",
+        ),
     ],
 )
 def test_damaged_history_names_the_key(change, message: str, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

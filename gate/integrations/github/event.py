@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from gate.config.checks import MAX_NAME, NAME
 from gate.core.types import ExitCode
 from gate.errors import ConfigError
 from gate.integrations.github.actions import ActionsEnv, PullRequest, load_event, pull_request_of
@@ -103,11 +104,19 @@ def settings_from(values: Mapping[str, str | None], environ: Mapping[str, str]) 
             f"input 'pr-run-id' (PERF_GATE_PR_RUN_ID): {run_id!r} is not a workflow run id",
             slug="ci-input",
         )
+    key = get("baseline-key")
+    if key and (not NAME.match(key) or len(key) > MAX_NAME):
+        raise ConfigError(
+            f"input 'baseline-key' (PERF_GATE_BASELINE_KEY): {key[:40]!r} becomes part of the "
+            "baseline's file name; use letters, digits, '_', '-' and '.', starting with a "
+            f"letter, digit or '_', at most {MAX_NAME} characters",
+            slug="ci-input",
+        )
     return CiSettings(
         mode=_choice("mode", get("mode") or "auto", MODES),
         config=Path(get("config")) if get("config") else None,
         pytest_args=pytest_args,
-        baseline_key=get("baseline-key") or None,
+        baseline_key=key or None,
         dvc_remote=get("dvc-remote") or None,
         fail_on_regression=_flag("fail-on-regression", get("fail-on-regression") or "true"),
         comment=_choice("comment", get("comment") or "always", COMMENT_MODES),
