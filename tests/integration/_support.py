@@ -6,6 +6,8 @@ Everything here is real: projects are written to temporary directories, ``pytest
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
 import subprocess
@@ -112,6 +114,30 @@ def run_cli(cwd: Path, *args: str, timeout: float = 240) -> Ran:
     """The ``perf-gate`` console script of this virtualenv."""
     assert PERF_GATE.is_file(), f"the perf-gate console script is missing: {PERF_GATE}"
     return run([str(PERF_GATE), *args], cwd, timeout)
+
+
+def run_cli_here(cwd: Path, *args: str) -> Ran:
+    """The ``perf-gate`` command's own ``main`` in this process, in ``cwd``, with the
+    environment a ``run_cli`` child would get: for cases refused before anything is measured,
+    where starting an interpreter is most of the cost. (Never for what could hang.)"""
+    from gate.integrations.cli import main as cli
+
+    out, err = io.StringIO(), io.StringIO()
+    saved_env, saved_cwd = dict(os.environ), Path.cwd()
+    os.environ.clear()
+    os.environ.update(clean_env())
+    os.chdir(cwd)
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                code = cli.main(list(args))
+            except SystemExit as exc:  # argparse's own refusals
+                code = exc.code if isinstance(exc.code, int) else 1
+    finally:
+        os.chdir(saved_cwd)
+        os.environ.clear()
+        os.environ.update(saved_env)
+    return Ran(code, out.getvalue(), err.getvalue())
 
 
 def write_files(root: Path, files: dict[str, str]) -> Path:

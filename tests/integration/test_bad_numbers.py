@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from ._support import Ran, read_json, run_cli, write_files, write_matmul_onnx
+from ._support import Ran, read_json, run_cli, run_cli_here, write_files, write_matmul_onnx
 
 GOOD_SAMPLE = {
     "benchmark": "matmul[onnxruntime]",
@@ -102,7 +102,7 @@ def test_run_refuses_a_config_number_out_of_range(
 ) -> None:
     root = project(tmp_path, config)
     before = (root / "baselines" / "main.json").read_bytes()
-    assert_refused(run_cli(root, "run", "--save"), root, before, *fragments)
+    assert_refused(run_cli_here(root, "run", "--save"), root, before, *fragments)
 
 
 @pytest.mark.parametrize(
@@ -140,7 +140,7 @@ def test_arguments_out_of_range_are_refused(
 ) -> None:
     root = project(tmp_path)
     before = (root / "baselines" / "main.json").read_bytes()
-    assert_refused(run_cli(root, *args), root, before, *fragments)
+    assert_refused(run_cli_here(root, *args), root, before, *fragments)
 
 
 @pytest.mark.parametrize("command", [["compare"], ["run"]])
@@ -154,7 +154,7 @@ def test_an_absurd_baseline_value_is_refused_naming_file_benchmark_and_fix(
         (root / "current.json").write_text(baseline_text(), encoding="utf-8")
         command = ["compare", str(baseline), "current.json"]
     line = assert_refused(
-        run_cli(root, *command),
+        run_cli_here(root, *command),
         root,
         before,
         f"{baseline}: samples[0].values: matmul[onnxruntime] latency holds 1e+308 s",
@@ -165,7 +165,7 @@ def test_an_absurd_baseline_value_is_refused_naming_file_benchmark_and_fix(
 
 
 def test_explain_parity_fail(tmp_path: Path) -> None:
-    ran = run_cli(tmp_path, "explain", "parity-fail")
+    ran = run_cli_here(tmp_path, "explain", "parity-fail")
     assert ran.ret == 0, ran.output
     assert ran.stdout.startswith("## parity-fail")
 

@@ -24,7 +24,7 @@ from gate.store.records import (
     write_record,
 )
 
-from ._support import PERF_GATE, clean_env, run_cli, write_files, write_matmul_onnx
+from ._support import PERF_GATE, clean_env, run_cli, run_cli_here, write_files, write_matmul_onnx
 
 LATENCY = Metric("latency", "s", Direction.LOWER)
 PROJECT = """
@@ -89,7 +89,7 @@ def test_run_out_and_merge_o_refuse_the_baseline_store(
     (project / "linked").symlink_to(project / "baselines")
     before = files_of(project / "baselines")
     for command in (["run", "--out", out], ["merge", "shard.json", "-o", out]):
-        ran = run_cli(project, *command, timeout=60)
+        ran = run_cli_here(project, *command)
         assert ran.ret == 2, ran.output
         option = command[-2]
         line = one_line_error(
