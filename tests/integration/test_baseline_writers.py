@@ -216,6 +216,7 @@ def _huge(path: Path) -> None:
         stream.truncate(MAX_FILE_BYTES + 1024 * 1024)
 
 
+@pytest.mark.slow  # three perf-gate processes per case, each guarded by a timeout
 @pytest.mark.parametrize(
     ("make", "what"),
     [

@@ -21,6 +21,8 @@ from ._support import write_files, write_matmul_onnx
 
 pytest.importorskip("onnxruntime")
 
+pytestmark = pytest.mark.slow  # real workers, timeouts of seconds
+
 INPUTS = """
 import ctypes
 import os
