@@ -6,7 +6,7 @@ with 1 thread takes about 3 ms) and its onnxruntime export, with injected slowdo
 fitted per runtime in this process so that it costs that fraction of the base forward. The
 models are written to a temporary project (``model.py`` with ``build_e0``, ``build_e25``, ...,
 ``build_ort_e25``, ... and ``make_input``); the onnxruntime variants are exported and cached by
-``gate.measure.runner.prepare``; the effective slowdowns are then measured over a long
+``gate.measure.prepared.prepare``; the effective slowdowns are then measured over a long
 interleaved run through the gate's own backends and printed.
 
 Recording (every value is the per-round median of a real worker process, ``Runner.worker``):
@@ -75,7 +75,8 @@ from gate.core import stats
 from gate.core.types import GateResult, Policy, RunRecord, Sample, Verdict
 from gate.decide.compare import PairedBaseline, decide, inconclusive_benchmarks
 from gate.measure import BenchmarkPlan
-from gate.measure.runner import Runner, prepare
+from gate.measure.prepared import prepare
+from gate.measure.runner import Runner
 from gate.measure.samples import LATENCY
 
 LEVELS = (("e0", 0.0), ("e25", 0.025), ("e50", 0.05), ("e75", 0.075), ("e100", 0.10))
@@ -1052,9 +1053,12 @@ def main(argv: list[str] | None = None) -> int:
         (project / "model.py").write_text(
             model_source(calibration.width, calibration.extra), encoding="utf-8"
         )
-        progress(started, "exporting the onnxruntime variants (gate.measure.runner.prepare)")
+        progress(started, "exporting the onnxruntime variants (gate.measure.prepared.prepare)")
         plans = {
-            (runtime, level): prepare(plan_for(project, runtime, level), tmp / "cache")
+            # a cache each: preparation keeps one export per model name in a cache folder
+            (runtime, level): prepare(
+                plan_for(project, runtime, level), tmp / "cache" / f"{runtime}-{level}"
+            )
             for runtime in RUNTIMES
             for level, _ in LEVELS
         }

@@ -264,16 +264,13 @@ class CustomRounds:
             self.parallel
             and len(selections) == 2
             and all(n in self.calls for s in selections.values() for n in s)
-        ):
+        ):  # every call already fixed: nothing for one arm to learn from the other
             with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
                 futures = {arm: pool.submit(run, arm) for arm in selections}
-                documents = {arm: future.result() for arm, future in futures.items()}
-        else:  # one after the other (and always while calls are still being calibrated)
-            for arm in selections:
-                documents[arm] = run(arm)
-                self._learn_calls(documents[arm])
-        for document in documents.values():
-            self._learn_calls(document)
+                return {arm: future.result() for arm, future in futures.items()}
+        for arm in selections:  # one after the other (always while calls are calibrated)
+            documents[arm] = run(arm)
+            self._learn_calls(documents[arm])
         return documents
 
     def _learn_calls(self, document: dict[str, Any]) -> None:

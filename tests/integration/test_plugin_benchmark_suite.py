@@ -54,20 +54,26 @@ def git(repo: Path, *args: str) -> None:
     subprocess.run(["git", *identity, *args], cwd=repo, capture_output=True, check=True)
 
 
-def test_a_slowed_function_fails_the_benchmark_tests_that_call_it_and_only_them(tmp_path):
+def base_commit(root: Path, tests: str) -> Path:
+    """A git repository in ``root`` whose one commit holds the suite ``tests``."""
     repo = write_files(
-        tmp_path,
+        root,
         {
             ".gitignore": ".perf-gate/\n__pycache__/\n.benchmarks/\n",
             "pytest.ini": "[pytest]\n",
             "perf-gate.yaml": CONFIG,
             "work.py": WORK.format(factor=1),
-            "test_suite.py": TESTS,
+            "test_suite.py": tests,
         },
     )
     git(repo, "init", "-q", "-b", "main")
     git(repo, "add", "-A")
     git(repo, "commit", "-q", "-m", "base")
+    return repo
+
+
+def test_a_slowed_function_fails_the_benchmark_tests_that_call_it_and_only_them(tmp_path):
+    repo = base_commit(tmp_path, TESTS)
     saved = run_pytest(repo, "--perf-gate", "--perf-gate-save", *ARGS)
     assert saved.ret == 0, saved.output
     samples = {s["benchmark"]: s for s in read_json(repo / "baselines" / "main.json")["samples"]}
@@ -122,19 +128,7 @@ def test_ab_pairs_what_the_base_has_and_says_why_a_test_is_not_paired(tmp_path):
         "other_part, 5) == 1\n\n\ndef test_session", "other_part, 5) == 2\n\n\ndef test_session"
     )
     base_tests = base_tests[: base_tests.index("def test_new")]
-    repo = write_files(
-        tmp_path,
-        {
-            ".gitignore": ".perf-gate/\n__pycache__/\n.benchmarks/\n",
-            "pytest.ini": "[pytest]\n",
-            "perf-gate.yaml": CONFIG,
-            "work.py": WORK.format(factor=1),
-            "test_suite.py": base_tests,
-        },
-    )
-    git(repo, "init", "-q", "-b", "main")
-    git(repo, "add", "-A")
-    git(repo, "commit", "-q", "-m", "base")
+    repo = base_commit(tmp_path, base_tests)
     write_files(repo, {"test_suite.py": HEAD_TESTS})
     git(repo, "commit", "-q", "-am", "head")
     result = run_pytest(repo, "--perf-gate", "--perf-gate-ab=HEAD~1", *ARGS)

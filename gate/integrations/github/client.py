@@ -261,13 +261,10 @@ class _WatchedHTTPConnection(HTTPConnection):
 
 
 class _WatchedHTTPSConnection(HTTPSConnection):
-    def connect(self) -> None:
-        super().connect()
-        _watch(self)
+    """The same for HTTPS (HTTPSConnection subclasses HTTPConnection, not the watched one)."""
 
-    def request(self, *args: Any, **kwargs: Any) -> None:
-        _watch(self)
-        super().request(*args, **kwargs)
+    connect = _WatchedHTTPConnection.connect
+    request = _WatchedHTTPConnection.request
 
 
 class _WatchedHTTPPool(HTTPConnectionPool):
