@@ -21,13 +21,14 @@ import random
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import closing, contextmanager
+from collections.abc import Callable, Mapping
+from contextlib import closing
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from gate import __version__
+from gate.base_run import BaseCheckout, base_baseline, base_checkout, resolve_mode
 from gate.config import GateConfig
 from gate.core.diagnosis import Diagnosis
 from gate.core.types import (
@@ -41,10 +42,10 @@ from gate.core.types import (
 from gate.decide.calibrate import unresolvable
 from gate.decide.compare import PairedBaseline, decide, unrelated_baseline
 from gate.decide.limits import launch_bound_notes
-from gate.decide.sequential import BaseRevision, looks, paired_timing
-from gate.diagnose.investigation import NO_BASE, BaseSide, Investigation
+from gate.decide.sequential import looks, paired_timing
+from gate.diagnose.investigation import BaseSide, Investigation
 from gate.errors import BaselineError, ConfigError, MeasurementError
-from gate.measure import BenchmarkPlan, base_imports, custom
+from gate.measure import BenchmarkPlan, custom
 from gate.measure.environment import (
     environment_key,
     fingerprint,
@@ -61,7 +62,6 @@ from gate.report.jsonreport import result_to_dict
 from gate.report.terminal import render_table
 from gate.store import baseline_store as baselines
 from gate.store.dvc import file_md5, tracked_files
-from gate.store.git import BaseRevisionUnavailable, Git
 from gate.store.records import (
     FileState,
     file_state,
@@ -145,7 +145,7 @@ def run_gate(config: GateConfig, request: GateRequest, progress: Progress) -> Ou
         baselines.refuse_pull_request_save()
     baseline, notes = _read_baseline(config, request)
     clear_outputs(config, request.results_path, baseline.path)
-    mode, commit, mode_notes = resolve_mode(config, request, baseline.record)
+    mode, commit, mode_notes = resolve_mode(config, request.mode, request.base_ref, baseline.record)
     notes += mode_notes
     # before preparing: the runner reads the compile cache's place from the environment
     # before torch (quantizing in preparation) writes its default there
@@ -160,7 +160,8 @@ def run_gate(config: GateConfig, request: GateRequest, progress: Progress) -> Ou
     )
     notes += skipped
     # closing: the runner's preloaded interpreters stop with the run
-    with closing(runner), _base_revision(config, request, commit, notes) as base:
+    pytest_root = request.pytest.root if request.pytest else None
+    with closing(runner), base_checkout(config, pytest_root, commit, notes) as base:
         paired = _measure(config, request, runner, plans, measured, base, mode, baseline, notes)
         evaluated = evaluate(config, runner, plans, progress)  # accuracy and parity
         measured.samples += evaluated.samples
@@ -182,6 +183,10 @@ def run_gate(config: GateConfig, request: GateRequest, progress: Progress) -> Ou
         if gpu_before:
             notes += gpu_state_changes(gpu_before, gpu_state())
         notes += launch_bound_notes(record)
+        if baseline.record is None and not request.save:  # zero-setup: the base is the baseline
+            stand_in, base_notes = base_baseline(config, runner, base, record, progress)
+            baseline = replace(baseline, record=stand_in)
+            notes += base_notes
         # The diagnosis comes after the decision, while the base worktree still exists.
         investigation = _investigation(config, request, runner, plans, base)
         return _decide_and_write(
@@ -215,77 +220,13 @@ def _read_baseline(config: GateConfig, request: GateRequest) -> tuple[Baseline, 
     return Baseline(path, record, replaced, state), list(notes)
 
 
-def resolve_mode(
-    config: GateConfig, request: GateRequest, baseline: RunRecord | None
-) -> tuple[RequestedMode, str | None, list[str]]:
-    """(mode, base commit or None, notes): ``stored`` whenever no base revision can be used."""
-    mode = request.mode or config.policy.timing_mode
-    if mode == "stored":
-        return "stored", None, []
-    ref = request.base_ref or (baseline.git.commit if baseline else None)
-    if ref is None:
-        note = "no base revision (no baseline commit, no --ab REF): timings compared as stored"
-        return "stored", None, [note] if mode != "auto" else []
-    git = Git(config.root)
-    try:
-        commit = git.resolve(ref)
-    except BaseRevisionUnavailable as exc:
-        return "stored", None, [f"{exc.message}; timings compared as stored instead"]
-    head = git_info(config.root)
-    if head.commit == commit and not head.dirty:
-        return (
-            "stored",
-            None,
-            ["the base revision is the current commit: timings compared as stored"],
-        )
-    return mode, commit, []
-
-
-@dataclass
-class _Base:
-    """The base revision's checkout while a paired run lasts (``revision`` None: stored)."""
-
-    revision: BaseRevision | None = None
-    imports: base_imports.BaseImports | None = None
-    no_base: str = NO_BASE  # why there is nothing to profile against
-    side: BaseSide | None = None  # what the diagnosis profiles, once the base was measured
-
-
-@contextmanager
-def _base_revision(
-    config: GateConfig, request: GateRequest, commit: str | None, notes: list[str]
-) -> Iterator[_Base]:
-    """The base revision in a temporary worktree whose workers import its own code; nothing
-    when timings are stored (no commit) or the config's folder is not in that revision."""
-    if commit is None:
-        yield _Base()
-        return
-    git = Git(config.root)
-    top = git.toplevel()
-    pytest_root = request.pytest.root if request.pytest else None
-    with git.worktree(commit) as tree, base_imports.isolated(top, tree) as imports:
-        revision = BaseRevision(
-            commit=commit,
-            root=tree / config.root.relative_to(top),
-            pytest_root=tree / pytest_root.relative_to(top) if pytest_root else None,
-        )
-        if revision.root.is_dir():
-            yield _Base(revision, imports)
-            return
-        missing = (
-            f"{config.root.relative_to(top)} does not exist in the base revision {commit[:12]}"
-        )
-        notes.append(f"{missing}: timings compared as stored")
-        yield _Base(no_base=f"{missing}: nothing to profile against")
-
-
 def _measure(
     config: GateConfig,
     request: GateRequest,
     runner: Runner,
     plans: list[BenchmarkPlan],
     measured: Measured,
-    base: _Base,
+    base: BaseCheckout,
     mode: RequestedMode,
     baseline: Baseline,
     notes: list[str],
@@ -337,6 +278,7 @@ def _measure(
     base.side = BaseSide(
         root=revision.root, plans=timing.base_plans, pytest_root=revision.pytest_root
     )
+    base.timing = timing
     return timing.paired_baseline(looks(config))
 
 
@@ -408,7 +350,7 @@ def _investigation(
     request: GateRequest,
     runner: Runner,
     plans: list[BenchmarkPlan],
-    base: _Base,
+    base: BaseCheckout,
 ) -> Investigation:
     """The diagnosis step of this run (no base side: nothing to profile against)."""
     tests = request.pytest

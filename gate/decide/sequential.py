@@ -73,6 +73,9 @@ class PairedTiming:
     errors: list[BenchmarkError]
     notes: dict[str, str] = field(default_factory=dict)  # benchmark -> rounds replaced, why
     info: dict[str, dict[str, Any]] = field(default_factory=dict)  # the tests' row notes
+    # the base side's tests' other samples (perf.record values, memory): a baseline of the run
+    # where none is stored (gate/base_run.py)
+    base_other: list[Sample] = field(default_factory=list)
 
     def paired_baseline(self, looks: int) -> PairedBaseline:
         """The base side for the decision; ``looks`` is 1 when nothing was paired."""
@@ -138,21 +141,20 @@ def paired_timing(
         modes = dict(rounds.modes)
         errors = [BenchmarkError(benchmark=n, message=m) for n, m in rounds.errors.items()]
         info: dict[str, dict[str, Any]] = {}
+        others: list[Sample] = []
         if tests is not None:
             head_tests, base_tests = tests.measured()
             heads += head_tests.samples  # perf.record values and memory too, compared as stored
-            bases += [
-                s
-                for s in (base_tests.samples if base_tests else [])
-                if s.metric.family in TIMING_FAMILIES
-            ]
+            for sample in base_tests.samples if base_tests else []:
+                timed = sample.metric.family in TIMING_FAMILIES
+                (bases if timed else others).append(sample)
             errors += head_tests.errors
             info = head_tests.info
             modes.update({n: tests.mode for n in nodes})
         notes = replaced.notes()
         for name, note in out_of_time.items():
             notes[name] = "; ".join(filter(None, [notes.get(name), note]))
-        return PairedTiming(heads, bases, modes, by_name, errors, notes, info)
+        return PairedTiming(heads, bases, modes, by_name, errors, notes, info, others)
 
     extendable = {h.name for _, h in ab_pairs + duet_pairs} | set(nodes)
     replaced = _Replaced(limit=policy.max_rounds)

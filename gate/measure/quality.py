@@ -8,6 +8,7 @@ on the eval set, or on the model's own example inputs when there is none).
 from __future__ import annotations
 
 from dataclasses import asdict
+from pathlib import Path
 from typing import Any
 
 from gate.config import GateConfig, ModelSpec, benchmark_name
@@ -73,9 +74,14 @@ def _info(model: ModelSpec, entry: dict[str, Any]) -> dict[str, Any]:
 
 
 def evaluate(
-    config: GateConfig, runner: Runner, plans: list[BenchmarkPlan], progress: Progress
+    config: GateConfig,
+    runner: Runner,
+    plans: list[BenchmarkPlan],
+    progress: Progress,
+    root: Path | None = None,
 ) -> Measured:
-    """Evaluate every model among ``plans`` that has an eval set or parity to check.
+    """Evaluate every model among ``plans`` that has an eval set or parity to check; ``root``:
+    the project the worker imports (the base revision's worktree; default this one).
 
     Raises ConfigError when the eval set itself is misconfigured (a missing column or array)."""
     measured = Measured()
@@ -85,10 +91,16 @@ def evaluate(
         if not model_plans or document is None:
             continue
         what = "evaluating" if model.eval else "checking output parity of"
-        progress(f"{what} {model.name} ({len(model_plans)} variant(s))")
+        side = " of the base revision" if root is not None else ""
+        progress(f"{what} {model.name}{side} ({len(model_plans)} variant(s))")
         try:
             result = runner.worker(
-                model_plans, ["eval"], EVAL_TIMEOUT_S, extra={"eval": document}, live=True
+                model_plans,
+                ["eval"],
+                EVAL_TIMEOUT_S,
+                root=root,
+                extra={"eval": document},
+                live=True,
             )
         except MeasurementError as exc:
             result = {"results": {}, "errors": {p.name: exc.message for p in model_plans}}

@@ -298,8 +298,11 @@ class Runner:
             if "cost" in entry:
                 self.costs.setdefault(name, []).append(entry["cost"])
 
-    def measure(self, plans: list[BenchmarkPlan], *, timing: bool = True) -> Measured:
-        """Run the rounds (unless ``timing`` is False) and the probes.
+    def measure(
+        self, plans: list[BenchmarkPlan], *, timing: bool = True, root: Path | None = None
+    ) -> Measured:
+        """Run the rounds (unless ``timing`` is False) and the probes; ``root``: the project
+        the workers import (the base revision's worktree for its probes; default this one).
 
         Benchmarks that fail anywhere become errors and have no samples."""
         measured = Measured()
@@ -336,7 +339,7 @@ class Runner:
                 failed.setdefault(name, f"round {index + 1}: {message}")
             self.observe(merged["results"])
             rounds.append(merged)
-        probes = self._probes([p for p in plans if p.name not in failed], failed)
+        probes = self._probes([p for p in plans if p.name not in failed], failed, root)
         for plan in plans:
             if plan.name in failed:
                 measured.errors.append(
@@ -356,7 +359,7 @@ class Runner:
         return measured
 
     def _probes(
-        self, plans: list[BenchmarkPlan], failed: dict[str, str]
+        self, plans: list[BenchmarkPlan], failed: dict[str, str], root: Path | None = None
     ) -> dict[str, list[dict[str, Any]]]:
         """Fresh-process memory/cold-start probes, ``settings.probes`` per benchmark.
 
@@ -390,7 +393,7 @@ class Runner:
                 self.progress(f"probe {index + 1}/{self.settings.probes}: {plan.name}")
             args = ["probe", "--benchmark", plan.name, *lock_args]
             try:
-                return plan.name, self.worker([plan], args, 300.0)
+                return plan.name, self.worker([plan], args, 300.0, root=root)
             except MeasurementError as exc:
                 return plan.name, {"error": str(exc)}
 

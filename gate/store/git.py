@@ -67,6 +67,22 @@ class Git:
             )
         return completed.stdout.strip()
 
+    def merge_base(self, one: str, other: str) -> str:
+        """Their best common ancestor. Raises BaseRevisionUnavailable naming the fix (a
+        shallow clone has none)."""
+        completed = self._run("merge-base", one, other, check=False)
+        if completed.returncode != 0 or not completed.stdout.strip():
+            shallow = self._run("rev-parse", "--is-shallow-repository", check=False).stdout.strip()
+            why = (
+                "this is a shallow clone: check out with `fetch-depth: 0` (actions/checkout)"
+                if shallow == "true"
+                else "they share no history"
+            )
+            raise BaseRevisionUnavailable(
+                f"no common ancestor of {one[:12]} and {other[:12]}; {why}", slug="ab-base"
+            )
+        return completed.stdout.strip().splitlines()[0]
+
     def current_branch(self) -> str | None:
         """The checked-out branch, or None on a detached HEAD (or outside a repository)."""
         completed = self._run("symbolic-ref", "--short", "-q", "HEAD", check=False)

@@ -43,7 +43,7 @@ LAYERS = (
     ("decide", ("gate/decide/",)),
     ("diagnose", ("gate/diagnose/",)),
     ("report", ("gate/report/",)),
-    ("pipeline", ("gate/pipeline.py",)),
+    ("pipeline", ("gate/pipeline.py", "gate/base_run.py")),
     ("integrations", ("gate/integrations/", "gate/__main__.py")),
 )
 

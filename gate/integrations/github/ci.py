@@ -27,7 +27,14 @@ from gate.config import GateConfig, load_config
 from gate.core.types import ExitCode
 from gate.errors import BaselineError, ConfigError, GateError, PublishError
 from gate.integrations.github.actions import ActionsEnv, append_summary, write_outputs
-from gate.integrations.github.event import CiOutcome, CiSettings, Event, resolve_mode, status_of
+from gate.integrations.github.event import (
+    PULL_REQUEST_EVENTS,
+    CiOutcome,
+    CiSettings,
+    Event,
+    resolve_mode,
+    status_of,
+)
 from gate.integrations.github.poster import ARTIFACT_PREFIX, post_comment, write_artifact
 from gate.integrations.github.publish import (
     ClientFactory,
@@ -43,6 +50,7 @@ from gate.report.escape import escape_text
 from gate.store import baseline_store as baselines
 from gate.store import pull as baseline_pull
 from gate.store.dvc import Dvc, find_repo, pointer_of
+from gate.store.git import BaseRevisionUnavailable, Git
 
 BOT_NAME = "github-actions[bot]"
 BOT_EMAIL = "41898282+github-actions[bot]@users.noreply.github.com"
@@ -90,12 +98,49 @@ def pull_baseline(config: GateConfig, settings: CiSettings, progress: Progress) 
     return None
 
 
+def pull_request_base(
+    config: GateConfig, event: Event, stored: bool, progress: Progress
+) -> str | None:
+    """The commit a pull request's timings are paired with: the merge-base of the event's base
+    commit and HEAD (the base commit itself for the merge commit actions/checkout makes; the
+    fork point for a checked-out head whose base branch moved since). None when the event is
+    not a pull request, the config asks for ``timing_mode: stored``, or the base commit is not
+    in the clone while a stored baseline exists (its commit is paired with instead).
+
+    Raises BaseRevisionUnavailable (exit 2) when there is no stored baseline and the base
+    commit cannot be reached: without one nothing would be compared (zero-setup gating needs
+    the base commit in the clone: ``fetch-depth: 0``)."""
+    sha = event.base_sha
+    if event.name not in PULL_REQUEST_EVENTS or sha is None:
+        return None
+    if config.policy.timing_mode == "stored":
+        if not stored:
+            progress("policy.timing_mode is stored and no baseline is stored: nothing to compare")
+        return None
+    git = Git(config.root)
+    try:
+        commit = git.merge_base(git.resolve(sha), git.resolve("HEAD"))
+    except BaseRevisionUnavailable as exc:
+        if stored:
+            progress(f"pull request base: {exc.message}; pairing with the baseline's commit")
+            return None
+        raise BaseRevisionUnavailable(
+            f"no baseline is stored for this environment, so perf-gate measures the pull "
+            f"request's base commit {sha[:12]} beside it, but {exc.message}",
+            slug="ab-base",
+        ) from None
+    moved = f" (merge-base; the base branch is at {sha[:12]})" if commit != sha else ""
+    progress(f"pull request: timings paired with its base commit {commit[:12]}{moved}")
+    return commit
+
+
 def measure(
-    config: GateConfig, settings: CiSettings, progress: Progress
+    config: GateConfig, settings: CiSettings, progress: Progress, base: str | None = None
 ) -> tuple[Path, int | None]:
-    """Run the gate (``perf-gate run``, or ``pytest --perf-gate`` with ``pytest-args``);
-    returns the comparison report it wrote and pytest's exit code (None without pytest: the
-    report's code is the run's). Raises GateError when the gate could not run."""
+    """Run the gate (``perf-gate run``, or ``pytest --perf-gate`` with ``pytest-args``), with
+    its timings paired with the commit ``base`` when given; returns the comparison report it
+    wrote and pytest's exit code (None without pytest: the report's code is the run's). Raises
+    GateError when the gate could not run."""
     comparison = config.report_dir / app.COMPARISON_NAME
     comparison.unlink(missing_ok=True)  # never report a stale file from an earlier run
     if settings.pytest_args:
@@ -105,6 +150,8 @@ def measure(
         baseline = baselines.locate(config, settings.baseline_key)
         if baseline.exists():
             command.append(f"--perf-gate-baseline={baseline}")
+        if base:
+            command.append(f"--perf-gate-ab={base}")
         progress(" ".join(shlex.quote(part) for part in [*command, *settings.pytest_args]))
         code = subprocess.run([*command, *settings.pytest_args], check=False).returncode
         if not comparison.is_file():
@@ -119,7 +166,8 @@ def measure(
             f"{config.no_models()}, or run your perf tests with the 'pytest-args' input",
             slug="nothing-measured",
         )
-    outcome = run_gate(config, GateRequest(baseline_key=settings.baseline_key), progress)
+    request = GateRequest(baseline_key=settings.baseline_key, base_ref=base)
+    outcome = run_gate(config, request, progress)
     print(outcome.table, flush=True)
     return comparison, None
 
@@ -212,7 +260,9 @@ def check(
     note = pull_baseline(config, settings, progress)
     if note:
         progress(note)
-    comparison, pytest_code = measure(config, settings, progress)
+    stored = baselines.locate(config, settings.baseline_key).exists()
+    base = pull_request_base(config, event, stored, progress)
+    comparison, pytest_code = measure(config, settings, progress, base)
     data, outputs = _summary_outputs(config, comparison, env, stdout, warn)
     message = _comment(config, settings, comparison, event, environ, make_client, warn, outputs)
     # pytest's own code also tells failing tests; the report's code is the gate's verdict

@@ -167,6 +167,13 @@ class Event:
         sha = head.get("sha") if isinstance(head, Mapping) else None
         return sha if isinstance(sha, str) and SHA.match(sha) else None
 
+    @property
+    def base_sha(self) -> str | None:
+        """The pull request's base commit: the tip of its base branch when the event fired."""
+        base = self._section("pull_request").get("base")
+        sha = base.get("sha") if isinstance(base, Mapping) else None
+        return sha if isinstance(sha, str) and SHA.match(sha) else None
+
     def pull_request(self) -> PullRequest | None:
         """The event's pull request (checked when the file was read), else None."""
         if self.path is None:
