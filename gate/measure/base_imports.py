@@ -46,6 +46,8 @@ from urllib.parse import unquote, urlparse
 
 from gate.errors import ConfigError
 
+# perf-gate's own package: the harness that measures both sides.
+HARNESS = Path(__file__).resolve().parents[1]
 # Set in a base worker's environment: the head repository, the worktree and the report file.
 ENV = "PERF_GATE_BASE_IMPORTS"
 
@@ -284,7 +286,9 @@ def foreign_modules(
 ) -> list[tuple[str, Path]]:
     """(name, file) of the loaded modules that are not the base revision's code, outermost
     first: a file in ``head`` but not in ``base`` (nor in the interpreter's prefixes), or a
-    module under one of the project's top-level ``names`` from outside ``base``."""
+    module under one of the project's top-level ``names`` from outside ``base``. perf-gate's
+    own package is the measuring harness of both sides, never the code measured: its modules
+    are left out, even where the project is perf-gate's own repository."""
     prefixes = _prefixes()
     raw_prefixes = tuple(str(p) + os.sep for p in prefixes)
     project = set(names)
@@ -297,7 +301,7 @@ def foreign_modules(
         if not ours and os.path.abspath(file).startswith(raw_prefixes):
             continue
         path = _resolved(file)
-        if path is None or path.is_relative_to(base):
+        if path is None or path.is_relative_to(base) or path.is_relative_to(HARNESS):
             continue
         if ours or (
             path.is_relative_to(head) and not any(path.is_relative_to(p) for p in prefixes)

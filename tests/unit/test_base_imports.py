@@ -14,6 +14,7 @@ import pytest
 from gate.measure import base_imports
 from gate.measure.base_imports import (
     ENV,
+    HARNESS,
     BaseImports,
     ForeignImport,
     foreign_modules,
@@ -71,6 +72,19 @@ def test_modules_of_the_project_from_outside_the_worktree_are_foreign(tmp_path: 
     }
     found = foreign_modules(head, base, loaded, names=["mylib"])
     assert found == [("mylib", (site / "mylib" / "__init__.py").resolve())]
+
+
+def test_perf_gates_own_package_is_the_harness_not_head_code() -> None:
+    """perf-gate's repository gating itself: its package lies in the head repository (an
+    editable install) and is named by the project, yet it is what measures both sides."""
+    head = HARNESS.parent  # the repository holding perf-gate's package
+    loaded = {
+        "__main__": module("__main__", HARNESS / "measure" / "forkserver.py"),
+        "gate.units": module("gate.units", HARNESS / "units.py"),
+        "digits.model": module("digits.model", head / "examples" / "digits" / "model.py"),
+    }
+    found = foreign_modules(head, head.parent / "worktree", loaded, names=["gate"])
+    assert [name for name, _ in found] == ["digits.model"]
 
 
 def test_the_refusal_is_one_line_naming_the_module_the_file_and_the_fix() -> None:

@@ -28,7 +28,7 @@ def test_inputs_come_from_the_action_environment_with_defaults() -> None:
             "PERF_GATE_PYTEST_ARGS": "-k 'perf and not slow' tests/perf",
             "PERF_GATE_BASELINE_KEY": "",
             "PERF_GATE_FAIL_ON_REGRESSION": "False",
-            "PERF_GATE_COMMENT": "on-change",
+            "PERF_GATE_COMMENT": "always",
             "PERF_GATE_PR_RUN_ID": "123",
         },
     )
@@ -37,7 +37,7 @@ def test_inputs_come_from_the_action_environment_with_defaults() -> None:
         config=Path("models/perf-gate.yaml"),
         pytest_args=("-k", "perf and not slow", "tests/perf"),
         fail_on_regression=False,
-        comment="on-change",
+        comment="always",
         pr_run_id=123,
     )
     assert settings_from({}, {}) == CiSettings()
@@ -46,7 +46,7 @@ def test_inputs_come_from_the_action_environment_with_defaults() -> None:
 def test_command_line_values_win_over_the_environment() -> None:
     settings = settings_from({"mode": "promote", "comment": None}, {"PERF_GATE_MODE": "check"})
     assert settings.mode == "promote"
-    assert settings.comment == "always"
+    assert settings.comment == "on-change"  # the default
 
 
 @pytest.mark.parametrize(

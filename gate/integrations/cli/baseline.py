@@ -194,7 +194,8 @@ def _pointer_text(state: str) -> str:
         "--force restores the promoted one)",
         "not pulled": "tracked, not pulled yet (perf-gate baseline pull)",
         "not tracked": "none: this file is not tracked by DVC",
-        "missing": "none, and no baseline file: every result will be 'new'",
+        "missing": "none, and no baseline file: a run with --ab REF (a pull request in CI: its "
+        "base commit) compares with that revision, measured beside it; else every result is 'new'",
     }[state]
 
 

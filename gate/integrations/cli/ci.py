@@ -39,7 +39,7 @@ def register(commands: Any) -> None:
     run.add_argument(
         "--fail-on-regression", metavar="true|false", help="exit 1 on a regression (default true)"
     )
-    run.add_argument("--comment", choices=ci_event.COMMENT_MODES, help="default always")
+    run.add_argument("--comment", choices=ci_event.COMMENT_MODES, help="default on-change")
     run.add_argument(
         "--comment-dir", metavar="DIR", help="post-comment: where the artifacts were downloaded"
     )

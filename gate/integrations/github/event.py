@@ -41,7 +41,7 @@ class CiSettings:
     baseline_key: str | None = None
     dvc_remote: str | None = None
     fail_on_regression: bool = True
-    comment: str = "always"
+    comment: str = "on-change"  # the action's default too (action.yml)
     comment_dir: Path | None = None  # where the poster finds downloaded comment artifacts
     pr_run_id: int | None = None
 
@@ -119,7 +119,7 @@ def settings_from(values: Mapping[str, str | None], environ: Mapping[str, str]) 
         baseline_key=key or None,
         dvc_remote=get("dvc-remote") or None,
         fail_on_regression=_flag("fail-on-regression", get("fail-on-regression") or "true"),
-        comment=_choice("comment", get("comment") or "always", COMMENT_MODES),
+        comment=_choice("comment", get("comment") or "on-change", COMMENT_MODES),
         comment_dir=Path(get("comment-dir")) if get("comment-dir") else None,
         pr_run_id=int(run_id) if run_id else None,
     )
