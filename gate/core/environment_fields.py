@@ -99,3 +99,36 @@ def environment_notes(baseline: RunRecord, current: RunRecord) -> tuple[str, ...
         "the environment also differs from the baseline's, outside the environment key "
         "(verdicts stand, but a change may come from here): " + ", ".join(changes),
     )
+
+
+LABEL_LIMIT = 40  # characters of an environment's label in a report's heading
+
+
+def _gpu_label(gpu: str) -> str:
+    """``NVIDIA A10G`` for one GPU, ``2× NVIDIA H100 80GB HBM3`` for two alike."""
+    names = [n.strip() for n in gpu.split(",") if n.strip()]
+    if len(set(names)) == 1 and len(names) > 1:
+        return f"{len(names)}× {names[0]}"
+    return ", ".join(names)
+
+
+def environment_label(environment: Mapping[str, object]) -> str:
+    """The machine of a run record's fingerprint in a few readable words, for the heading of
+    its report: the GPU's name where it has one (``NVIDIA A10G``), else ``cpu-`` and the
+    architecture (``cpu-x86_64``); a merged record's environments joined with `` + `` (``3
+    environments`` when that is long); empty for a fingerprint with neither field. The
+    environment key itself is a hash, which tells two runners apart but not which is which.
+    """
+    merged = environment.get("environments")
+    if isinstance(merged, Mapping):
+        labels = [environment_label(_mapping(e)) or str(name) for name, e in merged.items()]
+        joined = " + ".join(labels)
+        return joined if len(joined) <= LABEL_LIMIT else f"{len(labels)} environments"
+    gpu = environment.get("gpu")
+    if isinstance(gpu, str) and gpu.strip():
+        label = _gpu_label(gpu)
+    elif isinstance(machine := environment.get("machine"), str) and machine.strip():
+        label = f"cpu-{machine.strip().lower()}"
+    else:
+        return ""
+    return label if len(label) <= LABEL_LIMIT else label[: LABEL_LIMIT - 1] + "…"

@@ -9,7 +9,7 @@ perf-gate version's extra keys). Nothing is escaped: names are the user's, as th
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -46,6 +46,11 @@ COUNT_WORDS = (
     ("unchanged", "unchanged", "unchanged"),
 )
 QUALITY_ORDER = ("accuracy", "top5", "f1_macro", "mae", "rmse")
+# Metric families in the order the PR report lists them within one verdict: timings (what a
+# pull request most often moves, and what its reader came for) before the rest, and exact
+# sizes (a file's bytes: certain, never noisy) last.
+TIMING_FAMILIES = ("latency", "throughput")
+EXACT_FAMILIES = ("model_size",)
 FRACTION_METRICS = frozenset({"accuracy", "top5", "f1_macro"})
 
 
@@ -73,26 +78,37 @@ def _absolute(value: float, unit: str) -> str:
     return points(value) if unit == UNIT_FRACTION else f"{value:+.4g}"
 
 
-def format_change(item: Mapping[str, Any]) -> str:
-    """``+12.3% [+10.1%, +14.6%]``: the relative change and its interval; quality metrics
-    (with ``absolute_change``) in their own units, points for fractions: ``-1.94 pt [...]``;
-    empty when undefined."""
+def format_estimate(item: Mapping[str, Any]) -> str:
+    """The change alone, without its interval: ``+12.3%``, ``-1.94 pt``; empty when undefined."""
     absolute = number(item.get("absolute_change"))
     if absolute is not None:
+        return _absolute(absolute, str(item.get("unit") or ""))
+    relative = number(item.get("relative_change"))
+    return percent(relative) if relative is not None else ""
+
+
+def format_interval(item: Mapping[str, Any]) -> str:
+    """The change's interval: ``[+10.1%, +14.6%]``, ``[-2.91 pt, -0.97 pt]`` for a quality
+    metric with ``absolute_ci``; empty when there is none (or no change to go with it)."""
+    if number(item.get("absolute_change")) is not None:
         unit = str(item.get("unit") or "")
-        text = _absolute(absolute, unit)
         bounds = item.get("absolute_ci")
         if isinstance(bounds, list) and len(bounds) == 2:
             low, high = number(bounds[0]), number(bounds[1])
             if low is not None and high is not None:
-                text += f" [{_absolute(low, unit)}, {_absolute(high, unit)}]"
-        return text
-    relative = number(item.get("relative_change"))
-    text = percent(relative) if relative is not None else ""
+                return f"[{_absolute(low, unit)}, {_absolute(high, unit)}]"
+        return ""
     low, high = number(item.get("ci_low")), number(item.get("ci_high"))
-    if text and low is not None and high is not None and low != high:
-        text += f" [{percent(low)}, {percent(high)}]"
-    return text
+    if number(item.get("relative_change")) is None or low is None or high is None or low == high:
+        return ""
+    return f"[{percent(low)}, {percent(high)}]"
+
+
+def format_change(item: Mapping[str, Any]) -> str:
+    """``+12.3% [+10.1%, +14.6%]``: the relative change and its interval; quality metrics
+    (with ``absolute_change``) in their own units, points for fractions: ``-1.94 pt [...]``;
+    empty when undefined."""
+    return " ".join(t for t in (format_estimate(item), format_interval(item)) if t)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -107,6 +123,8 @@ class ReportRow:
     baseline: float | None
     current: float | None
     change: str  # format_change: the estimate and the interval the decision used
+    estimate: str  # format_estimate: the change alone
+    interval: str  # format_interval: its interval
     relative: float | None
     mode: str  # stored, ab, parallel, duet; "" for rows that are not timings
     mde: float | None
@@ -121,6 +139,19 @@ class ReportRow:
         if self.advisory and self.verdict == "regression":
             return SEVERITY.index("inconclusive")
         return SEVERITY.index(self.verdict) if self.verdict in SEVERITY else len(SEVERITY)
+
+    @property
+    def family(self) -> str:
+        """The metric's family: ``latency`` of ``latency.p99``, ``throughput`` of
+        ``throughput@32``."""
+        return self.metric.split("@", 1)[0].split(".", 1)[0]
+
+    @property
+    def kind(self) -> int:
+        """0 for timings, 2 for exact sizes, 1 for everything else (the report's order)."""
+        if self.family in TIMING_FAMILIES:
+            return 0
+        return 2 if self.family in EXACT_FAMILIES else 1
 
     @property
     def magnitude(self) -> float:
@@ -156,6 +187,8 @@ def report_row(item: Mapping[str, Any]) -> ReportRow:
         baseline=number(item.get("baseline")),
         current=number(item.get("current")),
         change=format_change(item),
+        estimate=format_estimate(item),
+        interval=format_interval(item),
         relative=number(item.get("relative_change")),
         mode=_text(item.get("mode")),
         mde=number(item.get("mde")),
@@ -167,20 +200,22 @@ def report_row(item: Mapping[str, Any]) -> ReportRow:
 
 
 def by_severity(rows: Iterable[ReportRow]) -> list[ReportRow]:
-    """Rows by severity (what fails first), then by the size of the change; a report merged
-    across environments (``perf-gate merge``) is grouped by its ``environment`` first."""
-    return sorted(rows, key=lambda r: (r.environment, r.severity, -r.magnitude))
+    """Rows by severity (what fails first), then timings before other metrics and exact sizes
+    last (``ReportRow.kind``), then by the size of the change; a report merged across
+    environments (``perf-gate merge``) is grouped by its ``environment`` first."""
+    return sorted(rows, key=lambda r: (r.environment, r.severity, r.kind, -r.magnitude))
 
 
-def count_phrase(rows: Iterable[ReportRow]) -> str:
-    """``2 regressions, 1 advisory regression, 5 unchanged``: the headline's counts."""
+def count_phrase(rows: Iterable[ReportRow], only: Collection[str] | None = None) -> str:
+    """``2 regressions, 1 advisory regression, 5 unchanged``: the headline's counts (``only``:
+    of these keys of COUNT_WORDS alone)."""
     counts: dict[str, int] = {}
     for row in rows:
         counts[row.counted_as] = counts.get(row.counted_as, 0) + 1
     return ", ".join(
         f"{counts[key]} {one if counts[key] == 1 else many}"
         for key, one, many in COUNT_WORDS
-        if counts.get(key)
+        if counts.get(key) and (only is None or key in only)
     )
 
 
@@ -347,10 +382,32 @@ class Report:
     errors: tuple[tuple[str, str], ...]  # (benchmark, message)
     variants: VariantTable | None
     tails: tuple[Tail, ...]
+    environment_label: str = ""  # the machine, readable: ``cpu-x86_64``, the GPU's name
 
     @property
     def counts(self) -> str:
         return count_phrase(self.rows)
+
+    @property
+    def status(self) -> str:
+        """The gate's answer in one word: ``fail`` (exit 1), ``error`` (the gate or a benchmark
+        could not run), ``new`` (no baseline yet), ``mismatch`` (passed, but the baseline was
+        measured in another environment, so stored timings could not be judged) or ``pass``."""
+        if self.exit_code == 1:
+            return "fail"
+        if self.exit_code != 0:
+            return "error"
+        if not self.has_baseline:
+            return "new"
+        return "mismatch" if self.environment else "pass"
+
+    @property
+    def worst(self) -> ReportRow | None:
+        """The row the headline names: of the rows that are not unchanged, the most severe, a
+        timing before other metrics, the largest change (``by_severity``'s order, across
+        environments); None when every row is unchanged."""
+        changed = [r for r in self.rows if r.verdict != "unchanged"]
+        return min(changed, key=lambda r: (r.severity, r.kind, -r.magnitude), default=None)
 
 
 def _environment(data: Mapping[str, Any]) -> tuple[tuple[str, object, object], ...]:
@@ -384,4 +441,5 @@ def report_from(data: Mapping[str, Any]) -> Report:
         ),
         variants=variant_table(data),
         tails=_tails(data),
+        environment_label=_text(data.get("environment_label")),
     )

@@ -55,6 +55,21 @@ def escape_text(value: object, limit: int = TEXT_LIMIT) -> str:
     return _WWW.sub(lambda m: m.group(0)[:3] + _ZWSP + ".", escaped)
 
 
+_HTML = {"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;", "#": "#" + _ZWSP}
+
+
+def escape_html(value: object, limit: int = TEXT_LIMIT) -> str:
+    """Text for raw HTML, such as a ``<summary>``: GitHub shows an HTML block as it is, so a
+    backslash escape would be shown too. ``&``, ``<``, ``>`` and quotes become entities (no tag,
+    no ``</details>``, no marker can form) and ``@``, ``#``, ``://`` and ``www.`` get a
+    zero-width space as in ``escape_text``; backticks, ``|`` and ``*`` are plain characters there.
+    """
+    text = clip(str(value), limit)
+    escaped = "".join(_HTML.get(c, c) for c in text)
+    escaped = _AT.sub("@" + _ZWSP, escaped).replace("://", ":" + _ZWSP + "//")
+    return _WWW.sub(lambda m: m.group(0)[:3] + _ZWSP + ".", escaped)
+
+
 def chart_text(value: object, limit: int = 40) -> str:
     """Text for a Mermaid string: no quotes, backticks or other characters its grammar owns."""
     return re.sub(r"[^A-Za-z0-9 _.\-\[\]()/:+%]", "_", clip(str(value), limit))

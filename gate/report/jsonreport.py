@@ -11,7 +11,8 @@ from gate.core.types import Comparison, GateResult, TailLatency, VariantSummary,
 from gate.report.diagnosis import diagnosis_to_dict
 
 # Format history: 1 (perf-gate 0.1): first version; later keys (environment_key, diagnosis,
-# the tail latency's mean and first_call) are additions that readers of format 1 may ignore.
+# the tail latency's mean and first_call, environment_label) are additions that readers of
+# format 1 may ignore.
 FORMAT = 1
 
 
@@ -115,10 +116,13 @@ def result_to_dict(
     *,
     environment_key: str | None = None,
     diagnoses: tuple[Diagnosis, ...] = (),
+    environment_label: str | None = None,
 ) -> dict[str, Any]:
     """The JSON-ready report: exit code, counts, comparisons, environment differences;
-    ``environment_key`` is the current run's (shown in the PR report's footer); ``diagnosis``
-    the operator-level profile diffs of regressed benchmarks (docs/diagnosis.md)."""
+    ``environment_key`` is the current run's (shown in the PR report's footer) and
+    ``environment_label`` its machine in words (``core.environment_fields.environment_label``:
+    the PR report's heading); ``diagnosis`` the operator-level profile diffs of regressed
+    benchmarks (docs/diagnosis.md)."""
     return {
         "format": FORMAT,
         "exit_code": int(result.exit_code),
@@ -129,6 +133,7 @@ def result_to_dict(
         "baseline_commit": result.baseline_commit,
         "current_commit": result.current_commit,
         "environment_key": environment_key,
+        "environment_label": environment_label or None,
         "environment_differences": {
             k: {"baseline": old, "current": new}
             for k, (old, new) in result.environment_differences.items()

@@ -7,10 +7,15 @@ PR comment (under 65,536 characters: a digest of the worst changes when the full
 
 Templates are code: a sandboxed environment with ``StrictUndefined``, and every value printed by
 ``{{ }}`` is escaped (``escape.finalize``) unless the view marked it safe.
+
+The comment ends with two hidden lines: the digest of its verdicts (``verdict_digest``, which
+``perf-gate comment --when on-change`` compares with an earlier comment's) and the marker.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -21,7 +26,7 @@ from jinja2 import FileSystemLoader, StrictUndefined
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from gate.errors import BaselineError, ConfigError, PublishError
-from gate.report.content import report_from
+from gate.report.content import percent, report_from
 from gate.report.diagnosis_sections import PROFILES_ARTIFACT, DiagnosisView, diagnosis_views
 from gate.report.escape import TEXT_LIMIT, escape_text, finalize, safe
 from gate.report.trend import Chart, TrendSeries, charts
@@ -37,6 +42,7 @@ from gate.report.view import (
     over_budget_rows,
     trade_off_lines,
     variant_table,
+    verdict_cells,
 )
 
 if TYPE_CHECKING:
@@ -49,6 +55,7 @@ _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _COMMIT = re.compile(r"^[0-9a-f]{7,64}$")
 _VERSION = re.compile(r"^[0-9A-Za-z.+-]{1,40}$")
 _URL = re.compile(r"^https?://[A-Za-z0-9.:/_\-]+$")
+_VERDICTS = re.compile(r"^<!-- perf-gate:verdicts ([a-z]+ [0-9a-f]{16}) -->$")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -74,6 +81,31 @@ def marker(name: str) -> str:
             "comment's hidden marker)"
         )
     return f"<!-- perf-gate:comment name={name} -->"
+
+
+def verdict_digest(data: Mapping[str, Any]) -> str:
+    """``fail 3f2a9c1d8e7b6a5f``: the gate's answer (``Report.status``) and a hash of every
+    row's verdict (environment, benchmark, metric, verdict; an advisory regression apart) and of
+    the benchmarks that could not run. Equal digests: a reader would see the same verdicts,
+    whatever the numbers; ``--when on-change`` edits a comment only when its digest differs.
+    """
+    report = report_from(data)
+    rows = sorted({(r.environment, r.benchmark, r.metric, r.counted_as) for r in report.rows})
+    errors = sorted({benchmark for benchmark, _ in report.errors})
+    text = json.dumps([report.status, rows, errors], ensure_ascii=False, separators=(",", ":"))
+    return f"{report.status} {hashlib.sha256(text.encode()).hexdigest()[:16]}"
+
+
+def verdicts_line(digest: str) -> str:
+    """The hidden line that carries ``verdict_digest`` in the comment, above the marker."""
+    return f"<!-- perf-gate:verdicts {digest} -->"
+
+
+def comment_digest(body: str) -> str | None:
+    """The verdict digest an earlier comment carries on a line of its own, else None (a
+    comment from a perf-gate before the digest, or edited by hand)."""
+    found = [m.group(1) for line in body.splitlines() if (m := _VERDICTS.match(line.strip()))]
+    return found[-1] if found else None
 
 
 def check_comparison(data: object, source: str) -> Mapping[str, Any]:
@@ -155,6 +187,7 @@ class View:
 
     headline: Markup
     changed: tuple[Row, ...]
+    inconclusive: tuple[Row, ...]
     unchanged: tuple[Row, ...]
     over_budget: tuple[tuple[Markup, ...], ...]
     environment: tuple[tuple[Markup, ...], ...]
@@ -211,7 +244,8 @@ def build_view(
     texts = [*report.notes, *report.warnings]
     return View(
         headline=safe(headline(report, options.name)),
-        changed=tuple(r for r in rows if r.severity != unchanged),
+        changed=tuple(r for r in rows if r.severity != unchanged and not r.inconclusive),
+        inconclusive=tuple(r for r in rows if r.inconclusive),
         unchanged=tuple(r for r in rows if r.severity == unchanged),
         over_budget=tuple(over_budget_rows(report)),
         environment=tuple(environment_rows(report)),
@@ -234,13 +268,25 @@ def _take(rows: Sequence[Any], limit: int | None) -> tuple[Sequence[Any], int]:
     return rows[:limit], len(rows) - limit
 
 
-def _context(view: View, limits: Limits, elsewhere: str) -> dict[str, Any]:
+def inconclusive_summary(rows: Sequence[Row]) -> str:
+    """``3 inconclusive (could detect changes of 4.2% or more)``: the fold's summary, with the
+    largest of the rows' detectable changes (each row could detect a change that large)."""
+    mdes = [r.mde for r in rows if r.mde is not None]
+    if not mdes:
+        return f"{len(rows)} inconclusive"
+    largest = percent(max(mdes)).lstrip("+")
+    return f"{len(rows)} inconclusive (could detect changes of {largest} or more)"
+
+
+def _context(view: View, limits: Limits, elsewhere: str, verdicts: str) -> dict[str, Any]:
     context: dict[str, Any] = {
         "headline": view.headline,
         "elsewhere": elsewhere,
         "digest": limits.digest,
         "unchanged_count": len(view.unchanged),
-        "show_mode": any(r.mode for r in (*view.changed, *view.unchanged)),
+        "inconclusive_summary": safe(inconclusive_summary(view.inconclusive)),
+        "show_mode": any(r.mode for r in (*view.changed, *view.inconclusive, *view.unchanged)),
+        "verdicts": safe(verdicts) if verdicts else None,
         "variants": view.variants,
         "charts": view.charts if limits.charts else (),
         "profiles_artifact": PROFILES_ARTIFACT,
@@ -248,6 +294,7 @@ def _context(view: View, limits: Limits, elsewhere: str) -> dict[str, Any]:
     }
     parts = {
         "changed": (view.changed, limits.changed),
+        "inconclusive": (view.inconclusive, limits.changed),
         "unchanged": (view.unchanged, limits.unchanged),
         "over_budget": (view.over_budget, limits.details),
         "environment": (view.environment, limits.details),
@@ -259,6 +306,8 @@ def _context(view: View, limits: Limits, elsewhere: str) -> dict[str, Any]:
     }
     for name, (rows, limit) in parts.items():
         context[name], context[f"{name}_more"] = _take(rows, limit)
+    for name in ("changed", "inconclusive", "unchanged"):  # the results' tables
+        context[name], context[f"{name}_notes"] = verdict_cells(context[name])
     context["traced"] = any(d.traced for d in context["diagnoses"])
     return context
 
@@ -278,12 +327,18 @@ def _environment() -> ImmutableSandboxedEnvironment:
 _ENVIRONMENT = _environment()
 
 
-def _render(view: View, limits: Limits, elsewhere: str) -> str:
-    return _ENVIRONMENT.get_template("report.md.j2").render(**_context(view, limits, elsewhere))
+def _render(view: View, limits: Limits, elsewhere: str, verdicts: str) -> str:
+    context = _context(view, limits, elsewhere, verdicts)
+    return _ENVIRONMENT.get_template("report.md.j2").render(**context)
 
 
 def _fit(
-    view: View, steps: Sequence[Limits], size: Callable[[str], int], limit: int, elsewhere: str
+    view: View,
+    steps: Sequence[Limits],
+    size: Callable[[str], int],
+    limit: int,
+    elsewhere: str,
+    verdicts: str = "",
 ) -> str:
     """The first rendering, most complete first, whose size is within ``limit``; rows left
     out are said to be ``elsewhere``.
@@ -292,7 +347,7 @@ def _fit(
     """
     text = ""
     for limits in steps:
-        text = _render(view, limits, elsewhere)
+        text = _render(view, limits, elsewhere, verdicts)
         if size(text) <= limit:
             return text
     raise PublishError(
@@ -325,6 +380,8 @@ def render_comment(
     limit: int = COMMENT_LIMIT,
 ) -> str:
     """The PR comment: the full report when it fits in ``limit`` characters, else a digest of the
-    worst changes that points to the job summary."""
+    worst changes that points to the job summary. Its last lines are hidden: the verdict digest
+    (``verdict_digest``, for ``--when on-change``) and the marker."""
     view = build_view(data, options or ReportOptions(), trend)
-    return _fit(view, COMMENT_STEPS, utf16_length, limit, "in the job summary")
+    verdicts = verdicts_line(verdict_digest(data))
+    return _fit(view, COMMENT_STEPS, utf16_length, limit, "in the job summary", verdicts)

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from gate.config import GateConfig, load_config
+from gate.core.environment_fields import environment_label
 from gate.core.types import BenchmarkError, GitInfo, RunRecord, Sample, Verdict
 from gate.errors import BaselineError, ConfigError
 from gate.store.baseline_store import refuse_baseline_target
@@ -350,6 +351,7 @@ def _merged_comparison(
         "baseline_commit": baseline_commits.pop() if len(baseline_commits) == 1 else None,
         "current_commit": record.git.commit,
         "environment_key": environment_key if isinstance(environment_key, str) else None,
+        "environment_label": environment_label(record.environment) or None,
         "environment_differences": differences,
         "warnings": texts["warnings"],
         "notes": texts["notes"],

@@ -8,7 +8,11 @@ fresh ``GITHUB_OUTPUT`` and ``GITHUB_STEP_SUMMARY`` file per step, parsed afterw
 does. ``uses:`` steps are the two artifact actions, emulated on a local folder (upload copies the
 path, relative to the workspace or absolute, under the artifact's name, and fails on an empty
 path unless ``if-no-files-found: ignore``; download copies the artifacts whose names match
-``pattern``); anything else is refused, so the test notices a new kind of step.
+``pattern``), and actions/cache's ``restore`` and ``save``, emulated on a folder beside the
+artifacts (restore: the entry of ``key``, else the newest whose key starts with a line of
+``restore-keys``, with the outputs ``cache-hit`` and ``cache-matched-key``; save: a warning, not
+a failure, for a missing path or a key that exists, as actions/cache does); anything else is
+refused, so the test notices a new kind of step.
 
 Expressions: literals, context paths, ``!``, ``==``/``!=`` (strings compare case-insensitively,
 as GitHub does), ``&&``/``||`` (returning an operand, as GitHub does), parentheses and the
@@ -34,6 +38,7 @@ TOKEN = re.compile(
 )
 INTERPOLATION = re.compile(r"\$\{\{(.*?)\}\}", re.S)
 ARTIFACT_ACTIONS = ("actions/upload-artifact", "actions/download-artifact")
+CACHE_ACTIONS = ("actions/cache/restore", "actions/cache/save")
 
 
 def _truthy(value: Any) -> bool:
@@ -226,6 +231,11 @@ class Runner:
     environment: dict[str, str]
     github: dict[str, Any]
 
+    @property
+    def caches(self) -> Path:
+        """actions/cache's entries, one folder per key (shared by the runs of a test)."""
+        return self.artifacts.with_name(self.artifacts.name + "-caches")
+
     def run(self, inputs: dict[str, str] | None = None) -> ActionResult:
         action = yaml.safe_load((self.action_path / "action.yml").read_text(encoding="utf-8"))
         assert action["runs"]["using"] == "composite"
@@ -312,8 +322,10 @@ class Runner:
 
     def _uses_step(self, step: dict[str, Any], name: str, context: dict[str, Any]) -> StepResult:
         action = step["uses"].split("@", 1)[0]
-        assert action in ARTIFACT_ACTIONS, f"no emulation for {step['uses']}"
+        assert action in ARTIFACT_ACTIONS + CACHE_ACTIONS, f"no emulation for {step['uses']}"
         given = {key: interpolate(value, context) for key, value in step.get("with", {}).items()}
+        if action in CACHE_ACTIONS:
+            return self._cache_step(action, given, name)
         if action == "actions/upload-artifact":
             source = self.workspace / given["path"]
             if not source.is_dir() or not any(source.iterdir()):
@@ -335,6 +347,36 @@ class Runner:
             shutil.copytree(run / artifact, Path(given["path"]) / artifact, dirs_exist_ok=True)
         return StepResult(name, ran=True, stdout=f"downloaded {', '.join(names)}")
 
+    def _cache_step(self, action: str, given: dict[str, str], name: str) -> StepResult:
+        path, key = Path(given["path"]), given["key"]
+        assert path.is_absolute(), "the action caches absolute paths only"
+        if action == "actions/cache/save":
+            if (self.caches / key).exists():
+                return StepResult(name, ran=True, stdout=f"cache entry {key} exists: not saved")
+            if not path.is_dir():
+                return StepResult(name, ran=True, stdout=f"no files at {path}: nothing saved")
+            shutil.copytree(path, self.caches / key)
+            return StepResult(name, ran=True, stdout=f"cache saved with key {key}")
+        prefixes = [line.strip() for line in given.get("restore-keys", "").splitlines()]
+        entries = sorted(
+            (p for p in (self.caches.iterdir() if self.caches.is_dir() else []) if p.is_dir()),
+            key=lambda p: p.stat().st_mtime,
+            reverse=True,
+        )
+        found = next((p for p in entries if p.name == key), None) or next(
+            (p for prefix in prefixes if prefix for p in entries if p.name.startswith(prefix)),
+            None,
+        )
+        if found is None:
+            return StepResult(name, ran=True, stdout=f"no cache entry for {key}")
+        shutil.copytree(found, path, dirs_exist_ok=True)
+        outputs = {
+            "cache-hit": _text(found.name == key),
+            "cache-primary-key": key,
+            "cache-matched-key": found.name,
+        }
+        return StepResult(name, ran=True, stdout=f"restored {found.name}", outputs=outputs)
+
 
 def runner_environment(path: list[Path], home: Path, **variables: str) -> dict[str, str]:
     """The variables every step sees on a runner (plus ``variables``), nothing of this
@@ -346,6 +388,7 @@ def runner_environment(path: list[Path], home: Path, **variables: str) -> dict[s
         "CI": "true",
         "GITHUB_ACTIONS": "true",
         "RUNNER_OS": "Linux",
+        "RUNNER_ARCH": "X64",
     }
     for name in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE"):  # this machine's BLAS settings
         if name in os.environ:

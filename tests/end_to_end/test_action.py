@@ -172,11 +172,12 @@ def fork(world: World, promoted: ActionResult) -> tuple[ActionResult, int, Actio
         path="/issues/3/comments",
     )
     run = world.event("workflow_run.completed.fork.json")
-    checked = world.act(
+    checked = world.act(  # a pass with every row unchanged: on-change would post nothing
         world.workspace("origin/fork-changes"),
         "pull_request",
         pull,
         run_id=run["workflow_run"]["id"],
+        inputs={"comment": "always"},
     )
     before = len(comments(world, 3))
     posted = world.act(world.workspace("master"), "workflow_run", run, run_id=105)
@@ -206,8 +207,9 @@ def test_no_baseline_yet_passes_and_says_so(world: World, no_baseline: ActionRes
     assert no_baseline.outputs["regressions"] == "0"
     assert "no baseline has been promoted" in no_baseline.step("perf-gate ci").stderr
     (comment,) = comments(world, 1)
-    assert comment["body"].startswith("### 🆕 no baseline yet")
-    assert no_baseline.summary.startswith("### 🆕 no baseline yet")
+    for text in (comment["body"], no_baseline.summary):
+        assert text.startswith("### 🆕 perf-gate (cpu-")  # the tool and the machine
+        assert "no baseline yet" in text.splitlines()[0]
     assert Path(no_baseline.outputs["report-path"]).name == "summary.md"
     install = no_baseline.step("Install perf-gate")
     assert install.exit_code == 0, install.stderr
@@ -233,7 +235,8 @@ def test_a_push_to_the_default_branch_promotes_the_baseline(
     text = sh(world.root, "git", "--git-dir", world.origin, "show", f"master:{pointer}")
     md5 = text.split("md5: ")[1].split()[0]
     assert (world.remote / "files" / "md5" / md5[:2] / md5[2:]).is_file()
-    assert promoted.summary.startswith("### 🆕 no baseline yet")
+    assert promoted.summary.startswith("### 🆕 perf-gate (cpu-")
+    assert "no baseline yet" in promoted.summary.splitlines()[0]
 
 
 def test_a_regression_fails_the_pull_request_with_a_comment(
@@ -278,7 +281,8 @@ def test_the_fixed_pull_request_passes_and_updates_the_same_comment(
     assert fixed.outputs["regressions"] == "0"
     (comment,) = comments(world, 2)  # updated, not duplicated
     assert fixed.outputs["comment-id"] == regression.outputs["comment-id"] == str(comment["id"])
-    assert comment["body"].startswith("### ✅ no regressions")
+    assert comment["body"].startswith("### ✅ perf-gate (cpu-")
+    assert "no regression" in comment["body"].splitlines()[0]
     patched = [c for c in world.fake.calls() if c[0] == "PATCH"]
     assert patched == [("PATCH", f"/repos/{BASE}/issues/comments/{comment['id']}")]
 
@@ -300,7 +304,7 @@ def test_a_fork_leaves_the_comment_and_the_workflow_run_poster_posts_it(
     (comment,) = comments(world, 3)
     artifact = next((world.root / "artifacts").glob("*/perf-gate-comment-main"))
     assert comment["body"] == (artifact / "comment.md").read_text(encoding="utf-8")
-    assert comment["body"].startswith("### ✅ no regressions")
+    assert comment["body"].startswith("### ✅ perf-gate (cpu-")
     assert posted.outputs["comment-id"] == str(comment["id"])
     assert ("GET", f"/repos/{BASE}/pulls/3") in world.fake.calls()
 

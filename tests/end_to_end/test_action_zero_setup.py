@@ -7,7 +7,8 @@ every metric gets a verdict. The runner executes action.yml's steps for real
 (tests/end_to_end/_runner.py) against the GitHub API test server.
 
 1. a pull request that slows the model: exit 1, the latency regression in the comment;
-2. a pull request that leaves the model alone: exit 0, every metric compared (none ``new``);
+2. a pull request that leaves the model alone: exit 0, every metric compared (none ``new``),
+   and no comment (``comment: on-change``, the default, posts none when nothing changed);
 3. the slowing pull request from a fork: its read-only token cannot comment, the comment is
    uploaded as an artifact and the workflow_run poster posts it; the verdict stays exit 1;
 4. a shallow checkout (actions/checkout's default ``fetch-depth: 1``): exit 2 before anything
@@ -161,7 +162,9 @@ def test_no_store_a_slowed_model_fails_against_the_base_commit(
     assert row(data, "memory.peak")["verdict"] != "new"
     assert any("no stored baseline" in note for note in data["notes"])
     (comment,) = comments(world, 11)
-    assert comment["body"].startswith("### ❌")
+    heading = comment["body"].splitlines()[0]
+    assert heading.startswith("### ❌ perf-gate (cpu-")
+    assert "tiny\\[onnxruntime\\] latency +" in heading  # the worst change, in the heading
     assert "tiny\\[onnxruntime\\]" in comment["body"]
     assert slowed.outputs["comment-file-written"] == "false"
 
@@ -175,8 +178,12 @@ def test_no_store_an_unchanged_model_passes_with_every_metric_compared(
     verdicts = {c["metric"]: c["verdict"] for c in data["comparisons"]}
     assert verdicts["latency"] in ("unchanged", "improvement")
     assert "new" not in verdicts.values(), verdicts
-    (comment,) = comments(world, 12)
-    assert comment["body"].startswith("### ✅")
+    heading = unchanged.summary.splitlines()[0]
+    assert heading.startswith("### ✅ perf-gate (cpu-")
+    assert "no regression" in heading
+    # comment: on-change (the default) posts no first comment when every row is unchanged
+    assert comments(world, 12) == []
+    assert unchanged.outputs["comment-id"] == ""
 
 
 def test_no_store_a_fork_comments_through_the_workflow_run_poster(

@@ -21,13 +21,22 @@ import requests
 from pytest_httpserver import HTTPServer
 
 from gate.errors import ConfigError, GateError
-from gate.integrations.github.client import GitHubClient, RetryPolicy, Secret, upsert_comment
+from gate.integrations.github.client import (
+    ACTIONS_BOT,
+    Comment,
+    GitHubClient,
+    RetryPolicy,
+    Secret,
+    upsert_comment,
+)
 from gate.integrations.github.publish import (
     CommentOutcome,
     CommentRequest,
     ReportInput,
+    on_change_kept,
     publish_comment,
 )
+from gate.report.markdown import render_comment
 
 from ._github import FIXTURES, TOKEN, FakeGitHub
 
@@ -156,7 +165,9 @@ def test_first_comment_is_created_from_the_event_pr(harness: Harness, fake: Fake
     ]
     assert fake.seen[0].query == {"per_page": "100"}
     (body,) = fake.bodies(REPO, PR)
-    assert body.startswith("### ❌ 1 regression")
+    assert body.startswith(
+        "### ❌ perf-gate: digits-mlp\\[torch\\]-0 latency +20.0% · 1 regression"
+    )
     assert body.rstrip().endswith(MARKER)
     assert body == (harness.tmp_path / ".perf-gate" / "comment.md").read_text(encoding="utf-8")
     comment_id = fake.comments[(REPO, PR)][0]["id"]
@@ -178,7 +189,7 @@ def test_the_existing_comment_is_updated_not_duplicated(harness: Harness, fake: 
         ("PATCH", f"/repos/{REPO}/issues/comments/{ours}"),
     ]
     assert fake.bodies(REPO, PR)[0] == "LGTM"
-    assert fake.bodies(REPO, PR)[1].startswith("### ✅ no regressions: 1 unchanged")
+    assert fake.bodies(REPO, PR)[1].startswith("### ✅ perf-gate: no regression · 1 unchanged")
 
 
 def test_the_marker_comment_on_page_three_of_three_is_found(
@@ -318,16 +329,63 @@ def test_a_comment_deleted_meanwhile_is_created_again(harness: Harness, fake: Fa
     assert [m for m, _ in fake.calls()] == ["GET", "GET", "PATCH", "POST"]
 
 
-def test_on_change_posts_only_what_changed_but_keeps_an_old_comment_current(
+def test_on_change_posts_a_first_comment_only_when_there_is_something_to_see(
     harness: Harness, fake: FakeGitHub
 ) -> None:
     harness.write(comparison("unchanged"))
     assert harness.run(when="on-change").action == "skipped"
     assert [m for m, _ in fake.calls()] == ["GET"]
-    fake.add_comment(REPO, PR, f"old regression report\n{MARKER}")
-    assert harness.run(when="on-change").action == "updated"
     assert harness.run(when="never").action == "skipped"
-    assert len(fake.seen) == 4  # list, GET /user, update; never: no call at all
+    assert len(fake.seen) == 1  # never: no call at all
+    harness.write(comparison("improvement"))
+    assert harness.run(when="on-change").action == "created"
+    # the skipped run listed once; this one lists, and upsert_comment lists again, then posts
+    assert [m for m, _ in fake.calls()] == ["GET", "GET", "GET", "POST"]
+
+
+def test_on_change_edits_only_when_a_verdict_changed(harness: Harness, fake: FakeGitHub) -> None:
+    first = harness.run(when="on-change")
+    assert first.action == "created"
+    (body,) = fake.bodies(REPO, PR)
+    assert "<!-- perf-gate:verdicts fail " in body
+    # the next push: other numbers, the same verdicts: the comment stays as it is
+    moved = comparison()
+    moved["comparisons"][0]["current"] = 0.0013
+    harness.write(moved)
+    fake.seen.clear()
+    again = harness.run(when="on-change")
+    assert again.action == "unchanged"
+    listing = ("GET", f"/repos/{REPO}/issues/{PR}/comments")
+    assert fake.calls() == [listing, ("GET", "/user")]  # whose comment: nothing written
+    assert fake.bodies(REPO, PR) == [body]
+    comment_id = fake.comments[(REPO, PR)][0]["id"]
+    assert again.outputs["comment-id"] == str(comment_id)
+    assert again.outputs["comment-file-written"] == "false"
+    assert "not edited (--when on-change)" in again.message
+    # the regression is fixed: a verdict changed, so the comment is edited
+    harness.write(comparison("unchanged"))
+    fake.seen.clear()
+    fixed = harness.run(when="on-change")
+    assert fixed.action == "updated"
+    assert fake.calls()[-1] == ("PATCH", f"/repos/{REPO}/issues/comments/{comment_id}")
+    assert fake.calls().count(("GET", "/user")) == 1  # asked once, though listed twice
+    (updated,) = fake.bodies(REPO, PR)
+    assert updated.startswith("### ✅ perf-gate: no regression · 1 unchanged")
+    # an old comment without a digest is brought up to date once
+    fake.comments[(REPO, PR)][0]["body"] = f"old report\n{MARKER}\n"
+    assert harness.run(when="on-change").action == "updated"
+    assert harness.run(when="on-change").action == "unchanged"
+
+
+def test_on_change_never_takes_another_accounts_digest(harness: Harness, fake: FakeGitHub) -> None:
+    harness.run(when="always")
+    (body,) = fake.bodies(REPO, PR)
+    fake.comments[(REPO, PR)].clear()
+    fake.add_comment(REPO, PR, body, login="octocat")  # a person's copy, digest and all
+    outcome = harness.run(when="on-change")
+    assert outcome.action == "created"  # ours is missing: post one, leave theirs alone
+    assert fake.bodies(REPO, PR) == [body, body]
+    assert "left alone" in outcome.message
 
 
 def test_no_pull_request_is_a_note_unless_strict(harness: Harness, fake: FakeGitHub) -> None:
@@ -406,3 +464,18 @@ def test_perf_gate_comment_command_end_to_end(fake: FakeGitHub, tmp_path: Path) 
     assert len(fake.bodies(REPO, PR)) == 1
     for completed in (first, second):
         assert TOKEN not in completed.stdout + completed.stderr
+
+
+def test_on_change_posts_a_first_comment_for_a_baseline_from_another_environment() -> None:
+    quiet = comparison("unchanged")
+    assert on_change_kept(None, quiet) == (
+        "skipped",
+        "nothing changed and no earlier comment: not posted (--when on-change)",
+    )
+    other = dict(quiet, environment_differences={"cpu_model": {"baseline": "a", "current": "b"}})
+    assert on_change_kept(None, other) is None  # a pass that is not green: worth a comment
+    assert on_change_kept(None, dict(quiet, has_baseline=False)) is None
+    body = render_comment(other)
+    mine = Comment(id=1, body=body, url="https://x/1", author=ACTIONS_BOT)
+    assert on_change_kept(mine, other) is not None
+    assert on_change_kept(mine, quiet) is None  # the environment is the same again: edit

@@ -130,7 +130,9 @@ def test_summary_appends_the_same_verdict_annotates_and_sets_outputs(tmp_path: P
     stdout = io.StringIO()
     outcome = publish_summary(source(tmp_path, data), env, stdout)
     text = summary.read_text(encoding="utf-8")
-    assert text.startswith("earlier step\n### ❌ 1 regression, 1 unchanged\n")
+    assert text.startswith(
+        "earlier step\n### ❌ perf-gate: m\\[torch\\] latency +20.0% · 1 regression\n"
+    )
     assert outcome.path.read_text(encoding="utf-8") == text.removeprefix("earlier step\n")
     assert stdout.getvalue().startswith("::error title=perf-gate regression%3A m[torch] latency::")
     outputs = (tmp_path / "output").read_text(encoding="utf-8")
@@ -147,7 +149,7 @@ def test_summary_outside_actions_only_writes_the_file(tmp_path: Path) -> None:
     assert stdout.getvalue() == ""
     assert not outcome.appended
     assert outcome.outputs["status"] == "passed"
-    assert outcome.path.read_text(encoding="utf-8").startswith("### ✅ no regressions\n")
+    assert outcome.path.read_text(encoding="utf-8").startswith("### ✅ perf-gate: no regression\n")
 
 
 def test_a_missing_or_foreign_comparison_is_one_clear_error(tmp_path: Path) -> None:
@@ -175,7 +177,7 @@ def test_cli_summary_and_compare_markdown(
     history.write_text(json.dumps(points), encoding="utf-8")
     assert cli.main(["summary", "--history", str(history), "--name", "cpu"]) == 0
     written = (tmp_path / ".perf-gate" / "summary.md").read_text(encoding="utf-8")
-    assert written.startswith("### ❌ 1 regression · cpu\n")
+    assert written.startswith("### ❌ perf-gate cpu: m\\[torch\\] latency +20.0% · 1 regression\n")
     assert "```mermaid" in written
     assert written.rstrip().endswith("<!-- perf-gate:comment name=cpu -->")
     assert cli.main(["summary", "--name", "bad name"]) == 2
@@ -207,8 +209,12 @@ def test_compare_format_markdown_renders_a_real_decision(
     code = cli.main(["compare", str(base), str(head), "--format", "markdown"])
     text = capsys.readouterr().out
     assert code == 1
-    assert text.startswith("### ❌ 1 regression\n")
-    assert "| m\\[torch\\] | latency | 1 ms | 2 ms | +99.6% [+95.4%, +103.9%] | stored · " in text
+    assert text.startswith("### ❌ perf-gate: m\\[torch\\] latency +99.6% · 1 regression\n")
+    assert (
+        "| 🔴\u00a0regression | m\\[torch\\] | latency "
+        "| +99.6%<br><sub>[+95.4%,\u00a0+103.9%]</sub> "
+        "| 2\u00a0ms<br><sub>from\u00a01\u00a0ms</sub> | stored<br><sub>mde\u00a0" in text
+    )
     assert f"pytest --perf-gate --perf-gate-ab {'a' * 40}" in text
     assert text.rstrip().endswith("<!-- perf-gate:comment name=main -->")
 

@@ -17,20 +17,26 @@ from typing import Any
 import pytest
 from markdown_it import MarkdownIt
 
+from gate.core.environment_fields import environment_label
 from gate.errors import BaselineError, ConfigError, PublishError
-from gate.report.escape import escape_text
+from gate.report.escape import escape_html, escape_text
 from gate.report.markdown import (
     COMMENT_LIMIT,
     ReportOptions,
     check_comparison,
+    comment_digest,
     marker,
     render_comment,
     render_summary,
     utf16_length,
+    verdict_digest,
+    verdicts_line,
 )
 from gate.report.trend import TrendPoint, TrendSeries, trend_from_json
 
 GOLD = Path(__file__).resolve().parents[1] / "gold"
+NBSP = "\u00a0"
+REGRESSION = f"🔴{NBSP}regression"  # an emoji stays on its word's line
 BASE = "3f2a9c1d8e7b6a5f4e3d2c1b0a9f8e7d6c5b4a39"
 HEAD = "9e8d7c6b5a4f3e2d1c0b9a8f7e6d5c4b3a2f1e0d"
 
@@ -93,6 +99,7 @@ def report(comparisons: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
         "baseline_commit": BASE,
         "current_commit": HEAD,
         "environment_key": "5d41402abc4b",
+        "environment_label": "cpu-x86_64",
         "environment_differences": {},
         "warnings": [],
         "notes": [],
@@ -145,6 +152,29 @@ def regressions() -> dict[str, Any]:
                 low=-0.03,
                 high=0.11,
                 note="interval too wide after 24 rounds",
+            ),
+            timing(
+                "digits-mlp[onnxruntime-int8]",
+                "inconclusive",
+                0.0004,
+                0.00043,
+                low=-1.0,
+                high=12.0,
+                mode="parallel",
+                mde=0.042,
+                note="interval too wide after 6 rounds",
+            ),
+            timing(
+                "digits-mlp[torch]",
+                "regression",
+                2_400_000.0,
+                3_360_000.0,
+                metric="model_size",
+                unit="B",
+                mode="",
+                mde=None,
+                low=0.4,
+                high=0.4,
             ),
             timing(
                 "test_bench_sort",
@@ -412,6 +442,15 @@ def hostile_names() -> dict[str, Any]:
     )
 
 
+def hostile_trend() -> tuple[TrendSeries, ...]:
+    """The hostile benchmark's latency over two baselines: its name goes into a <summary>."""
+    points = (
+        TrendPoint(commit="1a2b3c4d5e6f", date="2026-11-02", value=0.001),
+        TrendPoint(commit=BASE, date="2026-11-09", value=0.001),
+    )
+    return (TrendSeries(benchmark=HOSTILE, metric="latency", unit="s", points=points),)
+
+
 US = 1e-6
 HOSTILE_OPERATOR = (
     "evil|op` <img src=x onerror=alert(1)> @octocat #1 </details> "
@@ -649,7 +688,7 @@ CASES = {
     "accuracy-parity": (accuracy_parity, ()),
     "environment-mismatch": (environment_mismatch, ()),
     "digest-1000": (many, ()),
-    "hostile-names": (hostile_names, ()),
+    "hostile-names": (hostile_names, hostile_trend()),
     "diagnosis": (diagnosed, ()),
 }
 OPTIONS = ReportOptions(run_url="https://github.com/octo/demo/actions/runs/42")
@@ -673,29 +712,99 @@ def test_comment_matches_its_golden_file(case: str) -> None:
     check_gold(f"comment-{case}.md", rendered_comment(case))
 
 
-def test_first_line_is_the_verdict_with_counts() -> None:
+def test_first_line_is_the_verdict_the_gate_its_machine_and_the_worst_change() -> None:
     first = {case: rendered_comment(case).splitlines()[0] for case in CASES}
     assert first["regressions"] == (
-        "### ❌ 2 regressions, 1 advisory regression, 1 inconclusive, 1 improvement, 1 new, "
-        "1 missing, 1 unchanged"
+        "### ❌ perf-gate (cpu-x86\\_64): digits-mlp\\[torch\\] latency +28.9% · 3 regressions, "
+        "1 advisory regression, 2 inconclusive"
     )
-    assert first["all-unchanged"] == "### ✅ no regressions: 3 unchanged"
-    assert first["no-baseline"] == (
-        "### 🆕 no baseline yet: this run will become the baseline once merged"
+    assert first["all-unchanged"] == "### ✅ perf-gate (cpu-x86\\_64): no regression · 3 unchanged"
+    assert first["no-baseline"] == "### 🆕 perf-gate (cpu-x86\\_64): no baseline yet · 2 new"
+    assert first["over-budget"] == (
+        "### ❌ perf-gate (cpu-x86\\_64): digits-mlp\\[onnxruntime\\] latency.p99 3.1 ms over "
+        "budget 2ms · 2 over budget"
     )
-    assert first["over-budget"] == "### ❌ 2 over budget, 1 unchanged"
+    assert first["accuracy-parity"].startswith(
+        "### ❌ perf-gate (cpu-x86\\_64): digits-mlp\\[onnxruntime-int8\\] accuracy -1.94 pt · "
+    )
+    # another environment is never a green line, and says so in the heading
+    assert first["environment-mismatch"] == (
+        "### ⚠️ perf-gate (cpu-x86\\_64): baseline from another environment (cpu\\_model, "
+        "threads) · 1 unchanged"
+    )
+    assert first["hostile-names"].startswith("### ❌ perf-gate (cpu-x86\\_64): evil\\|name ")
+    assert first["hostile-names"].endswith(
+        "· 1 regression · ⚠️ baseline from another environment (gpu)"
+    )
 
 
-def test_regressions_come_first_and_unchanged_are_folded() -> None:
+def test_a_pass_names_an_advisory_regression_and_an_error_what_could_not_run() -> None:
+    advisory = report(
+        [
+            timing("a", "unchanged", 1.0, 1.0),
+            timing("b", "regression", 1.0, 1.2, advisory=True, fails=False),
+        ]
+    )
+    assert render_comment(advisory).startswith(
+        "### ✅ perf-gate (cpu-x86\\_64): b latency +20.0% (advisory) · 1 advisory regression, "
+        "1 unchanged\n"
+    )
+    failed = report(
+        [timing("a", "unchanged", 1.0, 1.0)],
+        exit_code=3,
+        errors=[{"benchmark": "m[torch]", "message": "worker died"}],
+    )
+    assert render_comment(failed).startswith(
+        "### ⚠️ perf-gate (cpu-x86\\_64): m\\[torch\\] could not run\n"
+    )
+    nothing = report([], exit_code=3, environment_label=None)
+    assert render_comment(nothing).startswith("### ⚠️ perf-gate: the gate could not run\n")
+
+
+def test_the_environment_label_is_the_gpu_else_the_architecture() -> None:
+    assert environment_label({"machine": "x86_64", "gpu": None}) == "cpu-x86_64"
+    assert environment_label({"machine": "arm64", "gpu": "NVIDIA A10G"}) == "NVIDIA A10G"
+    two = {"gpu": "NVIDIA H100 80GB HBM3, NVIDIA H100 80GB HBM3"}
+    assert environment_label(two) == "2× NVIDIA H100 80GB HBM3"
+    merged = {"environments": {"AMD EPYC": {"machine": "x86_64"}, "A10G": {"gpu": "NVIDIA A10G"}}}
+    assert environment_label(merged) == "cpu-x86_64 + NVIDIA A10G"
+    assert environment_label({}) == ""
+    gpu = render_comment(regressions() | {"environment_label": "NVIDIA A10G"}, ReportOptions())
+    assert gpu.startswith("### ❌ perf-gate (NVIDIA A10G): ")
+    hostile = render_comment(regressions() | {"environment_label": "<b>x</b> @me"})
+    assert hostile.startswith("### ❌ perf-gate (&lt;b&gt;x&lt;/b&gt; @&#8203;me): ")
+
+
+def test_regressions_come_first_timings_before_sizes_and_the_rest_is_folded() -> None:
     text = rendered_comment("regressions")
-    table, folded = text.split("<details><summary>1 unchanged</summary>")
-    verdicts = re.findall(r"\| (🔴 regression|🟠 regression|❔|🆕|➖|🟢)", table)
-    assert verdicts[:2] == ["🔴 regression", "🔴 regression"]
-    assert verdicts[-1] == "🟢"
-    # the larger regression first
-    assert table.index("digits-mlp\\[torch\\] | latency") < table.index("torch-int8")
-    assert "digits-mlp\\[onnxruntime\\]" in folded.split("</details>")[0]
-    assert "+28.9% [+22.0%, +36.0%] | ab · 2.1%" in table
+    table, inconclusive, unchanged = re.split(r"<details><summary>", text)[:3]
+    verdicts = re.findall(r"^\| ([^ |<]+)", table, flags=re.M)[2:]  # after the header rows
+    assert verdicts == [
+        REGRESSION,
+        REGRESSION,
+        REGRESSION,
+        "🟠\u00a0regression",
+        "➖\u00a0missing",
+        "🆕\u00a0new",
+        "🟢\u00a0improvement",
+    ]
+    # the larger timing regression first, and the exact size (+40%) after the timings
+    assert table.index("| digits-mlp\\[torch\\] | latency") < table.index("torch-int8")
+    assert table.index("torch-int8") < table.index("model\\_size")
+    assert (
+        "| +28.9%<br><sub>[+22.0%,\u00a0+36.0%]</sub> | 531\u00a0us<br><sub>from\u00a0412\u00a0us"
+        in (table)
+    )
+    assert f"| ab<br><sub>mde{NBSP}2.1%</sub> |" in table
+    # inconclusive rows are folded, with what they could have detected, not their interval
+    assert inconclusive.startswith(
+        "2 inconclusive (could detect changes of 4.2% or more)</summary>"
+    )
+    assert "| +7.5% | ≥\u00a04.2% |" in inconclusive
+    assert ">+1000%" not in text
+    assert "-100.0%" not in text
+    assert unchanged.startswith("1 unchanged</summary>")
+    assert "digits-mlp\\[onnxruntime\\]" in unchanged.split("</details>")[0]
 
 
 def test_footer_names_commits_environment_reproduction_and_marker() -> None:
@@ -706,7 +815,28 @@ def test_footer_names_commits_environment_reproduction_and_marker() -> None:
     assert text.rstrip().endswith(marker("main"))
     other = render_comment(regressions(), ReportOptions(name="gpu"))
     assert other.rstrip().endswith("<!-- perf-gate:comment name=gpu -->")
-    assert other.splitlines()[0].endswith(" · gpu")
+    assert other.startswith("### ❌ perf-gate gpu (cpu-x86\\_64): ")
+
+
+def test_the_comment_carries_a_digest_of_its_verdicts_above_the_marker() -> None:
+    text = rendered_comment("regressions")
+    *_, digest_line, marker_line = text.rstrip().splitlines()
+    assert marker_line == marker("main")
+    assert digest_line == verdicts_line(verdict_digest(regressions()))
+    assert comment_digest(text) == verdict_digest(regressions())
+    assert re.fullmatch(r"fail [0-9a-f]{16}", verdict_digest(regressions()))
+    # the numbers may move; a verdict that changes changes the digest
+    moved = regressions()
+    moved["comparisons"][0]["current"] = 0.000103
+    assert verdict_digest(moved) == verdict_digest(regressions())
+    flipped = regressions()
+    flipped["comparisons"][0]["verdict"] = "regression"
+    assert verdict_digest(flipped) != verdict_digest(regressions())
+    assert verdict_digest(all_unchanged()).startswith("pass ")
+    assert verdict_digest(environment_mismatch()).startswith("mismatch ")
+    assert verdict_digest(no_baseline()).startswith("new ")
+    assert comment_digest("report\n> <!-- perf-gate:verdicts pass 0123456789abcdef -->") is None
+    assert "perf-gate:verdicts" not in render_summary(regressions(), OPTIONS)
 
 
 def test_marker_names_are_validated() -> None:
@@ -718,13 +848,20 @@ def test_marker_names_are_validated() -> None:
 
 def test_accuracy_in_points_flips_rules_and_the_variant_table() -> None:
     text = rendered_comment("accuracy-parity")
-    assert "| 97.22% | 95.28% | -1.94 pt [-2.91 pt, -0.97 pt] |" in text
+    assert (
+        "| -1.94 pt<br><sub>[-2.91\u00a0pt,\u00a0-0.97\u00a0pt]</sub> "
+        "| 95.28%<br><sub>from\u00a097.22%" in (text)
+    )
     assert "9 examples flipped to wrong, 2 to right" in text
     assert "#### Trade-off rules applied" in text
     assert "rule: accuracy may drop up to 0.5pt when latency improves by at least 20%" in text
     variants = text.split("#### What each variant costs")[1].split("####")[0]
-    assert "| digits-mlp\\[torch-int8\\] | digits-mlp\\[torch\\] | 96.94% (-0.28 pt) |" in variants
-    assert "top-1 agreement 96.11% | 🔴 parity fail" in variants
+    assert (
+        f"| ✅{NBSP}ok | digits-mlp\\[torch-int8\\] | digits-mlp\\[torch\\] | 96.94% (-0.28 pt) |"
+        in variants
+    )
+    assert f"| 🔴{NBSP}parity fail | digits-mlp\\[onnxruntime-int8\\] |" in variants
+    assert "top-1 agreement 96.11%<br><sub>bounds: max abs diff" in variants
     assert "(×0.73)" in variants  # int8 latency against torch
 
 
@@ -742,7 +879,7 @@ def test_thousand_benchmarks_make_a_digest_under_the_limit_and_a_full_summary() 
     assert "full report is in the [job summary](https://github.com/octo/demo/actions/runs/42)" in (
         comment
     )
-    assert comment.count("🔴 regression") == 11  # every regression, worst first
+    assert comment.count(REGRESSION) == 11  # every regression, worst first
     summary = render_summary(data, OPTIONS)
     assert len(summary.encode()) <= 1_048_576
     assert summary.count("[onnxruntime-int8\\] |") == 1000
@@ -758,10 +895,11 @@ def test_comment_and_summary_stay_under_their_limits_whatever_the_size() -> None
         render_comment(huge, limit=300)
     tight = render_comment(huge, limit=4000)
     assert utf16_length(tight) <= 4000
-    assert tight.startswith("### ❌ 52 regressions, 56 improvements, 4892 unchanged\n")
+    assert tight.startswith("### ❌ perf-gate (cpu-x86\\_64): model-4947\\[onnxruntime-int8\\] ")
+    assert tight.splitlines()[0].endswith(" · 52 regressions")
     summary = render_summary(huge, limit=200_000)
     assert len(summary.encode()) <= 200_000
-    assert summary.count("🔴 regression") == 52  # what changed stays whole
+    assert summary.count(REGRESSION) == 52  # what changed stays whole
     assert "…and 4392 more, in comparison.json." in summary  # unchanged rows cut, and said so
 
 
@@ -892,7 +1030,7 @@ def test_diagnoses_keep_the_comment_under_its_limit() -> None:
     assert utf16_length(comment) <= COMMENT_LIMIT
     assert "digest of the worst changes" in comment
     assert comment.count("<summary>Operators and traces</summary>") >= 1
-    assert comment.count("| 🔴 regression |") == 11  # every changed row still there
+    assert comment.count(f"| {REGRESSION} |") == 11  # every changed row still there
     tight = render_comment(data, OPTIONS, limit=8000)
     assert utf16_length(tight) <= 8000
     assert "diagnosed benchmarks (where the time went) are in the job summary." in tight
@@ -983,3 +1121,71 @@ def test_golden_inputs_round_trip_through_json() -> None:
     for case, (build, _) in CASES.items():
         data = json.loads(json.dumps(build()))
         assert render_comment(data, OPTIONS, CASES[case][1]) == rendered_comment(case)
+
+
+def test_a_summary_is_html_escaped_not_markdown_escaped() -> None:
+    # GitHub shows a <summary> as raw HTML: a backslash escape would be shown as it is
+    assert escape_html("digits-mlp[torch]") == "digits-mlp[torch]"
+    assert escape_html('a|b `c` *d* <e> & "f"') == "a|b `c` *d* &lt;e&gt; &amp; &quot;f&quot;"
+    assert escape_html("</details> @team #1 https://x www.y") == (
+        "&lt;/details&gt; @&#8203;team #&#8203;1 https:&#8203;//x www&#8203;.y"
+    )
+    hostile = TrendSeries(
+        benchmark="m[x]|<b>`y`</b> @team </summary>",
+        metric="latency",
+        unit="s",
+        points=(TrendPoint(commit="a" * 40, date=None, value=0.001),),
+    )
+    text = render_summary(
+        report([timing(hostile.benchmark, "regression", 0.001, 0.002)]), OPTIONS, (hostile,)
+    )
+    (summary,) = re.findall(r"<summary>(Trend: .*?)</summary>", text)
+    assert summary == (
+        "Trend: latency of m[x]|&lt;b&gt;`y`&lt;/b&gt; @&#8203;team &lt;/summary&gt;"
+    )
+    assert "\\" not in summary
+
+
+def test_the_chart_line_is_a_colour_both_themes_show() -> None:
+    text = rendered_comment("regressions")
+    chart = text.split("```mermaid\n")[1].split("```")[0]
+    assert chart.startswith(
+        '%%{init: {"themeVariables": {"xyChart": {"plotColorPalette": "#2f81f7"}}}}%%\n'
+        "xychart-beta\n"
+    )
+
+    def luminance(colour: str) -> float:
+        channels = [int(colour[i : i + 2], 16) / 255 for i in (1, 3, 5)]
+        linear = [c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4 for c in channels]
+        return 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
+
+    line = luminance("#2f81f7")
+    for background in ("#ffffff", "#0d1117"):  # GitHub's light and dark backgrounds
+        lighter, darker = sorted((line, luminance(background)), reverse=True)
+        assert (lighter + 0.05) / (darker + 0.05) >= 3.0  # WCAG's contrast for graphics
+
+
+def test_long_notes_become_footnotes_under_their_table() -> None:
+    text = rendered_comment("accuracy-parity")
+    table = text.split("<details>")[0]
+    assert f"| 🔴{NBSP}parity fail¹ |" in table
+    assert (
+        f"| 🟡{NBSP}accepted trade-off²<br><sub>3 examples flipped to wrong, 2 to right</sub> |"
+        in (table)
+    )
+    assert (
+        f"<sub>¹{NBSP}max abs diff 0.31 &gt; 0.05 against digits-mlp\\[onnxruntime\\]<br>"
+        f"²{NBSP}rule: accuracy may drop up to 0.5pt" in table
+    )
+    slow = "8 round(s) replaced by a fresh pair: slow process (head 1.5x, base 2.1x its median)"
+    shared = report(
+        [
+            timing("m[torch]", "regression", 0.001, 0.002, note=slow),
+            timing("m[torch]", "regression", 100.0, 40.0, metric="throughput@32", note=slow),
+            timing("n[torch]", "regression", 0.001, 0.0015, note="1 outlier round(s) excluded"),
+        ]
+    )
+    text = render_comment(shared)
+    assert text.count(f"{REGRESSION}¹ |") == 2  # one footnote for both rows
+    assert text.count("8 round\\(s\\) replaced") == 1
+    assert f"{REGRESSION}<br><sub>1 outlier round\\(s\\) excluded</sub> |" in text

@@ -187,15 +187,19 @@ def test_environments_merge_into_one_report_grouped_by_environment(tmp_path: Pat
     assert {c["environment"] for c in data["comparisons"]} == {"AMD EPYC 7763", "NVIDIA A10G"}
     assert "AMD EPYC 7763: a note" in data["notes"]
     text = render_comment(data)
-    rows = [line for line in text.splitlines() if line.startswith("| m")]
-    # grouped by environment (labels in order), then by severity: the CPU's inconclusive
-    # results come before the GPU's regression
-    assert [row.split("|")[1].strip() for row in rows] == [
+    rows = [line for line in text.splitlines() if "| m\\[" in line]
+    # the GPU's regression in the table; the CPU's inconclusive results folded below it,
+    # grouped by environment (labels in order)
+    assert [row.split("|")[2].strip() for row in rows] == [
+        r"m\[torch\] · NVIDIA A10G",
         r"m\[torch\] · AMD EPYC 7763",
         r"m\[onnxruntime\] · AMD EPYC 7763",
-        r"m\[torch\] · NVIDIA A10G",
     ]
-    assert text.startswith("### ❌ 1 regression")
+    # the heading names both machines (the GPU by name; a CPU record without its architecture
+    # by its label) and the worst change
+    assert text.startswith(
+        "### ❌ perf-gate (NVIDIA A10G + AMD EPYC 7763): m\\[torch\\] · NVIDIA A10G latency "
+    )
 
 
 def test_same_hardware_label_gets_the_key(tmp_path: Path) -> None:

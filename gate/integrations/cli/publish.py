@@ -67,8 +67,9 @@ def register(commands: Any) -> None:
         "--when",
         choices=WHEN,
         default="always",
-        help="always (default); on-change: only when something changed or a comment exists; "
-        "never: only write the file",
+        help="always (default): post or edit on every run; on-change (recommended in CI): edit "
+        "only when the verdict or a row's verdict differs from the comment's, post a first one "
+        "only when something is not unchanged; never: only write the file",
     )
     comment.add_argument(
         "--strict", action="store_true", help="exit non-zero when the comment cannot be posted"

@@ -8,7 +8,8 @@ a comment that cannot be posted is a warning (an error only with ``strict``), a 
 read-only token degrades to ``.perf-gate/comment.md``, and a runner file
 (``GITHUB_STEP_SUMMARY``, ``GITHUB_OUTPUT``) that cannot be written is a warning.
 
-Only a comment written by the token's own account is ever edited (:func:`comment_author`).
+Only a comment written by the token's own account is ever edited (:func:`comment_author`), and
+with ``--when on-change`` only when its verdicts changed (:func:`on_change_kept`).
 """
 
 from __future__ import annotations
@@ -31,17 +32,23 @@ from gate.integrations.github.actions import (
 )
 from gate.integrations.github.client import (
     ACTIONS_BOT,
+    Comment,
     GitHubClient,
     ReadOnlyTokenError,
     Secret,
+    has_marker,
+    same_login,
     upsert_comment,
 )
+from gate.report.content import report_from
 from gate.report.markdown import (
     ReportOptions,
     check_comparison,
+    comment_digest,
     marker,
     render_comment,
     render_summary,
+    verdict_digest,
 )
 from gate.report.trend import TrendSeries, trend_from_json
 
@@ -241,8 +248,9 @@ class CommentRequest:
 
 @dataclass(frozen=True, kw_only=True)
 class CommentOutcome:
-    """``action``: created, updated, skipped, file (fork) or failed; ``exit_code`` is 0 unless
-    ``strict`` and the comment failed."""
+    """``action``: created, updated, unchanged (``on-change``: the comment on the pull request
+    already shows these verdicts and was left as it is), skipped, file (fork) or failed;
+    ``exit_code`` is 0 unless ``strict`` and the comment failed."""
 
     action: str
     message: str
@@ -287,11 +295,60 @@ def comment_author(
 
 
 def _changed(data: Mapping[str, Any]) -> bool:
-    """Something a reader should see: any verdict but unchanged, errors, or no baseline."""
+    """Worth a first comment: a verdict other than a pass with every row unchanged (a failure,
+    an error, no baseline, a baseline from another environment), or any row not unchanged."""
+    report = report_from(data)
+    return report.status != "pass" or any(r.verdict != "unchanged" for r in report.rows)
+
+
+def _once(resolve: Callable[[], str | None]) -> Callable[[], str | None]:
+    """``resolve`` asked at most once (``GET /user`` is one call, however many lookups)."""
+    answers: list[str | None] = []
+
+    def cached() -> str | None:
+        if not answers:
+            answers.append(resolve())
+        return answers[0]
+
+    return cached
+
+
+def own_comment(
+    client: GitHubClient,
+    repository: str,
+    number: int,
+    sign: str,
+    author: Callable[[], str | None],
+) -> Comment | None:
+    """This gate's comment on the pull request: the first that carries ``sign`` on a line of
+    its own and was written by ``author()`` (the rule ``upsert_comment`` edits by); None when
+    there is none. Raises GitHubError."""
+    marked = [c for c in client.list_comments(repository, number) if has_marker(c.body, sign)]
+    if not marked:
+        return None
+    login = author()
+    return next((c for c in marked if login and same_login(c.author, login)), None)
+
+
+def on_change_kept(existing: Comment | None, data: Mapping[str, Any]) -> tuple[str, str] | None:
+    """``--when on-change``: (action, message) when the pull request is left as it is, None
+    when the comment is to be posted or edited.
+
+    With no earlier comment, one is posted only when there is something to see (``_changed``);
+    an earlier comment is edited only when its verdict digest (``verdict_digest``: the gate's
+    answer and every row's verdict) differs from this run's, or it has none. Its numbers and
+    commit then stay those of the run that last changed a verdict.
+    """
+    if existing is None:
+        if _changed(data):
+            return None
+        return "skipped", "nothing changed and no earlier comment: not posted (--when on-change)"
+    if comment_digest(existing.body) != verdict_digest(data):
+        return None
     return (
-        not data["has_baseline"]
-        or bool(data.get("errors"))
-        or any(c.get("verdict") != "unchanged" for c in data["comparisons"])
+        "unchanged",
+        f"the verdicts are those of comment {existing.url or existing.id}: not edited "
+        "(--when on-change)",
     )
 
 
@@ -372,6 +429,17 @@ def publish_comment(
                 slug="github-auth",
             )
         client = make_client(environ.get("GITHUB_API_URL") or env.api_url, Secret(token))
+        author = _once(comment_author(client, environ, say))
+        if request.when == "on-change":
+            existing = own_comment(client, repository, number, marker(source.name), author)
+            kept = on_change_kept(existing, data)
+            if kept is not None:
+                ids = (
+                    {"comment-id": str(existing.id), "comment-url": existing.url}
+                    if existing
+                    else {}
+                )
+                return outcome(kept[0], kept[1], outputs=ids)
         done = upsert_comment(
             client,
             repository,
@@ -380,8 +448,7 @@ def publish_comment(
             lambda limit: render_comment(
                 data, options, trend, **({"limit": limit} if limit else {})
             ),
-            create=request.when == "always" or _changed(data),
-            author=comment_author(client, environ, say),
+            author=author,
         )
     except ReadOnlyTokenError as exc:
         say(f"{exc.message}: {path}")
@@ -390,10 +457,8 @@ def publish_comment(
         say(f"comment not posted: {warning_of(exc)}")
         code = exc.exit_code if request.strict else ExitCode.OK
         return outcome("failed", f"comment not posted; it is in {path}", code)
-    if done is None:
-        return outcome(
-            "skipped", "nothing changed and no earlier comment: not posted (--when on-change)"
-        )
+    if done is None:  # not reached: upsert_comment creates when it finds none
+        return outcome("skipped", f"not posted; the comment is in {path}")
     return outcome(
         done.action,
         f"{done.action} comment {done.comment.url or done.comment.id} on {repository}#{number}"
