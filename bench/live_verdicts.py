@@ -27,6 +27,11 @@ every timing row should be a regression).
     .venv/bin/python bench/live_verdicts.py --condition quiet --aa 10 --plus10 10 --plus100 5
     .venv/bin/python bench/live_verdicts.py --condition noisy --aa 20 --plus10 10 --plus100 5 \
         --demo 5
+
+``--no-baseline`` records no baseline: each trial is ``perf-gate run --ab main``, the way a
+pull request is gated with nothing stored (zero-setup): timings paired with the base commit,
+memory and model size from the base commit's own probes in the same run (``rows new`` in the
+table should be 0).
 """
 
 from __future__ import annotations
@@ -171,9 +176,11 @@ def rows(comparison: dict[str, Any]) -> list[dict[str, Any]]:
     return [c for c in comparison["comparisons"] if c.get("metric") != "measurement"]
 
 
-def trial(repo: Path, effect: str, index: int, out: Path) -> dict[str, Any]:
+def trial(
+    repo: Path, effect: str, index: int, out: Path, gate_args: tuple[str, ...] = ()
+) -> dict[str, Any]:
     head_commit(repo, effect, index)
-    code, wall, output = gate(repo)
+    code, wall, output = gate(repo, *gate_args)
     keep = out / f"{effect}-{index:02d}"
     keep.mkdir(parents=True, exist_ok=True)
     for name in ("comparison.json", "results.json"):
@@ -193,6 +200,8 @@ def trial(repo: Path, effect: str, index: int, out: Path) -> dict[str, Any]:
         "timing": {f"{r['benchmark']} {r['metric']}": r["verdict"] for r in timing},
         "rounds": max((r.get("n_current") or 0) for r in timing) if timing else 0,
         "memory_regressions": sum(1 for r in memory if r["verdict"] == "regression"),
+        # zero-setup: every metric should have the base revision's value to compare with
+        "rows_new": sum(1 for r in rows(comparison) if r["verdict"] == "new"),
         "pytest_benchmark_flagged": flagged != 0,
     }
 
@@ -202,8 +211,8 @@ def summarize(results: list[dict[str, Any]], condition: str) -> str:
         f"condition: {condition}",
         "| effect | runs | runs with a timing regression | timing rows regression | "
         "rows unchanged | rows inconclusive | memory regressions | rounds (median) | "
-        "wall per run (median, max) | pytest-benchmark median:5% flagged |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "wall per run (median, max) | rows new | pytest-benchmark median:5% flagged |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for effect in EFFECTS:
         runs = [r for r in results if r["effect"] == effect]
@@ -220,6 +229,7 @@ def summarize(results: list[dict[str, Any]], condition: str) -> str:
             f"{verdicts.count('inconclusive') / max(1, len(verdicts)):.0%} | "
             f"{sum(r['memory_regressions'] for r in runs)} | {rounds[len(rounds) // 2]} | "
             f"{walls[len(walls) // 2]:.0f} s, {walls[-1]:.0f} s | "
+            f"{sum(r.get('rows_new', 0) for r in runs)} | "
             f"{sum(r['pytest_benchmark_flagged'] for r in runs)} of {len(runs)} |"
         )
     return "\n".join(lines)
@@ -266,8 +276,15 @@ def main() -> int:
     parser.add_argument("--demo", type=int, default=0)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--out", type=Path, default=ROOT / ".perf-gate" / "live-verdicts")
+    parser.add_argument(
+        "--no-baseline",
+        action="store_true",
+        help="zero-setup: record no baseline; each trial runs `perf-gate run --ab main`, so the "
+        "base commit is measured in the run (timings paired, memory from its own probes)",
+    )
     args = parser.parse_args()
-    out = args.out / args.condition
+    out = args.out / (f"{args.condition}-no-baseline" if args.no_baseline else args.condition)
+    gate_args: tuple[str, ...] = ("--ab", "main") if args.no_baseline else ()
     out.mkdir(parents=True, exist_ok=True)
     stop = multiprocessing.Event()
     noisy = None
@@ -279,11 +296,12 @@ def main() -> int:
     try:
         with tempfile.TemporaryDirectory() as where:
             repo = make_repo(Path(where))
-            code, wall, output = gate(repo, "--save")
-            if code != 0:
-                print(output, file=sys.stderr)
-                return 1
-            print(f"baseline recorded in {wall:.0f} s", flush=True)
+            if not args.no_baseline:
+                code, wall, output = gate(repo, "--save")
+                if code != 0:
+                    print(output, file=sys.stderr)
+                    return 1
+                print(f"baseline recorded in {wall:.0f} s", flush=True)
             pytest_benchmark(repo, "--benchmark-save=base")
             plan = [
                 e
@@ -294,7 +312,7 @@ def main() -> int:
             counts: dict[str, int] = {}
             for effect in plan:
                 counts[effect] = counts.get(effect, 0) + 1
-                result = trial(repo, effect, counts[effect], out)
+                result = trial(repo, effect, counts[effect], out, gate_args)
                 results.append(result)
                 verdicts = ", ".join(f"{k.split('[')[1]} {v}" for k, v in result["timing"].items())
                 print(
@@ -311,7 +329,7 @@ def main() -> int:
             noisy.join(timeout=5)
     (out / "trials.json").write_text(json.dumps({"trials": results, "demo": demo}, indent=1))
     print()
-    print(summarize(results, args.condition))
+    print(summarize(results, args.condition + (", no baseline" if args.no_baseline else "")))
     if demo:
         caught = sum(1 for d in demo if d["verdicts"] and set(d["verdicts"]) == {"regression"})
         walls = sorted(d["wall"] for d in demo)
