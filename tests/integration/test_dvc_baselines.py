@@ -23,7 +23,7 @@ from gate.measure.environment import environment_key, fingerprint
 from gate.store.dvc import file_md5, pointer_of, read_pointer
 from gate.store.records import write_record
 
-from ._support import clean_env, read_json, write_matmul_onnx
+from ._support import clean_env, read_json, run_cli_here, write_matmul_onnx
 
 pytestmark = pytest.mark.slow
 
@@ -69,6 +69,13 @@ def perf_gate(repo: Path, *args: str, path_prefix: str = "") -> Ran:
     extra = {"PATH": f"{path_prefix}{os.pathsep}{os.environ['PATH']}"} if path_prefix else {}
     done = sh(repo, str(BIN / "perf-gate"), *args, **extra)
     return Ran(done.returncode, done.stdout + done.stderr)
+
+
+def perf_gate_here(repo: Path, *args: str) -> Ran:
+    """``perf-gate`` in this process, for what only reads files or is refused before any dvc
+    command: starting an interpreter would be most of its cost."""
+    done = run_cli_here(repo, *args)
+    return Ran(done.ret, done.output)
 
 
 THIS = fingerprint(1)
@@ -188,14 +195,14 @@ def test_promote_delete_cache_pull_and_compare(
     project.commit_pointers()
 
     drop_local(project)
-    status = perf_gate(project.repo, "baseline", "status")
+    status = perf_gate_here(project.repo, "baseline", "status")
     assert "not pulled yet" in status.output
     pulled = perf_gate(project.repo, "baseline", "pull")
     assert pulled.ret == 0, pulled.output
     assert project.baseline.read_bytes() == promoted
     assert perf_gate(project.repo, "baseline", "pull").output.count("up to date") == 2
 
-    status = perf_gate(project.repo, "baseline", "status")
+    status = perf_gate_here(project.repo, "baseline", "status")
     assert status.ret == 0, status.output
     assert "the local copy matches its .dvc pointer" in status.output
     assert "aaaaaaaaaaaa (main)" in status.output
@@ -241,7 +248,7 @@ def test_two_environments_keep_separate_baselines(
     gpu_baseline = project.repo / "baselines" / f"main@{gpu_key}.json"
     assert gpu_baseline.is_file()
     assert read_json(project.baseline)["git"]["commit"] == "c1" * 20  # the CPU one untouched
-    status = perf_gate(project.repo, "baseline", "status", "--baseline-key", gpu_key)
+    status = perf_gate_here(project.repo, "baseline", "status", "--baseline-key", gpu_key)
     assert f"main@{gpu_key}.json" in status.output
     assert "dddddddddddd" in status.output
     assert "NVIDIA H100" in status.output
@@ -320,7 +327,7 @@ def test_a_promote_killed_midway_leaves_the_old_baseline(
 
     after = {k: v for k, v in project.snapshot().items() if k in before}
     assert after == before  # baseline, history and pointers byte for byte
-    status = perf_gate(project.repo, "baseline", "status")
+    status = perf_gate_here(project.repo, "baseline", "status")
     assert status.ret == 0, status.output
     assert "matches its .dvc pointer" in status.output or step == "pull"
     assert "c1c1c1c1c1c1" in status.output
@@ -338,7 +345,7 @@ def test_promote_is_refused_off_the_default_branch(
     git(project.repo, "checkout", "-q", "-b", "topic")
     before = project.snapshot()
     source = project.results(make_record("5" * 40, 3e-3))
-    ran = perf_gate(project.repo, "baseline", "promote", "--from", str(source))
+    ran = perf_gate_here(project.repo, "baseline", "promote", "--from", str(source))
     assert ran.ret == 2
     assert (
         "refusing to promote on branch 'topic': baselines are promoted only from the default "
@@ -347,7 +354,7 @@ def test_promote_is_refused_off_the_default_branch(
     assert "perf-gate explain baseline-branch" in ran.output
     assert project.snapshot() == before
     git(project.repo, "checkout", "-q", "--detach")
-    detached = perf_gate(project.repo, "baseline", "promote", "--from", str(source))
+    detached = perf_gate_here(project.repo, "baseline", "promote", "--from", str(source))
     assert "on a detached HEAD" in detached.output
 
 
@@ -426,7 +433,7 @@ def test_pull_never_silently_replaces_local_changes(
     assert "the local copy differs from" in refused.output
     assert "Pass --force" in refused.output
     assert project.baseline.read_bytes() == local
-    status = perf_gate(project.repo, "baseline", "status")
+    status = perf_gate_here(project.repo, "baseline", "status")
     assert "DIFFERS from its .dvc pointer" in status.output
     forced = perf_gate(project.repo, "baseline", "pull", "--force")
     assert forced.ret == 0, forced.output
@@ -443,7 +450,7 @@ def test_outside_a_dvc_repository(tmp_path: Path) -> None:
     git(repo, "init", "-q", "-b", "main")
     git(repo, "commit", "-q", "--allow-empty", "-m", "init")
     write_record(repo / ".perf-gate" / "results.json", make_record("8" * 40, 1e-3))
-    ran = perf_gate(repo, "baseline", "promote")
+    ran = perf_gate_here(repo, "baseline", "promote")
     assert ran.ret == 2
     assert "not inside a DVC repository; run `dvc init`" in ran.output
     assert not (repo / "baselines").exists()
@@ -496,6 +503,6 @@ def test_main_promotes_and_a_pull_request_clone_pulls_and_gates(
     comparison = read_json(pr / ".perf-gate" / "comparison.json")
     assert comparison["baseline_commit"] == measured_commit
     assert "model or data files changed since the baseline: chain.onnx" in gated.output
-    refused = perf_gate(pr, "baseline", "promote")
+    refused = perf_gate_here(pr, "baseline", "promote")
     assert refused.ret == 2
     assert "refusing to promote on branch 'change'" in refused.output
