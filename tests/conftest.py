@@ -26,8 +26,9 @@ def pytest_configure(config: pytest.Config) -> None:
 # first, longest first, so that no long file starts last and keeps one worker busy alone at
 # the end. Other files are estimated from their count of ``slow`` tests.
 FILE_SECONDS = {
+    "tests/end_to_end/test_action.py": 90,
     "tests/integration/test_ab.py": 75,
-    "tests/end_to_end/test_action.py": 55,
+    "tests/end_to_end/test_action_zero_setup.py": 55,
     "tests/integration/test_model_zoo.py": 50,
     "tests/integration/test_plugin.py": 50,
     "tests/integration/test_measure_isolation.py": 45,
