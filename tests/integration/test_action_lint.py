@@ -107,18 +107,14 @@ def test_github_schemas_accept_the_files(schema: str, files: list[Path]) -> None
     assert "ok -- validation done" in done.stdout
 
 
+def auditor(*args: str | Path) -> subprocess.CompletedProcess[str]:
+    """zizmor offline with the auditor persona and the repository's policy."""
+    persona = ("--offline", "--persona", "auditor", "--config", ZIZMOR_CONFIG)
+    return run(BIN / "zizmor", *persona, *args)
+
+
 def test_zizmor_as_an_auditor_finds_nothing() -> None:
-    done = run(
-        BIN / "zizmor",
-        "--offline",
-        "--persona",
-        "auditor",
-        "--config",
-        ZIZMOR_CONFIG,
-        ACTION,
-        *WORKFLOWS,
-        *EXAMPLES,
-    )
+    done = auditor(ACTION, *WORKFLOWS, *EXAMPLES)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "No findings to report" in done.stdout + done.stderr
     for path in [ACTION, *WORKFLOWS, *EXAMPLES]:  # every file was audited, none skipped
@@ -135,17 +131,7 @@ def test_zizmor_as_an_auditor_is_live(tmp_path: Path) -> None:
     changed = changed.replace(pinned, "actions/setup-python@v5")
     assert changed.count("# no environment") == 1
     (tmp_path / "perf.yml").write_text(changed, encoding="utf-8")
-    done = run(
-        BIN / "zizmor",
-        "--offline",
-        "--persona",
-        "auditor",
-        "--config",
-        ZIZMOR_CONFIG,
-        "--format",
-        "json",
-        tmp_path / "perf.yml",
-    )
+    done = auditor("--format", "json", tmp_path / "perf.yml")
     found = sorted(
         (finding["ident"], location["concrete"]["feature"])
         for finding in json.loads(done.stdout)

@@ -49,6 +49,13 @@ def repo(tmp_path: Path) -> Path:
     return path
 
 
+def shallow_clone(repo: Path, where: Path) -> Path:
+    """The feature branch as actions/checkout's default makes it: one commit, no history."""
+    shallow = where / "shallow"
+    git(where, "clone", "-q", "--depth", "1", "-b", "feature", f"file://{repo}", str(shallow))
+    return shallow
+
+
 def event(base: str, name: str = "pull_request") -> Event:
     payload = {"pull_request": {"number": 1, "base": {"sha": base}, "head": {"sha": "0" * 40}}}
     return Event(name=name, payload=payload)
@@ -98,9 +105,7 @@ def test_stored_timings_and_other_events_pair_with_nothing(repo: Path) -> None:
 def test_a_shallow_clone_without_a_stored_baseline_names_the_fix(
     repo: Path, tmp_path: Path
 ) -> None:
-    tip = git(repo, "rev-parse", "main")
-    shallow = tmp_path / "shallow"
-    git(tmp_path, "clone", "-q", "--depth", "1", "-b", "feature", f"file://{repo}", str(shallow))
+    tip, shallow = git(repo, "rev-parse", "main"), shallow_clone(repo, tmp_path)
     with pytest.raises(BaseRevisionUnavailable) as raised:
         pair(shallow, tip)
     message = raised.value.message
@@ -113,9 +118,7 @@ def test_a_shallow_clone_without_a_stored_baseline_names_the_fix(
 def test_a_shallow_clone_with_a_stored_baseline_pairs_with_its_commit(
     repo: Path, tmp_path: Path
 ) -> None:
-    tip = git(repo, "rev-parse", "main")
-    shallow = tmp_path / "shallow"
-    git(tmp_path, "clone", "-q", "--depth", "1", "-b", "feature", f"file://{repo}", str(shallow))
+    tip, shallow = git(repo, "rev-parse", "main"), shallow_clone(repo, tmp_path)
     found, said = pair(shallow, tip, stored=True)
     assert found is None
     assert "pairing with the baseline's commit" in said
