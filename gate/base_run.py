@@ -26,6 +26,7 @@ from gate.measure import base_imports
 from gate.measure.environment import git_info
 from gate.measure.quality import evaluate
 from gate.measure.runner import Progress, Runner
+from gate.store.dependencies import changes_note, dependency_changes
 from gate.store.git import BaseRevisionUnavailable, Git
 
 
@@ -74,7 +75,9 @@ def base_checkout(
     config: GateConfig, pytest_root: Path | None, commit: str | None, notes: list[str]
 ) -> Iterator[BaseCheckout]:
     """The base revision in a temporary worktree whose workers import its own code; nothing
-    when timings are stored (no commit) or the config's folder is not in that revision."""
+    when timings are stored (no commit) or the config's folder is not in that revision. A note
+    names the dependencies that differ from it (``store/dependencies.py``): the base side runs
+    with this interpreter's packages, so the paired timings cannot show what they do."""
     if commit is None:
         yield BaseCheckout()
         return
@@ -87,6 +90,9 @@ def base_checkout(
             pytest_root=tree / pytest_root.relative_to(top) if pytest_root else None,
         )
         if revision.root.is_dir():
+            changed = dependency_changes(config.root, top, commit)
+            if changed:
+                notes.append(changes_note(changed, commit))
             yield BaseCheckout(revision, imports)
             return
         missing = (
