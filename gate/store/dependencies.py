@@ -18,12 +18,13 @@ warning, never a verdict.
 from __future__ import annotations
 
 import re
-import subprocess
 import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from gate.store.git import BaseRevisionUnavailable, Git
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -113,19 +114,12 @@ def _candidates(folder: Path, top: Path) -> list[Path]:
 
 
 def _show(top: Path, commit: str, path: Path) -> str | None:
+    """``path`` as ``commit`` has it; None where it is missing, too large or git fails."""
     try:
-        done = subprocess.run(
-            ["git", "show", f"{commit}:{path.as_posix()}"],
-            cwd=top,
-            capture_output=True,
-            timeout=60,
-            check=False,
-        )
-    except (OSError, subprocess.SubprocessError):
+        text = Git(top).file_at(commit, path.as_posix())
+    except BaseRevisionUnavailable:  # git could not run
         return None
-    if done.returncode != 0 or len(done.stdout) > MAX_BYTES:
-        return None
-    return done.stdout.decode("utf-8", errors="replace")
+    return text if text is not None and len(text) <= MAX_BYTES else None
 
 
 def _parsed(path: Path, text: str | None) -> dict[str, str] | None:

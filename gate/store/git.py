@@ -36,6 +36,7 @@ class Git:
                 cwd=self.repo,
                 capture_output=True,
                 text=True,
+                errors="replace",
                 timeout=120,
                 check=False,
             )
@@ -66,6 +67,12 @@ class Git:
                 f"base revision {ref!r} is not in this clone; {hint}", slug="ab-base"
             )
         return completed.stdout.strip()
+
+    def file_at(self, commit: str, path: str) -> str | None:
+        """The text of ``path`` (relative to the repository's top) in ``commit``; None where
+        it has no such file."""
+        completed = self._run("show", f"{commit}:{path}", check=False)
+        return completed.stdout if completed.returncode == 0 else None
 
     def merge_base(self, one: str, other: str) -> str:
         """Their best common ancestor. Raises BaseRevisionUnavailable naming the fix (a
