@@ -12,6 +12,7 @@ returns lives for one decision only: it is never written as a baseline.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
@@ -22,11 +23,19 @@ from gate.core.types import GitInfo, RequestedMode, RunRecord, Sample
 from gate.decide.compare import TIMING_FAMILIES
 from gate.decide.sequential import BaseRevision, PairedTiming
 from gate.diagnose.investigation import NO_BASE, BaseSide
-from gate.measure import base_imports
+from gate.errors import ConfigError
+from gate.measure import base_env, base_imports
 from gate.measure.environment import git_info
 from gate.measure.quality import evaluate
 from gate.measure.runner import Progress, Runner
-from gate.store.dependencies import changes_note, dependency_changes
+from gate.store.dependencies import (
+    BaseRequirements,
+    Change,
+    base_requirements,
+    changes_note,
+    dependency_changes,
+    installed_versions,
+)
 from gate.store.git import BaseRevisionUnavailable, Git
 
 
@@ -68,38 +77,180 @@ class BaseCheckout:
     no_base: str = NO_BASE  # why there is nothing to profile against
     side: BaseSide | None = None  # what the diagnosis profiles, once the base was measured
     timing: PairedTiming | None = None  # what the paired rounds measured of it
+    # comparison.json's ``dependencies`` (``dependencies_block``); None: nothing differs
+    dependencies: dict[str, object] | None = None
 
 
 @contextmanager
 def base_checkout(
-    config: GateConfig, pytest_root: Path | None, commit: str | None, notes: list[str]
+    config: GateConfig,
+    pytest_root: Path | None,
+    commit: str | None,
+    notes: list[str],
+    base_env: str | None = None,
+    progress: Progress = lambda message: None,
 ) -> Iterator[BaseCheckout]:
-    """The base revision in a temporary worktree whose workers import its own code; nothing
-    when timings are stored (no commit) or the config's folder is not in that revision. A note
-    names the dependencies that differ from it (``store/dependencies.py``): the base side runs
-    with this interpreter's packages, so the paired timings cannot show what they do."""
+    """The base revision in a temporary worktree whose workers import its own code and run
+    in its own environment (``_environment``: built when its dependencies differ, or the one
+    ``base_env`` / ``policy.base_environment`` names); nothing when timings are stored (no
+    commit) or the config's folder is not in that revision.
+
+    Raises ConfigError (exit 2) when a given base environment cannot run perf-gate."""
     if commit is None:
         yield BaseCheckout()
         return
     git = Git(config.root)
     top = git.toplevel()
     with git.worktree(commit) as tree, base_imports.isolated(top, tree) as imports:
-        revision = BaseRevision(
-            commit=commit,
-            root=tree / config.root.relative_to(top),
-            pytest_root=tree / pytest_root.relative_to(top) if pytest_root else None,
-        )
-        if revision.root.is_dir():
+        root = tree / config.root.relative_to(top)
+        if root.is_dir():
+            setting = base_env or config.policy.base_environment
             changed = dependency_changes(config.root, top, commit)
-            if changed:
-                notes.append(changes_note(changed, commit))
-            yield BaseCheckout(revision, imports)
+            python, block = _environment(config, setting, changed, imports, commit, progress)
+            if block is not None:
+                notes.append(str(block.pop("note")))
+            revision = BaseRevision(
+                commit=commit,
+                root=root,
+                pytest_root=tree / pytest_root.relative_to(top) if pytest_root else None,
+                python=python,
+            )
+            yield BaseCheckout(revision, imports, dependencies=block)
             return
         missing = (
             f"{config.root.relative_to(top)} does not exist in the base revision {commit[:12]}"
         )
         notes.append(f"{missing}: timings compared as stored")
         yield BaseCheckout(no_base=f"{missing}: nothing to profile against")
+
+
+def _environment(
+    config: GateConfig,
+    setting: str,
+    changed: list[Change],
+    imports: base_imports.BaseImports,
+    commit: str,
+    progress: Progress,
+) -> tuple[str | None, dict[str, object] | None]:
+    """The base workers' interpreter (None: this one) and the report's ``dependencies`` block
+    with its note (None when nothing differs and no interpreter was given). ``setting``:
+    ``auto`` builds the base revision's environment when its dependencies differ
+    (``measure/base_env.py``; where that fails, this interpreter, labelled), ``current`` keeps
+    this interpreter, anything else is a given interpreter or virtual environment."""
+    env: base_env.BaseEnvironment | None = None
+    reason = None
+    required = base_requirements(changed, installed_versions())
+    if setting not in ("auto", "current"):
+        try:
+            env = base_env.given(setting)
+        except base_env.Unavailable as exc:
+            raise ConfigError(
+                f"base environment {setting}: {exc.message} (policy.base_environment, --base-env)",
+                slug="base-env",
+            ) from None
+    elif changed and setting == "auto" and required.specs:
+        try:
+            env = base_env.build(
+                list(required.specs), base_env.cache_folder(config.report_dir), progress
+            )
+        except base_env.Unavailable as exc:
+            reason = exc.message
+            progress(f"the base revision's environment could not be built: {reason}")
+    if not changed and env is None:
+        return None, None
+    if env is not None:
+        base_imports.use_interpreter(imports, env.python, env.inherited, env.site)
+    block = dependencies_block(changed, required, commit, setting, env, reason)
+    return (env.python if env else None), block
+
+
+def dependencies_block(
+    changed: list[Change],
+    required: BaseRequirements,
+    commit: str,
+    setting: str,
+    env: base_env.BaseEnvironment | None,
+    reason: str | None,
+) -> dict[str, object]:
+    """comparison.json's ``dependencies``: each changed package's requirement and installed
+    version on both sides, each side's interpreter and fingerprint (a hash of its packages),
+    how the base side ran; and the ``note`` for the report."""
+    head = base_env.query(sys.executable)
+    base = base_env.query(env.python, env.site) if env is not None else head
+    head_packages = _packages(head)
+    base_packages = _packages(base)
+    short = commit[:12]
+    listed = ", ".join(str(c) for c in changed[:6]) + (
+        f" and {len(changed) - 6} more" if len(changed) > 6 else ""
+    )
+    if env is not None:
+        how = env.origin
+        ran = f"the base side ran in {env.describe()}"
+        if changed:
+            sides = ", ".join(
+                f"{c.name} {base_packages.get(c.name, '(none)')} -> "
+                f"{head_packages.get(c.name, '(none)')}"
+                for c in changed[:6]
+            )
+            note = f"dependencies differ from the base revision {short} ({sides}); {ran}"
+        else:
+            note = f"{ran}; no dependency file differs from the base revision {short}"
+    elif reason is not None:
+        how = "fallback"
+        note = (
+            f"{changes_note(changed, short)}: the base revision's environment could not be "
+            f"built ({reason})"
+        )
+    elif setting == "current":
+        how = "current"
+        note = f"{changes_note(changed, short)} (policy.base_environment: current)"
+    else:
+        how = "same"
+        note = (
+            f"dependencies differ from the base revision {short} ({listed}), but this "
+            "interpreter's versions meet the base's requirements too: both sides ran with them"
+        )
+    extra = list(required.notes)
+    if required.head_mismatch:
+        extra.append(
+            "this interpreter does not have the head's pins: " + ", ".join(required.head_mismatch)
+        )
+    if extra:
+        note += "; " + "; ".join(extra)
+    return {
+        "note": note,
+        "base_commit": commit,
+        "base_environment": how,
+        "reason": reason,
+        "installed": list(env.installed) if env is not None else [],
+        "build_seconds": round(env.seconds, 2) if env is not None else None,
+        "packages": [
+            {
+                "name": c.name,
+                "base_requirement": c.base,
+                "head_requirement": c.head,
+                "base": base_packages.get(c.name),
+                "head": head_packages.get(c.name),
+            }
+            for c in changed
+        ],
+        "sides": {
+            side: {
+                "python": str(data.get("python")),
+                "executable": str(data.get("executable")),
+                "fingerprint": base_env.fingerprint(packages),
+            }
+            for side, data, packages in (
+                ("base", base, base_packages),
+                ("head", head, head_packages),
+            )
+        },
+    }
+
+
+def _packages(data: dict[str, object]) -> dict[str, str]:
+    packages = data.get("packages")
+    return {str(k): str(v) for k, v in packages.items()} if isinstance(packages, dict) else {}
 
 
 def base_baseline(

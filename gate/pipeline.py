@@ -99,6 +99,7 @@ class GateRequest:
     selected: set[str] | None = None  # model benchmark names; None: all of the config's
     mode: RequestedMode | None = None  # overrides policy.timing_mode
     base_ref: str | None = None
+    base_env: str | None = None  # overrides policy.base_environment (--base-env)
     baseline_path: Path | None = None
     baseline_key: str | None = None
     results_path: Path | None = None
@@ -162,7 +163,8 @@ def run_gate(config: GateConfig, request: GateRequest, progress: Progress) -> Ou
     notes += skipped
     # closing: the runner's preloaded interpreters stop with the run
     pytest_root = request.pytest.root if request.pytest else None
-    with closing(runner), base_checkout(config, pytest_root, commit, notes) as base:
+    checkout = base_checkout(config, pytest_root, commit, notes, request.base_env, progress)
+    with closing(runner), checkout as base:
         paired = _measure(config, request, runner, plans, measured, base, mode, baseline, notes)
         evaluated = evaluate(config, runner, plans, progress)  # accuracy and parity
         measured.samples += evaluated.samples
@@ -199,6 +201,7 @@ def run_gate(config: GateConfig, request: GateRequest, progress: Progress) -> Ou
             paired=paired,
             notes=tuple(notes),
             diagnose=investigation,
+            dependencies=base.dependencies,
         )
 
 
@@ -272,9 +275,12 @@ def _measure(
         measured.info.update(probes.info)
         measured.errors += probes.errors
     if timing.base:  # rows measured in process (pytest-benchmark) stay stored
+        packages = (
+            "its own environment's packages" if revision.python else "this interpreter's packages"
+        )
         notes.append(
             f"timings paired against base revision {revision.commit[:12]} ({mode}), measured "
-            "from a worktree with this interpreter and packages"
+            f"from a worktree with {packages}"
         )
     base.side = BaseSide(
         root=revision.root, plans=timing.base_plans, pytest_root=revision.pytest_root
@@ -506,6 +512,7 @@ def _decide_and_write(
     paired: PairedBaseline | None = None,
     notes: tuple[str, ...] = (),
     diagnose: Diagnose | None = None,
+    dependencies: Mapping[str, object] | None = None,
 ) -> Outcome:
     """Decide (timings against ``paired`` when given), diagnose what ``diagnose`` picks (after
     the decision, which it cannot change), write results.json and comparison.json, save the
@@ -525,6 +532,8 @@ def _decide_and_write(
     files = [results_path, comparison_path]
     write_record(results_path, record)
     data = report_dict(result, record, diagnoses)  # comparison.json, and the report model's source
+    if dependencies is not None:  # the base side's own environment (base_run.dependencies_block)
+        data["dependencies"] = dict(dependencies)
     try:
         write_json_atomic(comparison_path, data)
     except OSError as exc:
@@ -561,7 +570,8 @@ def _unrelated_note(
     path: Path, baseline: RunRecord | None, record: RunRecord, paired: PairedBaseline | None
 ) -> tuple[str, ...]:
     """A baseline that shares no benchmark with the run passes everything as ``new``: say so."""
-    if baseline is None or not unrelated_baseline(baseline, record):
+    # a stand-in (the base revision measured in this run, nothing stored) is not a file's
+    if baseline is None or not path.is_file() or not unrelated_baseline(baseline, record):
         return ()
     paired_timings = " (timings were compared with the base revision)" if paired else ""
     return (

@@ -275,7 +275,7 @@ def _build(raw: dict[str, Any], path: Path | None, root: Path) -> GateConfig:
     models_raw = ctx.mapping(raw.get("models") or {}, "models", None)
     models = tuple(parse_model(ctx, str(name), spec, root) for name, spec in models_raw.items())
     custom = {c.name for model in models if model.eval for c in model.eval.custom}
-    policy = parse_policy(ctx, raw.get("policy") or {}, custom)
+    policy = parse_policy(ctx, raw.get("policy") or {}, custom, root)
     diagnose = parse_diagnose(ctx, (raw.get("policy") or {}).get("diagnose"), "policy.diagnose")
     if not math.isfinite(diagnose.max_trace):
         raise ctx.error(

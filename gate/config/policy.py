@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 from gate import units
-from gate.config.checks import Checker, closest
+from gate.config.checks import Checker, closest, path_value
 from gate.config.quality import MAX_BATCH, parse_require_significance, parse_tradeoffs
 from gate.core.types import PARALLEL_SETTINGS, REQUESTED_MODES, Budget, Policy, Threshold
 
@@ -31,6 +32,7 @@ POLICY_KEYS = (
     "budgets",
     "timing_mode",
     "parallel",
+    "base_environment",
     "min_rounds",
     "max_rounds",
     "round_step",
@@ -154,7 +156,9 @@ def _custom_hint(metric: str) -> str:
     return f" ({metric!r} is not a built-in metric, so it is read as a custom one{guess})"
 
 
-def parse_policy(ctx: Checker, raw: Any, custom_metrics: Iterable[str] = ()) -> Policy:
+def parse_policy(
+    ctx: Checker, raw: Any, custom_metrics: Iterable[str] = (), root: Path | None = None
+) -> Policy:
     """``policy:`` -> Policy; ``custom_metrics`` are the names of the config's ``eval.custom``
     metrics, which a threshold or trade-off may name."""
     custom = frozenset(custom_metrics)
@@ -200,6 +204,9 @@ def parse_policy(ctx: Checker, raw: Any, custom_metrics: Iterable[str] = ()) -> 
             "policy.parallel",
             f"unknown value {raw.get('parallel')!r}; expected auto, pinned or never",
         )
+    base_environment = parse_base_environment(
+        ctx, raw.get("base_environment", "auto"), root or Path.cwd()
+    )
     min_rounds = ctx.integer(raw.get("min_rounds", 8), "policy.min_rounds", 2, MAX_ROUNDS)
     max_rounds = ctx.integer(raw.get("max_rounds", 24), "policy.max_rounds", 2, MAX_ROUNDS)
     if max_rounds < min_rounds:
@@ -217,6 +224,7 @@ def parse_policy(ctx: Checker, raw: Any, custom_metrics: Iterable[str] = ()) -> 
         budgets=tuple(budgets),
         timing_mode=mode,
         parallel=parallel,
+        base_environment=base_environment,
         min_rounds=min_rounds,
         max_rounds=max_rounds,
         round_step=ctx.integer(raw.get("round_step", 4), "policy.round_step", 1, MAX_ROUNDS),
@@ -251,3 +259,32 @@ def _choice(ctx: Checker, value: Any, key: str) -> str:
             key, f"unknown value {value!r}; expected one of {', '.join(ENVIRONMENT_MISMATCH)}"
         )
     return str(value)
+
+
+BASE_ENVIRONMENTS = ("auto", "current")
+
+
+def parse_base_environment(
+    ctx: Checker, raw: Any, root: Path, key: str = "policy.base_environment"
+) -> str:
+    """``auto`` (the base revision's own environment, built when its dependencies differ),
+    ``current`` (this interpreter for both sides) or the path of an interpreter or virtual
+    environment for the base side (relative to the config's folder), returned absolute."""
+    if raw in BASE_ENVIRONMENTS:
+        return str(raw)
+    where = path_value(ctx, raw, key, root)
+    if not where.exists():
+        raise ctx.error(
+            key,
+            f"{raw!r} does not exist; expected auto, current, or the path of a Python "
+            "interpreter or virtual environment for the base revision's workers",
+        )
+    return str(where)
+
+
+def base_env_option(value: str | None) -> str | None:
+    """A ``--base-env`` value as the run needs it: ``auto``/``current`` as given, a path made
+    absolute from the working directory (it is checked when the base side starts)."""
+    if value is None or value in BASE_ENVIRONMENTS:
+        return value
+    return str(Path(value).expanduser().absolute())

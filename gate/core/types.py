@@ -207,6 +207,9 @@ class Policy:
     overrides: Mapping[str, Threshold] = field(default_factory=dict)
     timing_mode: RequestedMode = "auto"
     parallel: ParallelSetting = "auto"
+    # the base revision's workers: auto (its own environment when its dependencies differ),
+    # current (this interpreter), or an interpreter's or virtual environment's absolute path
+    base_environment: str = "auto"
     min_rounds: int = 8
     max_rounds: int = 24
     round_step: int = 4

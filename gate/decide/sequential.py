@@ -46,6 +46,7 @@ class BaseRevision:
     commit: str
     root: Path  # the config directory inside the worktree
     pytest_root: Path | None
+    python: str | None = None  # the base environment's interpreter (None: this one)
 
 
 def looks(config: GateConfig) -> int:
@@ -114,7 +115,10 @@ def paired_timing(
             if head.name not in by_name:
                 continue
             pair = (by_name[head.name], head)
-            use_duet = head.variant in ONNX_VARIANTS and mode in ("auto", "duet")
+            # one process cannot hold two environments: a base environment of its own -> ab
+            use_duet = (
+                head.variant in ONNX_VARIANTS and mode in ("auto", "duet") and base.python is None
+            )
             (duet_pairs if use_duet else ab_pairs).append(pair)
     nodes = list(tests.nodes) if tests is not None else []
     paired = PairedRunner(

@@ -66,9 +66,11 @@ def _resolved(entry: str) -> Path | None:
         return None
 
 
-def _prefixes() -> tuple[Path, ...]:
-    """The interpreter's own trees (a virtualenv may live inside the repository)."""
-    raw = {sys.prefix, sys.exec_prefix, sys.base_prefix, sys.base_exec_prefix}
+def _prefixes(inherited: Iterable[str] = ()) -> tuple[Path, ...]:
+    """The interpreter's own trees (a virtualenv may live inside the repository), and the
+    ``inherited`` package folders of a base environment (``base_env``) that reads the head
+    interpreter's packages."""
+    raw = {sys.prefix, sys.exec_prefix, sys.base_prefix, sys.base_exec_prefix, *inherited}
     found = {Path(os.path.abspath(p)) for p in raw}
     found |= {r for p in raw if (r := _resolved(p)) is not None}
     return tuple(sorted(found))
@@ -215,6 +217,9 @@ class BaseImports:
         worktree, the worktree's import directories after them, and the check's setting."""
         entries = [e for e in env.get("PYTHONPATH", "").split(os.pathsep) if e]
         ordered = [self.counterpart(e) for e in entries] + [str(p) for p in self.paths]
+        _, inherited, first = _INTERPRETERS.get(self.base, (None, (), None))
+        # a base environment's own packages before everything, PYTHONPATH's included
+        ordered = [first, *ordered] if first else ordered
         env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(ordered))
         env[ENV] = json.dumps(
             {
@@ -222,6 +227,7 @@ class BaseImports:
                 "base": str(self.base),
                 "report": str(self.report),
                 "names": list(self.names),
+                "prefixes": list(inherited),
             }
         )
         return env
@@ -238,6 +244,31 @@ class BaseImports:
 
 
 _ACTIVE: list[BaseImports] = []
+# The base environment's interpreter of a worktree (``base_env``), and the head interpreter's
+# package folders it reads after its own, by worktree.
+_INTERPRETERS: dict[Path, tuple[str, tuple[str, ...], str | None]] = {}
+
+
+def use_interpreter(
+    imports: BaseImports, python: str, inherited: Iterable[str] = (), first: str | None = None
+) -> None:
+    """Base workers of ``imports``' worktree run ``python`` (the base revision's environment)
+    until the worktree is left; ``inherited``: the folders of this interpreter's packages it
+    reads too (not head code, for the check); ``first``: a folder that goes before every
+    ``PYTHONPATH`` entry (the environment's own packages, which must win over a package the
+    head's ``PYTHONPATH`` provides)."""
+    _INTERPRETERS[imports.base] = (python, tuple(inherited), first)
+
+
+def interpreter(root: Path) -> str:
+    """The Python a worker rooted in ``root`` runs: the base environment's in a worktree that
+    has one, else this interpreter."""
+    where = _resolved(str(root))
+    for imports in _ACTIVE:
+        if where is not None and where.is_relative_to(imports.base):
+            found = _INTERPRETERS.get(imports.base)
+            return found[0] if found else sys.executable
+    return sys.executable
 
 
 @contextmanager
@@ -264,6 +295,7 @@ def isolated(head: Path, base: Path) -> Iterator[BaseImports]:
         yield imports
     finally:
         _ACTIVE.remove(imports)
+        _INTERPRETERS.pop(imports.base, None)
         shutil.rmtree(folder, ignore_errors=True)
 
 
@@ -283,13 +315,15 @@ def foreign_modules(
     base: Path,
     modules: Mapping[str, object] | None = None,
     names: Iterable[str] = (),
+    inherited: Iterable[str] = (),
 ) -> list[tuple[str, Path]]:
     """(name, file) of the loaded modules that are not the base revision's code, outermost
     first: a file in ``head`` but not in ``base`` (nor in the interpreter's prefixes), or a
     module under one of the project's top-level ``names`` from outside ``base``. perf-gate's
     own package is the measuring harness of both sides, never the code measured: its modules
-    are left out, even where the project is perf-gate's own repository."""
-    prefixes = _prefixes()
+    are left out, even where the project is perf-gate's own repository. ``inherited``: the
+    head interpreter's package folders a base environment reads (installed packages)."""
+    prefixes = _prefixes(inherited)
     raw_prefixes = tuple(str(p) + os.sep for p in prefixes)
     project = set(names)
     found = []
@@ -334,9 +368,10 @@ def check_worker() -> str | None:
         setting = json.loads(raw)
         head, base, report = (Path(setting[key]) for key in ("head", "base", "report"))
         names = [str(name) for name in setting.get("names", [])]
+        inherited = [str(folder) for folder in setting.get("prefixes", [])]
     except (ValueError, KeyError, TypeError, AttributeError):
         return None
-    foreign = foreign_modules(head, base, names=names)
+    foreign = foreign_modules(head, base, names=names, inherited=inherited)
     if not foreign:
         return None
     message = refusal(foreign)

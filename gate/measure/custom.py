@@ -27,14 +27,13 @@ import concurrent.futures
 import json
 import random
 import subprocess
-import sys
 import tempfile
 from pathlib import Path
 from typing import Any
 
 from gate.core.types import BenchmarkError, Direction, Metric, Sample, TimingMode
 from gate.errors import MeasurementError
-from gate.measure import processes
+from gate.measure import base_imports, processes
 from gate.measure.base_imports import ForeignImport
 from gate.measure.runner import (
     Measured,
@@ -90,7 +89,7 @@ def run_pytest_worker(
             plan.write_text(json.dumps(calls), encoding="utf-8")
             fixed = [f"--perf-gate-worker-calls={plan}"]
         command = [
-            sys.executable,
+            base_imports.interpreter(root),  # a base environment's, in its worktree
             "-m",
             "pytest",
             "-q",

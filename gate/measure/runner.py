@@ -33,6 +33,7 @@ from gate.measure import (
     TORCH_VARIANTS,
     BadReference,
     BenchmarkPlan,
+    base_imports,
     forkserver,
     processes,
     resolve_callable,
@@ -204,8 +205,9 @@ class Runner:
             plan_file = Path(scratch) / "plan.json"
             out_file = Path(scratch) / "out.json"
             plan_file.write_text(json.dumps(document), encoding="utf-8")
+            python = base_imports.interpreter(root)  # a base environment's, in its worktree
             command = [
-                sys.executable,
+                python,
                 "-m",
                 "gate.measure.worker.main",
                 args[0],
@@ -217,7 +219,8 @@ class Runner:
             env = self.environment(root, threads)
             if any(p.cuda for p in plans):  # a CUDA driver maps what RLIMIT_DATA would count
                 env.pop(processes.MEMORY_LIMIT_ENV, None)
-            server = self._server(plans, threads) if args[0] in FORKED_MODES else None
+            forked = args[0] in FORKED_MODES and python == sys.executable
+            server = self._server(plans, threads) if forked else None
             process: subprocess.Popen[str] | forkserver.Forked | None = None
             try:
                 if server is not None:

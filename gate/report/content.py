@@ -383,6 +383,7 @@ class Report:
     variants: VariantTable | None
     tails: tuple[Tail, ...]
     environment_label: str = ""  # the machine, readable: ``cpu-x86_64``, the GPU's name
+    dependencies: Dependencies | None = None  # packages that differ from the base revision
 
     @property
     def counts(self) -> str:
@@ -423,6 +424,66 @@ def _environment(data: Mapping[str, Any]) -> tuple[tuple[str, object, object], .
     return tuple(rows)
 
 
+@dataclass(frozen=True)
+class Dependencies:
+    """comparison.json's ``dependencies`` (``base_run.dependencies_block``): how the base side
+    of a paired run got its packages, and the packages that differ."""
+
+    how: str  # built, cached, given, fallback, current, same
+    reason: str  # why the base environment could not be built (fallback)
+    packages: tuple[tuple[str, str, str], ...]  # (name, base side, head side)
+    sides: tuple[tuple[str, str, str], ...]  # (side, Python version, fingerprint)
+
+    @property
+    def sentence(self) -> str:
+        """What the paired timings show of the change, in one sentence."""
+        return {
+            "built": "The base side ran in the base revision's own environment (built with uv), "
+            "so the paired timings include the dependency change.",
+            "cached": "The base side ran in the base revision's own environment (uv, cached), "
+            "so the paired timings include the dependency change.",
+            "given": "The base side ran with the interpreter given by policy.base_environment "
+            "or --base-env.",
+            "fallback": "⚠️ The base revision's environment could not be built "
+            f"({self.reason}): both sides ran with the head's packages, so the paired timings "
+            "do not show what the dependency change does.",
+            "current": "Both sides ran with the head's packages (policy.base_environment: "
+            "current): the paired timings do not show what the dependency change does.",
+        }.get(
+            self.how,
+            "The head's installed versions meet the base revision's requirements too: both "
+            "sides ran with them.",
+        )
+
+
+def _dependencies(data: Mapping[str, Any]) -> Dependencies | None:
+    block = data.get("dependencies")
+    if not isinstance(block, Mapping):
+        return None
+
+    def version(entry: Mapping[str, Any], side: str) -> str:
+        found = entry.get(side) or entry.get(f"{side}_requirement")
+        return str(found) if found else "(none)"
+
+    packages = tuple(
+        (str(p.get("name", "")), version(p, "base"), version(p, "head"))
+        for p in block.get("packages") or ()
+        if isinstance(p, Mapping)
+    )
+    raw_sides = block.get("sides")
+    sides: Mapping[str, Any] = raw_sides if isinstance(raw_sides, Mapping) else {}
+    return Dependencies(
+        how=_text(block.get("base_environment")),
+        reason=_text(block.get("reason")),
+        packages=packages,
+        sides=tuple(
+            (str(side), _text(v.get("python")), _text(v.get("fingerprint")))
+            for side, v in sides.items()
+            if isinstance(v, Mapping)
+        ),
+    )
+
+
 def report_from(data: Mapping[str, Any]) -> Report:
     """The report model of a comparison dict (``result_to_dict``'s form, checked or not)."""
     exit_code = data.get("exit_code")
@@ -442,4 +503,5 @@ def report_from(data: Mapping[str, Any]) -> Report:
         variants=variant_table(data),
         tails=_tails(data),
         environment_label=_text(data.get("environment_label")),
+        dependencies=_dependencies(data),
     )

@@ -35,6 +35,8 @@ from gate.report.view import (
     SEVERITY,
     Row,
     VariantTable,
+    dependency_rows,
+    dependency_sides,
     environment_rows,
     headline,
     number,
@@ -191,6 +193,9 @@ class View:
     unchanged: tuple[Row, ...]
     over_budget: tuple[tuple[Markup, ...], ...]
     environment: tuple[tuple[Markup, ...], ...]
+    dependencies: tuple[tuple[Markup, ...], ...]
+    dependency_line: Markup | None
+    dependency_sides: Markup | None
     trade_offs: tuple[Markup, ...]
     variants: VariantTable | None
     errors: tuple[Markup, ...]
@@ -249,6 +254,11 @@ def build_view(
         unchanged=tuple(r for r in rows if r.severity == unchanged),
         over_budget=tuple(over_budget_rows(report)),
         environment=tuple(environment_rows(report)),
+        dependencies=tuple(dependency_rows(report)),
+        dependency_line=safe(escape_text(report.dependencies.sentence, 3 * TEXT_LIMIT))
+        if report.dependencies
+        else None,
+        dependency_sides=dependency_sides(report),
         trade_offs=tuple(trade_off_lines(report)),
         variants=variant_table(report),
         errors=tuple(errors),
@@ -288,6 +298,8 @@ def _context(view: View, limits: Limits, elsewhere: str, verdicts: str) -> dict[
         "show_mode": any(r.mode for r in (*view.changed, *view.inconclusive, *view.unchanged)),
         "verdicts": safe(verdicts) if verdicts else None,
         "variants": view.variants,
+        "dependency_line": view.dependency_line,
+        "dependency_sides": view.dependency_sides,
         "charts": view.charts if limits.charts else (),
         "profiles_artifact": PROFILES_ARTIFACT,
         **view.footer,
@@ -298,6 +310,7 @@ def _context(view: View, limits: Limits, elsewhere: str, verdicts: str) -> dict[
         "unchanged": (view.unchanged, limits.unchanged),
         "over_budget": (view.over_budget, limits.details),
         "environment": (view.environment, limits.details),
+        "dependencies": (view.dependencies, limits.details),
         "trade_offs": (view.trade_offs, limits.details),
         "variant_rows": (view.variants.rows if view.variants else (), limits.details),
         "errors": (view.errors, limits.details),

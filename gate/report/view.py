@@ -281,6 +281,28 @@ def environment_rows(report: Report) -> list[tuple[Markup, Markup, Markup]]:
     ]
 
 
+def dependency_rows(report: Report) -> list[tuple[Markup, Markup, Markup]]:
+    """Package, base side and head side of each dependency that differs from the base."""
+    found = report.dependencies
+    return [
+        (safe(escape_text(name, 60)), safe(escape_text(old, 60)), safe(escape_text(new, 60)))
+        for name, old, new in (found.packages if found else ())
+    ]
+
+
+def dependency_sides(report: Report) -> Markup | None:
+    """``base: Python 3.11.7, packages 1a2b3c4d5e6f · head: ...`` (each side's fingerprint)."""
+    found = report.dependencies
+    if found is None or not found.sides:
+        return None
+    parts = [
+        f"{escape_text(side, 10)}: Python {escape_text(python, 20)}, packages "
+        f"`{escape_text(fingerprint, 20)}`"
+        for side, python, fingerprint in found.sides
+    ]
+    return safe(" · ".join(parts))
+
+
 def over_budget_rows(report: Report) -> list[tuple[Markup, ...]]:
     """Benchmark, metric, current value and the budget of each over-budget comparison."""
     rows: list[tuple[Markup, ...]] = []

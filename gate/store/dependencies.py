@@ -172,3 +172,67 @@ def changes_note(changes: list[Change], commit: str, limit: int = 6) -> str:
         "side ran with this interpreter's packages, so paired timings do not show what the "
         "dependency change does (a stored baseline recorded with the old packages would)"
     )
+
+
+_VERSION = re.compile(r"^[0-9][0-9A-Za-z.+!_-]*$")
+
+
+@dataclass(frozen=True)
+class BaseRequirements:
+    """What the base revision's environment needs over this interpreter's packages."""
+
+    specs: tuple[str, ...]  # requirement strings to install for the base side
+    notes: tuple[str, ...]  # what an environment cannot show (a package the head added)
+    head_mismatch: tuple[str, ...]  # head pins this interpreter does not have
+
+
+def base_requirements(changes: Iterable[Change], installed: Mapping[str, str]) -> BaseRequirements:
+    """The requirements that give the base side its own versions of ``changes``: an exact pin
+    as ``name==version``, a range only when ``installed`` (this interpreter's versions, by
+    canonical name) does not meet it (the same version would be resolved), a package the head
+    removed at its base requirement. A package the head added stays visible to the base side
+    (an environment reads this interpreter's packages): said in ``notes``."""
+    from packaging.requirements import InvalidRequirement, Requirement
+
+    specs: list[str] = []
+    notes: list[str] = []
+    mismatch: list[str] = []
+    for change in changes:
+        have = installed.get(change.name)
+        if change.head and _VERSION.match(change.head) and have and have != change.head:
+            mismatch.append(f"{change.name} {change.head} (this interpreter has {have})")
+        base = change.base
+        if base is None:
+            notes.append(f"{change.name} (added by the head) is visible to the base side too")
+            continue
+        if base == "any":
+            if have is None:
+                specs.append(change.name)
+            continue
+        if _VERSION.match(base):
+            if have != base:
+                specs.append(f"{change.name}=={base}")
+            continue
+        text = f"{change.name} {base}" if base.startswith("@") else f"{change.name}{base}"
+        try:
+            requirement = Requirement(text)
+        except InvalidRequirement:
+            notes.append(f"{change.name}: the base's requirement {base!r} cannot be read")
+            continue
+        if requirement.marker is not None and not requirement.marker.evaluate():
+            continue
+        if have is None or requirement.url or not requirement.specifier.contains(have, True):
+            specs.append(str(requirement))
+    return BaseRequirements(tuple(specs), tuple(notes), tuple(mismatch))
+
+
+def installed_versions() -> dict[str, str]:
+    """This interpreter's distributions: canonical name -> version (the first on the path)."""
+    from importlib import metadata
+
+    found: dict[str, str] = {}
+    for dist in metadata.distributions():
+        name = normalize(dist.metadata["Name"] or "")
+        if name and name not in found:
+            found[name] = dist.version
+    return found

@@ -92,11 +92,13 @@ class Ran:
         return [line for line in self.output.splitlines() if text in line]
 
 
-def run(command: list[str], cwd: Path, timeout: float = 240) -> Ran:
+def run(
+    command: list[str], cwd: Path, timeout: float = 240, env: dict[str, str] | None = None
+) -> Ran:
     completed = subprocess.run(
         command,
         cwd=cwd,
-        env=clean_env(),
+        env=clean_env(**(env or {})),
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -105,15 +107,18 @@ def run(command: list[str], cwd: Path, timeout: float = 240) -> Ran:
     return Ran(completed.returncode, completed.stdout, completed.stderr)
 
 
-def run_pytest(cwd: Path, *args: str, timeout: float = 240) -> Ran:
+def run_pytest(
+    cwd: Path, *args: str, timeout: float = 240, env: dict[str, str] | None = None
+) -> Ran:
     """``python -m pytest ARGS`` in ``cwd`` (a project with its own pytest.ini)."""
-    return run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *args], cwd, timeout)
+    command = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *args]
+    return run(command, cwd, timeout, env)
 
 
-def run_cli(cwd: Path, *args: str, timeout: float = 240) -> Ran:
+def run_cli(cwd: Path, *args: str, timeout: float = 240, env: dict[str, str] | None = None) -> Ran:
     """The ``perf-gate`` console script of this virtualenv."""
     assert PERF_GATE.is_file(), f"the perf-gate console script is missing: {PERF_GATE}"
-    return run([str(PERF_GATE), *args], cwd, timeout)
+    return run([str(PERF_GATE), *args], cwd, timeout, env)
 
 
 def run_cli_here(cwd: Path, *args: str) -> Ran:

@@ -14,6 +14,7 @@ from gate.base_run import base_checkout
 from gate.config import load_config
 from gate.store.dependencies import (
     Change,
+    base_requirements,
     changes_note,
     dependency_changes,
     parse_requirements,
@@ -129,15 +130,85 @@ def test_nothing_changed_and_an_unreadable_lock_say_nothing(repo: Path) -> None:
     ]
 
 
-def test_a_paired_run_notes_the_dependency_change(repo: Path) -> None:
+def test_a_paired_run_notes_the_dependency_change(
+    repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     base = git(repo, "rev-parse", "HEAD")
     (repo / "requirements.txt").write_text("onnxruntime==1.32.0\nnumpy\n", encoding="utf-8")
     (repo / "uv.lock").write_text(UV_LOCK.format(ort="1.32.0"), encoding="utf-8")
     git(repo, "commit", "-q", "-am", "upgrade onnxruntime")
-    notes: list[str] = []
     config = load_config(repo / "models" / "perf-gate.yaml")
+    # offline, with an empty cache: the base environment cannot be built, labelled
+    monkeypatch.setenv("UV_OFFLINE", "1")
+    monkeypatch.setenv("UV_NO_CONFIG", "1")
+    monkeypatch.setenv("UV_CACHE_DIR", str(tmp_path / "uv-cache"))
+    notes: list[str] = []
     with base_checkout(config, None, base, notes) as checkout:
         assert checkout.revision is not None
+        assert checkout.revision.python is None  # this interpreter for both sides
+        assert checkout.dependencies is not None
+        assert checkout.dependencies["base_environment"] == "fallback"
     (note,) = notes
     assert note.startswith(f"dependencies differ from the base revision {base[:12]}")
     assert "onnxruntime 1.31.0 -> 1.32.0" in note
+    assert "could not be built (" in note
+    # policy.base_environment: current (or --base-env current) says so instead
+    notes = []
+    with base_checkout(config, None, base, notes, base_env="current") as checkout:
+        assert checkout.dependencies is not None
+        assert checkout.dependencies["base_environment"] == "current"
+    (note,) = notes
+    assert note.endswith("(policy.base_environment: current)")
+
+
+@pytest.mark.parametrize(
+    ("change", "installed", "specs", "notes"),
+    [
+        (
+            Change("onnxruntime", "1.31.0", "1.32.0"),
+            {"onnxruntime": "1.32.0"},
+            ["onnxruntime==1.31.0"],
+            [],
+        ),
+        # a range the installed version meets resolves to it: nothing to install
+        (Change("numpy", ">=1.20", ">=1.26"), {"numpy": "2.4.6"}, [], []),
+        (Change("numpy", "<2", ">=2"), {"numpy": "2.4.6"}, ["numpy<2"], []),
+        # removed by the head: the base side needs it back
+        (Change("tinydep", ">=1", None), {}, ["tinydep>=1"], []),
+        (Change("tinydep", "any", None), {}, ["tinydep"], []),
+        (Change("tinydep", "any", None), {"tinydep": "1.0"}, [], []),
+        # added by the head: still visible to the base side
+        (
+            Change("newpkg", None, "1.0"),
+            {"newpkg": "1.0"},
+            [],
+            ["newpkg (added by the head) is visible to the base side too"],
+        ),
+        (
+            Change("pkg", "@ file:///wheels/pkg-1.0-py3-none-any.whl", "1.1"),
+            {"pkg": "1.1"},
+            ["pkg @ file:///wheels/pkg-1.0-py3-none-any.whl"],
+            [],
+        ),
+        (Change("pkg", "; sys_platform == 'win32'", "1.1"), {"pkg": "1.1"}, [], []),
+        (
+            Change("pkg", "=>1", "1.1"),
+            {"pkg": "1.1"},
+            [],
+            ["pkg: the base's requirement '=>1' cannot be read"],
+        ),
+    ],
+)
+def test_the_base_environment_installs_only_what_resolves_differently(
+    change: Change, installed: dict[str, str], specs: list[str], notes: list[str]
+) -> None:
+    required = base_requirements([change], installed)
+    assert list(required.specs) == specs
+    assert list(required.notes) == notes
+
+
+def test_head_pins_this_interpreter_lacks_are_named() -> None:
+    required = base_requirements(
+        [Change("onnxruntime", "1.31.0", "1.32.0")], {"onnxruntime": "1.30.0"}
+    )
+    assert required.head_mismatch == ("onnxruntime 1.32.0 (this interpreter has 1.30.0)",)

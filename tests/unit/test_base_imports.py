@@ -117,7 +117,42 @@ def test_base_worker_pythonpath_maps_head_entries_into_the_worktree(tmp_path: Pa
         "base": str(base),
         "report": str(tmp_path / "report"),
         "names": [],
+        "prefixes": [],
     }
+
+
+def test_a_base_environment_runs_the_worktrees_workers_with_its_packages_first(
+    tmp_path: Path,
+) -> None:
+    head, tree = tmp_path / "repo", tmp_path / "tree"
+    (head / "src").mkdir(parents=True)
+    (tree / "src").mkdir(parents=True)
+    python, own, inherited = str(tmp_path / "env/bin/python"), str(tmp_path / "own"), "/inh"
+    with base_imports.isolated(head, tree) as imports:
+        assert base_imports.interpreter(tree) == sys.executable
+        base_imports.use_interpreter(imports, python, [inherited], own)
+        assert base_imports.interpreter(tree / "sub") == python
+        assert base_imports.interpreter(head) == sys.executable  # head workers: this one
+        env = imports.environment({"PYTHONPATH": "/users/own/path"})
+        # the environment's packages win over a package the head's PYTHONPATH provides
+        assert env["PYTHONPATH"].split(os.pathsep)[:2] == [own, "/users/own/path"]
+        assert json.loads(env[ENV])["prefixes"] == [inherited]
+    assert base_imports.interpreter(tree) == sys.executable  # gone with the worktree
+
+
+def test_packages_the_base_environment_reads_from_a_venv_inside_the_repository_are_not_head_code(
+    tmp_path: Path,
+) -> None:
+    head, base = tmp_path / "repo", tmp_path / "worktree"
+    site = head / ".venv" / "lib" / "site-packages"
+    (site / "numpy").mkdir(parents=True)
+    base.mkdir()
+    module = ModuleType("numpy")
+    module.__file__ = str(site / "numpy" / "__init__.py")
+    assert foreign_modules(head, base, {"numpy": module}) == [
+        ("numpy", site / "numpy" / "__init__.py")
+    ]
+    assert foreign_modules(head, base, {"numpy": module}, inherited=[str(site)]) == []
 
 
 def test_only_workers_rooted_in_the_worktree_get_the_base_setting(tmp_path: Path) -> None:

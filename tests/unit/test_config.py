@@ -214,6 +214,7 @@ def test_defaults_when_no_config_file(tmp_path: Path, monkeypatch: pytest.Monkey
     assert config.policy.thresholds["memory"] == Threshold(value=0.02)
     assert config.policy.thresholds["cold_start"] == Threshold(value=0.25)
     assert config.policy.timing_mode == "auto"
+    assert config.policy.base_environment == "auto"
     assert (config.policy.min_rounds, config.policy.max_rounds) == (8, 24)
     assert config.policy.memory_floor == 8 * 2**20
     assert config.measure == MeasureSettings(memory_limit=AUTO_LIMIT)
@@ -806,3 +807,18 @@ def test_parse_threshold_rejects(text: object) -> None:
 def test_threshold_describe() -> None:
     assert parse_threshold("5%").describe() == "5%"
     assert parse_threshold("2ms").describe() == "0.002"
+
+
+def test_the_base_environment_is_auto_current_or_an_existing_path(make_config) -> None:
+    for value in ("auto", "current"):
+        path = make_config(policy={"base_environment": value})
+        assert load_config(path).policy.base_environment == value
+    (path.parent / "base-venv").mkdir()
+    path = make_config(policy={"base_environment": "base-venv"})
+    assert load_config(path).policy.base_environment == str(path.parent / "base-venv")
+    path = make_config(policy={"base_environment": "no-such-venv"})
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    message = caught.value.message
+    assert message.startswith("perf-gate.yaml: policy.base_environment: 'no-such-venv' does not")
+    assert "expected auto, current, or the path of a Python interpreter" in message

@@ -667,6 +667,45 @@ def diagnosed() -> dict[str, Any]:
     )
 
 
+def dependency_upgrade() -> dict[str, Any]:
+    """A pull request that upgrades onnxruntime, its base side measured in the base revision's
+    own environment (``base_run.dependencies_block``), and a package name written to break the
+    table."""
+    return report(
+        [
+            timing("digits-mlp[onnxruntime]", "regression", 0.000101, 0.000131, mode="ab"),
+            timing("digits-mlp[torch]", "unchanged", 0.000412, 0.000409, mode="ab"),
+        ],
+        dependencies={
+            "base_commit": BASE,
+            "base_environment": "built",
+            "reason": None,
+            "installed": ["onnxruntime==1.31.0"],
+            "build_seconds": 4.2,
+            "packages": [
+                {
+                    "name": "onnxruntime",
+                    "base_requirement": "1.31.0",
+                    "head_requirement": "1.32.0",
+                    "base": "1.31.0",
+                    "head": "1.32.0",
+                },
+                {
+                    "name": "evil|pkg<script>",
+                    "base_requirement": ">=1|2",
+                    "head_requirement": None,
+                    "base": None,
+                    "head": None,
+                },
+            ],
+            "sides": {
+                "base": {"python": "3.11.7", "executable": "/x", "fingerprint": "e820fdeb180b"},
+                "head": {"python": "3.11.7", "executable": "/y", "fingerprint": "fe8cb48eeeef"},
+            },
+        },
+    )
+
+
 def trend() -> tuple[TrendSeries, ...]:
     points = tuple(
         TrendPoint(commit=commit, date=f"2026-11-{day:02d}", value=value)
@@ -690,6 +729,7 @@ CASES = {
     "digest-1000": (many, ()),
     "hostile-names": (hostile_names, hostile_trend()),
     "diagnosis": (diagnosed, ()),
+    "dependency-upgrade": (dependency_upgrade, ()),
 }
 OPTIONS = ReportOptions(run_url="https://github.com/octo/demo/actions/runs/42")
 
@@ -1189,3 +1229,16 @@ def test_long_notes_become_footnotes_under_their_table() -> None:
     assert text.count(f"{REGRESSION}¹ |") == 2  # one footnote for both rows
     assert text.count("8 round\\(s\\) replaced") == 1
     assert f"{REGRESSION}<br><sub>1 outlier round\\(s\\) excluded</sub> |" in text
+
+
+def test_a_dependency_change_names_each_package_and_how_the_base_side_ran() -> None:
+    text = rendered_comment("dependency-upgrade")
+    assert "#### Dependencies that differ from the base revision" in text
+    assert "| onnxruntime | 1\\.31.0 | 1\\.32.0 |" in text
+    assert "own environment (built with uv)" in text.replace("\\", "")
+    assert "packages `e820fdeb180b`" in text
+    fallback = dependency_upgrade()
+    fallback["dependencies"] |= {"base_environment": "fallback", "reason": "uv is not installed"}
+    text = render_comment(check_comparison(fallback, "fallback"), OPTIONS)
+    assert "could not be built \\(uv is not installed \\(pip install uv\\)\\)" not in text
+    assert "could not be built \\(uv is not installed\\): both sides ran with the head's" in text

@@ -44,6 +44,11 @@ def register(commands: Any) -> None:
         "--comment-dir", metavar="DIR", help="post-comment: where the artifacts were downloaded"
     )
     run.add_argument("--pr-run-id", metavar="ID", help="post-comment: the pull request's run")
+    run.add_argument(
+        "--base-env",
+        metavar="auto|current|PATH",
+        help="the base revision's Python in paired runs (default: policy.base_environment)",
+    )
     run.set_defaults(handler=_ci)
 
     join = commands.add_parser(

@@ -17,6 +17,7 @@ from gate import __version__
 from gate import pipeline as app
 from gate.config import load_config
 from gate.config.checks import MAX_NAME, NAME
+from gate.config.policy import base_env_option
 from gate.core.types import REQUESTED_MODES, ExitCode
 from gate.decide import calibrate
 from gate.errors import ConfigError, GateError
@@ -66,6 +67,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     run.add_argument(
         "--ab", metavar="REF", help="base revision for ab/duet timing (default: baseline's commit)"
+    )
+    run.add_argument(
+        "--base-env",
+        metavar="auto|current|PATH",
+        help="the base revision's Python in paired runs: auto (its own environment, built with "
+        "uv when its dependencies differ), current (this interpreter), or an interpreter or "
+        "venv (default: the config's policy.base_environment)",
     )
     run.add_argument(
         "--select", action="append", metavar="NAME", help="measure only this benchmark (repeatable)"
@@ -181,6 +189,7 @@ def _run(args: argparse.Namespace) -> int:
         selected=selected,
         mode=args.mode,
         base_ref=args.ab,
+        base_env=base_env_option(args.base_env),
         baseline_path=args.baseline,
         baseline_key=args.baseline_key,
         results_path=args.out,

@@ -152,6 +152,8 @@ def measure(
             command.append(f"--perf-gate-baseline={baseline}")
         if base:
             command.append(f"--perf-gate-ab={base}")
+        if settings.base_env:
+            command.append(f"--perf-gate-base-env={settings.base_env}")
         progress(" ".join(shlex.quote(part) for part in [*command, *settings.pytest_args]))
         code = subprocess.run([*command, *settings.pytest_args], check=False).returncode
         if not comparison.is_file():
@@ -166,7 +168,9 @@ def measure(
             f"{config.no_models()}, or run your perf tests with the 'pytest-args' input",
             slug="nothing-measured",
         )
-    request = GateRequest(baseline_key=settings.baseline_key, base_ref=base)
+    request = GateRequest(
+        baseline_key=settings.baseline_key, base_ref=base, base_env=settings.base_env
+    )
     outcome = run_gate(config, request, progress)
     print(outcome.table, flush=True)
     return comparison, None

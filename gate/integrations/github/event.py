@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from gate.config.checks import MAX_NAME, NAME
+from gate.config.policy import base_env_option
 from gate.core.types import ExitCode
 from gate.errors import ConfigError
 from gate.integrations.github.actions import ActionsEnv, PullRequest, load_event, pull_request_of
@@ -44,6 +45,7 @@ class CiSettings:
     comment: str = "on-change"  # the action's default too (action.yml)
     comment_dir: Path | None = None  # where the poster finds downloaded comment artifacts
     pr_run_id: int | None = None
+    base_env: str | None = None  # the base revision's Python (policy.base_environment)
 
 
 # input name -> environment variable the action sets
@@ -57,6 +59,7 @@ INPUT_VARIABLES = {
     "comment": "PERF_GATE_COMMENT",
     "comment-dir": "PERF_GATE_COMMENT_DIR",
     "pr-run-id": "PERF_GATE_PR_RUN_ID",
+    "base-env": "PERF_GATE_BASE_ENV",
 }
 
 
@@ -122,6 +125,7 @@ def settings_from(values: Mapping[str, str | None], environ: Mapping[str, str]) 
         comment=_choice("comment", get("comment") or "on-change", COMMENT_MODES),
         comment_dir=Path(get("comment-dir")) if get("comment-dir") else None,
         pr_run_id=int(run_id) if run_id else None,
+        base_env=base_env_option(get("base-env") or None),
     )
 
 

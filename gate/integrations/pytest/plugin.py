@@ -26,6 +26,7 @@ import pytest
 
 from gate import pipeline as app
 from gate.config import GateConfig, MeasureSettings, find_config, load_config, parse_threshold
+from gate.config.policy import base_env_option
 from gate.core.types import REQUESTED_MODES, BenchmarkError, ExitCode, RequestedMode
 from gate.errors import ConfigError, GateError, MeasurementError
 from gate.integrations.pytest import benchmark_fixture
@@ -82,6 +83,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="timing mode (default: the config's policy.timing_mode, auto)",
     )
     group.addoption(
+        "--perf-gate-base-env",
+        metavar="auto|current|PATH",
+        default=None,
+        help="the base revision's Python in paired runs: auto (its own environment, built with "
+        "uv when its dependencies differ), current, or an interpreter or venv",
+    )
+    group.addoption(
         "--perf-gate-ab",
         metavar="REF",
         default=None,
@@ -125,6 +133,7 @@ class _State:
     baseline: Path | None
     mode: RequestedMode | None = None
     base_ref: str | None = None
+    base_env: str | None = None
     profile: bool = False
     worker_profile: Path | None = None
     worker_args: tuple[str, ...] = ()
@@ -179,6 +188,7 @@ def _settings_from(config: pytest.Config) -> _State:
         baseline=(invocation / baseline).resolve() if baseline else None,
         mode=config.getoption("--perf-gate-mode"),
         base_ref=config.getoption("--perf-gate-ab"),
+        base_env=base_env_option(config.getoption("--perf-gate-base-env")),
         profile=bool(config.getoption("--perf-gate-profile")),
         worker_profile=Path(worker_profile) if worker and worker_profile else None,
         worker_args=tuple(_worker_args(config, gate_config)),
@@ -560,6 +570,7 @@ def _gate(session: pytest.Session, state: _State) -> None:
         ),
         mode=state.mode,
         base_ref=state.base_ref,
+        base_env=state.base_env,
         diagnose="always" if state.profile else None,
         baseline_path=state.baseline,
         save=state.save,
