@@ -122,7 +122,13 @@ class Forked:
 class ForkServer:
     """One preloaded interpreter that forks workers; stopped by ``stop`` or with its owner."""
 
-    def __init__(self, env: dict[str, str], cwd: Path, preload: tuple[str, ...]) -> None:
+    def __init__(
+        self,
+        env: dict[str, str],
+        cwd: Path,
+        preload: tuple[str, ...],
+        python: str = sys.executable,  # a base environment's interpreter (base_env)
+    ) -> None:
         self._folder = tempfile.mkdtemp(prefix="perf-gate-fork-")
         self.address = os.path.join(self._folder, "socket")
         ready_read, ready_write = os.pipe()
@@ -131,7 +137,7 @@ class ForkServer:
         with open(log, "w", encoding="utf-8") as errors:
             self.process = subprocess.Popen(
                 [
-                    sys.executable,
+                    python,
                     "-m",
                     "gate.measure.forkserver",
                     self.address,

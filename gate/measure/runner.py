@@ -130,9 +130,9 @@ class Runner:
             settings.seed if settings.seed is not None else random.SystemRandom().randrange(2**31)
         )
         self.random = random.Random(seed)
-        # Preloaded interpreters for timed workers, by (threads, torch preloaded); None: it
-        # could not start, fresh interpreters instead.
-        self._servers: dict[tuple[int, bool], forkserver.ForkServer | None] = {}
+        # Preloaded interpreters for timed workers, by (interpreter, threads, torch preloaded);
+        # None: it could not start, fresh interpreters instead.
+        self._servers: dict[tuple[str, int, bool], forkserver.ForkServer | None] = {}
         self._servers_lock = threading.Lock()
 
     def environment(self, root: Path, threads: int) -> dict[str, str]:
@@ -151,18 +151,24 @@ class Runner:
                     server.stop()
             self._servers.clear()
 
-    def _server(self, plans: list[BenchmarkPlan], threads: int) -> forkserver.ForkServer | None:
-        """The preloaded interpreter for timed workers of ``threads`` (started on first use),
-        or None where forking is off or failed to start (said once)."""
+    def _server(
+        self, plans: list[BenchmarkPlan], threads: int, root: Path
+    ) -> forkserver.ForkServer | None:
+        """The preloaded interpreter for timed workers of ``threads`` rooted in ``root``
+        (started on first use; a base environment's workers get one of their interpreter,
+        started in the worktree with their environment), or None where forking is off or
+        failed to start (said once)."""
         if not forkserver.available():
             return None
-        key = (threads, any(p.variant in TORCH_VARIANTS for p in plans))
+        python = base_imports.interpreter(root)
+        key = (python, threads, any(p.variant in TORCH_VARIANTS for p in plans))
         with self._servers_lock:
             if key not in self._servers:
-                preload = ("torch",) if key[1] else ()
+                preload = ("torch",) if key[2] else ()
+                home = self.root if python == sys.executable else root
                 try:
                     self._servers[key] = forkserver.ForkServer(
-                        self.environment(self.root, threads), self.root, preload
+                        self.environment(home, threads), home, preload, python
                     )
                 except (forkserver.ForkServerUnavailable, OSError) as exc:
                     self.progress(f"timed workers start as fresh interpreters: {exc}")
@@ -219,8 +225,8 @@ class Runner:
             env = self.environment(root, threads)
             if any(p.cuda for p in plans):  # a CUDA driver maps what RLIMIT_DATA would count
                 env.pop(processes.MEMORY_LIMIT_ENV, None)
-            forked = args[0] in FORKED_MODES and python == sys.executable
-            server = self._server(plans, threads) if forked else None
+            forked = args[0] in FORKED_MODES
+            server = self._server(plans, threads, root) if forked else None
             process: subprocess.Popen[str] | forkserver.Forked | None = None
             try:
                 if server is not None:

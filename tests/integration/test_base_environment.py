@@ -151,10 +151,12 @@ def test_no_dependency_change_builds_nothing(
     env = environment(wheelhouse, head_packages, tmp_path)
     repo = upgrade(tmp_path, "==1.1", "==1.1")
     ran = run_pytest(repo, "--perf-gate", "--perf-gate-ab", "HEAD~1", env=env)
-    assert ran.ret == 0, ran.output
-    assert latency(repo)["verdict"] in ("unchanged", "inconclusive")
+    # the verdict of an A/A pair is the noise's (3 rounds, a loaded machine): not asserted here
+    assert ran.ret in (0, 1), ran.output
+    assert latency(repo)["mode"] == MODEL_AB
     data = read_json(repo / ".perf-gate" / "comparison.json")
     assert "dependencies" not in data
+    assert not any("dependencies differ" in n for n in data["notes"])
     assert not (repo / ".perf-gate" / "cache" / "base-envs").exists()
 
 

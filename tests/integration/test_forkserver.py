@@ -126,14 +126,16 @@ def test_the_server_ends_with_its_runner_and_fresh_interpreters_when_switched_of
         metrics=("latency",),
     )
     runner = Runner(MeasureSettings(rounds=1), root, tmp_path / "work")
-    server = runner._server([plan], 1)
+    server = runner._server([plan], 1, root)
     assert server is not None
     pid = server.process.pid
-    assert runner._server([plan], 1) is server  # one per thread count, reused
+    assert runner._server([plan], 1, root) is server  # one per thread count, reused
     runner.close()
     deadline = time.monotonic() + 10
     while server.process.poll() is None and time.monotonic() < deadline:
         time.sleep(0.05)
     assert server.process.poll() is not None, f"server {pid} still runs"
     monkeypatch.setenv(forkserver.SWITCH, "0")
-    assert Runner(MeasureSettings(rounds=1), root, tmp_path / "work")._server([plan], 1) is None
+    assert (
+        Runner(MeasureSettings(rounds=1), root, tmp_path / "work")._server([plan], 1, root) is None
+    )
