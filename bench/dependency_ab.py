@@ -172,6 +172,17 @@ def change(item: dict[str, Any]) -> str:
     return f"{pct(item.get('relative_change'))} [{low}, {high}]"
 
 
+def value(item: dict[str, Any], side: str) -> str:
+    number, unit = item.get(side), item.get("unit") or ""
+    if number is None:
+        return "?"
+    if unit == "s":
+        return f"{number * 1e6:.1f} us"
+    if unit == "B":
+        return f"{number / 2**20:.1f} MiB"
+    return f"{number:.4g} {unit}".strip()
+
+
 def overhead(work: Path) -> str:
     """Section 2: a pin-only change (cached environment) against a plain ab run."""
     house = work / "wheelhouse"
@@ -248,14 +259,15 @@ measure: {warmup: 20, min_calls: 100, min_time: 0.1s, threads: 1, probes: 2}
     rows = [
         (
             f"{item['benchmark']} {item['metric']}",
+            f"{value(item, 'baseline')} -> {value(item, 'current')}",
             change(item),
-            item["mode"],
+            str(item["mode"] or "-"),
             str(item.get("n_current")),
-            item["verdict"],
+            item["verdict"] + (f" ({item['note']})" if item.get("note") else ""),
         )
         for item in data["comparisons"]
     ]
-    header = ("row", "change [CI]", "mode", "rounds", "verdict")
+    header = ("row", "base -> head", "change [CI]", "mode", "n", "verdict")
     sides = block.get("sides", {})
     lines = [
         f"onnxruntime {old} (base) -> {installed} (head); base side: "
