@@ -20,12 +20,14 @@ This script measures, on this machine:
     .venv/bin/python bench/dependency_ab.py                 # all of it (registry needed for 1b, 3)
     .venv/bin/python bench/dependency_ab.py --no-registry   # offline parts only
     .venv/bin/python bench/dependency_ab.py --old-onnxruntime 1.22.0
+    .venv/bin/python bench/dependency_ab.py --no-registry --trials 10 --noisy
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import os
 import shutil
 import subprocess
@@ -183,8 +185,9 @@ def value(item: dict[str, Any], side: str) -> str:
     return f"{number:.4g} {unit}".strip()
 
 
-def overhead(work: Path) -> str:
-    """Section 2: a pin-only change (cached environment) against a plain ab run."""
+def overhead(work: Path, trials: int) -> str:
+    """Section 2: a pin-only change (cached environment) against a plain ab run, ``trials``
+    gate runs of each."""
     house = work / "wheelhouse"
     base_size, double = 20_000, 40_000
     wheel(house, "tinypkg", "1.0", WORK.format(version="1.0", size=base_size))
@@ -206,23 +209,40 @@ def overhead(work: Path) -> str:
             base_env.CACHE_ENV: str(work / "envs-gate"),
         }
         repo = pin_repo(work / f"repo-{len(rows)}", base_pin, head_version)
-        if base_pin != head_version:  # build it first: the timed run uses the cache
+        if base_pin != head_version:  # build it first: the timed runs use the cache
             gate(repo, env)
-        seconds, data, _ = gate(repo, env)
-        item = row_of(data, "work[torch]")
-        how = (data.get("dependencies") or {}).get("base_environment", "-")
+        walls, verdicts, changes, modes, how = [], {}, [], set(), "-"
+        for _ in range(trials):
+            seconds, data, _ = gate(repo, env)
+            item = row_of(data, "work[torch]")
+            how = (data.get("dependencies") or {}).get("base_environment", "-")
+            walls.append(seconds)
+            verdicts[item["verdict"]] = verdicts.get(item["verdict"], 0) + 1
+            changes.append(item["relative_change"])
+            modes.add(item["mode"])
+        walls.sort()
+        changes.sort()
+        counted = ", ".join(f"{n} {v}" for v, n in sorted(verdicts.items()))
         rows.append(
             (
                 label,
                 how,
-                f"{seconds:.1f} s",
-                item["mode"],
-                change(item),
-                str(item["n_current"]),
-                item["verdict"],
+                f"{walls[len(walls) // 2]:.1f} s",
+                "/".join(sorted(modes)),
+                f"{changes[len(changes) // 2] * 100:+.1f}%",
+                f"{changes[0] * 100:+.1f}% .. {changes[-1] * 100:+.1f}%",
+                counted,
             )
         )
-    header = ("case", "base side", "gate wall", "mode", "change [CI]", "rounds", "verdict")
+    header = (
+        "case",
+        "base side",
+        "median wall",
+        "mode",
+        "median change",
+        "range",
+        f"verdicts of {trials}",
+    )
     return table(header, rows)
 
 
@@ -285,7 +305,24 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--no-registry", action="store_true", help="offline parts only")
     parser.add_argument("--old-onnxruntime", default="1.22.0", help="the base's onnxruntime")
+    parser.add_argument("--trials", type=int, default=1, help="gate runs per case in part 2")
+    parser.add_argument(
+        "--noisy", action="store_true", help="beside a CPU-bound neighbour in bursts (50%% duty)"
+    )
     args = parser.parse_args()
+    stop = multiprocessing.Event()
+    if args.noisy:
+        sys.path.insert(0, str(ROOT / "bench"))
+        from live_verdicts import neighbour
+
+        multiprocessing.Process(target=neighbour, args=(stop, 7), daemon=True).start()
+    try:
+        return run(args)
+    finally:
+        stop.set()
+
+
+def run(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory(prefix="perf-gate-dependency-ab-") as scratch:
         work = Path(scratch)
         house = work / "build-wheelhouse"
@@ -304,7 +341,7 @@ def main() -> int:
         print("1. Building the base revision's environment")
         print(table(header, rows))
         print("\n2. The gate with a pin change (environment cached) against a plain ab run")
-        print(overhead(work))
+        print(overhead(work, args.trials))
         if not args.no_registry:
             print("\n3. The digits example across an onnxruntime upgrade")
             print(digits_upgrade(work, args.old_onnxruntime))
