@@ -159,7 +159,7 @@ def _environment(
     if not changed and env is None:
         return None, None
     if env is not None:
-        base_imports.use_interpreter(imports, env.python, env.inherited, env.site)
+        base_imports.use_interpreter(imports, env.python, env.inherited, env.site, env.modules)
     block = dependencies_block(changed, required, commit, setting, env, reason)
     return (env.python if env else None), block
 

@@ -104,6 +104,12 @@ class BaseEnvironment:
     inherited: tuple[str, ...] = field(default=())  # this interpreter's package folders
     site: str | None = None  # its own package folder (a built environment's)
 
+    @property
+    def modules(self) -> tuple[str, ...]:
+        """The top-level modules its own folder holds (what it has that this interpreter's
+        packages would otherwise provide)."""
+        return top_level_modules(Path(self.site)) if self.site else ()
+
     def describe(self) -> str:
         """A few words on where the base side ran, for notes and progress lines."""
         if self.origin == "given":
@@ -117,6 +123,24 @@ def cache_folder(report_dir: Path) -> Path:
     ``cache/base-envs``."""
     where = os.environ.get(CACHE_ENV)
     return Path(where).expanduser() if where else report_dir / "cache" / "base-envs"
+
+
+def top_level_modules(folder: Path) -> tuple[str, ...]:
+    """The importable top-level names in a package folder: packages, modules, extensions."""
+    names = set()
+    try:
+        entries = list(folder.iterdir())
+    except OSError:
+        return ()
+    for entry in entries:
+        name = entry.name
+        if name.endswith((".dist-info", ".egg-info", ".pth")) or name == "__pycache__":
+            continue
+        if entry.is_dir():
+            names.add(name)
+        elif name.endswith((".py", ".so", ".pyd")):
+            names.add(name.split(".")[0])
+    return tuple(sorted(names))
 
 
 def inherited_folders() -> tuple[str, ...]:

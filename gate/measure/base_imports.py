@@ -217,7 +217,7 @@ class BaseImports:
         worktree, the worktree's import directories after them, and the check's setting."""
         entries = [e for e in env.get("PYTHONPATH", "").split(os.pathsep) if e]
         ordered = [self.counterpart(e) for e in entries] + [str(p) for p in self.paths]
-        _, inherited, first = _INTERPRETERS.get(self.base, (None, (), None))
+        _, inherited, first, _ = _INTERPRETERS.get(self.base, (None, (), None, frozenset()))
         # a base environment's own packages before everything, PYTHONPATH's included
         ordered = [first, *ordered] if first else ordered
         env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(ordered))
@@ -246,18 +246,36 @@ class BaseImports:
 _ACTIVE: list[BaseImports] = []
 # The base environment's interpreter of a worktree (``base_env``), and the head interpreter's
 # package folders it reads after its own, by worktree.
-_INTERPRETERS: dict[Path, tuple[str, tuple[str, ...], str | None]] = {}
+_INTERPRETERS: dict[Path, tuple[str, tuple[str, ...], str | None, frozenset[str]]] = {}
 
 
 def use_interpreter(
-    imports: BaseImports, python: str, inherited: Iterable[str] = (), first: str | None = None
+    imports: BaseImports,
+    python: str,
+    inherited: Iterable[str] = (),
+    first: str | None = None,
+    modules: Iterable[str] = (),
 ) -> None:
     """Base workers of ``imports``' worktree run ``python`` (the base revision's environment)
     until the worktree is left; ``inherited``: the folders of this interpreter's packages it
     reads too (not head code, for the check); ``first``: a folder that goes before every
     ``PYTHONPATH`` entry (the environment's own packages, which must win over a package the
-    head's ``PYTHONPATH`` provides)."""
-    _INTERPRETERS[imports.base] = (python, tuple(inherited), first)
+    head's ``PYTHONPATH`` provides); ``modules``: the top-level modules it holds there (a
+    worker forked from this interpreter's server gets them only where the server has not
+    loaded them)."""
+    folders = (*inherited, first) if first else tuple(inherited)
+    _INTERPRETERS[imports.base] = (python, folders, first, frozenset(modules))
+
+
+def own_modules(root: Path) -> frozenset[str]:
+    """The top-level modules a worker rooted in ``root`` takes from its base environment's own
+    folder (empty: none, or no base environment)."""
+    where = _resolved(str(root))
+    for imports in _ACTIVE:
+        if where is not None and where.is_relative_to(imports.base):
+            found = _INTERPRETERS.get(imports.base)
+            return found[3] if found else frozenset()
+    return frozenset()
 
 
 def interpreter(root: Path) -> str:

@@ -45,6 +45,7 @@ from gate.measure import processes
 SWITCH = "PERF_GATE_FORKSERVER"  # "0": every worker is a fresh interpreter
 START_TIMEOUT = 120.0  # seconds for the server to import what it preloads
 _HIGH_FD = 100  # received descriptors are moved above this before being put in place
+MODULES_FILE = "modules.json"  # the top-level modules the server loaded before forking
 
 
 def available() -> bool:
@@ -164,6 +165,11 @@ class ForkServer:
             lines = log.read_text(encoding="utf-8", errors="replace").strip().splitlines()
             self.stop()
             raise ForkServerUnavailable(lines[-1] if lines else "it did not start in time")
+        # the top-level modules every forked worker starts with (None: unknown)
+        self.modules: frozenset[str] | None = None
+        with contextlib.suppress(OSError, ValueError, TypeError):
+            names = json.loads((Path(self._folder) / MODULES_FILE).read_text(encoding="utf-8"))
+            self.modules = frozenset(str(name) for name in names)
 
     def spawn(
         self,
@@ -233,6 +239,10 @@ def serve(address: str, ready: int, alive: int, preload: list[str]) -> None:
     for name in preload:
         importlib.import_module(name)
     importlib.import_module("gate.measure.worker.main")
+    # what is loaded before any fork: a base environment's worker may share this server only
+    # when none of its own packages is among these (runner.Runner._server)
+    loaded = sorted({name.split(".")[0] for name in sys.modules})
+    Path(address).with_name(MODULES_FILE).write_text(json.dumps(loaded), encoding="utf-8")
     own = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
     # What every fresh interpreter has: sys.path without the folder and PYTHONPATH entries.
     base_path = [p for p in sys.path[1:] if p not in own]

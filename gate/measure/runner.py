@@ -161,11 +161,28 @@ class Runner:
         if not forkserver.available():
             return None
         python = base_imports.interpreter(root)
-        key = (python, threads, any(p.variant in TORCH_VARIANTS for p in plans))
+        torch = any(p.variant in TORCH_VARIANTS for p in plans)
+        if python != sys.executable:
+            # A base environment's worker forks from the head's own server where that loaded
+            # none of the environment's packages: both sides then start from one process
+            # image, as in any paired run (two servers would add an offset of their own to
+            # every round's ratio); else from a server of the environment's interpreter.
+            shared = self._started(sys.executable, threads, torch, self.root)
+            overlap = base_imports.own_modules(root)
+            if shared is not None and shared.modules is not None and not shared.modules & overlap:
+                return shared
+            return self._started(python, threads, torch, root)
+        return self._started(python, threads, torch, self.root)
+
+    def _started(
+        self, python: str, threads: int, torch: bool, home: Path
+    ) -> forkserver.ForkServer | None:
+        """The server of ``python`` for ``threads`` (torch preloaded or not), started in
+        ``home`` on first use; None where it failed to start (said once)."""
+        key = (python, threads, torch)
         with self._servers_lock:
             if key not in self._servers:
-                preload = ("torch",) if key[2] else ()
-                home = self.root if python == sys.executable else root
+                preload = ("torch",) if torch else ()
                 try:
                     self._servers[key] = forkserver.ForkServer(
                         self.environment(home, threads), home, preload, python

@@ -160,3 +160,46 @@ def test_the_fingerprint_is_a_hash_of_the_packages_and_versions() -> None:
     assert one != base_env.fingerprint({"numpy": "2.4.5", "torch": "2.13.0"})
     assert len(one) == 12
     assert json.dumps(one)
+
+
+def test_base_workers_share_the_heads_server_unless_it_loaded_their_packages(
+    wheelhouse: Path, tmp_path: Path
+) -> None:
+    from gate.config import MeasureSettings
+    from gate.measure import BenchmarkPlan, base_imports
+    from gate.measure.runner import Runner
+
+    head, tree = tmp_path / "repo", tmp_path / "tree"
+    head.mkdir()
+    tree.mkdir()
+    env = base_env.build(["tinypkg==1.0"], tmp_path / "cache")
+    assert env.modules == ("tinydep", "tinypkg")  # with what tinypkg 1.0 requires
+    plan = BenchmarkPlan(
+        name="m[onnxruntime]",
+        model="m",
+        variant="onnxruntime",
+        root=str(head),
+        input_shape=(1, 4),
+        batch_sizes=(1,),
+        metrics=("latency",),
+    )
+    runner = Runner(MeasureSettings(rounds=1), head, tmp_path / "work")
+    try:
+        with base_imports.isolated(head, tree) as imports:
+            shared = runner._server([plan], 1, head)
+            assert shared is not None
+            assert shared.modules is not None
+            assert "gate" in shared.modules
+            assert "tinypkg" not in shared.modules
+            base_imports.use_interpreter(imports, env.python, env.inherited, env.site, env.modules)
+            # one process image for both sides: the base worker's own packages are not loaded
+            assert runner._server([plan], 1, tree) is shared
+            # a package the server has loaded (here perf-gate's own) cannot be swapped after the
+            # fork: the environment's interpreter gets a server of its own
+            base_imports.use_interpreter(imports, env.python, env.inherited, env.site, ["gate"])
+            own = runner._server([plan], 1, tree)
+            assert own is not None
+            assert own is not shared
+            assert own.process.args[0] == env.python  # type: ignore[index]
+    finally:
+        runner.close()

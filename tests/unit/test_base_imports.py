@@ -130,13 +130,16 @@ def test_a_base_environment_runs_the_worktrees_workers_with_its_packages_first(
     python, own, inherited = str(tmp_path / "env/bin/python"), str(tmp_path / "own"), "/inh"
     with base_imports.isolated(head, tree) as imports:
         assert base_imports.interpreter(tree) == sys.executable
-        base_imports.use_interpreter(imports, python, [inherited], own)
+        base_imports.use_interpreter(imports, python, [inherited], own, ["tinypkg"])
         assert base_imports.interpreter(tree / "sub") == python
+        assert base_imports.own_modules(tree) == {"tinypkg"}
+        assert base_imports.own_modules(head) == frozenset()
         assert base_imports.interpreter(head) == sys.executable  # head workers: this one
         env = imports.environment({"PYTHONPATH": "/users/own/path"})
         # the environment's packages win over a package the head's PYTHONPATH provides
         assert env["PYTHONPATH"].split(os.pathsep)[:2] == [own, "/users/own/path"]
-        assert json.loads(env[ENV])["prefixes"] == [inherited]
+        # neither this interpreter's packages nor the environment's own are head code
+        assert json.loads(env[ENV])["prefixes"] == [inherited, own]
     assert base_imports.interpreter(tree) == sys.executable  # gone with the worktree
 
 
