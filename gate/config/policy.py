@@ -272,6 +272,10 @@ def parse_base_environment(
     environment for the base side (relative to the config's folder), returned absolute."""
     if raw in BASE_ENVIRONMENTS:
         return str(raw)
+    if not isinstance(raw, str) or not raw.strip():
+        raise ctx.error(
+            key, f"expected auto, current, or the path of a Python interpreter or venv, got {raw!r}"
+        )
     where = path_value(ctx, raw, key, root)
     if not where.exists():
         raise ctx.error(

@@ -822,3 +822,6 @@ def test_the_base_environment_is_auto_current_or_an_existing_path(make_config) -
     message = caught.value.message
     assert message.startswith("perf-gate.yaml: policy.base_environment: 'no-such-venv' does not")
     assert "expected auto, current, or the path of a Python interpreter" in message
+    for bad in (5, "", None, ["auto"]):
+        with pytest.raises(ConfigError, match=r"policy.base_environment: expected auto, current"):
+            load_config(make_config(policy={"base_environment": bad}))
