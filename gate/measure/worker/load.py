@@ -1,0 +1,217 @@
+"""Serving under load, in the worker: open-loop Poisson arrivals at a target rate, served by a
+pool of threads (with optional dynamic batching), latency measured from each query's scheduled
+arrival so queueing counts.
+
+MLPerf LoadGen's server scenario is the reference: queries arrive whether or not the system
+kept up (open loop), at exponential gaps of mean 1/rate, and a percentile is reported only with
+enough queries (``core/percentiles.py``). Here one dispatcher thread sleeps to about 200 us
+before each arrival and spins the rest, puts the query on a queue (or drops it when the queue
+holds ``max_queue``) and records how late it was; ``threads`` workers take queries off the
+queue, up to ``max_batch`` at a time, waiting at most ``max_wait`` after the first for the
+batch to fill, and call ``call(batch_size)``. The interpreter's thread switch interval is
+lowered to 50 us for the run, so a worker running Python code does not hold the dispatcher up
+for the default 5 ms.
+
+Everything here runs in a worker process (the user's code is called); the parent reads the
+result it returns.
+"""
+
+from __future__ import annotations
+
+import math
+import queue
+import random
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from gate.core.percentiles import Percentile, percentile
+
+SPIN = 200e-6  # seconds before an arrival the dispatcher stops sleeping and spins
+SWITCH_INTERVAL = 50e-6
+MAX_RATE = 1e6
+MAX_DURATION = 3600.0
+MAX_QUERIES = 10_000_000
+MAX_THREADS = 256
+
+
+class LoadSettingError(ValueError):
+    """A load setting that cannot run; the message names the setting and what it accepts."""
+
+
+@dataclass(frozen=True)
+class LoadSettings:
+    """One load run: ``rate`` queries per second for ``duration`` seconds or ``queries``
+    queries (the first reached ends the arrivals), served by ``threads``."""
+
+    rate: float
+    duration: float | None = None
+    queries: int | None = None
+    threads: int = 1
+    max_batch: int = 1
+    max_wait: float = 0.0  # seconds a batch waits to fill after its first query
+    max_queue: int | None = None  # queries waiting beyond this are dropped (None: never)
+    seed: int | None = None
+
+    def check(self) -> None:
+        """Raise LoadSettingError for a setting that cannot run."""
+
+        def bad(name: str, expected: str, value: object) -> LoadSettingError:
+            return LoadSettingError(f"load.{name}: expected {expected}, got {value!r}")
+
+        if not _number(self.rate) or not 0 < self.rate <= MAX_RATE:
+            raise bad("rate", f"queries per second above 0 and at most {MAX_RATE:g}", self.rate)
+        if self.duration is None and self.queries is None:
+            raise LoadSettingError("load: give a duration or a number of queries")
+        if self.duration is not None and (
+            not _number(self.duration) or not 0 < self.duration <= MAX_DURATION
+        ):
+            raise bad("duration", f"seconds above 0 and at most {MAX_DURATION:g}", self.duration)
+        if self.queries is not None and (
+            not isinstance(self.queries, int) or not 1 <= self.queries <= MAX_QUERIES
+        ):
+            raise bad("queries", f"a whole number from 1 to {MAX_QUERIES}", self.queries)
+        if not isinstance(self.threads, int) or not 1 <= self.threads <= MAX_THREADS:
+            raise bad("threads", f"a whole number from 1 to {MAX_THREADS}", self.threads)
+        if not isinstance(self.max_batch, int) or not 1 <= self.max_batch <= 4096:
+            raise bad("max_batch", "a whole number from 1 to 4096", self.max_batch)
+        if not _number(self.max_wait) or not 0 <= self.max_wait <= 10:
+            raise bad("max_wait", "seconds from 0 to 10", self.max_wait)
+        if self.max_queue is not None and (
+            not isinstance(self.max_queue, int) or self.max_queue < 1
+        ):
+            raise bad("max_queue", "a whole number of 1 or more", self.max_queue)
+
+    def arrivals(self) -> list[float]:
+        """Scheduled arrival offsets in seconds: exponential gaps of mean 1/rate."""
+        rng = random.Random(self.seed)
+        limit = self.queries if self.queries is not None else MAX_QUERIES
+        end = self.duration if self.duration is not None else math.inf
+        offsets: list[float] = []
+        at = 0.0
+        while len(offsets) < limit:
+            at += rng.expovariate(self.rate)
+            if at > end:
+                break
+            offsets.append(at)
+        return offsets
+
+
+def _number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+@dataclass
+class LoadResult:
+    """What a load run measured (seconds throughout)."""
+
+    offered: int  # queries scheduled
+    completed: int
+    dropped: int  # queries refused by a full queue
+    failed: int  # queries whose call raised
+    elapsed: float  # first arrival to last completion
+    latencies: list[float] = field(default_factory=list)  # arrival -> completion, completed
+    lateness: list[float] = field(default_factory=list)  # dispatcher: actual - scheduled
+    batches: list[int] = field(default_factory=list)  # the size of every call
+    error: str | None = None  # the first exception a call raised
+
+    @property
+    def achieved_rate(self) -> float:
+        return self.completed / self.elapsed if self.elapsed > 0 else 0.0
+
+    def percentiles(self, qs: tuple[float, ...] = (0.5, 0.9, 0.99)) -> list[Percentile]:
+        return [percentile(self.latencies, q) for q in qs] if self.latencies else []
+
+
+_DONE = None  # the workers' stop signal
+
+
+def run_load(call: Callable[[int], object], settings: LoadSettings) -> LoadResult:
+    """Serve ``settings.rate`` queries per second with ``call(batch_size)``; returns what
+    happened to every query. Raises LoadSettingError for settings that cannot run."""
+    settings.check()
+    offsets = settings.arrivals()
+    waiting: queue.SimpleQueue[tuple[int, float] | None] = queue.SimpleQueue()
+    latencies: list[float] = []
+    batches: list[int] = []
+    lateness: list[float] = [0.0] * len(offsets)
+    failures: list[str] = []
+    failed = [0]
+    lock = threading.Lock()
+    last_done = [0.0]
+
+    def serve() -> None:
+        while True:
+            first = waiting.get()
+            if first is _DONE:
+                return
+            batch = [first]
+            if settings.max_batch > 1:
+                until = time.perf_counter() + settings.max_wait
+                while len(batch) < settings.max_batch:
+                    left = until - time.perf_counter()
+                    try:
+                        item = waiting.get(timeout=left) if left > 0 else waiting.get_nowait()
+                    except queue.Empty:
+                        break
+                    if item is _DONE:
+                        waiting.put(_DONE)  # the others stop too
+                        break
+                    batch.append(item)
+            try:
+                call(len(batch))
+                error = None
+            except Exception as exc:  # the user's code: counted and reported, never raised
+                error = f"{type(exc).__name__}: {exc}"
+            done = time.perf_counter()
+            with lock:
+                last_done[0] = max(last_done[0], done)
+                batches.append(len(batch))
+                if error is None:
+                    latencies.extend(done - item[1] for item in batch if item is not None)
+                else:
+                    failed[0] += len(batch)
+                    if not failures:
+                        failures.append(error)
+
+    workers = [threading.Thread(target=serve, daemon=True) for _ in range(settings.threads)]
+    saved_interval = sys.getswitchinterval()
+    sys.setswitchinterval(SWITCH_INTERVAL)
+    dropped = 0
+    try:
+        for worker in workers:
+            worker.start()
+        start = time.perf_counter() + 0.01
+        for index, offset in enumerate(offsets):
+            target = start + offset
+            ahead = target - time.perf_counter()
+            if ahead > SPIN:
+                time.sleep(ahead - SPIN)
+            now = time.perf_counter()
+            while now < target:
+                now = time.perf_counter()
+            lateness[index] = now - target
+            if settings.max_queue is not None and waiting.qsize() >= settings.max_queue:
+                dropped += 1
+                continue
+            waiting.put((index, target))
+        for _ in workers:
+            waiting.put(_DONE)
+        for worker in workers:
+            worker.join()
+    finally:
+        sys.setswitchinterval(saved_interval)
+    first = start + offsets[0] if offsets else start
+    return LoadResult(
+        offered=len(offsets),
+        completed=len(latencies),
+        dropped=dropped,
+        failed=failed[0],
+        elapsed=max(last_done[0] - first, 0.0),
+        latencies=latencies,
+        lateness=lateness,
+        batches=batches,
+        error=failures[0] if failures else None,
+    )
