@@ -155,3 +155,11 @@ def test_arrivals_are_poisson_at_the_rate(tmp_path: Path) -> None:
     mean = sum(gaps) / len(gaps)
     share_above_mean = sum(g > mean for g in gaps) / len(gaps)
     assert abs(share_above_mean - math.exp(-1)) < 0.02  # exponential: P(gap > mean) = 1/e
+
+
+def test_a_duration_run_schedules_at_least_the_minimum_queries() -> None:
+    for seed in range(20):
+        offsets = LoadSettings(rate=459, duration=1.0, seed=seed, min_queries=459).arrivals()
+        assert len(offsets) >= 459
+    short = LoadSettings(rate=100, duration=1.0, seed=1).arrivals()
+    assert 60 < len(short) < 140  # without a minimum: the duration's draw

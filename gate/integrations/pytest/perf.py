@@ -18,7 +18,9 @@ from typing import Any
 
 from gate.config import MeasureSettings
 from gate.core import stats
+from gate.core.percentiles import CONFIDENCE
 from gate.errors import ConfigError
+from gate.measure.worker.load import LoadResult, LoadSettingError, LoadSettings, run_load
 from gate.measure.worker.memory import (
     current_rss_bytes,
     high_water_rss_bytes,
@@ -161,6 +163,91 @@ class Perf:
                 self._name("memory", name), UNIT_BYTES, False, float(max(0, after - before))
             )
         )
+        return result
+
+    def load(
+        self,
+        fn: Callable[..., Any],
+        *,
+        rate: float,
+        duration: float | None = None,
+        queries: int | None = None,
+        threads: int = 1,
+        max_batch: int = 1,
+        max_wait: float = 0.0,
+        max_queue: int | None = None,
+        percentiles: tuple[float, ...] = (0.5, 0.9, 0.99),
+        name: str | None = None,
+    ) -> LoadResult | None:
+        """Serve ``fn`` under open-loop Poisson arrivals at ``rate`` queries per second for
+        ``duration`` seconds or ``queries`` queries, with ``threads`` serving (``fn()`` per
+        query; with ``max_batch`` > 1, ``fn(batch_size)`` per batch of queries that waited
+        together, up to ``max_wait`` seconds). Metrics, latency from each query's arrival:
+        ``latency.p50@<rate>qps`` ... (lower is better) and ``load.achieved@<rate>qps``
+        (queries per second served, higher is better); ``[.name]`` after the kind. A
+        percentile the run has too few queries for is refused (docs/load.md). Returns the
+        ``LoadResult`` where measuring, else None (one call, so the test stays quick)."""
+        needed = [stats.min_calls_for_percentile(q, CONFIDENCE) for q in percentiles if 0 < q < 1]
+        settings = LoadSettings(
+            rate=rate,
+            duration=duration,
+            queries=queries,
+            threads=threads,
+            max_batch=max_batch,
+            max_wait=max_wait,
+            max_queue=max_queue,
+            min_queries=max(needed, default=0),
+        )
+        try:
+            settings.check()
+        except LoadSettingError as exc:
+            raise ConfigError(f"{self.nodeid}: perf.{exc}", slug="perf-fixture") from None
+        expected = min(
+            rate * duration if duration is not None else math.inf,
+            queries if queries is not None else math.inf,
+        )
+        for q in percentiles:
+            if not 0 < q < 1:
+                raise ConfigError(
+                    f"{self.nodeid}: perf.load(percentiles=...): {q!r} is not between 0 and 1 "
+                    "(0.99 is p99)",
+                    slug="perf-fixture",
+                )
+            least = stats.min_calls_for_percentile(q, CONFIDENCE)
+            if expected < least:
+                raise ConfigError(
+                    f"{self.nodeid}: perf.load: p{q * 100:g} needs at least {least} queries to "
+                    f"be bounded at {CONFIDENCE:.0%} confidence, and this run schedules about "
+                    f"{expected:.0f}; raise duration, rate or queries, or drop p{q * 100:g} "
+                    "from percentiles",
+                    slug="perf-fixture",
+                )
+
+        def call(batch: int) -> object:
+            return fn(batch) if max_batch > 1 else fn()
+
+        if not self.measuring or self.profile_dir is not None:
+            call(1)
+            return None
+        result = run_load(call, settings)
+        if result.failed:
+            raise ConfigError(
+                f"{self.nodeid}: perf.load: {result.failed} of {result.offered} queries raised "
+                f"({result.error})",
+                slug="perf-fixture",
+            )
+        tag = f"@{rate:g}qps"
+        for found in result.percentiles(percentiles):
+            if not found.valid:  # fewer queries than scheduled (a Poisson draw, drops)
+                raise ConfigError(
+                    f"{self.nodeid}: perf.load: {found.name} needs at least {found.needed} "
+                    f"queries; this run completed {result.completed}; raise duration or rate",
+                    slug="perf-fixture",
+                )
+            metric = self._name(f"latency.{found.name}", name) + tag
+            self._add(PerfMeasurement(metric, UNIT_SECONDS, False, found.value))
+        metric = self._name("load.achieved", name) + tag
+        self._add(PerfMeasurement(metric, UNIT_RATE, True, result.achieved_rate))
         return result
 
     def record(

@@ -54,6 +54,9 @@ class LoadSettings:
     max_wait: float = 0.0  # seconds a batch waits to fill after its first query
     max_queue: int | None = None  # queries waiting beyond this are dropped (None: never)
     seed: int | None = None
+    # arrivals go on past ``duration`` until this many are scheduled (LoadGen's minimum query
+    # count: a Poisson draw must not leave a percentile short of the queries it needs)
+    min_queries: int = 0
 
     def check(self) -> None:
         """Raise LoadSettingError for a setting that cannot run."""
@@ -93,7 +96,7 @@ class LoadSettings:
         at = 0.0
         while len(offsets) < limit:
             at += rng.expovariate(self.rate)
-            if at > end:
+            if at > end and len(offsets) >= self.min_queries:
                 break
             offsets.append(at)
         return offsets

@@ -1,0 +1,105 @@
+"""``perf.load``: a served function under open-loop Poisson load, through real pytest runs: one
+call without --perf-gate, latency percentiles from arrival and the achieved rate as metrics
+with it, a slowed function failing its tail percentiles against the base revision, and bad
+settings as one line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from ._support import comparisons_by_key, read_json, run_pytest, write_files
+from .test_ab import MODEL_AB, commit_all, repo_with
+
+SERVE = """
+import time
+from pathlib import Path
+
+CALLS = Path(__file__).with_name("calls.txt")
+
+
+def serve():
+    with CALLS.open("a") as handle:
+        handle.write("x")
+    time.sleep({wait})
+
+
+def test_serving(perf):
+    perf.load(serve, {arguments})
+"""
+METRICS = ("latency.p50@500qps", "latency.p90@500qps", "latency.p99@500qps")
+
+
+def project(tmp_path: Path, wait: float, arguments: str, config: str) -> Path:
+    files = {
+        "pytest.ini": "[pytest]\n",
+        "perf-gate.yaml": config,
+        "test_serve.py": SERVE.format(wait=wait, arguments=arguments),
+        ".gitignore": ".perf-gate/\n__pycache__/\ncalls.txt\n",
+    }
+    return repo_with(tmp_path / "repo", files)
+
+
+def test_without_perf_gate_the_function_is_called_once(tmp_path: Path) -> None:
+    repo = project(tmp_path, 0.001, "rate=500, duration=1.0", "measure: {rounds: 2}\n")
+    ran = run_pytest(repo)
+    assert ran.ret == 0, ran.output
+    assert (repo / "calls.txt").read_text() == "x"
+
+
+def test_the_percentiles_from_arrival_and_the_achieved_rate_are_metrics(tmp_path: Path) -> None:
+    config = "measure: {rounds: 2}\npolicy: {diagnose: never}\n"
+    repo = project(tmp_path, 0.001, "rate=500, duration=1.0, threads=2", config)
+    ran = run_pytest(repo, "--perf-gate")
+    assert ran.ret == 0, ran.output
+    results = read_json(repo / ".perf-gate" / "results.json")
+    samples = {s["metric"]: s for s in results["samples"]}
+    assert set(samples) == {*METRICS, "load.achieved@500qps"}
+    p50, p90, p99 = (samples[m]["values"] for m in METRICS)
+    assert len(p50) == 2  # one value per round's process
+    assert all(0.001 <= a <= b <= c for a, b, c in zip(p50, p90, p99, strict=True))
+    assert samples["latency.p99@500qps"]["unit"] == "s"
+    achieved = samples["load.achieved@500qps"]
+    assert achieved["unit"] == "items/s"
+    assert achieved["direction"] == "higher"
+    assert all(300 < v < 700 for v in achieved["values"])
+
+
+@pytest.mark.slow
+def test_a_slowed_function_fails_its_tail_percentiles_against_the_base(tmp_path: Path) -> None:
+    config = "policy: {min_rounds: 3, max_rounds: 8, round_step: 5, thresholds: {latency: 20%}, "
+    config += "diagnose: never}\n"
+    repo = project(tmp_path, 0.001, "rate=500, duration=1.0, threads=2", config)
+    write_files(
+        repo,
+        {"test_serve.py": SERVE.format(wait=0.003, arguments="rate=500, duration=1.0, threads=2")},
+    )
+    commit_all(repo, "slower")
+    ran = run_pytest(repo, "--perf-gate", "--perf-gate-ab", "HEAD~1")
+    assert ran.ret == 1, ran.output
+    rows = comparisons_by_key(read_json(repo / ".perf-gate" / "comparison.json"))
+    entry = rows[("test_serve.py::test_serving", "latency.p50@500qps")]
+    assert entry["verdict"] == "regression", entry
+    assert entry["mode"] == MODEL_AB
+    assert entry["relative_change"] > 1.0  # 1 ms -> 3 ms of service
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        ("rate=0, duration=1.0", "perf.load.rate: expected queries per second above 0"),
+        ("rate=500, duration=-1", "perf.load.duration: expected seconds above 0"),
+        ("rate=500", "perf.load: give a duration or a number of queries"),
+        ("rate=100, duration=1.0", "perf.load: p99 needs at least 459 queries"),
+        ("rate=500, duration=1.0, percentiles=(1.5,)", "is not between 0 and 1"),
+    ],
+)
+def test_bad_settings_fail_the_test_in_one_line(
+    tmp_path: Path, arguments: str, message: str
+) -> None:
+    repo = project(tmp_path, 0.001, arguments, "measure: {rounds: 2}\n")
+    ran = run_pytest(repo)
+    assert ran.ret == 1, ran.output
+    assert message in ran.output
+    assert not (repo / "calls.txt").exists()  # refused before the function ran
