@@ -48,6 +48,7 @@ def test_without_perf_gate_the_function_is_called_once(tmp_path: Path) -> None:
     assert (repo / "calls.txt").read_text() == "x"
 
 
+@pytest.mark.slow
 def test_the_percentiles_from_arrival_and_the_achieved_rate_are_metrics(tmp_path: Path) -> None:
     config = "measure: {rounds: 2}\npolicy: {diagnose: never}\n"
     repo = project(tmp_path, 0.001, "rate=500, duration=1.0, threads=2", config)
