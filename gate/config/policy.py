@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -119,6 +120,8 @@ def check_metric_family(ctx: Checker, key: str, family: str, custom: Iterable[st
         )
 
 
+# perf.load's percentiles: latency.p99@200qps, latency.p99.search@50qps
+LOAD_LATENCY = re.compile(r"^latency\.p\d+(\.\d+)?(\.[^@]+)?@[0-9.e+]+qps$")
 _BUDGET_FAMILIES = {
     "latency": ("latency", *(f"latency.{s}" for s in units.BUDGET_STATISTICS)),
     "memory": ("memory.peak", "memory.load", "memory.inference"),
@@ -138,6 +141,8 @@ def _check_budget_metric(ctx: Checker, key: str, metric: str) -> None:
                 key,
                 f"throughput budgets name a batch size (1 to {MAX_BATCH}), e.g. throughput@32",
             )
+    elif family == "latency" and LOAD_LATENCY.match(metric):
+        return  # a perf.load percentile (docs/load.md): latency.p99@200qps
     elif family in _BUDGET_FAMILIES and metric not in _BUDGET_FAMILIES[family]:
         raise ctx.error(
             key, f"unknown metric; expected one of {', '.join(_BUDGET_FAMILIES[family])}"

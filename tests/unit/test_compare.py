@@ -517,6 +517,23 @@ def test_check_budgets_memory() -> None:
     ]
 
 
+def test_budgets_on_perf_load_metrics_limit_the_rounds_median() -> None:
+    node = "test_serve.py::test_serving"
+    p99 = Metric("latency.p99@200qps", "s", Direction.LOWER)
+    achieved = Metric("load.achieved@200qps", "items/s", Direction.HIGHER)
+    current = record(sample(node, [0.020, 0.030, 0.026], p99), sample(node, [180, 185], achieved))
+    budgets = [
+        Budget(pattern="test_serve.py::*", metric="latency.p99@200qps", limit_text="20ms"),
+        Budget(pattern="test_serve.py::*", metric="load.achieved@200qps", limit_text="190/s"),
+    ]
+    over, warnings = check_budgets(current, budgets)
+    assert warnings == []
+    assert [(c.metric.name, c.current) for c in over] == [
+        ("latency.p99@200qps", pytest.approx(0.026)),
+        ("load.achieved@200qps", pytest.approx(182.5)),  # fewer served than the budget asks
+    ]
+
+
 @pytest.mark.parametrize(
     ("name", "pattern", "expected"),
     [

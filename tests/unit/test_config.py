@@ -825,3 +825,15 @@ def test_the_base_environment_is_auto_current_or_an_existing_path(make_config) -
     for bad in (5, "", None, ["auto"]):
         with pytest.raises(ConfigError, match=r"policy.base_environment: expected auto, current"):
             load_config(make_config(policy={"base_environment": bad}))
+
+
+def test_budgets_may_name_perf_load_metrics(make_config) -> None:
+    budgets = {"test_serve.py::*": {"latency.p99@200qps": "20ms", "load.achieved@200qps": "190/s"}}
+    config = load_config(make_config(policy={"budgets": budgets}))
+    assert [(b.metric, b.limit_text) for b in config.policy.budgets] == [
+        ("latency.p99@200qps", "20ms"),
+        ("load.achieved@200qps", "190/s"),
+    ]
+    assert config.policy.budgets[0].limit("s") == pytest.approx(0.02)
+    with pytest.raises(ConfigError, match="unknown metric"):
+        load_config(make_config(policy={"budgets": {"x": {"latency.p98": "2ms"}}}))
