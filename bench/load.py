@@ -5,6 +5,7 @@ serve and with a call that waits.
 Goal (issue: serving under load): the scheduler's lateness p99 under 100 us at 1,000 queries
 per second on 2 cores. Lateness is the time from a query's scheduled (Poisson) arrival to its
 dispatch; the overhead is a no-op call's latency from arrival (queue hand-off, thread wake-up).
+Then the cost of a max-rate search (``perf.max_rate``): its probes and time.
 
     .venv/bin/python bench/load.py            # 10 s per row
     .venv/bin/python bench/load.py --seconds 3
@@ -20,7 +21,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from gate.core.stats import quantile
-from gate.measure.worker.load import LoadSettings, run_load
+from gate.measure.worker.load import LoadSettings, max_rate, run_load
 
 
 def us(value: float) -> str:
@@ -73,10 +74,35 @@ def main() -> int:
         "latency p50",
         "latency p99 (bound)",
     )
+    print_table(header, rows)
+    print("\nThe cost of a max-rate search (a call that waits 2 ms, p99 under the SLO):")
+    searches = []
+    for threads, slo in ((1, 0.010), (2, 0.010), (4, 0.020)):
+        found = max_rate(wait_2ms, slo=slo, threads=threads, time_budget=60, seed=1)
+        searches.append(
+            (
+                str(threads),
+                f"{slo * 1000:g} ms",
+                f"{found.best:.0f}/s" if found.best else "none",
+                str(len(found.probes)),
+                f"{found.elapsed:.1f} s",
+                ", ".join(f"{p.rate:.0f}{'+' if p.passed else '-'}" for p in found.probes),
+            )
+        )
+    print_table(
+        ("threads", "slo", "max rate", "probes", "time", "rates tried (+ passed)"), searches
+    )
+    return 0
+
+
+def wait_2ms(batch: int) -> None:
+    time.sleep(0.002)
+
+
+def print_table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
     for row in [header, tuple("-" * w for w in widths), *rows]:
         print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)))
-    return 0
 
 
 if __name__ == "__main__":

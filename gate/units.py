@@ -162,7 +162,7 @@ def budget_unit(metric: str) -> str:
         return UNIT_SECONDS
     if family in ("memory", "gpu_memory", "model_size"):
         return UNIT_BYTES
-    if family in ("throughput", "load"):  # load.achieved@200qps: queries per second
+    if family in ("throughput", "load", "max_qps"):  # load.achieved@200qps: queries per second
         return UNIT_RATE
     if family in FRACTION_METRICS:
         return UNIT_FRACTION

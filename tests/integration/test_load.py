@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from gate.measure.worker.load import LoadSettingError, LoadSettings, run_load
+from gate.measure.worker.load import LoadSettingError, LoadSettings, max_rate, run_load
 
 from ._support import write_matmul_onnx
 
@@ -163,3 +163,39 @@ def test_a_duration_run_schedules_at_least_the_minimum_queries() -> None:
         assert len(offsets) >= 459
     short = LoadSettings(rate=100, duration=1.0, seed=1).arrivals()
     assert 60 < len(short) < 140  # without a minimum: the duration's draw
+
+
+@pytest.mark.slow
+def test_the_max_rate_search_finds_more_capacity_with_more_threads() -> None:
+    def call(batch: int) -> None:
+        time.sleep(0.002)
+
+    one = max_rate(call, slo=0.02, threads=1, time_budget=10, precision=0.1, seed=1)
+    two = max_rate(call, slo=0.02, threads=2, time_budget=10, precision=0.1, seed=1)
+    assert one.best is not None
+    assert two.best is not None
+    assert one.best < 500  # a 2 ms call: one thread cannot serve 500 queries/s
+    assert two.best > 1.3 * one.best
+    for search in (one, two):
+        passed = [p.rate for p in search.probes if p.passed]
+        failed = [p.rate for p in search.probes if not p.passed]
+        assert search.best == max(passed)
+        assert all(p.bound is None or p.bound > 0.02 for p in search.probes if not p.passed)
+        assert failed  # the search found where it fails, not only where it passes
+        assert search.elapsed < 10 + 15  # the budget, plus the probe that was running
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        ({"slo": 0}, "load.slo: expected seconds above 0"),
+        ({"slo": 0.01, "q": 1.0}, "load.percentile: expected a number between 0 and 1"),
+        ({"slo": 0.01, "time_budget": 0}, "load.time_budget: expected seconds above 0"),
+        ({"slo": 0.01, "threads": 0}, "load.threads: expected 1 to 256"),
+        ({"slo": 0.01, "start": -1}, "load.start: expected a rate above 0"),
+    ],
+)
+def test_bad_search_settings_are_one_line(arguments: dict, message: str) -> None:
+    with pytest.raises(LoadSettingError) as caught:
+        max_rate(lambda batch: None, **arguments)
+    assert str(caught.value).startswith(message)

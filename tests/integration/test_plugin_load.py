@@ -104,3 +104,24 @@ def test_bad_settings_fail_the_test_in_one_line(
     assert ran.ret == 1, ran.output
     assert message in ran.output
     assert not (repo / "calls.txt").exists()  # refused before the function ran
+
+
+@pytest.mark.slow
+def test_the_highest_rate_under_an_slo_is_a_metric(tmp_path: Path) -> None:
+    files = {
+        "pytest.ini": "[pytest]\n",
+        "perf-gate.yaml": "measure: {rounds: 2}\npolicy: {diagnose: never}\n",
+        "test_capacity.py": (
+            "import time\n\n\ndef test_capacity(perf):\n"
+            "    perf.max_rate(lambda: time.sleep(0.002), slo=0.02, threads=2, time_budget=5)\n"
+        ),
+    }
+    repo = repo_with(tmp_path / "repo", files)
+    ran = run_pytest(repo, "--perf-gate")
+    assert ran.ret == 0, ran.output
+    results = read_json(repo / ".perf-gate" / "results.json")
+    (sample,) = results["samples"]
+    assert sample["metric"] == "max_qps@p99<20ms"
+    assert sample["direction"] == "higher"
+    assert len(sample["values"]) == 2
+    assert all(100 < v < 1000 for v in sample["values"])  # two threads of a 2 ms call

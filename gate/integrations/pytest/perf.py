@@ -20,7 +20,15 @@ from gate.config import MeasureSettings
 from gate.core import stats
 from gate.core.percentiles import CONFIDENCE
 from gate.errors import ConfigError
-from gate.measure.worker.load import LoadResult, LoadSettingError, LoadSettings, run_load
+from gate.measure.worker.load import (
+    LoadResult,
+    LoadSettingError,
+    LoadSettings,
+    Search,
+    max_rate,
+    max_rate_check,
+    run_load,
+)
 from gate.measure.worker.memory import (
     current_rss_bytes,
     high_water_rss_bytes,
@@ -249,6 +257,41 @@ class Perf:
         metric = self._name("load.achieved", name) + tag
         self._add(PerfMeasurement(metric, UNIT_RATE, True, result.achieved_rate))
         return result
+
+    def max_rate(
+        self,
+        fn: Callable[..., Any],
+        *,
+        slo: float,
+        percentile: float = 0.99,
+        threads: int = 1,
+        time_budget: float = 30.0,
+        name: str | None = None,
+    ) -> Search | None:
+        """The highest Poisson arrival rate at which ``fn``'s ``percentile`` latency (from
+        arrival, its bound) stays under ``slo`` seconds with ``threads`` serving: metric
+        ``max_qps@p99<20ms`` (queries per second, higher is better). A bisection of load runs
+        within ``time_budget`` seconds per round (docs/load.md). Returns the search where
+        measuring, else None (one call)."""
+        try:
+            if not self.measuring or self.profile_dir is not None:
+                max_rate_check(slo, percentile, time_budget)
+                fn()
+                return None
+            search = max_rate(
+                lambda batch: fn(), slo=slo, q=percentile, threads=threads, time_budget=time_budget
+            )
+        except LoadSettingError as exc:
+            raise ConfigError(f"{self.nodeid}: perf.max_rate: {exc}", slug="perf-fixture") from None
+        if search.best is None:
+            raise ConfigError(
+                f"{self.nodeid}: perf.max_rate: no rate tried kept p{percentile * 100:g} under "
+                f"{slo * 1000:g} ms (lowest tried {search.probes[-1].rate:.3g}/s)",
+                slug="perf-fixture",
+            )
+        metric = self._name("max_qps", name) + f"@p{percentile * 100:g}<{slo * 1000:g}ms"
+        self._add(PerfMeasurement(metric, UNIT_RATE, True, search.best))
+        return search
 
     def record(
         self, name: str, value: float, *, unit: str = "", higher_is_better: bool = False

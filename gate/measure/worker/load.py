@@ -218,3 +218,115 @@ def run_load(call: Callable[[int], object], settings: LoadSettings) -> LoadResul
         batches=batches,
         error=failures[0] if failures else None,
     )
+
+
+@dataclass(frozen=True)
+class Probe:
+    """One load run of a max-rate search."""
+
+    rate: float
+    passed: bool
+    bound: float | None  # the percentile's bound (None: refused)
+    achieved: float
+
+
+@dataclass
+class Search:
+    """The highest rate found whose percentile stays under the SLO, and every probe."""
+
+    slo: float
+    q: float
+    best: float | None  # None: even the lowest rate tried missed the SLO
+    probes: list[Probe] = field(default_factory=list)
+    elapsed: float = 0.0
+    exhausted: bool = False  # the time budget ran out before the precision was reached
+
+
+def max_rate_check(slo: float, q: float, time_budget: float, precision: float = 0.05) -> None:
+    """Raise LoadSettingError for a max-rate search that cannot run."""
+    if not _number(slo) or slo <= 0:
+        raise LoadSettingError(f"load.slo: expected seconds above 0, got {slo!r}")
+    if not _number(q) or not 0 < q < 1:
+        raise LoadSettingError(f"load.percentile: expected a number between 0 and 1, got {q!r}")
+    if not _number(precision) or not 0 < precision < 1:
+        raise LoadSettingError(f"load.precision: expected 0 < precision < 1, got {precision!r}")
+    if not _number(time_budget) or not 0 < time_budget <= MAX_DURATION:
+        raise LoadSettingError(
+            f"load.time_budget: expected seconds above 0 and at most {MAX_DURATION:g}, "
+            f"got {time_budget!r}"
+        )
+
+
+def max_rate(
+    call: Callable[[int], object],
+    *,
+    slo: float,
+    q: float = 0.99,
+    threads: int = 1,
+    start: float | None = None,
+    precision: float = 0.05,
+    time_budget: float = 60.0,
+    seed: int | None = None,
+) -> Search:
+    """The highest Poisson arrival rate at which the ``q``-percentile latency's bound stays
+    under ``slo`` seconds and the pool keeps up (achieved >= 95% of offered): doubling from
+    ``start`` (default: half of what ``threads`` serve at the time of 20 calls in a row) until
+    a rate fails, then bisection until the bracket is within ``precision``
+    (relative) or ``time_budget`` seconds are spent. Each probe runs the queries the percentile
+    needs (``core/percentiles.py``) and at least one second."""
+    max_rate_check(slo, q, time_budget, precision)
+    if not isinstance(threads, int) or not 1 <= threads <= MAX_THREADS:
+        raise LoadSettingError(f"load.threads: expected 1 to {MAX_THREADS}, got {threads!r}")
+    from gate.core.stats import min_calls_for_percentile
+
+    needed = min_calls_for_percentile(q, 0.99)
+    began = time.perf_counter()
+    search = Search(slo=slo, q=q, best=None)
+
+    def probe(rate: float) -> bool:
+        duration = max(1.0, needed / rate)
+        settings = LoadSettings(
+            rate=rate, duration=duration, threads=threads, seed=seed, min_queries=needed
+        )
+        result = run_load(call, settings)
+        bound = percentile(result.latencies, q).bound if result.latencies else None
+        # a growing backlog shows in the tail itself; every query must have been served
+        passed = bound is not None and bound <= slo and result.completed == result.offered
+        search.probes.append(Probe(rate, passed, bound, result.achieved_rate))
+        return passed
+
+    def spent() -> bool:
+        return time.perf_counter() - began >= time_budget
+
+    if start is None:
+        for _ in range(5):
+            call(1)
+        timed = time.perf_counter()
+        for _ in range(20):
+            call(1)
+        service = max((time.perf_counter() - timed) / 20, 1e-6)
+        start = min(0.5 * threads / service, MAX_RATE / 2)
+    elif not _number(start) or not 0 < start <= MAX_RATE:
+        raise LoadSettingError(f"load.start: expected a rate above 0, got {start!r}")
+    low, high = 0.0, start
+    if probe(start):
+        low, high = start, start * 2
+        while high <= MAX_RATE and not spent() and probe(high):  # double until a rate fails
+            low, high = high, high * 2
+    else:
+        candidate = start / 2
+        while candidate >= 0.01 and not spent():  # halve until a rate passes
+            if probe(candidate):
+                low = candidate
+                break
+            high, candidate = candidate, candidate / 2
+    while low > 0 and (high - low) / low > precision and not spent():
+        middle = (low + high) / 2
+        if probe(middle):
+            low = middle
+        else:
+            high = middle
+    search.best = low if low > 0 else None
+    search.elapsed = time.perf_counter() - began
+    search.exhausted = spent() and low > 0 and (high - low) / low > precision
+    return search
