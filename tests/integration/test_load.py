@@ -4,6 +4,7 @@ are one line."""
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import math
 import time
@@ -11,7 +12,13 @@ from pathlib import Path
 
 import pytest
 
-from gate.measure.worker.load import LoadSettingError, LoadSettings, max_rate, run_load
+from gate.measure.worker.load import (
+    LoadSettingError,
+    LoadSettings,
+    max_rate,
+    run_async_load,
+    run_load,
+)
 
 from ._support import write_matmul_onnx
 
@@ -199,3 +206,27 @@ def test_bad_search_settings_are_one_line(arguments: dict, message: str) -> None
     with pytest.raises(LoadSettingError) as caught:
         max_rate(lambda batch: None, **arguments)
     assert str(caught.value).startswith(message)
+
+
+def test_an_async_function_queues_behind_its_concurrency_limit() -> None:
+    async def call() -> None:
+        await asyncio.sleep(0.002)
+
+    one = run_async_load(call, LoadSettings(rate=650, duration=1.5, threads=1, seed=3))
+    four = run_async_load(call, LoadSettings(rate=650, duration=1.5, threads=4, seed=3))
+    assert one.completed == one.offered == four.completed == four.offered
+    p99_one, p99_four = one.percentiles()[2], four.percentiles()[2]
+    assert p99_one.value > 20 * 0.002  # one in flight at a time: the backlog grows
+    assert p99_one.value > 3 * p99_four.value
+
+
+def test_an_async_function_that_raises_is_counted_and_batching_is_refused() -> None:
+    async def call() -> None:
+        raise ValueError("bad request")
+
+    result = run_async_load(call, LoadSettings(rate=500, queries=30, threads=2, seed=1))
+    assert result.failed == 30
+    assert result.completed == 0
+    assert result.error == "ValueError: bad request"
+    with pytest.raises(LoadSettingError, match=r"load\.max_batch: batching needs a plain function"):
+        run_async_load(call, LoadSettings(rate=10, queries=5, max_batch=4))

@@ -125,3 +125,21 @@ def test_the_highest_rate_under_an_slo_is_a_metric(tmp_path: Path) -> None:
     assert sample["direction"] == "higher"
     assert len(sample["values"]) == 2
     assert all(100 < v < 1000 for v in sample["values"])  # two threads of a 2 ms call
+
+
+def test_an_async_function_is_awaited_once_without_perf_gate(tmp_path: Path) -> None:
+    files = {
+        "pytest.ini": "[pytest]\n",
+        "perf-gate.yaml": "measure: {rounds: 2}\n",
+        "test_async.py": (
+            "import asyncio\nfrom pathlib import Path\n\n\nasync def serve():\n"
+            "    await asyncio.sleep(0.001)\n"
+            "    Path(__file__).with_name('awaited.txt').write_text('yes')\n\n\n"
+            "def test_async(perf):\n"
+            "    assert perf.load(serve, rate=500, duration=1.0, threads=4) is None\n"
+        ),
+    }
+    repo = repo_with(tmp_path / "repo", files)
+    ran = run_pytest(repo)
+    assert ran.ret == 0, ran.output
+    assert (repo / "awaited.txt").read_text() == "yes"

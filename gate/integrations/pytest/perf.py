@@ -9,7 +9,9 @@ rounds into samples with one value per process. A worker started for a diagnosis
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import inspect
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -27,6 +29,7 @@ from gate.measure.worker.load import (
     Search,
     max_rate,
     max_rate_check,
+    run_async_load,
     run_load,
 )
 from gate.measure.worker.memory import (
@@ -190,7 +193,8 @@ class Perf:
         """Serve ``fn`` under open-loop Poisson arrivals at ``rate`` queries per second for
         ``duration`` seconds or ``queries`` queries, with ``threads`` serving (``fn()`` per
         query; with ``max_batch`` > 1, ``fn(batch_size)`` per batch of queries that waited
-        together, up to ``max_wait`` seconds). Metrics, latency from each query's arrival:
+        together, up to ``max_wait`` seconds; an ``async def`` function runs on an asyncio
+        loop, ``threads`` queries in flight at most). Metrics, latency from each query's arrival:
         ``latency.p50@<rate>qps`` ... (lower is better) and ``load.achieved@<rate>qps``
         (queries per second served, higher is better); ``[.name]`` after the kind. A
         percentile the run has too few queries for is refused (docs/load.md). Returns the
@@ -234,10 +238,17 @@ class Perf:
         def call(batch: int) -> object:
             return fn(batch) if max_batch > 1 else fn()
 
+        is_async = inspect.iscoroutinefunction(fn)
         if not self.measuring or self.profile_dir is not None:
-            call(1)
+            if is_async:
+                asyncio.run(fn())
+            else:
+                call(1)
             return None
-        result = run_load(call, settings)
+        try:
+            result = run_async_load(fn, settings) if is_async else run_load(call, settings)
+        except LoadSettingError as exc:
+            raise ConfigError(f"{self.nodeid}: perf.{exc}", slug="perf-fixture") from None
         if result.failed:
             raise ConfigError(
                 f"{self.nodeid}: perf.load: {result.failed} of {result.offered} queries raised "

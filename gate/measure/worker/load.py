@@ -18,14 +18,16 @@ result it returns.
 
 from __future__ import annotations
 
+import asyncio
 import math
 import queue
 import random
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
+from typing import Any
 
 from gate.core.percentiles import Percentile, percentile
 
@@ -131,6 +133,110 @@ class LoadResult:
 _DONE = None  # the workers' stop signal
 
 
+def _dispatch(
+    offsets: list[float], lateness: list[float], send: Callable[[int, float], object]
+) -> float:
+    """Hand each query to ``send(index, scheduled)`` at its arrival (sleep, then spin); its
+    lateness goes in ``lateness``. Returns the start time the offsets count from."""
+    start = time.perf_counter() + 0.01
+    for index, offset in enumerate(offsets):
+        target = start + offset
+        ahead = target - time.perf_counter()
+        if ahead > SPIN:
+            time.sleep(ahead - SPIN)
+        now = time.perf_counter()
+        while now < target:
+            now = time.perf_counter()
+        lateness[index] = now - target
+        send(index, target)
+    return start
+
+
+def run_async_load(
+    call: Callable[[], Coroutine[Any, Any, object]], settings: LoadSettings
+) -> LoadResult:
+    """Serve ``settings.rate`` queries per second with an ``async`` function on an asyncio
+    event loop of its own thread, at most ``settings.threads`` queries in flight (the rest wait,
+    and count); no batching. Raises LoadSettingError for settings that cannot run."""
+    settings.check()
+    if settings.max_batch > 1:
+        raise LoadSettingError("load.max_batch: batching needs a plain function, not an async one")
+    offsets = settings.arrivals()
+    lateness = [0.0] * len(offsets)
+    latencies: list[float] = []
+    failures: list[str] = []
+    counts = {"failed": 0, "dropped": 0, "waiting": 0, "done": 0}
+    last_done = [0.0]
+    loop = asyncio.new_event_loop()
+    finished = threading.Event()
+    limit: list[asyncio.Semaphore] = []
+    tasks: set[asyncio.Task[None]] = set()
+
+    async def serve(scheduled: float) -> None:
+        counts["waiting"] += 1
+        async with limit[0]:
+            counts["waiting"] -= 1
+            try:
+                await call()
+                error = None
+            except Exception as exc:  # the user's code: counted and reported, never raised
+                error = f"{type(exc).__name__}: {exc}"
+        done = time.perf_counter()
+        last_done[0] = max(last_done[0], done)
+        if error is None:
+            latencies.append(done - scheduled)
+        else:
+            counts["failed"] += 1
+            if not failures:
+                failures.append(error)
+        counts["done"] += 1
+        if counts["done"] + counts["dropped"] == len(offsets):
+            finished.set()
+
+    def arrive(index: int, scheduled: float) -> None:  # on the loop's thread
+        if settings.max_queue is not None and counts["waiting"] >= settings.max_queue:
+            counts["dropped"] += 1
+            if counts["done"] + counts["dropped"] == len(offsets):
+                finished.set()
+            return
+        task = loop.create_task(serve(scheduled))
+        tasks.add(task)  # kept until done: the loop holds only weak references
+        task.add_done_callback(tasks.discard)
+
+    def run_loop() -> None:
+        asyncio.set_event_loop(loop)
+        limit.append(asyncio.Semaphore(settings.threads))
+        loop.run_forever()
+
+    runner = threading.Thread(target=run_loop, daemon=True)
+    runner.start()
+    while not limit:
+        time.sleep(0.001)
+    saved_interval = sys.getswitchinterval()
+    sys.setswitchinterval(SWITCH_INTERVAL)
+    try:
+        start = _dispatch(offsets, lateness, lambda i, t: loop.call_soon_threadsafe(arrive, i, t))
+        if offsets:
+            finished.wait()
+    finally:
+        sys.setswitchinterval(saved_interval)
+        loop.call_soon_threadsafe(loop.stop)
+        runner.join()
+        loop.close()
+    first = start + offsets[0] if offsets else start
+    return LoadResult(
+        offered=len(offsets),
+        completed=len(latencies),
+        dropped=counts["dropped"],
+        failed=counts["failed"],
+        elapsed=max(last_done[0] - first, 0.0),
+        latencies=latencies,
+        lateness=lateness,
+        batches=[1] * (len(latencies) + counts["failed"]),
+        error=failures[0] if failures else None,
+    )
+
+
 def run_load(call: Callable[[int], object], settings: LoadSettings) -> LoadResult:
     """Serve ``settings.rate`` queries per second with ``call(batch_size)``; returns what
     happened to every query. Raises LoadSettingError for settings that cannot run."""
@@ -182,24 +288,18 @@ def run_load(call: Callable[[int], object], settings: LoadSettings) -> LoadResul
     workers = [threading.Thread(target=serve, daemon=True) for _ in range(settings.threads)]
     saved_interval = sys.getswitchinterval()
     sys.setswitchinterval(SWITCH_INTERVAL)
-    dropped = 0
+    dropped = [0]
+
+    def send(index: int, target: float) -> None:
+        if settings.max_queue is not None and waiting.qsize() >= settings.max_queue:
+            dropped[0] += 1
+        else:
+            waiting.put((index, target))
+
     try:
         for worker in workers:
             worker.start()
-        start = time.perf_counter() + 0.01
-        for index, offset in enumerate(offsets):
-            target = start + offset
-            ahead = target - time.perf_counter()
-            if ahead > SPIN:
-                time.sleep(ahead - SPIN)
-            now = time.perf_counter()
-            while now < target:
-                now = time.perf_counter()
-            lateness[index] = now - target
-            if settings.max_queue is not None and waiting.qsize() >= settings.max_queue:
-                dropped += 1
-                continue
-            waiting.put((index, target))
+        start = _dispatch(offsets, lateness, send)
         for _ in workers:
             waiting.put(_DONE)
         for worker in workers:
@@ -210,7 +310,7 @@ def run_load(call: Callable[[int], object], settings: LoadSettings) -> LoadResul
     return LoadResult(
         offered=len(offsets),
         completed=len(latencies),
-        dropped=dropped,
+        dropped=dropped[0],
         failed=failed[0],
         elapsed=max(last_done[0] - first, 0.0),
         latencies=latencies,
