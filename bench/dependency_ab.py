@@ -42,39 +42,17 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from gate.measure import base_env  # noqa: E402
-from tests.integration._wheels import unpacked, wheel  # noqa: E402
+from tests.integration._wheels import MODEL, MODEL_CONFIG, unpacked, wheel  # noqa: E402
 
 PERF_GATE = Path(sys.executable).with_name("perf-gate")
 IDENTITY = ["-c", "user.name=bench", "-c", "user.email=bench@example.invalid"]
 WORK = "VERSION = {version!r}\n\n\ndef compute():\n    return sum(range({size}))\n"
-MODEL = """
-import tinypkg
-import torch
-
-
-class Work(torch.nn.Module):
-    def forward(self, x):
-        tinypkg.compute()
-        return x * 2
-
-
-def build():
-    return Work()
-
-
-def inputs(batch_size):
-    return torch.ones(batch_size, 4)
-"""
-CONFIG = """
-models:
-  work:
-    torch: workmodel:build
-    input: workmodel:inputs
-    variants: [torch]
-    metrics: [latency]
-policy: {diagnose: never}
+CONFIG = (
+    MODEL_CONFIG
+    + """policy: {diagnose: never}
 measure: {warmup: 5, min_calls: 100, min_time: 0.05s, threads: 1}
 """
+)
 
 
 def git(repo: Path, *args: str) -> str:

@@ -8,6 +8,35 @@ import hashlib
 import zipfile
 from pathlib import Path
 
+# A torch model whose forward calls the package ``tinypkg`` (``workmodel.py``), and its config:
+# its latency moves with the installed tinypkg, so a pin change shows in its rows.
+MODEL = """
+import tinypkg
+import torch
+
+
+class Work(torch.nn.Module):
+    def forward(self, x):
+        tinypkg.compute()
+        return x * 2
+
+
+def build():
+    return Work()
+
+
+def inputs(batch_size):
+    return torch.ones(batch_size, 4)
+"""
+MODEL_CONFIG = """
+models:
+  work:
+    torch: workmodel:build
+    input: workmodel:inputs
+    variants: [torch]
+    metrics: [latency]
+"""
+
 
 def wheel(
     folder: Path, name: str, version: str, source: str, requires: tuple[str, ...] = ()

@@ -17,7 +17,7 @@ import pytest
 from gate.measure import base_env
 
 from ._support import comparisons_by_key, read_json, run_cli, run_pytest, write_files
-from ._wheels import unpacked, wheel
+from ._wheels import MODEL, MODEL_CONFIG, unpacked, wheel
 from .test_ab import MODEL_AB, SEQUENTIAL, commit_all, git, repo_with
 
 pytestmark = pytest.mark.slow
@@ -37,32 +37,6 @@ BRIEF = "policy: {min_rounds: 2, max_rounds: 2, diagnose: never}\n"
 BRIEF += "measure: {warmup: 1, min_calls: 10, min_time: 0.005s}\n"
 # A torch model whose forward calls the package: the base environment runs torch too (read
 # from this interpreter's packages) with the base revision's tinypkg.
-MODEL = """
-import tinypkg
-import torch
-
-
-class Work(torch.nn.Module):
-    def forward(self, x):
-        tinypkg.compute()
-        return x * 2
-
-
-def build():
-    return Work()
-
-
-def inputs(batch_size):
-    return torch.ones(batch_size, 4)
-"""
-MODEL_CONFIG = """
-models:
-  work:
-    torch: workmodel:build
-    input: workmodel:inputs
-    variants: [torch]
-    metrics: [latency]
-"""
 
 
 @pytest.fixture(scope="module")
