@@ -37,6 +37,9 @@ RATE_UNITS = {"/s": 1.0, "items/s": 1.0, "k/s": 1e3}
 UNIT_SECONDS = "s"
 UNIT_BYTES = "B"
 UNIT_RATE = "items/s"
+UNIT_BYTE_RATE = "B/s"  # a data pipeline's bytes per second
+# the units format_value writes with scaled suffixes (ms, MB, k/s, MB/s); others are text
+SCALED_UNITS = frozenset({"s", "B", "items/s", "B/s", ""})
 # Accuracy-like metrics (accuracy, top5, f1_macro) are fractions in [0, 1]; tolerances on them
 # are written in percentage points ("0.5pt" -> 0.005) and changes shown in points.
 UNIT_FRACTION = "fraction"
@@ -118,6 +121,10 @@ def parse_for_unit(text: str | int | float, unit: str) -> float:
         return parse_size(text)
     if unit == UNIT_RATE:
         return parse_rate(text)
+    if unit == UNIT_BYTE_RATE:
+        if not isinstance(text, str) or not text.endswith("/s"):
+            raise ValueError(f"expected bytes per second like '50MB/s', got {text!r}")
+        return parse_size(text[:-2])
     number, suffix = split_quantity(text)
     if suffix not in ("", unit):
         raise ValueError(f"expected a number in {unit or 'the metric unit'}, got {text!r}")
@@ -142,6 +149,9 @@ def format_value(value: float, unit: str) -> str:
         return _scaled(value, (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)), f"{value:.0f} B")
     if unit == UNIT_RATE:
         return _scaled(value, (("M/s", 1e6), ("k/s", 1e3)), f"{value:.3g} /s")
+    if unit == UNIT_BYTE_RATE:
+        scales = (("GB/s", 1e9), ("MB/s", 1e6), ("kB/s", 1e3))
+        return _scaled(value, scales, f"{value:.0f} B/s")
     if unit == UNIT_FRACTION:
         return f"{value * 100:.2f}%"
     return f"{value:.4g}{' ' + unit if unit else ''}"
@@ -164,6 +174,10 @@ def budget_unit(metric: str) -> str:
         return UNIT_BYTES
     if family in ("throughput", "load", "max_qps"):  # load.achieved@200qps: queries per second
         return UNIT_RATE
+    if metric == "data.items_per_s":
+        return UNIT_RATE
+    if metric == "data.bytes_per_s":
+        return UNIT_BYTE_RATE
     if family in FRACTION_METRICS:
         return UNIT_FRACTION
     return ""

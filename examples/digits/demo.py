@@ -16,6 +16,8 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 KEEP = (
     "model.py",
+    "data.py",
+    "digits.parquet",
     "perf-gate.yaml",
     "digits.npz",
     "digits-test.npz",

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from gate.config.checks import CALLABLE, MAX_NAME, NAME, Checker, path_value
+from gate.config.load import DataSpec, LoadSpec, parse_data, parse_load
 from gate.config.quality import MAX_BATCH, EvalSpec, ParitySpec, parse_eval, parse_parity
 
 VARIANTS = (
@@ -48,7 +49,11 @@ MODEL_KEYS = (
     "device",
     "eval",
     "parity",
+    "load",
+    "data",
 )
+# The benchmark of a model's ``data:`` pipeline: ``<model>[data]``.
+DATA_VARIANT = "data"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -73,9 +78,16 @@ class ModelSpec:
     device: str = "cpu"
     eval: EvalSpec | None = None
     parity: ParitySpec = field(default_factory=ParitySpec)
+    load: LoadSpec | None = None
+    data: DataSpec | None = None
+
+    @property
+    def plan_variants(self) -> tuple[str, ...]:
+        """Every benchmark of the model: its variants, then ``data`` for its input pipeline."""
+        return (*self.variants, DATA_VARIANT) if self.data else self.variants
 
     def benchmark_names(self) -> list[str]:
-        return [benchmark_name(self.name, variant) for variant in self.variants]
+        return [benchmark_name(self.name, variant) for variant in self.plan_variants]
 
 
 def benchmark_name(model: str, variant: str) -> str:
@@ -94,7 +106,13 @@ def parse_model(ctx: Checker, name: str, spec: Any, root: Path) -> ModelSpec:
     torch_ref = spec.get("torch")
     onnx_ref = spec.get("onnx")
     if torch_ref is None and onnx_ref is None:
-        raise ctx.error(key, "needs 'torch: module:function' or 'onnx: path/to/model.onnx'")
+        if "data" in spec:  # an input pipeline alone
+            return _data_only(ctx, name, spec, key)
+        raise ctx.error(
+            key,
+            "needs 'torch: module:function' or 'onnx: path/to/model.onnx' (or 'data:' alone, "
+            "for an input pipeline)",
+        )
     if torch_ref is not None and (not isinstance(torch_ref, str) or not CALLABLE.match(torch_ref)):
         raise ctx.error(f"{key}.torch", f"expected 'module:function', got {torch_ref!r}")
     onnx_path: Path | None = None
@@ -144,6 +162,29 @@ def parse_model(ctx: Checker, name: str, spec: Any, root: Path) -> ModelSpec:
         device=device,
         eval=parse_eval(ctx, spec["eval"], f"{key}.eval", root) if "eval" in spec else None,
         parity=parse_parity(ctx, spec.get("parity"), f"{key}.parity", variants),
+        load=parse_load(ctx, spec["load"], f"{key}.load") if "load" in spec else None,
+        data=parse_data(ctx, spec["data"], f"{key}.data") if "data" in spec else None,
+    )
+
+
+def _data_only(ctx: Checker, name: str, spec: dict[str, Any], key: str) -> ModelSpec:
+    """A ``models:`` entry with only ``data:``: the benchmark ``<name>[data]``."""
+    others = sorted(set(spec) - {"data"})
+    if others:
+        raise ctx.error(
+            f"{key}.{others[0]}",
+            "needs a model: add 'torch: module:function' or 'onnx: path/to/model.onnx', or "
+            "keep only 'data:' for an input pipeline alone",
+        )
+    return ModelSpec(
+        name=name,
+        torch=None,
+        onnx=None,
+        input=InputSpec(),
+        variants=(),
+        metrics=(),
+        batch_sizes=(1,),
+        data=parse_data(ctx, spec["data"], f"{key}.data"),
     )
 
 

@@ -75,8 +75,9 @@ class _Test:
 
 # How a paired base side was measured: base then head worker (ab), both workers at the same
 # time in step (parallel), both artifacts in one process (duet).
-# Metric families that are timings: re-measured side by side in the paired modes.
-TIMING_FAMILIES = frozenset({"latency", "throughput"})
+# Metric families that are timings: re-measured side by side in the paired modes (a load
+# run's achieved rate and max rate, a data pipeline's rates: docs/load.md).
+TIMING_FAMILIES = frozenset({"latency", "throughput", "load", "max_qps", "data"})
 # Metric families that are exact (a file or state-dict size): compared without a test.
 DETERMINISTIC_FAMILIES = frozenset({"model_size"})
 # Memory in bytes: near-deterministic per process, judged by the memory rule, not a test.
@@ -452,8 +453,9 @@ def _new(sample: Sample, note: str = "") -> Comparison:
 def _counterpart(
     sample: Sample, baseline: RunRecord | None, paired: PairedBaseline | None
 ) -> tuple[Sample | None, TimingMode]:
-    """The sample to compare with, and the mode: the paired base for timings when there is one."""
-    if paired is not None and sample.metric.family in TIMING_FAMILIES:
+    """The sample to compare with, and the mode: the paired base when there is one (timings,
+    and whatever else a round measured: a data pipeline's first batch)."""
+    if paired is not None:
         base = paired.sample(sample.benchmark, sample.metric.name)
         if base is not None:
             return base, paired.modes.get(sample.benchmark, "ab")

@@ -117,7 +117,10 @@ def paired_timing(
             pair = (by_name[head.name], head)
             # one process cannot hold two environments: a base environment of its own -> ab
             use_duet = (
-                head.variant in ONNX_VARIANTS and mode in ("auto", "duet") and base.python is None
+                head.variant in ONNX_VARIANTS
+                and mode in ("auto", "duet")
+                and base.python is None
+                and head.load is None  # a load run needs the process to itself
             )
             (duet_pairs if use_duet else ab_pairs).append(pair)
     nodes = list(tests.nodes) if tests is not None else []
@@ -299,7 +302,7 @@ def _prepare_base(
     originals = [  # unprepared: the base's own code is exported, the base's own files used
         rebase_plan(plan_model(model, variant, config), config.root, base.root)
         for model in config.models
-        for variant in model.variants
+        for variant in model.plan_variants
         if benchmark_name(model.name, variant) in wanted
     ]
     calibrated = {p.name: p.calibration for p in head_plans}  # both sides on the same batches

@@ -39,6 +39,12 @@ class VariantUnavailable(MeasurementError):
     the variant is skipped with a note instead of failing the run."""
 
 
+class Refused(MeasurementError):
+    """A round's measurement that cannot stand, said in one line (a load run whose queries
+    raised, a data loader that ran dry): the benchmark's error as it is, with no traceback
+    location."""
+
+
 class BadReference(MeasurementError):
     """A ``module:function`` of the config cannot be used as written: its module is not found,
     the module has no such attribute, or the attribute is not a callable that takes the
@@ -78,6 +84,10 @@ class BenchmarkPlan:
     notes: tuple[str, ...] = ()
     # int8 variants: the calibration batches prepared for static quantization (an .npz)
     calibration: str | None = None
+    # the model's ``load:`` settings (config.load.LoadSpec as a dict): a load run per round
+    load: dict[str, Any] | None = field(default=None, hash=False)
+    # the ``data`` variant: the model's ``data:`` settings (config.load.DataSpec as a dict)
+    data: dict[str, Any] | None = field(default=None, hash=False)
 
     @property
     def cuda(self) -> bool:
@@ -86,6 +96,16 @@ class BenchmarkPlan:
     def key(self, name: str) -> str:
         """The config key of this plan's model setting ``name`` (``models.tiny.input``)."""
         return f"models.{self.model}.{name}"
+
+    @property
+    def input_batch_sizes(self) -> tuple[int, ...]:
+        """Every batch size the variant is called at: its ``batch_sizes`` and, under a
+        batched ``load:``, the sizes its batches are padded to."""
+        from gate.config.load import load_from_dict
+
+        load = load_from_dict(self.load)
+        extra = load.batch_sizes if load is not None and load.max_batch > 1 else ()
+        return tuple(sorted({*self.batch_sizes, *extra}))
 
     @property
     def device_index(self) -> int:
@@ -211,3 +231,5 @@ def check_references(plan: BenchmarkPlan) -> None:
         resolve_callable(plan.torch, plan.key("torch"))
     if plan.input_callable:
         resolve_callable(plan.input_callable, plan.key("input"), ("batch_size",))
+    if plan.data:
+        resolve_callable(plan.data["loader"], plan.key("data.loader"))

@@ -35,8 +35,19 @@ class _BenchmarkRound(TypedDict):
     threading: dict[str, Any]  # what the runtime and the thread variables really were
 
 
+class RoundValue(TypedDict):
+    """A metric a round measured once for the whole process (a load run's p99, a data
+    pipeline's items per second): the round's value, its unit, and whether higher is better."""
+
+    value: float
+    unit: str
+    higher: bool
+
+
 class BenchmarkRound(_BenchmarkRound, total=False):
     cost: RoundCost  # round workers only (not duet's arms)
+    values: dict[str, RoundValue]  # metric name -> value (load: and data: benchmarks)
+    details: dict[str, Any]  # what the load run or data pipeline saw (queries, workers' CPU)
 
 
 class _RoundResult(TypedDict):

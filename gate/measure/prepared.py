@@ -95,6 +95,11 @@ def smoke_test(plan: BenchmarkPlan) -> None:
 
     if plan.root not in sys.path:
         sys.path.insert(0, plan.root)
+    if plan.data is not None:
+        from gate.measure.worker.data import first_batch
+
+        first_batch(plan)
+        return
     backend = get_backend(plan)
     backend.import_runtime()
     backend.load()

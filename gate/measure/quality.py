@@ -86,7 +86,7 @@ def evaluate(
     Raises ConfigError when the eval set itself is misconfigured (a missing column or array)."""
     measured = Measured()
     for model in config.models:
-        model_plans = [p for p in plans if p.model == model.name]
+        model_plans = [p for p in plans if p.model == model.name and p.data is None]
         document = eval_document(model, model_plans)
         if not model_plans or document is None:
             continue

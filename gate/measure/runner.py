@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from gate.config import GateConfig, MeasureSettings, ModelSpec
+from gate.config.models import DATA_VARIANT
 from gate.core.types import BenchmarkError, Sample
 from gate.errors import ConfigError, MeasurementError
 from gate.measure import (
@@ -82,8 +83,20 @@ def worker_environment(root: Path, threads: int, memory_limit: int | None = None
 
 
 def plan_model(model: ModelSpec, variant: str, config: GateConfig) -> BenchmarkPlan:
+    """The plan of one of ``model.plan_variants`` (``data``: its input pipeline)."""
     from gate.config import benchmark_name
 
+    if variant == DATA_VARIANT:
+        assert model.data is not None
+        return BenchmarkPlan(
+            name=benchmark_name(model.name, variant),
+            model=model.name,
+            variant=variant,
+            root=str(config.root),
+            metrics=("data",),
+            threads=model.threads or config.measure.threads,
+            data=model.data.to_dict(),
+        )
     return BenchmarkPlan(
         name=benchmark_name(model.name, variant),
         model=model.name,
@@ -98,6 +111,7 @@ def plan_model(model: ModelSpec, variant: str, config: GateConfig) -> BenchmarkP
         metrics=model.metrics,
         threads=model.threads or config.measure.threads,
         device=model.device,
+        load=model.load.to_dict() if model.load else None,
     )
 
 
@@ -126,6 +140,7 @@ class Runner:
         self.threading: dict[str, dict[str, Any]] = {}
         # Where each head round's time went, by benchmark (record info ``round_cost``).
         self.costs: dict[str, list[dict[str, float]]] = {}
+        self.details: dict[str, list[dict[str, Any]]] = {}  # load runs', data pipelines'
         seed = (
             settings.seed if settings.seed is not None else random.SystemRandom().randrange(2**31)
         )
@@ -303,8 +318,7 @@ class Runner:
             return result
 
     def round_timeout(self, plans: list[BenchmarkPlan]) -> float:
-        batches = sum(len(p.batch_sizes) for p in plans)
-        return 120.0 + batches * (self.max_time + 30.0)
+        return round_timeout(plans, self.max_time)
 
     def thread_groups(self, plans: list[BenchmarkPlan]) -> list[list[BenchmarkPlan]]:
         """``plans`` by thread count, the groups in a random order (one process each)."""
@@ -323,6 +337,8 @@ class Runner:
                 self.threading.setdefault(name, entry["threading"])
             if "cost" in entry:
                 self.costs.setdefault(name, []).append(entry["cost"])
+            if "details" in entry:
+                self.details.setdefault(name, []).append(entry["details"])
 
     def measure(
         self, plans: list[BenchmarkPlan], *, timing: bool = True, root: Path | None = None
@@ -381,6 +397,7 @@ class Runner:
                 probes.get(plan.name, []),
                 self.threading.get(plan.name),
                 self.costs.get(plan.name),
+                self.details.get(plan.name),
             )
         return measured
 
@@ -432,6 +449,17 @@ class Runner:
             else:
                 probes.setdefault(name, []).append(result)
         return probes
+
+
+def round_timeout(plans: list[BenchmarkPlan], max_time: float) -> float:
+    """Seconds a round worker of ``plans`` may run: its timed batches, load runs and data
+    pipelines, with room for imports and loading."""
+    from gate.config.load import load_from_dict
+
+    batches = sum(len(p.batch_sizes) for p in plans if p.variant != DATA_VARIANT)
+    load = sum(spec.seconds() for p in plans if (spec := load_from_dict(p.load)) is not None)
+    data = 300.0 * sum(1 for p in plans if p.data)
+    return 120.0 + batches * (max_time + 30.0) + load + data
 
 
 class Prepared(NamedTuple):
@@ -493,7 +521,7 @@ def prepare_all(
     prepared = Prepared([], [], [])
     cache_dir = config.report_dir / "cache"
     for model in config.models:
-        plans = [plan_model(model, variant, config) for variant in model.variants]
+        plans = [plan_model(model, variant, config) for variant in model.plan_variants]
         plans = [p for p in plans if selected is None or p.name in selected]
         if not plans:
             continue

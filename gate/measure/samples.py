@@ -12,7 +12,7 @@ from gate.core import stats
 from gate.core.types import Direction, Metric, Sample
 from gate.measure import BenchmarkPlan
 from gate.measure.messages import BenchmarkRound, TimedBatch
-from gate.units import UNIT_BYTES, UNIT_RATE, UNIT_SECONDS
+from gate.units import UNIT_BYTES, UNIT_RATE, UNIT_SECONDS, format_value
 
 LATENCY = Metric("latency", UNIT_SECONDS, Direction.LOWER)
 COLD_START = Metric("cold_start", UNIT_SECONDS, Direction.LOWER)
@@ -34,13 +34,17 @@ def round_value(batch: TimedBatch) -> float:
 
 
 def round_samples(plan: BenchmarkPlan, entries: Iterable[BenchmarkRound]) -> list[Sample]:
-    """Latency and throughput samples from a benchmark's per-round worker entries."""
+    """Latency and throughput samples from a benchmark's per-round worker entries, and the
+    values a round measured once (a load run's, a data pipeline's: ``value_samples``)."""
+    entries = list(entries)
+    if plan.data is not None:
+        return value_samples(plan.name, entries)
+    samples: list[Sample] = []
     per_batch: dict[int, list[TimedBatch]] = {b: [] for b in plan.batch_sizes}
     for entry in entries:
         batches = entry["batches"]
         for batch_size in plan.batch_sizes:
             per_batch[batch_size].append(batches[str(batch_size)])
-    samples: list[Sample] = []
     if "latency" in plan.metrics:
         first = per_batch[plan.batch_sizes[0]]
         samples.append(
@@ -63,6 +67,29 @@ def round_samples(plan: BenchmarkPlan, entries: Iterable[BenchmarkRound]) -> lis
                     values=tuple(batch_size / round_value(r) for r in results),
                 )
             )
+    return samples + value_samples(plan.name, entries)
+
+
+def value_samples(benchmark: str, entries: list[BenchmarkRound]) -> list[Sample]:
+    """One sample per metric of the rounds' ``values`` (one value per round), in the order
+    the first round named them; a metric some round lacks is left out (the benchmark failed
+    there, and its error says so)."""
+    names = list(entries[0].get("values", {})) if entries else []
+    samples = []
+    for name in names:
+        found = [e.get("values", {}).get(name) for e in entries]
+        kept = [v for v in found if v is not None]
+        if len(kept) != len(found):
+            continue
+        first = kept[0]
+        direction = Direction.HIGHER if first["higher"] else Direction.LOWER
+        samples.append(
+            Sample(
+                benchmark=benchmark,
+                metric=Metric(name, first["unit"], direction),
+                values=tuple(float(v["value"]) for v in kept),
+            )
+        )
     return samples
 
 
@@ -127,11 +154,13 @@ def record_info(
     probes: list[dict[str, Any]],
     threading: dict[str, Any] | None,
     costs: list[dict[str, float]] | None = None,
+    details: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """The record's info on a benchmark: what it is (and the ONNX file measured), its thread
     settings as a worker reported them (a round's, else a probe's), parameters, sizes, how
     memory peaks were read and what the probe process had imported, and where its rounds' time
-    went (``costs``: the rounds' ``cost`` entries)."""
+    went (``costs``: the rounds' ``cost`` entries); a load run's or data pipeline's rounds
+    (``details``) summed up in a note."""
     info: dict[str, Any] = {
         "model": plan.model,
         "variant": plan.variant,
@@ -159,9 +188,53 @@ def record_info(
                 info[key] = stats.median([p[key] for p in probes])
     if plan.cuda:
         info["device"] = plan.device
-    if plan.notes:
-        info["notes"] = list(plan.notes)
+    notes = list(plan.notes)
+    if details:
+        notes += rounds_notes(details)
+    if notes:
+        info["notes"] = notes
     return info
+
+
+def rounds_notes(details: list[dict[str, Any]]) -> list[str]:
+    """What the rounds' load runs and data pipelines saw, as the report's notes (medians over
+    rounds): queries dropped, the batches formed, the scheduler's lateness, the max-rate
+    search's cost; the CPU of a loader's worker processes."""
+    notes: list[str] = []
+
+    def median(key: str) -> float:
+        return stats.median([float(d[key]) for d in details if key in d])
+
+    if any("offered" in d for d in details):
+        text = (
+            f"load: {median('completed'):.0f} of {median('offered'):.0f} queries served per "
+            f"round (median), {median('dropped'):.0f} dropped, mean batch "
+            f"{median('mean_batch'):.2g}, the scheduler's lateness p99 "
+            f"{format_value(median('lateness_p99'), UNIT_SECONDS)}"
+        )
+        notes.append(text)
+    if any("search_probes" in d for d in details):
+        exhausted = sum(1 for d in details if d.get("search_exhausted"))
+        notes.append(
+            f"max-rate search: {median('search_probes'):.0f} load runs in "
+            f"{median('search_s'):.1f} s per round (median)"
+            + (f"; {exhausted} round(s) hit search_budget before 5% precision" if exhausted else "")
+        )
+    if any("items" in d for d in details):
+        workers = [d.get("worker_cpu") or [] for d in details]
+        counts = sorted({len(w) for w in workers})
+        shares = sorted(share for w in workers for share in w)
+        text = (
+            f"data: {median('items'):.0f} items in {median('batches'):.0f} batches timed per "
+            f"round; the main process used {median('main_cpu'):.2f} of a core"
+        )
+        if shares:
+            text += (
+                f", each of its {'/'.join(map(str, counts))} loader worker process(es) "
+                f"{stats.median(shares):.2f} (median; {shares[0]:.2f} to {shares[-1]:.2f})"
+            )
+        notes.append(text)
+    return notes
 
 
 def memory_peak_since(probes: list[dict[str, Any]]) -> str:

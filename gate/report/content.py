@@ -13,7 +13,7 @@ from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from gate.units import UNIT_BYTES, UNIT_RATE, UNIT_SECONDS, format_value
+from gate.units import SCALED_UNITS, UNIT_BYTES, UNIT_SECONDS, format_value
 
 UNIT_FRACTION = "fraction"  # accuracy-like metrics: values 0..1, changes in percentage points
 
@@ -225,7 +225,7 @@ def format_quantity(value: float | None, unit: str) -> str:
         return "–"
     if unit == UNIT_FRACTION:
         return f"{value * 100:.2f}%"
-    if unit in (UNIT_SECONDS, UNIT_BYTES, UNIT_RATE, ""):
+    if unit in SCALED_UNITS:
         return format_value(value, unit)
     return f"{value:.4g} {unit}"
 

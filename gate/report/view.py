@@ -23,7 +23,7 @@ from gate.report.content import (
 )
 from gate.report.content import format_quantity as plain_quantity
 from gate.report.escape import TEXT_LIMIT, escape_text, safe
-from gate.units import UNIT_BYTES, UNIT_RATE, UNIT_SECONDS
+from gate.units import SCALED_UNITS
 
 if TYPE_CHECKING:
     from markupsafe import Markup
@@ -51,7 +51,7 @@ __all__ = ["SEVERITY", "UNIT_FRACTION", "number", "percent"]  # re-exported for 
 
 def format_quantity(value: float | None, unit: str) -> str:
     """A value in its unit (``1.23 ms``, ``97.00%``); an unknown unit is escaped text."""
-    if value is not None and unit not in (UNIT_FRACTION, UNIT_SECONDS, UNIT_BYTES, UNIT_RATE, ""):
+    if value is not None and unit != UNIT_FRACTION and unit not in SCALED_UNITS:
         return f"{value:.4g} {escape_text(unit, 20)}"
     return plain_quantity(value, unit)
 

@@ -85,7 +85,7 @@ def assign(config: GateConfig, count: int) -> list[list[str]]:
     for model in sorted(config.models, key=lambda m: (-len(m.variants), m.name)):
         target = min(range(count), key=lambda i: (loads[i], i))
         shards[target].append(model.name)
-        loads[target] += len(model.variants)
+        loads[target] += len(model.plan_variants)
     return shards
 
 

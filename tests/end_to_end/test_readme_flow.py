@@ -32,6 +32,8 @@ pytestmark = pytest.mark.slow
 EXAMPLE = REPO / "examples" / "digits"
 KEEP = (
     "model.py",
+    "data.py",
+    "digits.parquet",
     "perf-gate.yaml",
     "digits.npz",
     "digits-test.npz",

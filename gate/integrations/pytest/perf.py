@@ -29,6 +29,7 @@ from gate.measure.worker.load import (
     Search,
     max_rate,
     max_rate_check,
+    no_rate_found,
     run_async_load,
     run_load,
 )
@@ -296,8 +297,7 @@ class Perf:
             raise ConfigError(f"{self.nodeid}: perf.max_rate: {exc}", slug="perf-fixture") from None
         if search.best is None:
             raise ConfigError(
-                f"{self.nodeid}: perf.max_rate: no rate tried kept p{percentile * 100:g} under "
-                f"{slo * 1000:g} ms (lowest tried {search.probes[-1].rate:.3g}/s)",
+                f"{self.nodeid}: perf.max_rate: {no_rate_found(search, time_budget, 'time_budget')}",
                 slug="perf-fixture",
             )
         metric = self._name("max_qps", name) + f"@p{percentile * 100:g}<{slo * 1000:g}ms"

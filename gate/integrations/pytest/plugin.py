@@ -344,7 +344,7 @@ class ModelsFile(pytest.File):
         state = _state(self.config)
         assert state is not None
         for model in state.config.models:
-            for variant, name in zip(model.variants, model.benchmark_names(), strict=True):
+            for variant, name in zip(model.plan_variants, model.benchmark_names(), strict=True):
                 yield ModelItem.from_parent(
                     self, name=name, benchmark=name, model=model, variant=variant
                 )

@@ -43,7 +43,7 @@ def prepare_inputs(plan: BenchmarkPlan, graph: Path, cache_dir: Path) -> dict[st
 
     graph_digest = artifacts.file_digest(graph)
     paths: dict[str, str] = {}
-    for batch_size in plan.batch_sizes:
+    for batch_size in plan.input_batch_sizes:
         kind, arrays = _input_arrays(plan, plan_inputs(plan, batch_size))
         digest = hashlib.sha256(f"{graph_digest} {kind}".encode())
         for entry, array in arrays.items():

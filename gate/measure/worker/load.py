@@ -29,14 +29,19 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
+from gate.config.load import (
+    MAX_DURATION,
+    MAX_LOAD_BATCH,
+    MAX_QUERIES,
+    MAX_RATE,
+    MAX_THREADS,
+    MAX_WAIT,
+)
 from gate.core.percentiles import Percentile, percentile
 
 SPIN = 200e-6  # seconds before an arrival the dispatcher stops sleeping and spins
 SWITCH_INTERVAL = 50e-6
-MAX_RATE = 1e6
-MAX_DURATION = 3600.0
-MAX_QUERIES = 10_000_000
-MAX_THREADS = 256
+PROBE_QUERIES = 4  # a max-rate probe runs at most this many times the queries it needs
 
 
 class LoadSettingError(ValueError):
@@ -80,10 +85,10 @@ class LoadSettings:
             raise bad("queries", f"a whole number from 1 to {MAX_QUERIES}", self.queries)
         if not isinstance(self.threads, int) or not 1 <= self.threads <= MAX_THREADS:
             raise bad("threads", f"a whole number from 1 to {MAX_THREADS}", self.threads)
-        if not isinstance(self.max_batch, int) or not 1 <= self.max_batch <= 4096:
-            raise bad("max_batch", "a whole number from 1 to 4096", self.max_batch)
-        if not _number(self.max_wait) or not 0 <= self.max_wait <= 10:
-            raise bad("max_wait", "seconds from 0 to 10", self.max_wait)
+        if not isinstance(self.max_batch, int) or not 1 <= self.max_batch <= MAX_LOAD_BATCH:
+            raise bad("max_batch", f"a whole number from 1 to {MAX_LOAD_BATCH}", self.max_batch)
+        if not _number(self.max_wait) or not 0 <= self.max_wait <= MAX_WAIT:
+            raise bad("max_wait", f"seconds from 0 to {MAX_WAIT:g}", self.max_wait)
         if self.max_queue is not None and (
             not isinstance(self.max_queue, int) or self.max_queue < 1
         ):
@@ -342,6 +347,18 @@ class Search:
     exhausted: bool = False  # the time budget ran out before the precision was reached
 
 
+def no_rate_found(search: Search, time_budget: float, budget_name: str) -> str:
+    """Why a search found no rate, in one line (``budget_name``: the setting to raise)."""
+    lowest = min(probe.rate for probe in search.probes) if search.probes else math.nan
+    text = (
+        f"no rate tried kept p{search.q * 100:g} under {search.slo * 1000:g} ms (lowest "
+        f"tried {lowest:.3g}/s)"
+    )
+    if search.elapsed >= time_budget:
+        text += f"; the {time_budget:g} s time budget ran out first: raise {budget_name}"
+    return text
+
+
 def max_rate_check(slo: float, q: float, time_budget: float, precision: float = 0.05) -> None:
     """Raise LoadSettingError for a max-rate search that cannot run."""
     if not _number(slo) or slo <= 0:
@@ -384,9 +401,11 @@ def max_rate(
     search = Search(slo=slo, q=q, best=None)
 
     def probe(rate: float) -> bool:
-        duration = max(1.0, needed / rate)
+        # a second of arrivals, at least the queries the percentile needs, at most four
+        # times that: a rate far above capacity must not take long to drain
+        queries = max(needed, min(round(rate), PROBE_QUERIES * needed))
         settings = LoadSettings(
-            rate=rate, duration=duration, threads=threads, seed=seed, min_queries=needed
+            rate=rate, queries=queries, threads=threads, seed=seed, min_queries=needed
         )
         result = run_load(call, settings)
         bound = percentile(result.latencies, q).bound if result.latencies else None
@@ -405,7 +424,9 @@ def max_rate(
         for _ in range(20):
             call(1)
         service = max((time.perf_counter() - timed) / 20, 1e-6)
-        start = min(0.5 * threads / service, MAX_RATE / 2)
+        # half of one thread's pace: more threads rarely scale in step (the GIL, shared
+        # cores), and doubling up from too low costs less than draining a backlog
+        start = min(0.5 / service, MAX_RATE / 2)
     elif not _number(start) or not 0 < start <= MAX_RATE:
         raise LoadSettingError(f"load.start: expected a rate above 0, got {start!r}")
     low, high = 0.0, start

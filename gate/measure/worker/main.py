@@ -20,9 +20,18 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from gate.config.load import load_from_dict
 from gate.core import stats
 from gate.errors import GateError
-from gate.measure import THREAD_ENV, Backend, BadReference, BenchmarkPlan, describe, processes
+from gate.measure import (
+    THREAD_ENV,
+    Backend,
+    BadReference,
+    BenchmarkPlan,
+    Refused,
+    describe,
+    processes,
+)
 from gate.measure.backends import get_backend
 from gate.measure.base_imports import check_worker
 from gate.measure.lockstep import worker_barrier
@@ -62,6 +71,17 @@ def run_round(
     for plan in order:
         met = 0  # barriers met for this plan
         try:
+            if plan.data is not None:  # a model's input pipeline (worker/data.py)
+                from gate.measure.worker.data import measure_data
+
+                met += 1
+                if barrier is not None:
+                    barrier()
+                values, details = measure_data(plan)
+                results[plan.name] = BenchmarkRound(
+                    batches={}, threading={}, values=values, details=details
+                )
+                continue
             started = time.perf_counter()
             backend = get_backend(plan)
             backend.import_runtime()
@@ -98,20 +118,45 @@ def run_round(
                 cost["warmup_s"] += time.perf_counter() - ready - timing  # first call included
                 cost["timing_s"] += timing
                 batches[str(batch_size)] = _timed_batch(timed.first_call, list(timed.times))
-            results[plan.name] = BenchmarkRound(
-                batches=batches, threading=threading_of(backend), cost=cost
-            )
+            entry = BenchmarkRound(batches=batches, threading=threading_of(backend), cost=cost)
+            load = load_from_dict(plan.load)
+            if load is not None:  # served under load (worker/serving.py)
+                from gate.measure.worker.serving import serve
+
+                met += 1
+                if barrier is not None:
+                    barrier()
+                entry["values"], entry["details"] = serve(
+                    backend, load, settings["warmup"], random.Random(seed).randrange(2**31)
+                )
+            results[plan.name] = entry
+        except Refused as exc:  # one line as it is (a load run's queries raised)
+            errors[plan.name] = exc.message
+            _keep_step(barrier, barriers_of(plan) - met)
         except Exception as exc:  # report and continue with the other benchmarks
             errors[plan.name] = describe(exc)
-            for _ in range(len(plan.batch_sizes) - met):
-                if barrier is not None:
-                    barrier()  # the partner measures this benchmark: keep in step
+            _keep_step(barrier, barriers_of(plan) - met)
     return RoundResult(
         order=[p.name for p in order],
         results=results,
         errors=errors,
         runtimes=runtimes_imported(),
     )
+
+
+def barriers_of(plan: BenchmarkPlan) -> int:
+    """The timed measurements of ``plan`` in a round: one per batch size, one for its load
+    run; a data pipeline's one (a parallel round's workers meet a barrier before each)."""
+    if plan.data is not None:
+        return 1
+    return len(plan.batch_sizes) + (1 if plan.load else 0)
+
+
+def _keep_step(barrier: Callable[[], None] | None, left: int) -> None:
+    """Meet the barriers a failed benchmark still owes: the partner measures it."""
+    for _ in range(left):
+        if barrier is not None:
+            barrier()
 
 
 def runtimes_imported() -> list[str]:
