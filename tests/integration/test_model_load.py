@@ -132,7 +132,8 @@ def test_an_onnxruntime_variant_serves_every_query_with_dynamic_batching(tmp_pat
     samples = samples_by_key(read_json(repo / ".perf-gate" / "results.json"))
     for q in ("p50", "p90", "p99"):
         values = samples[("small[onnxruntime]", f"latency.{q}@800qps")]["values"]
-        assert len(values) == 2 and all(0 < v < 1 for v in values)
+        assert len(values) == 2
+        assert all(0 < v < 1 for v in values)
     achieved = samples[("small[onnxruntime]", "load.achieved@800qps")]["values"]
     assert all(400 < v < 1200 for v in achieved)
     info = read_json(repo / ".perf-gate" / "results.json")["info"]["small[onnxruntime]"]
@@ -152,7 +153,8 @@ def test_a_parquet_loader_with_more_workers_delivers_more_items(tmp_path: Path) 
     import importlib.util
 
     spec = importlib.util.spec_from_file_location("pipeline", repo / "pipeline.py")
-    assert spec is not None and spec.loader is not None
+    assert spec is not None
+    assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     module.write()

@@ -26,7 +26,8 @@ def error(path: Path) -> str:
     with pytest.raises(ConfigError) as info:
         load_config(path)
     message = info.value.message
-    assert "\n" not in message and str(path.name) in message
+    assert "\n" not in message
+    assert str(path.name) in message
     return message
 
 
@@ -62,7 +63,8 @@ def test_a_load_section_is_parsed_with_units_and_defaults(tmp_path: Path) -> Non
 
 def test_a_data_section_adds_a_benchmark_and_may_stand_alone(tmp_path: Path) -> None:
     (model,) = load_config(write(tmp_path, data="pkg.data:loader")).models
-    assert model.data is not None and model.data.batches == 20
+    assert model.data is not None
+    assert model.data.batches == 20
     assert model.benchmark_names() == ["m[torch]", "m[onnxruntime]", "m[data]"]
     path = tmp_path / "alone.yaml"
     path.write_text(
@@ -70,7 +72,8 @@ def test_a_data_section_adds_a_benchmark_and_may_stand_alone(tmp_path: Path) -> 
         encoding="utf-8",
     )
     (alone,) = load_config(path).models
-    assert alone.variants == () and alone.benchmark_names() == ["pipe[data]"]
+    assert alone.variants == ()
+    assert alone.benchmark_names() == ["pipe[data]"]
 
 
 @pytest.mark.parametrize(
@@ -87,7 +90,10 @@ def test_a_data_section_adds_a_benchmark_and_may_stand_alone(tmp_path: Path) -> 
         ({"rate": 100, "duration": "1s"}, "p99 needs at least 459 queries"),
         ({"rate": 1000, "duration": "1s", "threads": 0}, "models.m.load.threads"),
         ({"rate": 1000, "duration": "1s", "percentiles": ["p100"]}, "expected a percentile"),
-        ({"rate": 1000, "duration": "1s", "percentiles": ["p99", 0.99]}, "lists a percentile twice"),
+        (
+            {"rate": 1000, "duration": "1s", "percentiles": ["p99", 0.99]},
+            "lists a percentile twice",
+        ),
         ({"rate": 1000, "duration": "1s", "qps": 3}, "models.m.load.qps"),
         ({"duration": "1s"}, "needs 'rate'"),
         ({"slo": "20ms", "duration": "1s"}, "'duration' and 'queries' need a 'rate'"),

@@ -283,23 +283,36 @@ class Perf:
         """The highest Poisson arrival rate at which ``fn``'s ``percentile`` latency (from
         arrival, its bound) stays under ``slo`` seconds with ``threads`` serving: metric
         ``max_qps@p99<20ms`` (queries per second, higher is better). A bisection of load runs
-        within ``time_budget`` seconds per round (docs/load.md). Returns the search where
+        within ``time_budget`` seconds per round (docs/load.md); an ``async def`` function is
+        served on an asyncio loop, ``threads`` queries in flight. Returns the search where
         measuring, else None (one call)."""
+        is_async = inspect.iscoroutinefunction(fn)
+        loop = asyncio.new_event_loop() if is_async else None
+
+        def once(batch: int = 1) -> object:
+            return loop.run_until_complete(fn()) if loop is not None else fn()
+
         try:
             if not self.measuring or self.profile_dir is not None:
                 max_rate_check(slo, percentile, time_budget)
-                fn()
+                once()
                 return None
             search = max_rate(
-                lambda batch: fn(), slo=slo, q=percentile, threads=threads, time_budget=time_budget
+                once,
+                slo=slo,
+                q=percentile,
+                threads=threads,
+                time_budget=time_budget,
+                serve=(lambda settings: run_async_load(fn, settings)) if is_async else None,
             )
         except LoadSettingError as exc:
             raise ConfigError(f"{self.nodeid}: perf.max_rate: {exc}", slug="perf-fixture") from None
+        finally:
+            if loop is not None:
+                loop.close()
         if search.best is None:
-            raise ConfigError(
-                f"{self.nodeid}: perf.max_rate: {no_rate_found(search, time_budget, 'time_budget')}",
-                slug="perf-fixture",
-            )
+            why = no_rate_found(search, time_budget, "time_budget")
+            raise ConfigError(f"{self.nodeid}: perf.max_rate: {why}", slug="perf-fixture")
         metric = self._name("max_qps", name) + f"@p{percentile * 100:g}<{slo * 1000:g}ms"
         self._add(PerfMeasurement(metric, UNIT_RATE, True, search.best))
         return search

@@ -384,13 +384,15 @@ def max_rate(
     precision: float = 0.05,
     time_budget: float = 60.0,
     seed: int | None = None,
+    serve: Callable[[LoadSettings], LoadResult] | None = None,
 ) -> Search:
     """The highest Poisson arrival rate at which the ``q``-percentile latency's bound stays
     under ``slo`` seconds and the pool keeps up (achieved >= 95% of offered): doubling from
     ``start`` (default: half of what ``threads`` serve at the time of 20 calls in a row) until
     a rate fails, then bisection until the bracket is within ``precision``
     (relative) or ``time_budget`` seconds are spent. Each probe runs the queries the percentile
-    needs (``core/percentiles.py``) and at least one second."""
+    needs (``core/percentiles.py``) and at least one second. ``serve`` runs each probe's
+    load (default: ``run_load`` of ``call``; an async function's ``run_async_load``)."""
     max_rate_check(slo, q, time_budget, precision)
     if not isinstance(threads, int) or not 1 <= threads <= MAX_THREADS:
         raise LoadSettingError(f"load.threads: expected 1 to {MAX_THREADS}, got {threads!r}")
@@ -407,7 +409,7 @@ def max_rate(
         settings = LoadSettings(
             rate=rate, queries=queries, threads=threads, seed=seed, min_queries=needed
         )
-        result = run_load(call, settings)
+        result = serve(settings) if serve is not None else run_load(call, settings)
         bound = percentile(result.latencies, q).bound if result.latencies else None
         # a growing backlog shows in the tail itself; every query must have been served
         passed = bound is not None and bound <= slo and result.completed == result.offered
