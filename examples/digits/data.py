@@ -18,7 +18,9 @@ PARQUET = HERE / "digits.parquet"
 PIXELS = [f"p{i}" for i in range(64)]
 
 
-def parquet_batches(batch_size: int = 64, epochs: int = 2) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+def parquet_batches(
+    batch_size: int = 64, epochs: int = 2
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """``(images float32 [n, 64], labels int64 [n])`` batches read from the Parquet file,
     ``epochs`` passes over it (the model's own preprocessing: scaled to 0..1)."""
     import pyarrow.parquet as pq
