@@ -121,10 +121,6 @@ def parse_for_unit(text: str | int | float, unit: str) -> float:
         return parse_size(text)
     if unit == UNIT_RATE:
         return parse_rate(text)
-    if unit == UNIT_BYTE_RATE:
-        if not isinstance(text, str) or not text.endswith("/s"):
-            raise ValueError(f"expected bytes per second like '50MB/s', got {text!r}")
-        return parse_size(text[:-2])
     number, suffix = split_quantity(text)
     if suffix not in ("", unit):
         raise ValueError(f"expected a number in {unit or 'the metric unit'}, got {text!r}")
@@ -176,8 +172,6 @@ def budget_unit(metric: str) -> str:
         return UNIT_RATE
     if metric == "data.items_per_s":
         return UNIT_RATE
-    if metric == "data.bytes_per_s":
-        return UNIT_BYTE_RATE
     if family in FRACTION_METRICS:
         return UNIT_FRACTION
     return ""

@@ -19,7 +19,7 @@ PIXELS = [f"p{i}" for i in range(64)]
 
 
 def parquet_batches(
-    batch_size: int = 64, epochs: int = 2
+    batch_size: int = 64, epochs: int = 10
 ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """``(images float32 [n, 64], labels int64 [n])`` batches read from the Parquet file,
     ``epochs`` passes over it (the model's own preprocessing: scaled to 0..1)."""

@@ -12,7 +12,7 @@ from gate.core import stats
 from gate.core.types import Direction, Metric, Sample
 from gate.measure import BenchmarkPlan
 from gate.measure.messages import BenchmarkRound, TimedBatch
-from gate.units import UNIT_BYTES, UNIT_RATE, UNIT_SECONDS, format_value
+from gate.units import UNIT_BYTE_RATE, UNIT_BYTES, UNIT_RATE, UNIT_SECONDS, format_value
 
 LATENCY = Metric("latency", UNIT_SECONDS, Direction.LOWER)
 COLD_START = Metric("cold_start", UNIT_SECONDS, Direction.LOWER)
@@ -225,8 +225,10 @@ def rounds_notes(details: list[dict[str, Any]]) -> list[str]:
         counts = sorted({len(w) for w in workers})
         shares = sorted(share for w in workers for share in w)
         text = (
-            f"data: {median('items'):.0f} items in {median('batches'):.0f} batches timed per "
-            f"round; the main process used {median('main_cpu'):.2f} of a core"
+            f"data: {median('items'):.0f} items ({format_value(median('bytes'), UNIT_BYTES)}) "
+            f"in {median('batches'):.0f} batches timed per round, "
+            f"{format_value(median('bytes_per_s'), UNIT_BYTE_RATE)} (median); the main "
+            f"process used {median('main_cpu'):.2f} of a core"
         )
         if shares:
             text += (
