@@ -5,7 +5,10 @@ serve and with a call that waits.
 Goal (issue: serving under load): the scheduler's lateness p99 under 100 us at 1,000 queries
 per second on 2 cores. Lateness is the time from a query's scheduled (Poisson) arrival to its
 dispatch; the overhead is a no-op call's latency from arrival (queue hand-off, thread wake-up).
-Then the cost of a max-rate search (``perf.max_rate``): its probes and time.
+Then the cost of a max-rate search (``perf.max_rate``, ``load: {slo: ...}``): its probes and
+time; and a data pipeline (``models.<name>.data``, gate/measure/worker/data.py) over a Parquet
+file with 0, 2 and 4 DataLoader workers, its reads waiting or decoding on the CPU, each row a
+fresh process as in a round (bench/zoo/pipelines.py).
 
     .venv/bin/python bench/load.py            # 10 s per row
     .venv/bin/python bench/load.py --seconds 3
@@ -14,6 +17,8 @@ Then the cost of a max-rate search (``perf.max_rate``): its probes and time.
 from __future__ import annotations
 
 import argparse
+import json
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -32,6 +37,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=10.0, help="duration of each row")
     args = parser.parse_args()
+    write_parquet()
 
     def noop(batch: int) -> None:
         return None
@@ -92,7 +98,60 @@ def main() -> int:
     print_table(
         ("threads", "slo", "max rate", "probes", "time", "rates tried (+ passed)"), searches
     )
+    print("\nA data pipeline: 128 Parquet row groups of 128 rows through a DataLoader, a fresh")
+    print("process per run, 3 runs per row (medians; worker CPU as a share of a core):")
+    print_table(
+        ("reads", "workers", "items/s", "MB/s", "first batch", "main CPU", "worker CPU"),
+        [data_row(mode, workers) for mode in ("wait", "cpu") for workers in (0, 2, 4)],
+    )
     return 0
+
+
+DATA_RUN = """
+import json, sys
+sys.path.insert(0, {bench!r})
+from zoo import pipelines
+from gate.measure import BenchmarkPlan
+from gate.measure.worker.data import measure_data
+plan = BenchmarkPlan(name="p[data]", model="p", variant="data", root={bench!r},
+                     data={{"loader": "zoo.pipelines:{loader}", "batches": 100}})
+values, details = measure_data(plan)
+print(json.dumps({{"values": {{k: v["value"] for k, v in values.items()}}, **details}}))
+"""
+
+
+def data_row(mode: str, workers: int) -> tuple[str, ...]:
+    bench = str(Path(__file__).resolve().parent)
+    runs = []
+    for _ in range(3):
+        out = subprocess.run(
+            [sys.executable, "-c", DATA_RUN.format(bench=bench, loader=f"{mode}_{workers}")],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        runs.append(json.loads(out.stdout.strip().splitlines()[-1]))
+
+    def median(values: list[float]) -> float:
+        return quantile(sorted(values), 0.5)
+
+    shares = [s for r in runs for s in r["worker_cpu"]]
+    return (
+        "object storage, 3 ms" if mode == "wait" else "decoding, ~3 ms CPU",
+        str(workers),
+        f"{median([r['values']['data.items_per_s'] for r in runs]):.0f}",
+        f"{median([r['bytes_per_s'] for r in runs]) / 1e6:.2f}",
+        f"{median([r['values']['cold_start.first_batch'] for r in runs]) * 1000:.0f} ms",
+        f"{median([r['main_cpu'] for r in runs]):.2f}",
+        f"{median(shares):.2f}" if shares else "-",
+    )
+
+
+def write_parquet() -> None:
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from zoo import pipelines
+
+    pipelines.write()
 
 
 def wait_2ms(batch: int) -> None:

@@ -53,6 +53,13 @@ def prepare_base(
     return [BenchmarkPlan.from_dict(p) for p in result["plans"]], dict(result["errors"])
 
 
+def alone(plan: BenchmarkPlan) -> bool:
+    """A load run (its serving pool and dispatcher) or a data pipeline (its loader's worker
+    processes) uses more cores than its ``threads``: its rounds never run side by side with
+    the other side's (``parallel``), whose load would shape its tail."""
+    return plan.load is not None or plan.data is not None
+
+
 class PairedRunner:
     """Runs ``ab`` rounds (two processes) and ``duet`` rounds (one process) for plan pairs."""
 
@@ -82,7 +89,7 @@ class PairedRunner:
     ) -> None:
         """Add ``rounds`` rounds for the given pairs (benchmarks that failed are skipped)."""
         for _, head in ab_pairs:
-            side_by_side = self.parallel and parallel_possible(head.threads)
+            side_by_side = self.parallel and parallel_possible(head.threads) and not alone(head)
             into.modes[head.name] = "parallel" if side_by_side else "ab"
         for _, head in duet_pairs:
             into.modes[head.name] = "duet"
@@ -104,16 +111,19 @@ class PairedRunner:
         ab: list[tuple[BenchmarkPlan, BenchmarkPlan]],
         duet: list[tuple[BenchmarkPlan, BenchmarkPlan]],
     ) -> list[tuple[list[Pair], list[Pair], list[str]]]:
-        """The round's pairs by thread count (a process's thread pools are sized at its start),
-        the groups in a random order and each group's jobs (base, head, duet) in a random order;
-        a group's jobs run back to back, so its arms are measured close together."""
-        threads = sorted({h.threads for _, h in ab + duet})
-        self.random.shuffle(threads)
+        """The round's pairs by thread count (a process's thread pools are sized at its start)
+        and whether they need the machine alone (``alone``), the groups in a random order and
+        each group's jobs (base, head, duet) in a random order; a group's jobs run back to
+        back, so its arms are measured close together."""
+        keys = sorted({(h.threads, alone(h)) for _, h in ab + duet})
+        self.random.shuffle(keys)
         groups = []
-        for count in threads:
-            group_ab = [pair for pair in ab if pair[1].threads == count]
-            group_duet = [pair for pair in duet if pair[1].threads == count]
-            if group_ab and self.parallel and parallel_possible(count):
+        for count, solo in keys:
+            group_ab = [pair for pair in ab if (pair[1].threads, alone(pair[1])) == (count, solo)]
+            group_duet = [
+                pair for pair in duet if (pair[1].threads, alone(pair[1])) == (count, solo)
+            ]
+            if group_ab and self.parallel and parallel_possible(count) and not solo:
                 jobs = ["parallel"]  # base and head at the same time (gate.measure.lockstep)
             else:
                 jobs = ["base", "head"] if group_ab else []
@@ -122,7 +132,7 @@ class PairedRunner:
             groups.append((group_ab, group_duet, jobs))
         return groups
 
-    def _side_by_side(self, ab: list[Pair], seed: str) -> dict[str, dict[str, Any]]:
+    def _side_by_side(self, ab: list[Pair], seed: str, load_seed: str) -> dict[str, dict[str, Any]]:
         """The base and head workers of a round at the same time, in step: one seed (the same
         benchmark order) and a barrier before each timed measurement. Raises MeasurementError
         when either fails."""
@@ -144,7 +154,10 @@ class PairedRunner:
             try:
                 outcome[arm] = self.runner.worker(
                     side,
-                    ["round", "--seed", seed, "--barrier", barrier.spec(index)],
+                    [
+                        *("round", "--seed", seed, "--load-seed", load_seed),
+                        *("--barrier", barrier.spec(index)),
+                    ],
                     self.runner.round_timeout(side),
                     root=self.base_root if arm == "base" else None,
                     pass_fds=barrier.fds(index),
@@ -176,11 +189,12 @@ class PairedRunner:
         """One round of one thread count's pairs; a worker that fails fails its pairs."""
         # mode -> the worker's answer (messages.RoundResult, DuetResult)
         outcome: dict[str, Any] = {}
+        load_seed = str(self.random.randrange(2**31))  # both sides' load runs: one arrival draw
         try:
             for job in jobs:
                 seed = str(self.random.randrange(2**31))
                 if job == "parallel":
-                    outcome.update(self._side_by_side(ab, seed))
+                    outcome.update(self._side_by_side(ab, seed, load_seed))
                 elif job == "duet":
                     outcome["duet"] = self.runner.worker(
                         [h for _, h in duet],
@@ -192,7 +206,7 @@ class PairedRunner:
                     side = [b if job == "base" else h for b, h in ab]
                     outcome[job] = self.runner.worker(
                         side,
-                        ["round", "--seed", seed],
+                        ["round", "--seed", seed, "--load-seed", load_seed],
                         self.runner.round_timeout(side),
                         root=self.base_root if job == "base" else None,
                     )

@@ -60,10 +60,13 @@ def run_round(
     settings: dict[str, Any],
     seed: int,
     barrier: Callable[[], None] | None = None,
+    load_seed: int | None = None,
 ) -> RoundResult:
     """Measure every plan once in this process, in an order shuffled by ``seed``; with a
     ``barrier`` (a parallel ``ab`` round, gate.measure.lockstep) each timed measurement starts
-    when the other worker's does, and a benchmark that fails still meets its barriers."""
+    when the other worker's does, and a benchmark that fails still meets its barriers.
+    ``load_seed``: the arrivals of every load run (a paired round gives both sides the same,
+    so their load runs differ only in how they serve it); default, from ``seed``."""
     order = list(plans)
     random.Random(seed).shuffle(order)
     results: dict[str, BenchmarkRound] = {}
@@ -126,8 +129,9 @@ def run_round(
                 met += 1
                 if barrier is not None:
                     barrier()
+                arrivals = load_seed if load_seed is not None else seed
                 entry["values"], entry["details"] = serve(
-                    backend, load, settings["warmup"], random.Random(seed).randrange(2**31)
+                    backend, load, settings["warmup"], arrivals
                 )
             results[plan.name] = entry
         except Refused as exc:  # one line as it is (a load run's queries raised)
@@ -418,6 +422,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("plan", type=Path)
     parser.add_argument("out", type=Path)
     parser.add_argument("--seed", type=int, default=0)
+    # the arrivals of load runs: the same for both sides of a paired round
+    parser.add_argument("--load-seed", type=int, default=None)
     parser.add_argument("--benchmark", default=None)
     parser.add_argument("--cache-dir", type=Path, default=None)
     parser.add_argument("--timing-lock", type=Path, default=None)
@@ -434,7 +440,7 @@ def main(argv: list[str] | None = None) -> int:
     result: Mapping[str, Any]
     if args.mode == "round":
         barrier = worker_barrier(args.barrier)
-        result = run_round(plans, document["settings"], args.seed, barrier)
+        result = run_round(plans, document["settings"], args.seed, barrier, args.load_seed)
     elif args.mode == "duet":
         bases = [BenchmarkPlan.from_dict(p) for p in document["base_plans"]]
         result = run_duet(list(zip(bases, plans, strict=True)), document["settings"], args.seed)
