@@ -98,7 +98,7 @@ def main() -> int:
     print_table(
         ("threads", "slo", "max rate", "probes", "time", "rates tried (+ passed)"), searches
     )
-    print("\nA data pipeline: 128 Parquet row groups of 128 rows through a DataLoader, a fresh")
+    print("\nA data pipeline: 64 Parquet row groups of 1,024 rows through a DataLoader, a fresh")
     print("process per run, 3 runs per row (medians; worker CPU as a share of a core):")
     print_table(
         ("reads", "workers", "items/s", "MB/s", "first batch", "main CPU", "worker CPU"),
@@ -114,7 +114,7 @@ from zoo import pipelines
 from gate.measure import BenchmarkPlan
 from gate.measure.worker.data import measure_data
 plan = BenchmarkPlan(name="p[data]", model="p", variant="data", root={bench!r},
-                     data={{"loader": "zoo.pipelines:{loader}", "batches": 100}})
+                     data={{"loader": "zoo.pipelines:{loader}", "batches": 60}})
 values, details = measure_data(plan)
 print(json.dumps({{"values": {{k: v["value"] for k, v in values.items()}}, **details}}))
 """
@@ -137,7 +137,7 @@ def data_row(mode: str, workers: int) -> tuple[str, ...]:
 
     shares = [s for r in runs for s in r["worker_cpu"]]
     return (
-        "object storage, 3 ms" if mode == "wait" else "decoding, ~3 ms CPU",
+        "object storage, 20 ms" if mode == "wait" else "decoding, ~20 ms CPU",
         str(workers),
         f"{median([r['values']['data.items_per_s'] for r in runs]):.0f}",
         f"{median([r['bytes_per_s'] for r in runs]) / 1e6:.2f}",

@@ -25,7 +25,6 @@ from gate.core.diagnosis import (
     OperatorTime,
 )
 from gate.core.types import Comparison, Direction, GateResult, Verdict
-from gate.decide.compare import TIMING_FAMILIES
 from gate.units import UNIT_SECONDS
 
 MAX_CHANGES = 300  # operators kept per diagnosis (the largest changes either way)
@@ -48,7 +47,7 @@ def targets(result: GateResult, when: str) -> list[Comparison]:
         return []
     chosen: dict[str, Comparison] = {}
     for comparison in sorted(result.comparisons, key=_preference):
-        if comparison.metric.family not in TIMING_FAMILIES:
+        if not per_call(comparison.metric.name, comparison.metric.family):
             continue
         if comparison.verdict in (Verdict.ERROR, Verdict.MISSING, Verdict.NEW):
             continue  # nothing measured, or nothing to compare it with
@@ -56,6 +55,13 @@ def targets(result: GateResult, when: str) -> list[Comparison]:
             continue
         chosen.setdefault(comparison.benchmark, comparison)
     return list(chosen.values())
+
+
+def per_call(name: str, family: str) -> bool:
+    """A timing of one call (latency, throughput at a batch size, a ``perf`` test's), which a
+    profile of calls explains; not a load run's tail or rate (``@200qps``, ``max_qps``: the
+    queue and the pool shape them) nor a data pipeline's rate."""
+    return family in ("latency", "throughput") and not name.endswith("qps")
 
 
 def _preference(comparison: Comparison) -> tuple[int, int, str]:

@@ -221,7 +221,7 @@ def rounds_notes(details: list[dict[str, Any]]) -> list[str]:
             + (f"; {exhausted} round(s) hit search_budget before 5% precision" if exhausted else "")
         )
     if any("items" in d for d in details):
-        workers = [d.get("worker_cpu") or [] for d in details]
+        workers = [d.get("worker_cpu") or [] for d in details if "items" in d]
         counts = sorted({len(w) for w in workers})
         shares = sorted(share for w in workers for share in w)
         text = (
