@@ -92,6 +92,7 @@ def broken():
 FAST = "policy: {min_rounds: 3, max_rounds: 6, round_step: 3, diagnose: never}\n"
 
 
+@pytest.mark.slow
 def test_variants_are_served_under_load_and_a_slower_model_fails_p99(tmp_path: Path) -> None:
     config = (
         "models:\n"
@@ -121,6 +122,7 @@ def test_variants_are_served_under_load_and_a_slower_model_fails_p99(tmp_path: P
     assert "load: 480 of 480 queries served per round" in ran.output
 
 
+@pytest.mark.slow
 def test_an_onnxruntime_variant_serves_every_query_with_dynamic_batching(tmp_path: Path) -> None:
     config = (
         "models:\n"
@@ -148,6 +150,7 @@ def test_an_onnxruntime_variant_serves_every_query_with_dynamic_batching(tmp_pat
     assert "600 of 600 queries served" in note
 
 
+@pytest.mark.slow
 def test_a_parquet_loader_with_more_workers_delivers_more_items(tmp_path: Path) -> None:
     config = (
         "models:\n"
@@ -181,6 +184,7 @@ def test_a_parquet_loader_with_more_workers_delivers_more_items(tmp_path: Path) 
     assert "data.items_per_s" in ran.output
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("data", "message"),
     [
@@ -208,6 +212,7 @@ def test_a_broken_loader_is_one_line(tmp_path: Path, data: str, message: str) ->
     assert "Traceback" not in ran.output
 
 
+@pytest.mark.slow
 def test_pytest_perf_gate_collects_the_pipeline_and_fails_a_broken_one_in_one_line(
     tmp_path: Path,
 ) -> None:
@@ -260,10 +265,11 @@ def build():
         ("{rate: -3, duration: 1s}", "models.m.load.rate: must not be negative", 2),
         ("{rate: 100, duration: 1s}", "models.m.load.percentiles[2]: p99 needs at least 459", 2),
         ("{rate: 100, duration: 7200s}", "models.m.load.duration: must be at most 3600s", 2),
-        (
+        pytest.param(
             "{rate: 500, queries: 500}",
             "error: round 1: load: 500 of 500 queries raised (RuntimeError: feature store timed",
             3,
+            marks=pytest.mark.slow,
         ),
     ],
 )
