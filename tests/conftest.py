@@ -13,6 +13,11 @@ import os
 
 import pytest
 
+# hydra-core (installed with DVC) registers a pytest plugin whose imports cost about 0.4 s in
+# every pytest process; no test uses it, and the suite starts hundreds of pytest processes
+# (the tests' own runs and perf-gate's worker rounds under them).
+CHILD_ADDOPTS = "-p no:hydra_pytest"
+
 
 def pytest_configure(config: pytest.Config) -> None:
     # A pytest-xdist worker exports PYTEST_XDIST_*; the pytest, DVC and perf-gate processes
@@ -20,6 +25,10 @@ def pytest_configure(config: pytest.Config) -> None:
     # switches itself off, for one). They are the user's processes, not ours.
     for name in [n for n in os.environ if n.startswith("PYTEST_XDIST_")]:
         del os.environ[name]
+    # The outer run read its own addopts already; the processes the tests start (pytester's,
+    # and those of the helpers' clean environments, which keep only this PYTEST_ variable)
+    # get CHILD_ADDOPTS.
+    os.environ["PYTEST_ADDOPTS"] = CHILD_ADDOPTS
 
 
 # Seconds the heaviest files take (``--durations``, 2-core machine, 2026-12-07): handed out

@@ -34,7 +34,9 @@ class Ran:
 
 
 def run(command: list[str], cwd: Path, timeout: float = 300) -> Ran:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
+    env = {  # PYTEST_ADDOPTS is tests/conftest.py's, for the processes the tests start
+        k: v for k, v in os.environ.items() if not k.startswith("PYTEST_") or k == "PYTEST_ADDOPTS"
+    }
     completed = subprocess.run(
         command, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout, check=False
     )

@@ -162,7 +162,11 @@ def comments(world: World, number: int) -> list[dict[str, Any]]:
 
 
 def plain_env() -> dict[str, str]:
-    return {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "GITHUB_"))}
+    return {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("PYTEST_", "GITHUB_")) or k == "PYTEST_ADDOPTS"  # tests/conftest.py
+    }
 
 
 @contextmanager

@@ -55,6 +55,7 @@ def digits(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
     config = project / "perf-gate.yaml"
     data = yaml.safe_load(config.read_text(encoding="utf-8"))
     data["measure"].update(rounds=ROUNDS, min_time="0.05s", probes=1)
+    data["models"]["digits-mlp"]["data"]["batches"] = 40  # the pipeline is not this test's
     data["policy"]["diagnose"] = "never"  # profiling is tests/integration/test_diagnosis.py's
     config.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
 
@@ -88,6 +89,8 @@ def test_digits_baseline_is_recorded(digits):
     assert baseline is not None
     assert baseline["errors"] == []
     samples = by_key(baseline["samples"])
+    # the example's Parquet pipeline, one value per round
+    assert len(samples[("digits-mlp[data]", "data.items_per_s")]["values"]) == ROUNDS
     for variant in ("torch", "torch-int8", "onnxruntime", "onnxruntime-int8"):
         name = f"digits-mlp[{variant}]"
         assert len(samples[(name, "latency")]["values"]) == ROUNDS

@@ -71,7 +71,9 @@ SLOW_TORCH_MODULE = textwrap.dedent(
 
 def clean_env(**extra: str) -> dict[str, str]:
     """This process's environment without the outer pytest's variables (addopts, xdist...)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
+    env = {  # PYTEST_ADDOPTS is tests/conftest.py's, for the processes the tests start
+        k: v for k, v in os.environ.items() if not k.startswith("PYTEST_") or k == "PYTEST_ADDOPTS"
+    }
     env.update(extra)
     return env
 

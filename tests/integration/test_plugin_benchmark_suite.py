@@ -14,7 +14,7 @@ from ._support import comparisons_by_key, read_json, run_pytest, write_files
 pytestmark = pytest.mark.slow
 
 CONFIG = """
-policy: {min_rounds: 3, max_rounds: 6, thresholds: {latency: 50%}}
+policy: {min_rounds: 3, max_rounds: 6, thresholds: {latency: 50%}, diagnose: never}
 measure: {rounds: 3}
 """
 WORK = """
