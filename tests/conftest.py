@@ -40,6 +40,8 @@ FILE_SECONDS = {
     "tests/end_to_end/test_action_zero_setup.py": 55,
     "tests/integration/test_model_zoo.py": 50,
     "tests/integration/test_plugin.py": 50,
+    "tests/integration/test_model_load.py": 60,
+    "tests/integration/test_plugin_load.py": 45,
     "tests/integration/test_measure_isolation.py": 45,
     "tests/end_to_end/test_readme_flow.py": 40,
     "tests/integration/test_diagnosis.py": 35,
