@@ -44,6 +44,7 @@ POLICY_KEYS = (
     "require_significance",
     "tradeoffs",
     "diagnose",
+    "drift",
 )
 ENVIRONMENT_MISMATCH = ("warn", "fail", "skip-timing")
 # The ranges of the policy's numbers (docs/config.md): a relative threshold of at most 1000% (a
@@ -255,7 +256,34 @@ def parse_policy(
             ctx, raw.get("require_significance"), "policy.require_significance"
         ),
         tradeoffs=parse_tradeoffs(ctx, raw.get("tradeoffs"), "policy.tradeoffs", custom),
+        drift=parse_drift(ctx, raw.get("drift")),
     )
+
+
+_DRIFT = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*%\s+over\s+(\d+)\s+promotions?\s*$")
+MAX_DRIFT_WINDOW = 1000  # promotions: the longest history a baseline keeps (baseline_history)
+
+
+def parse_drift(ctx: Checker, raw: Any) -> dict[str, tuple[float, int]]:
+    """``policy.drift``: ``{latency: 10% over 20 promotions}`` -> {"latency": (0.10, 20)}."""
+    if raw is None:
+        return {}
+    spec = ctx.mapping(raw, "policy.drift", None)
+    drift: dict[str, tuple[float, int]] = {}
+    for name, text in spec.items():
+        key = f"policy.drift.{name}"
+        found = _DRIFT.match(text) if isinstance(text, str) else None
+        if found is None:
+            raise ctx.error(key, f"expected like '10% over 20 promotions', got {text!r}")
+        fraction, window = float(found.group(1)) / 100, int(found.group(2))
+        if not 0 < fraction <= MAX_RELATIVE:
+            raise ctx.error(key, f"the drift must be above 0% and at most 1000%, got {text!r}")
+        if not 2 <= window <= MAX_DRIFT_WINDOW:
+            raise ctx.error(
+                key, f"the window must be 2 to {MAX_DRIFT_WINDOW} promotions, got {text!r}"
+            )
+        drift[str(name)] = (fraction, window)
+    return drift
 
 
 def _choice(ctx: Checker, value: Any, key: str) -> str:

@@ -222,6 +222,8 @@ class Policy:
     # Quality metrics that fail only when their drop is also significant (paired test).
     require_significance: frozenset[str] = frozenset()
     tradeoffs: tuple[TradeOff, ...] = ()
+    # drift budgets on the promoted history: family or metric -> (fraction, promotions)
+    drift: Mapping[str, tuple[float, int]] = field(default_factory=dict)
 
     def threshold_for(self, benchmark: str, metric_family: str) -> Threshold:
         """Per-benchmark override first (pytest marker), then the family, then ``default``."""

@@ -37,6 +37,7 @@ from gate.core.types import RunRecord
 from gate.errors import BaselineError
 from gate.measure.environment import environment_key, fingerprint, git_info
 from gate.store import history as hist
+from gate.store.changes import drifts
 from gate.store.dvc import Dvc, bytes_md5, file_md5, find_repo, pointer_of, read_pointer
 from gate.store.git import Git
 from gate.store.records import (
@@ -168,6 +169,8 @@ class Promoted:
     md5: str
     entries: int
     notes: tuple[str, ...] = ()
+    # metrics whose level moved beyond policy.drift over the history (store/changes.py)
+    drifts: tuple[str, ...] = ()
 
 
 def _github_default_branch() -> str | None:
@@ -473,6 +476,7 @@ def promote(
         md5=file_md5(target),
         entries=len(updated.entries),
         notes=notes,
+        drifts=tuple(d.describe() for d in drifts(updated, config.policy.drift)),
     )
 
 

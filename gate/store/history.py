@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from gate.core import stats
-from gate.core.types import RunRecord
+from gate.core.types import Direction, RunRecord
 from gate.errors import BaselineError
 from gate.store.records import PLAUSIBLE_OTHER
 
@@ -43,6 +43,7 @@ class Entry:
     files: Mapping[str, str] = field(default_factory=dict)
     units: Mapping[str, str] = field(default_factory=dict)
     medians: Mapping[str, Mapping[str, tuple[float, int]]] = field(default_factory=dict)
+    higher: frozenset[str] = frozenset()  # the metrics where higher is better
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -72,6 +73,9 @@ def summarize(record: RunRecord, *, key: str, promoted: str) -> Entry:
     """The history entry of ``record`` promoted at ``promoted`` under environment ``key``."""
     medians: dict[str, dict[str, tuple[float, int]]] = {}
     units: dict[str, str] = {}
+    higher = frozenset(
+        s.metric.name for s in record.samples if s.metric.direction is Direction.HIGHER
+    )
     for sample in record.samples:
         medians.setdefault(sample.benchmark, {})[sample.metric.name] = (
             _rounded(stats.median(sample.values)),
@@ -89,6 +93,7 @@ def summarize(record: RunRecord, *, key: str, promoted: str) -> Entry:
         files=dict(record.files),
         units=units,
         medians=medians,
+        higher=higher,
     )
 
 
@@ -129,6 +134,7 @@ def to_dict(history: History) -> dict[str, Any]:
                     bench: {metric: [v, n] for metric, (v, n) in metrics.items()}
                     for bench, metrics in e.medians.items()
                 },
+                **({"higher": sorted(e.higher)} if e.higher else {}),
             }
             for e in history.entries
         ],
@@ -180,6 +186,12 @@ def _medians(path: Path, raw: Any, key: str) -> dict[str, dict[str, tuple[float,
     return result
 
 
+def _string_list(path: Path, raw: Any, key: str) -> list[str]:
+    if not isinstance(raw, list) or not all(isinstance(v, str) for v in raw):
+        raise _fail(path, key, "expected a list of metric names")
+    return list(raw)
+
+
 def _optional_text(value: Any) -> str | None:
     return value if isinstance(value, str) else None
 
@@ -217,6 +229,7 @@ def from_dict(data: Any, path: Path) -> History:
                 files=_strings(path, raw.get("files", {}), f"{key}.files"),
                 units=_strings(path, raw.get("units", {}), f"{key}.units"),
                 medians=_medians(path, raw.get("medians", {}), f"{key}.medians"),
+                higher=frozenset(_string_list(path, raw.get("higher", []), f"{key}.higher")),
             )
         )
     return History(entries=tuple(entries), limit=limit)

@@ -1,5 +1,5 @@
-"""``perf-gate baseline pull|promote|status|history``: thin; the logic is in
-gate/store/baseline_store.py."""
+"""``perf-gate baseline pull|promote|status|history`` (and ``perf-gate history``): thin; the
+logic is in gate/store/baseline_store.py and gate/store/changes.py."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from gate.core.types import ExitCode
 from gate.store import baseline_store as baselines
 from gate.store import history as hist
 from gate.store import pull as baseline_pull
+from gate.store.changes import all_changes, series
 from gate.store.dvc import Dvc, find_repo, pointer_of
 
 COMMIT_HINT = "commit the pointers so that other checkouts can pull it:"
@@ -77,16 +78,28 @@ def register(commands: Any) -> None:
     _common(status)
     status.set_defaults(handler=_status)
 
-    history = actions.add_parser(
+    _history_parser(actions)
+    # the same as a command of its own: `perf-gate history --changes`
+    _history_parser(commands)
+
+
+def _history_parser(commands: Any) -> None:
+    history = commands.add_parser(
         "history",
-        help="promoted baselines, newest first",
+        help="promoted baselines, newest first; --changes: where levels moved",
         description="The promoted baselines of this environment, newest first; with "
-        "--benchmark, the trend of each of its metrics across them.",
+        "--benchmark, the trend of each of its metrics across them; with --changes, the change "
+        "points of every metric (E-Divisive means, docs/history.md).",
     )
     _common(history)
     history.add_argument("--limit", type=int, default=10, help="entries to show (default 10)")
     history.add_argument(
         "--benchmark", metavar="NAME", help="show the trend of each metric of this benchmark"
+    )
+    history.add_argument(
+        "--changes",
+        action="store_true",
+        help="the change points of each metric over the promotions, with their commits",
     )
     history.set_defaults(handler=_history)
 
@@ -154,7 +167,9 @@ def _promote(args: argparse.Namespace) -> int:
     pointers = [pointer_of(promoted.path), pointer_of(promoted.history)]
     files = " ".join(shown(p) for p in [*pointers, promoted.path.parent / ".gitignore"])
     print(f"{COMMIT_HINT} git add {files} && git commit -m 'perf-gate: promote baseline'")
-    return ExitCode.OK
+    for drift in promoted.drifts:  # promoted all the same: the baseline is what main is now
+        print(f"perf-gate: {drift} (policy.drift)", file=sys.stderr)
+    return ExitCode.REGRESSION if promoted.drifts else ExitCode.OK
 
 
 def _status(args: argparse.Namespace) -> int:
@@ -208,6 +223,9 @@ def _history(args: argparse.Namespace) -> int:
     if not history.entries:
         print(f"{shown(path)}: no promotions recorded yet")
         return ExitCode.OK
+    if args.changes:
+        print(render_changes(history, args.benchmark))
+        return ExitCode.OK
     if args.benchmark:
         print(render_trend(history, args.benchmark, args.limit))
         return ExitCode.OK
@@ -232,4 +250,18 @@ def render_trend(history: hist.History, benchmark: str, limit: int) -> str:
         unit = next((e.units.get(metric, "") for e in history.entries if metric in e.units), "")
         values = " -> ".join(f"{p.value:.4g}" for p in points)
         lines.append(f"  {metric} [{unit}]: {values}")
+    return "\n".join(lines)
+
+
+def render_changes(history: hist.History, benchmark: str | None) -> str:
+    """The change points of every metric (of ``benchmark``), oldest first per metric."""
+    found = all_changes(history, benchmark)
+    scope = benchmark or f"{len({b for b, _ in series(history)})} benchmark(s)"
+    heading = f"change points over {len(history.entries)} promotion(s), {scope}"
+    if not found:
+        return f"{heading}: none (each metric's level held, at 99% confidence)"
+    lines = [f"{heading}: {len(found)}"]
+    for change in found:
+        mark = "worse" if change.worse else "better"
+        lines.append(f"  {change.describe()} [{mark}]")
     return "\n".join(lines)

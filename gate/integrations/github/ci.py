@@ -360,11 +360,16 @@ def promote(
         f"perf-gate: promote baseline {promoted.path.name} from {commit} [skip ci]",
     )
     outputs["baseline-path"] = str(promoted.path)
+    message = f"promoted {promoted.path.name} (md5 {promoted.md5}); {done}"
+    for drift in promoted.drifts:  # promoted all the same; the job fails to draw attention
+        warn(f"{drift} (policy.drift)")
+    if promoted.drifts:
+        message += f"; {len(promoted.drifts)} metric(s) beyond policy.drift"
     return CiOutcome(
         mode="promote",
-        exit_code=ExitCode.OK,
+        exit_code=ExitCode.REGRESSION if promoted.drifts else ExitCode.OK,
         outputs=outputs,
-        message=f"promoted {promoted.path.name} (md5 {promoted.md5}); {done}",
+        message=message,
     )
 
 
