@@ -235,6 +235,31 @@ def test_history_keeps_promotions_newest_first_and_feeds_a_trend(
     assert "latency [s]: 0.0015 -> 0.002" in trend.output
 
 
+def test_a_creep_fails_the_promotion_beyond_its_drift_budget_and_history_names_the_moves(
+    templates: dict[str, Project], tmp_path: Path
+) -> None:
+    project = copy(templates["promoted"], tmp_path)  # c1: 1 ms
+    (project.repo / "perf-gate.yaml").write_text(
+        "baseline: baselines/main.json\npolicy: {drift: {latency: 10% over 8 promotions}}\n"
+    )
+    codes = []
+    for step in range(1, 5):  # +4% a promotion, each under a pull request's 5% threshold
+        source = project.results(make_record(f"d{step}" * 20, 1e-3 * 1.04**step))
+        ran = perf_gate(project.repo, "baseline", "promote", "--from", str(source))
+        codes.append(ran.ret)
+    assert codes == [0, 0, 1, 1], ran.output  # +8.2% within 10%; +12.5% beyond it
+    (line,) = [x for x in ran.output.splitlines() if "drift:" in x]
+    assert line.startswith(
+        "perf-gate: drift: m[torch] latency moved +17.0% (worse) over the last 4"
+    )
+    assert "from 1 ms at c1c1c1c1c1c1 to 1.17 ms at d4d4d4d4d4d4" in line
+    assert line.endswith("(policy.drift)")
+    assert read_json(project.baseline)["git"]["commit"] == "d4" * 20  # promoted all the same
+    shown = perf_gate(project.repo, "history", "--changes")
+    assert shown.ret == 0, shown.output
+    assert "change points over 5 promotion(s), 1 benchmark(s)" in shown.output
+
+
 def test_two_environments_keep_separate_baselines(
     templates: dict[str, Project], tmp_path: Path
 ) -> None:

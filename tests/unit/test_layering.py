@@ -30,6 +30,7 @@ OWNERS = {
     "yaml": {"gate/config/__init__.py"},
     "requests": {"gate/integrations/github/client.py"},
     "jinja2": {"gate/report/markdown.py"},
+    "prometheus_client": {"gate/report/openmetrics.py"},
 }
 # The layers of docs/ARCHITECTURE.md, lowest first: a module imports its own layer or lower ones.
 LAYERS = (

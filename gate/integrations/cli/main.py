@@ -24,6 +24,7 @@ from gate.errors import ConfigError, GateError
 from gate.integrations.cli import baseline as cli_baseline
 from gate.integrations.cli import ci as cli_ci
 from gate.integrations.cli import explain as cli_explain
+from gate.integrations.cli import export as cli_export
 from gate.integrations.cli import publish as cli_publish
 from gate.pipeline import GateRequest, run_gate
 from gate.report.content import report_from
@@ -115,6 +116,7 @@ def _parser() -> argparse.ArgumentParser:
     cli_publish.register(commands)
     cli_ci.register(commands)
     cli_explain.register(commands)
+    cli_export.register(commands)
     return parser
 
 

@@ -1,0 +1,92 @@
+"""``perf-gate export openmetrics``: a finished run's results where monitoring looks
+(docs/export.md). Thin: read comparison.json, render with gate/report/openmetrics.py, write a
+file (atomically, as node_exporter's textfile collector needs) or push to a Pushgateway."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from gate.config import load_config
+from gate.core.types import ExitCode
+from gate.errors import PublishError
+from gate.integrations.github.publish import ReportInput, load_report
+from gate.report import openmetrics
+from gate.store.git import Git
+from gate.store.records import write_bytes_atomic
+
+PUSH_TIMEOUT_S = 30.0
+
+
+def register(commands: Any) -> None:
+    group = commands.add_parser(
+        "export",
+        help="write a run's results for Prometheus (openmetrics)",
+        description="Export a finished run's comparison.json where ML teams already look. "
+        "See docs/export.md.",
+    )
+    targets = group.add_subparsers(dest="target", required=True, metavar="TARGET")
+    metrics = targets.add_parser(
+        "openmetrics",
+        help="Prometheus text format: stdout, a file (node_exporter textfile), a Pushgateway",
+        description="The run's values, intervals and verdicts as Prometheus gauges "
+        "(perf_gate_result_seconds, perf_gate_change_ratio, perf_gate_verdict, ...), labelled "
+        "by benchmark, model, variant, metric, environment and branch.",
+    )
+    metrics.add_argument("--config", type=Path, help="perf-gate.yaml or pyproject.toml")
+    metrics.add_argument(
+        "--comparison",
+        type=Path,
+        metavar="F",
+        help="comparison.json of the run (default: <report_dir>/comparison.json)",
+    )
+    metrics.add_argument(
+        "-o", "--out", type=Path, metavar="FILE", help="write here (atomically); default stdout"
+    )
+    metrics.add_argument(
+        "--push", metavar="URL", help="push to this Pushgateway (e.g. http://pushgateway:9091)"
+    )
+    metrics.add_argument("--job", default="perf-gate", help="the Pushgateway job (perf-gate)")
+    metrics.add_argument(
+        "--branch",
+        help="the branch label (default: GITHUB_HEAD_REF or GITHUB_REF_NAME in Actions, "
+        "else the checked-out branch)",
+    )
+    metrics.set_defaults(handler=_openmetrics)
+
+
+def _branch(root: Path) -> str:
+    for name in ("GITHUB_HEAD_REF", "GITHUB_REF_NAME"):
+        if os.environ.get(name):
+            return os.environ[name]
+    try:
+        return Git(root).current_branch() or ""
+    except Exception:  # not a repository, no git: no branch label
+        return ""
+
+
+def _openmetrics(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    comparison = args.comparison or config.report_dir / "comparison.json"
+    data, _ = load_report(ReportInput(comparison=comparison, report_dir=config.report_dir))
+    branch = args.branch if args.branch is not None else _branch(config.root)
+    if args.push:
+        try:
+            openmetrics.push(data, args.push, job=args.job, branch=branch, timeout=PUSH_TIMEOUT_S)
+        except Exception as exc:  # urllib's: unreachable, refused, 4xx/5xx, a bad URL
+            raise PublishError(
+                f"--push {args.push}: the Pushgateway did not take the metrics ({exc}); check "
+                "the URL and that the Pushgateway is reachable from this job",
+                slug="export-push",
+            ) from None
+        print(f"pushed {len(data['comparisons'])} rows to {args.push} (job {args.job})")
+    text = openmetrics.exposition(data, branch=branch)
+    if args.out is not None:
+        write_bytes_atomic(args.out, text)
+        print(f"wrote {args.out}")
+    elif not args.push:
+        sys.stdout.write(text.decode())
+    return ExitCode.OK
