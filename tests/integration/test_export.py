@@ -5,6 +5,7 @@ collector and pushed to a Pushgateway stand-in on 127.0.0.1 (pytest-httpserver).
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -20,6 +21,7 @@ from ._support import run_cli, write_files
 LATENCY = Metric("latency", "s", Direction.LOWER)
 RATE = Metric("throughput@32", "items/s", Direction.HIGHER)
 ACCURACY = Metric("accuracy.top1", "", Direction.HIGHER)
+MEMORY = Metric("memory.peak", "B", Direction.LOWER)
 
 
 def record(latency: float, rate: float, commit: str) -> RunRecord:
@@ -31,6 +33,7 @@ def record(latency: float, rate: float, commit: str) -> RunRecord:
             Sample(benchmark="digits[onnxruntime]", metric=LATENCY, values=around(latency)),
             Sample(benchmark="digits[onnxruntime]", metric=RATE, values=around(rate)),
             Sample(benchmark="tests/test_x.py::test_tok", metric=ACCURACY, values=(0.9, 0.9)),
+            Sample(benchmark="digits[onnxruntime]", metric=MEMORY, values=(2e8, 2e8)),
         ),
         environment={},
         git=GitInfo(commit=commit),
@@ -109,7 +112,7 @@ def test_a_push_reaches_the_pushgateway_grouped_by_environment_and_branch(
     url = f"http://127.0.0.1:{httpserver.port}"
     ran = run_cli(tmp_path, "export", "openmetrics", "--branch", "feature-x", "--push", url)
     assert ran.ret == 0, ran.output
-    assert "pushed 3 rows" in ran.stdout  # latency, throughput@32, accuracy.top1
+    assert "pushed 4 rows" in ran.stdout  # latency, throughput@32, memory.peak, accuracy.top1
     (request,) = received
     assert request.headers["Content-Type"].startswith("text/plain; version=0.0.4")
     found = families(request.get_data(as_text=True))
@@ -131,3 +134,34 @@ def test_a_missing_comparison_names_the_file(tmp_path: Path) -> None:
     assert "comparison.json" in ran.output
     assert "Traceback" not in ran.output
     json.dumps(ran.output)
+
+
+DASHBOARD = (
+    Path(__file__).resolve().parents[2] / "examples" / "grafana" / "perf-gate-dashboard.json"
+)
+METRIC_NAME = re.compile(r"\b(perf_gate_[a-z_]+)\b")
+LABEL = re.compile(r"\b([a-z_]+)\s*=~?")
+
+
+def test_the_grafana_dashboard_loads_and_queries_what_the_export_writes(
+    tmp_path: Path, comparison: Path
+) -> None:
+    grafana = pytest.importorskip("grafana_foundation_sdk.models.dashboard")
+    data = json.loads(DASHBOARD.read_text(encoding="utf-8"))
+    dashboard = grafana.Dashboard.from_json(data)  # Grafana's own dashboard model
+    assert dashboard.uid == "perf-gate"
+    assert [p.type_val for p in dashboard.panels] == ["timeseries"] * 4 + ["stat"]
+    assert all(p.targets for p in dashboard.panels)
+    ran = run_cli(tmp_path, "export", "openmetrics", "--branch", "main")
+    exported = families(ran.stdout)
+    labels = {name for samples in exported.values() for s in samples for name in s.labels}
+    queries = [t["expr"] for p in data["panels"] for t in p["targets"]]
+    queries += [v["definition"] for v in data["templating"]["list"] if "definition" in v]
+    for query in queries:
+        for name in METRIC_NAME.findall(query):
+            assert name in exported, f"{name} is not a metric the export writes"
+        for label in LABEL.findall(query):
+            assert label in labels, f"{label} is not a label the export writes"
+    titles = " ".join(p.title for p in dashboard.panels)
+    for subject in ("Latency", "Throughput", "Memory", "Verdicts"):
+        assert subject in titles
