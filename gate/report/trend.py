@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from gate.core.changepoints import change_points
 from gate.errors import ConfigError
 from gate.report.content import SEVERITY, UNIT_FRACTION, number
 from gate.report.escape import chart_text, escape_html, escape_text, safe
@@ -155,9 +156,20 @@ def _display_scale(unit: str, values: Sequence[float]) -> tuple[str, float]:
     return unit, 1.0
 
 
+def level_moves(series: TrendSeries) -> dict[int, float]:
+    """Point index -> the change of the level that starts there (core/changepoints.py)."""
+    values = [p.value for p in series.points]
+    if len(values) < 6 or any(not (v > 0 and math.isfinite(v)) for v in values):
+        return {}
+    return {c.index: c.change for c in change_points(values)}
+
+
 def _chart(series: TrendSeries, current: float | None) -> Chart:
+    moves = level_moves(series)
     labels = [
-        p.commit[:7] if _COMMIT.match(p.commit) else chart_text(p.commit, 12) for p in series.points
+        (p.commit[:7] if _COMMIT.match(p.commit) else chart_text(p.commit, 12))
+        + (" ▲" if index in moves else "")
+        for index, p in enumerate(series.points)
     ]
     values = [p.value for p in series.points]
     if current is not None:
@@ -175,12 +187,13 @@ def _chart(series: TrendSeries, current: float | None) -> Chart:
         "    line [" + ", ".join(f"{v:.4g}" for v in scaled) + "]",
     ]
     rows = []
-    for point in series.points:
+    for index, point in enumerate(series.points):
+        moved = f" ▲ level moved {moves[index]:+.1%}" if index in moves else ""
         rows.append(
             (
                 safe(escape_text(point.commit[:12], 12)),
                 safe(escape_text(point.date or "–", 30)),
-                safe(format_quantity(point.value, series.unit)),
+                safe(format_quantity(point.value, series.unit) + moved),
             )
         )
     if current is not None:

@@ -73,6 +73,8 @@ def test_every_chart_the_report_draws_parses_and_a_broken_one_does_not() -> None
         series("m[onnxruntime]", "accuracy", "fraction", [0.97, 0.968, 0.971]),
         series("m[torch]", "memory.peak", "B", [3.1e8, 3.3e8]),
         series("m[custom]", "vocab_hits", "hits/s", [12.0, 13.5]),
+        # a level that moved: its first promotion is marked in the axis and the table
+        series("step[torch]", "latency", "s", [1e-3] * 6 + [1.3e-3] * 6),
     )
     data = {
         "format": 1,
@@ -92,6 +94,9 @@ def test_every_chart_the_report_draws_parses_and_a_broken_one_does_not() -> None
         found = re.findall(r"```mermaid\n(.*?)\n```", text, flags=re.S)
         assert len(found) == 1, text
         diagrams.append(found[0])
+        if trend.benchmark == "step[torch]":
+            assert '"7777777 ▲"' in found[0]  # the 7th promotion starts the new level
+            assert "1.3 ms ▲ level moved +30.0%" in text
     broken = diagrams[0].replace("line [", "line [1,, ")
     results = mermaid_results([*diagrams, broken])
     assert results[:-1] == [{"ok": True, "type": "xychart"}] * len(diagrams)
