@@ -37,7 +37,7 @@ from gate.core.types import RunRecord
 from gate.errors import BaselineError
 from gate.measure.environment import environment_key, fingerprint, git_info
 from gate.store import history as hist
-from gate.store.changes import drifts
+from gate.store.changes import drifts, recent_changes
 from gate.store.dvc import Dvc, bytes_md5, file_md5, find_repo, pointer_of, read_pointer
 from gate.store.git import Git
 from gate.store.records import (
@@ -171,6 +171,8 @@ class Promoted:
     notes: tuple[str, ...] = ()
     # metrics whose level moved beyond policy.drift over the history (store/changes.py)
     drifts: tuple[str, ...] = ()
+    # change points whose new level began at one of the newest promotions
+    changes: tuple[str, ...] = ()
 
 
 def _github_default_branch() -> str | None:
@@ -477,6 +479,7 @@ def promote(
         entries=len(updated.entries),
         notes=notes,
         drifts=tuple(d.describe() for d in drifts(updated, config.policy.drift)),
+        changes=tuple(c.describe() for c in recent_changes(updated)),
     )
 
 

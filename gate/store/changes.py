@@ -126,6 +126,13 @@ def all_changes(
     ]
 
 
+def recent_changes(history: History, promotions: int = 3) -> list[SeriesChange]:
+    """Change points whose new level began at one of the newest ``promotions`` promotions: what
+    a promotion newly shows (a level is confirmed once 3 promotions stand on each side)."""
+    newest = {e.promoted for e in history.entries[:promotions]}
+    return [c for c in all_changes(history) if c.promoted in newest]
+
+
 def _budget(drift: Mapping[str, tuple[float, int]], metric: str) -> tuple[float, int] | None:
     """The budget of ``metric``: its own name first, then its family."""
     if metric in drift:

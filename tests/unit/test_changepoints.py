@@ -125,3 +125,14 @@ def test_a_creep_of_small_steps_passes_each_pull_request_and_fails_the_drift_bud
 def test_an_improvement_never_spends_the_drift_budget() -> None:
     history = history_of([1e-3 * 0.97**step for step in range(21)])
     assert drifts(history, {"latency": (0.10, 20)}) == []
+
+
+def test_a_promotion_reports_a_level_that_began_among_the_newest_three() -> None:
+    from gate.store.changes import recent_changes
+
+    just = history_of([1e-3] * 10 + [1.4e-3] * 3)  # the new level's third promotion
+    (change,) = recent_changes(just)
+    assert change.to_commit == "c10" + "0" * 37
+    later = history_of([1e-3] * 10 + [1.4e-3] * 8)
+    assert all_changes(later)
+    assert recent_changes(later) == []  # reported when it began, not at every promotion since

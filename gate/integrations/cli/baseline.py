@@ -167,6 +167,8 @@ def _promote(args: argparse.Namespace) -> int:
     pointers = [pointer_of(promoted.path), pointer_of(promoted.history)]
     files = " ".join(shown(p) for p in [*pointers, promoted.path.parent / ".gitignore"])
     print(f"{COMMIT_HINT} git add {files} && git commit -m 'perf-gate: promote baseline'")
+    for change in promoted.changes:
+        print(f"Note: the level moved: {change}")
     for drift in promoted.drifts:  # promoted all the same: the baseline is what main is now
         print(f"perf-gate: {drift} (policy.drift)", file=sys.stderr)
     return ExitCode.REGRESSION if promoted.drifts else ExitCode.OK

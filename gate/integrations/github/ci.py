@@ -361,6 +361,8 @@ def promote(
     )
     outputs["baseline-path"] = str(promoted.path)
     message = f"promoted {promoted.path.name} (md5 {promoted.md5}); {done}"
+    for change in promoted.changes:
+        progress(f"the level moved: {change}")
     for drift in promoted.drifts:  # promoted all the same; the job fails to draw attention
         warn(f"{drift} (policy.drift)")
     if promoted.drifts:
