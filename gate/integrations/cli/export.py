@@ -1,6 +1,7 @@
-"""``perf-gate export openmetrics``: a finished run's results where monitoring looks
-(docs/export.md). Thin: read comparison.json, render with gate/report/openmetrics.py, write a
-file (atomically, as node_exporter's textfile collector needs) or push to a Pushgateway."""
+"""``perf-gate export openmetrics|mlflow``: a finished run's results where ML teams already look
+(docs/export.md). Thin: read comparison.json; openmetrics renders with gate/report/openmetrics.py
+and writes a file (atomically, as node_exporter's textfile collector needs) or pushes to a
+Pushgateway; mlflow logs a run through gate/integrations/mlflow_export.py."""
 
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ PUSH_TIMEOUT_S = 30.0
 def register(commands: Any) -> None:
     group = commands.add_parser(
         "export",
-        help="write a run's results for Prometheus (openmetrics)",
+        help="write a run's results for Prometheus (openmetrics) or MLflow (mlflow)",
         description="Export a finished run's comparison.json where ML teams already look. "
         "See docs/export.md.",
     )
@@ -56,6 +57,24 @@ def register(commands: Any) -> None:
         "else the checked-out branch)",
     )
     metrics.set_defaults(handler=_openmetrics)
+    tracking = targets.add_parser(
+        "mlflow",
+        help="one MLflow run per gate run: params, metrics with their intervals, verdicts",
+        description="Log the run to MLflow: params (models, variants, environment, commit, "
+        "branch), each row's value with its interval bounds as metrics, the verdicts as tags, "
+        "comparison.json and the Markdown report as artifacts.",
+    )
+    tracking.add_argument("--config", type=Path, help="perf-gate.yaml or pyproject.toml")
+    tracking.add_argument("--comparison", type=Path, metavar="F", help="comparison.json of the run")
+    tracking.add_argument(
+        "--tracking-uri",
+        metavar="URI",
+        help="where to log (default: MLFLOW_TRACKING_URI, else sqlite:///<report_dir>/mlflow.db)",
+    )
+    tracking.add_argument("--experiment", default="perf-gate", help="experiment (perf-gate)")
+    tracking.add_argument("--run-name", help="the run's name (default: perf-gate <commit>)")
+    tracking.add_argument("--branch", help="the branch param (default as for openmetrics)")
+    tracking.set_defaults(handler=_mlflow)
 
 
 def _branch(root: Path) -> str:
@@ -89,4 +108,30 @@ def _openmetrics(args: argparse.Namespace) -> int:
         print(f"wrote {args.out}")
     elif not args.push:
         sys.stdout.write(text.decode())
+    return ExitCode.OK
+
+
+def _mlflow(args: argparse.Namespace) -> int:
+    from gate.integrations.mlflow_export import log_run
+    from gate.report.markdown import ReportOptions, render_summary
+
+    config = load_config(args.config)
+    comparison = args.comparison or config.report_dir / "comparison.json"
+    data, _ = load_report(ReportInput(comparison=comparison, report_dir=config.report_dir))
+    uri = args.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")
+    if not uri:
+        config.report_dir.mkdir(parents=True, exist_ok=True)
+        uri = f"sqlite:///{(config.report_dir / 'mlflow.db').resolve()}"
+    exported = log_run(
+        data,
+        tracking_uri=uri,
+        experiment=args.experiment,
+        report=render_summary(data, ReportOptions()),
+        branch=args.branch if args.branch is not None else _branch(config.root),
+        run_name=args.run_name,
+    )
+    print(
+        f"logged MLflow run {exported.run_id} ({exported.metrics} metrics) to experiment "
+        f"{exported.experiment!r} at {exported.tracking_uri}"
+    )
     return ExitCode.OK
