@@ -81,6 +81,22 @@ class MeasureSettings:
 
 
 @dataclass(frozen=True, kw_only=True)
+class ExportSettings:
+    """``export:``: the exports applied after every ``run`` and ``ci`` (docs/export.md)."""
+
+    openmetrics_path: Path | None = None
+    openmetrics_push: str | None = None
+    openmetrics_job: str = "perf-gate"
+    mlflow: bool = False
+    mlflow_tracking_uri: str | None = None
+    mlflow_experiment: str = "perf-gate"
+
+    @property
+    def any(self) -> bool:
+        return bool(self.openmetrics_path or self.openmetrics_push or self.mlflow)
+
+
+@dataclass(frozen=True, kw_only=True)
 class GateConfig:
     path: Path | None
     root: Path
@@ -96,6 +112,8 @@ class GateConfig:
     baseline_history: int = 30
     # policy.diagnose: when to profile base and head of timed benchmarks (docs/diagnosis.md).
     diagnose: DiagnoseSettings = field(default_factory=DiagnoseSettings)
+    # export: where `perf-gate run` and `perf-gate ci` send each run's results (docs/export.md)
+    export: ExportSettings = field(default_factory=lambda: ExportSettings())
 
     @property
     def label(self) -> str:
@@ -235,6 +253,7 @@ TOP_KEYS = (
     "models",
     "policy",
     "measure",
+    "export",
 )
 MEASURE_KEYS = (
     "rounds",
@@ -282,7 +301,10 @@ def _build(raw: dict[str, Any], path: Path | None, root: Path) -> GateConfig:
             "policy.diagnose.max_trace", "expected a finite size like '50MB', got an infinity"
         )
     measure = _measure(ctx, raw.get("measure") or {})
-    digest = hashlib.sha256(json.dumps(raw, sort_keys=True, default=str).encode()).hexdigest()
+    export = _export(ctx, raw.get("export") or {}, root)
+    # where results are sent is not what was measured: it stays out of the config's digest
+    measured = {k: v for k, v in raw.items() if k != "export"}
+    digest = hashlib.sha256(json.dumps(measured, sort_keys=True, default=str).encode()).hexdigest()
     return GateConfig(
         path=path,
         root=root,
@@ -295,6 +317,51 @@ def _build(raw: dict[str, Any], path: Path | None, root: Path) -> GateConfig:
         baseline_key=baseline_key,
         baseline_history=baseline_history,
         diagnose=diagnose,
+        export=export,
+    )
+
+
+def _text(ctx: Checker, value: Any, key: str) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ctx.error(key, f"expected a non-empty string, got {value!r}")
+    return value
+
+
+def _export(ctx: Checker, raw: Any, root: Path) -> ExportSettings:
+    """``export: {openmetrics: {path, push, job}, mlflow: true | {tracking_uri, experiment}}``."""
+    spec = ctx.mapping(raw, "export", ("openmetrics", "mlflow"))
+    metrics = ctx.mapping(
+        spec.get("openmetrics") or {}, "export.openmetrics", ("path", "push", "job")
+    )
+    mlflow_raw = spec.get("mlflow", False)
+    if isinstance(mlflow_raw, bool):
+        mlflow_spec: dict[str, Any] = {}
+        mlflow = mlflow_raw
+    else:
+        mlflow_spec = ctx.mapping(mlflow_raw, "export.mlflow", ("tracking_uri", "experiment"))
+        mlflow = True
+    push = metrics.get("push")
+    if push is not None and not (
+        isinstance(push, str) and push.startswith(("http://", "https://"))
+    ):
+        raise ctx.error("export.openmetrics.push", f"expected an http(s) URL, got {push!r}")
+    return ExportSettings(
+        openmetrics_path=(
+            path_value(ctx, metrics["path"], "export.openmetrics.path", root)
+            if "path" in metrics
+            else None
+        ),
+        openmetrics_push=push,
+        openmetrics_job=_text(ctx, metrics.get("job", "perf-gate"), "export.openmetrics.job"),
+        mlflow=mlflow,
+        mlflow_tracking_uri=(
+            _text(ctx, mlflow_spec["tracking_uri"], "export.mlflow.tracking_uri")
+            if "tracking_uri" in mlflow_spec
+            else None
+        ),
+        mlflow_experiment=_text(
+            ctx, mlflow_spec.get("experiment", "perf-gate"), "export.mlflow.experiment"
+        ),
     )
 
 

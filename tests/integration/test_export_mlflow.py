@@ -69,3 +69,28 @@ def test_an_unusable_tracking_uri_is_one_line(tmp_path: Path, comparison: Path) 
     (line,) = ran.output.strip().splitlines()[-1:]
     assert line.startswith("perf-gate: error: mlflow nosuch://x: ")
     assert line.endswith("(perf-gate explain export-mlflow)")
+
+
+def test_the_configs_export_section_runs_after_perf_gate_run(tmp_path: Path) -> None:
+    config = (
+        "models:\n  pipe: {data: {loader: pipeline:batches, batches: 5}}\n"
+        "measure: {rounds: 2}\n"
+        "export:\n"
+        "  openmetrics: {path: out/perf-gate.prom, push: 'http://127.0.0.1:9'}\n"
+        f"  mlflow: {{tracking_uri: 'sqlite:///{tmp_path / 'm.db'}', experiment: ci}}\n"
+    )
+    pipeline = "def batches():\n    for _ in range(10):\n        yield [0.0] * 64\n"
+    (tmp_path / "out").mkdir()
+    (tmp_path / "perf-gate.yaml").write_text(config, encoding="utf-8")
+    (tmp_path / "pipeline.py").write_text(pipeline, encoding="utf-8")
+    ran = run_cli(tmp_path, "run")
+    assert ran.ret == 0, ran.output  # no baseline: new rows; a failed export is a warning
+    warnings = [line for line in ran.output.splitlines() if "warning: export" in line]
+    assert len(warnings) == 1, ran.output
+    assert "export.openmetrics: --push http://127.0.0.1:9: the Pushgateway" in warnings[0]
+    assert "export: logged MLflow run" in ran.stdout
+    client = mlflow.tracking.MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'm.db'}")
+    (run,) = client.search_runs([client.get_experiment_by_name("ci").experiment_id])
+    assert run.data.metrics[mlflow_name("pipe[data]/data.items_per_s")] > 0
+    # the file is written before the push is tried
+    assert "perf_gate_result_per_second" in (tmp_path / "out" / "perf-gate.prom").read_text()

@@ -8,12 +8,13 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from gate.config import load_config
+from gate.config import GateConfig, load_config
 from gate.core.types import ExitCode
-from gate.errors import PublishError
+from gate.errors import GateError, PublishError
 from gate.integrations.github.publish import ReportInput, load_report
 from gate.report import openmetrics
 from gate.store.git import Git
@@ -87,51 +88,126 @@ def _branch(root: Path) -> str:
         return ""
 
 
-def _openmetrics(args: argparse.Namespace) -> int:
-    config = load_config(args.config)
-    comparison = args.comparison or config.report_dir / "comparison.json"
-    data, _ = load_report(ReportInput(comparison=comparison, report_dir=config.report_dir))
-    branch = args.branch if args.branch is not None else _branch(config.root)
-    if args.push:
+def write_openmetrics(
+    data: Mapping[str, Any], *, out: Path | None, push: str | None, job: str, branch: str
+) -> list[str]:
+    """Push and/or write the report's metrics; the lines to print. Raises PublishError for a
+    Pushgateway that does not take them."""
+    said = []
+    if out is not None:  # first: a Pushgateway that fails leaves the file written
+        write_bytes_atomic(out, openmetrics.exposition(data, branch=branch))
+        said.append(f"wrote {out}")
+    if push:
         try:
-            openmetrics.push(data, args.push, job=args.job, branch=branch, timeout=PUSH_TIMEOUT_S)
+            openmetrics.push(data, push, job=job, branch=branch, timeout=PUSH_TIMEOUT_S)
         except Exception as exc:  # urllib's: unreachable, refused, 4xx/5xx, a bad URL
             raise PublishError(
-                f"--push {args.push}: the Pushgateway did not take the metrics ({exc}); check "
+                f"--push {push}: the Pushgateway did not take the metrics ({exc}); check "
                 "the URL and that the Pushgateway is reachable from this job",
                 slug="export-push",
             ) from None
-        print(f"pushed {len(data['comparisons'])} rows to {args.push} (job {args.job})")
-    text = openmetrics.exposition(data, branch=branch)
-    if args.out is not None:
-        write_bytes_atomic(args.out, text)
-        print(f"wrote {args.out}")
-    elif not args.push:
-        sys.stdout.write(text.decode())
-    return ExitCode.OK
+        said.append(f"pushed {len(data['comparisons'])} rows to {push} (job {job})")
+    return said
 
 
-def _mlflow(args: argparse.Namespace) -> int:
+def write_mlflow(
+    config: GateConfig,
+    data: Mapping[str, Any],
+    *,
+    uri: str | None,
+    experiment: str,
+    branch: str,
+    run_name: str | None = None,
+) -> str:
+    """Log the report as an MLflow run; the line to print. Raises ConfigError (no MLflow) or
+    PublishError (the store refused)."""
     from gate.integrations.mlflow_export import log_run
     from gate.report.markdown import ReportOptions, render_summary
 
-    config = load_config(args.config)
-    comparison = args.comparison or config.report_dir / "comparison.json"
-    data, _ = load_report(ReportInput(comparison=comparison, report_dir=config.report_dir))
-    uri = args.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")
+    uri = uri or os.environ.get("MLFLOW_TRACKING_URI")
     if not uri:
         config.report_dir.mkdir(parents=True, exist_ok=True)
         uri = f"sqlite:///{(config.report_dir / 'mlflow.db').resolve()}"
     exported = log_run(
         data,
         tracking_uri=uri,
-        experiment=args.experiment,
+        experiment=experiment,
         report=render_summary(data, ReportOptions()),
-        branch=args.branch if args.branch is not None else _branch(config.root),
-        run_name=args.run_name,
+        branch=branch,
+        run_name=run_name,
     )
-    print(
+    return (
         f"logged MLflow run {exported.run_id} ({exported.metrics} metrics) to experiment "
         f"{exported.experiment!r} at {exported.tracking_uri}"
+    )
+
+
+def configured(config: GateConfig, say: Callable[[str], None], warn: Callable[[str], None]) -> None:
+    """The config's ``export:`` after a run (``perf-gate run``, ``perf-gate ci``): each export
+    that fails is a warning; the gate's verdict and exit code stand."""
+    settings = config.export
+    comparison = config.report_dir / "comparison.json"
+    if not settings.any or not comparison.is_file():
+        return
+    try:
+        data, _ = load_report(ReportInput(comparison=comparison, report_dir=config.report_dir))
+    except GateError as exc:
+        warn(f"export: {exc.message}")
+        return
+    branch = _branch(config.root)
+    if settings.openmetrics_path or settings.openmetrics_push:
+        try:
+            for line in write_openmetrics(
+                data,
+                out=settings.openmetrics_path,
+                push=settings.openmetrics_push,
+                job=settings.openmetrics_job,
+                branch=branch,
+            ):
+                say(f"export: {line}")
+        except GateError as exc:
+            warn(f"export.openmetrics: {exc.message}")
+    if settings.mlflow:
+        try:
+            say(
+                "export: "
+                + write_mlflow(
+                    config,
+                    data,
+                    uri=settings.mlflow_tracking_uri,
+                    experiment=settings.mlflow_experiment,
+                    branch=branch,
+                )
+            )
+        except GateError as exc:
+            warn(f"export.mlflow: {exc.message}")
+
+
+def _openmetrics(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    comparison = args.comparison or config.report_dir / "comparison.json"
+    data, _ = load_report(ReportInput(comparison=comparison, report_dir=config.report_dir))
+    branch = args.branch if args.branch is not None else _branch(config.root)
+    for line in write_openmetrics(data, out=args.out, push=args.push, job=args.job, branch=branch):
+        print(line)
+    if args.out is None and not args.push:
+        sys.stdout.write(openmetrics.exposition(data, branch=branch).decode())
+    return ExitCode.OK
+
+
+def _mlflow(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    comparison = args.comparison or config.report_dir / "comparison.json"
+    data, _ = load_report(ReportInput(comparison=comparison, report_dir=config.report_dir))
+    branch = args.branch if args.branch is not None else _branch(config.root)
+    print(
+        write_mlflow(
+            config,
+            data,
+            uri=args.tracking_uri,
+            experiment=args.experiment,
+            branch=branch,
+            run_name=args.run_name,
+        )
     )
     return ExitCode.OK

@@ -203,7 +203,12 @@ def _run(args: argparse.Namespace) -> int:
         results = args.out or config.report_dir / app.RESULTS_NAME
         shard.mark(results, outcome.record, part, config.report_dir / app.COMPARISON_NAME)
     print(outcome.table)
+    cli_export.configured(config, print, _warning)
     return int(outcome.exit_code)
+
+
+def _warning(message: str) -> None:
+    print(f"perf-gate: warning: {message}", file=sys.stderr)
 
 
 def _compare(args: argparse.Namespace) -> int:

@@ -26,6 +26,7 @@ from gate import pipeline as app
 from gate.config import GateConfig, load_config
 from gate.core.types import ExitCode
 from gate.errors import BaselineError, ConfigError, GateError, PublishError
+from gate.integrations.cli import export
 from gate.integrations.github.actions import ActionsEnv, append_summary, write_outputs
 from gate.integrations.github.event import (
     PULL_REQUEST_EVENTS,
@@ -267,6 +268,7 @@ def check(
     stored = baselines.locate(config, settings.baseline_key).exists()
     base = pull_request_base(config, event, stored, progress)
     comparison, pytest_code = measure(config, settings, progress, base)
+    export.configured(config, progress, warn)
     data, outputs = _summary_outputs(config, comparison, env, stdout, warn)
     message = _comment(config, settings, comparison, event, environ, make_client, warn, outputs)
     # pytest's own code also tells failing tests; the report's code is the gate's verdict
@@ -337,6 +339,7 @@ def promote(
     config = load_config(settings.config)
     pull_baseline(config, settings, progress)
     comparison, _ = measure(config, settings, progress)
+    export.configured(config, progress, warn)
     _, outputs = _summary_outputs(config, comparison, env, stdout, warn)
     results = config.report_dir / app.RESULTS_NAME
     branch = event.default_branch or ""
