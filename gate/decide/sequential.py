@@ -157,7 +157,7 @@ def paired_timing(
                 (bases if timed else others).append(sample)
             errors += head_tests.errors
             info = head_tests.info
-            modes.update({n: tests.mode for n in nodes})
+            modes.update({n: tests.mode_of(n) for n in nodes})
         notes = replaced.notes()
         for name, note in out_of_time.items():
             notes[name] = "; ".join(filter(None, [notes.get(name), note]))

@@ -179,11 +179,20 @@ class CustomRounds:
         self.unpaired: dict[str, str] = {}  # measured in the head only, and why
         self.calls: dict[str, list[int]] = {}  # benchmark tests' (iterations, rounds)
         self._base_nodes: set[str] | None = None
+        self._side_by_side: dict[str, int] = {}  # rounds a node ran with both arms at once
 
     @property
     def mode(self) -> TimingMode:
-        """The timing mode of the paired rows: ``parallel`` (side by side) or ``ab``."""
+        """The timing mode asked for: ``parallel`` (side by side) or ``ab``."""
         return "parallel" if self.parallel else "ab"
+
+    def mode_of(self, nodeid: str) -> TimingMode:
+        """How a node's rounds really ran: ``parallel`` only when every one of its rounds had
+        both arms at once (a round runs them one after the other while a ``benchmark`` test
+        still calibrates its calls, and a ``perf`` test has none to fix), else ``ab``."""
+        rounds = self.rounds_of(nodeid)
+        together = self._side_by_side.get(nodeid, 0)
+        return "parallel" if rounds > 0 and together >= rounds else "ab"
 
     def arms_of(self, nodeid: str) -> list[str]:
         """The arms a node is measured in: the head, and the base where it has the test."""
@@ -266,7 +275,10 @@ class CustomRounds:
         ):  # every call already fixed: nothing for one arm to learn from the other
             with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
                 futures = {arm: pool.submit(run, arm) for arm in selections}
-                return {arm: future.result() for arm, future in futures.items()}
+                documents = {arm: future.result() for arm, future in futures.items()}
+            for nodeid in set(selections["head"]) & set(selections.get("base", [])):
+                self._side_by_side[nodeid] = self._side_by_side.get(nodeid, 0) + 1
+            return documents
         for arm in selections:  # one after the other (always while calls are calibrated)
             documents[arm] = run(arm)
             self._learn_calls(documents[arm])

@@ -250,7 +250,8 @@ def test_perf_tests_are_paired_against_the_base_revision(tmp_path: Path) -> None
     ran = run_pytest(repo, "--perf-gate", "--perf-gate-ab", "HEAD~1")
     assert ran.ret == 1, ran.output
     entry = latency(repo, "test_work.py::test_work")
-    assert entry["mode"] == MODEL_AB  # perf tests pair side by side where the cores allow
+    # a perf test's calls are not fixed, so its arms run one after the other: ab, as reported
+    assert entry["mode"] == "ab"
     assert entry["verdict"] == "regression"
     assert entry["n_baseline"] == entry["n_current"] in (3, 8)
     assert len(worktrees(repo)) == 1
@@ -280,7 +281,7 @@ def test_perf_tests_still_inconclusive_get_more_paired_rounds(tmp_path: Path) ->
     ran = run_pytest(repo, "--perf-gate", "--perf-gate-ab", "HEAD~1")
     assert ran.ret in (0, 1), ran.output
     entry = latency(repo, "test_work.py::test_work")
-    assert entry["mode"] == MODEL_AB  # perf tests pair side by side where the cores allow
+    assert entry["mode"] == "ab"  # a perf test's arms run one after the other
     # inconclusive after min_rounds (2), so round_step (2) more, and no more than max_rounds
     assert entry["n_baseline"] == entry["n_current"] == 4, (entry, ran.output)
     results = read_json(repo / ".perf-gate" / "results.json")
