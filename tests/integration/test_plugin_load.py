@@ -69,8 +69,8 @@ def test_the_percentiles_from_arrival_and_the_achieved_rate_are_metrics(tmp_path
 
 @pytest.mark.slow
 def test_a_slowed_function_fails_its_tail_percentiles_against_the_base(tmp_path: Path) -> None:
-    # per-round percentiles of two loads run side by side are noisy: three rounds (t with two
-    # degrees of freedom) once left a 3x change inconclusive on a busy 2-core machine
+    # per-round load percentiles are noisy beside a busy xdist worker: three rounds (t with two
+    # degrees of freedom) once left a 3x change inconclusive on a 2-core machine
     config = "policy: {min_rounds: 3, max_rounds: 8, round_step: 5, thresholds: {latency: 20%}, "
     config += "diagnose: never}\n"
     repo = project(tmp_path, 0.001, "rate=500, duration=1.0, threads=2", config)
