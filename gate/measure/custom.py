@@ -187,12 +187,13 @@ class CustomRounds:
         return "parallel" if self.parallel else "ab"
 
     def mode_of(self, nodeid: str) -> TimingMode:
-        """How a node's rounds really ran: ``parallel`` only when every one of its rounds had
-        both arms at once (a round runs them one after the other while a ``benchmark`` test
-        still calibrates its calls, and a ``perf`` test has none to fix), else ``ab``."""
+        """How a node's rounds really ran: ``parallel`` when at least half of them had both
+        arms at once (a ``benchmark`` test's first round runs them one after the other while
+        it calibrates its calls), else ``ab`` (a ``perf`` test has no calls to fix, so its
+        arms always run one after the other)."""
         rounds = self.rounds_of(nodeid)
         together = self._side_by_side.get(nodeid, 0)
-        return "parallel" if rounds > 0 and together >= rounds else "ab"
+        return "parallel" if rounds > 0 and 2 * together >= rounds else "ab"
 
     def arms_of(self, nodeid: str) -> list[str]:
         """The arms a node is measured in: the head, and the base where it has the test."""

@@ -16,8 +16,6 @@ from typing import Any
 
 import pytest
 
-from gate.measure.lockstep import parallel_possible
-
 from ._support import (
     Ran,
     clean_env,
@@ -118,7 +116,6 @@ def run_in(python: Path, cwd: Path, *args: str, **env: str) -> Ran:
 # worktree, a process rooted there with ``runner.worker_environment``. The process imports the
 # modules named on its command line and reports where each came from, then runs the check.
 # perf tests pair their arms side by side where two cores are free
-PAIRED_TESTS = "parallel" if parallel_possible(1) else "ab"
 
 PROBE = textwrap.dedent(
     """
@@ -384,7 +381,7 @@ def test_paired_perf_tests_measure_the_base_code_of_an_editable_install(
     assert ran.ret == 1, ran.output
     comparison = read_json(repo / ".perf-gate" / "comparison.json")
     entry = comparisons_by_key(comparison)[("test_lib.py::test_work", "latency")]
-    assert entry["mode"] == PAIRED_TESTS
+    assert entry["mode"] == "ab"  # a perf test's arms run one after the other
     assert entry["verdict"] == "regression", entry
 
 
